@@ -1,0 +1,484 @@
+"""Typed web3.py client for the OpenChat contracts (PaymentChannels, ContributionRegistry,
+MockStablecoin).
+
+Every transaction is signed locally by an eth-account ``LocalAccount`` and sent raw, so the
+same code runs against eth-tester (py-evm), anvil and any JSON-RPC node. Transactions of one
+client are serialised behind a lock and each waits for its receipt: one signer, one nonce
+sequence. A revert raises :class:`ContractRevert` carrying the contract's custom error name
+and arguments. Money is integer base units everywhere.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.exceptions import ContractLogicError
+from web3.types import TxReceipt
+
+from payouts import vouchers
+from payouts.merkle import ContributionLeaf
+
+ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "contracts" / "artifacts"
+CONTRACT_NAMES = ("MockStablecoin", "PaymentChannels", "ContributionRegistry")
+UINT128_MAX = 2**128 - 1
+UINT256_MAX = 2**256 - 1
+
+
+class ChainError(RuntimeError):
+    """A transaction could not be sent or did not succeed."""
+
+
+class ContractRevert(ChainError):
+    """A call reverted with a decoded custom error (``name``, ``args``) or a raw reason."""
+
+    def __init__(self, name: str, args: dict[str, Any], data: str = ""):
+        self.name = name
+        self.args_dict = args
+        self.data = data
+        rendered = ", ".join(f"{k}={_render(v)}" for k, v in args.items())
+        super().__init__(f"{name}({rendered})")
+
+
+def _render(value: Any) -> str:
+    return "0x" + value.hex() if isinstance(value, bytes) else str(value)
+
+
+# ------------------------------------------------------------------ artifacts
+
+
+@cache
+def load_artifact(name: str) -> dict[str, Any]:
+    """The committed compiler artifact (abi, bytecode, compiler settings) of a contract."""
+    if name not in CONTRACT_NAMES:
+        raise KeyError(name)
+    return json.loads((ARTIFACTS_DIR / f"{name}.json").read_text())
+
+
+@cache
+def _error_table() -> dict[bytes, tuple[str, list[str], list[str]]]:
+    table: dict[bytes, tuple[str, list[str], list[str]]] = {}
+    for name in CONTRACT_NAMES:
+        for item in load_artifact(name)["abi"]:
+            if item["type"] != "error":
+                continue
+            types = [i["type"] for i in item["inputs"]]
+            selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
+            table[selector] = (item["name"], [i["name"] for i in item["inputs"]], types)
+    return table
+
+
+def decode_revert(data: str | bytes) -> ContractRevert:
+    """Decode revert data into the custom error of any of our contracts (or OZ's)."""
+    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else bytes(data)
+    entry = _error_table().get(raw[:4])
+    if entry is None:
+        return ContractRevert("UnknownRevert", {"data": raw}, "0x" + raw.hex())
+    name, names, types = entry
+    values = abi_decode(types, raw[4:])
+    return ContractRevert(name, dict(zip(names, values, strict=True)), "0x" + raw.hex())
+
+
+# ------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Where the contracts live on one chain (persisted as the deployment JSON file)."""
+
+    chain_id: int
+    token: str
+    channels: str
+    registry: str
+    hub: str
+    challenge_period: int
+    deploy_block: int
+    code_hashes: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Deployment:
+        data = json.loads(text)
+        for key in ("token", "channels", "registry", "hub"):
+            data[key] = to_checksum_address(data[key])
+        return cls(**data)
+
+    def save(self, path: Path) -> None:
+        """Write atomically (temp file + rename) so a crash never leaves half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(self.to_json())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        return cls.from_json(path.read_text())
+
+
+@dataclass(frozen=True)
+class ChannelState:
+    channel_id: bytes
+    payer: str
+    receiver: str
+    deposited: int
+    paid: int
+    closes_at: int
+    settled: bool
+
+    @property
+    def exists(self) -> bool:
+        return int(self.payer, 16) != 0
+
+    @property
+    def status(self) -> str:
+        if not self.exists:
+            return "none"
+        if self.settled:
+            return "settled"
+        return "closing" if self.closes_at else "open"
+
+    @property
+    def remaining(self) -> int:
+        """Deposit not yet paid out."""
+        return self.deposited - self.paid
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: int
+    root: bytes
+    leaf_count: int
+    anchored_at: int
+
+
+def _money(value: int, *, maximum: int = UINT128_MAX, name: str = "amount") -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer of base units, got {value!r}")
+    if not 0 <= value <= maximum:
+        raise ValueError(f"{name} out of range: {value}")
+    return value
+
+
+# -------------------------------------------------------------------- sending
+
+
+class TxSender:
+    """Signs and sends transactions for local accounts, one at a time, waiting for receipts."""
+
+    def __init__(self, w3: Web3, *, timeout: float = 120.0, gas_margin: float = 1.2):
+        self.w3 = w3
+        self.timeout = timeout
+        self.gas_margin = gas_margin
+        self._lock = threading.Lock()
+        self._chain_id: int | None = None
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self.w3.eth.chain_id
+        return self._chain_id
+
+    def _fees(self) -> dict[str, int]:
+        base = self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
+        tip = 1_000_000_000
+        return {"maxPriorityFeePerGas": tip, "maxFeePerGas": 2 * base + tip}
+
+    def send(
+        self, account: LocalAccount, tx: dict[str, Any], *, gas: int | None = None
+    ) -> TxReceipt:
+        """Estimate (surfacing reverts as :class:`ContractRevert`), sign, send, wait."""
+        with self._lock:
+            tx = {**tx, "from": account.address, "chainId": self.chain_id, **self._fees()}
+            tx["nonce"] = self.w3.eth.get_transaction_count(account.address, "pending")
+            if gas is None:
+                try:
+                    estimate = self.w3.eth.estimate_gas(tx)
+                except Exception as exc:  # providers differ in what they raise
+                    raise _as_revert(exc) from exc
+                gas = int(estimate * self.gas_margin) + 10_000
+            tx["gas"] = gas
+            signed = account.sign_transaction(tx)
+            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
+        if receipt["status"] != 1:
+            raise ChainError(f"transaction {tx_hash.hex()} failed (status 0)")
+        return receipt
+
+
+def _revert_data(exc: BaseException) -> str:
+    """The raw revert data of a failed call, from a JSON-RPC node's error (``exc.data``) or from
+    eth-tester's exception chain (py-evm's ``Revert`` carries the bytes)."""
+    seen: set[int] = set()
+    node: BaseException | None = exc
+    while node is not None and id(node) not in seen:
+        seen.add(id(node))
+        data = getattr(node, "data", None)
+        if isinstance(data, dict):
+            data = data.get("data")
+        if isinstance(data, bytes | bytearray) and data:
+            return "0x" + bytes(data).hex()
+        if isinstance(data, str) and data.startswith("0x") and len(data) > 2:
+            return data
+        if node.args and isinstance(node.args[0], bytes | bytearray) and node.args[0]:
+            return "0x" + bytes(node.args[0]).hex()
+        if node.args and isinstance(node.args[0], str):
+            # eth-tester flattens py-evm's Revert into "execution reverted: b'...'".
+            text = node.args[0]
+            marker = text.find("b'") if "b'" in text else text.find('b"')
+            if marker != -1:
+                try:
+                    raw = ast.literal_eval(text[marker:])
+                except (ValueError, SyntaxError):
+                    raw = b""
+                if isinstance(raw, bytes) and raw:
+                    return "0x" + raw.hex()
+        node = node.__cause__ or node.__context__
+    return ""
+
+
+def _as_revert(exc: BaseException) -> Exception:
+    data = _revert_data(exc)
+    if data:
+        return decode_revert(data)
+    if isinstance(exc, ContractLogicError) or "revert" in str(exc).lower():
+        return ContractRevert("Revert", {"reason": str(exc)})
+    return exc if isinstance(exc, Exception) else ChainError(str(exc))
+
+
+def deploy_contract(
+    sender: TxSender, account: LocalAccount, name: str, *args: Any
+) -> tuple[str, TxReceipt]:
+    """Deploy a contract from its committed artifact; returns (address, receipt)."""
+    art = load_artifact(name)
+    factory = sender.w3.eth.contract(abi=art["abi"], bytecode=art["bytecode"])
+    data = factory.constructor(*args).data_in_transaction
+    receipt = sender.send(account, {"data": data})
+    address = receipt["contractAddress"]
+    if not address:
+        raise ChainError(f"deploying {name}: no contract address in receipt")
+    return to_checksum_address(address), receipt
+
+
+# --------------------------------------------------------------------- client
+
+
+class ChainClient:
+    """The OpenChat contracts on one chain, operated by the hub account."""
+
+    def __init__(
+        self,
+        w3: Web3,
+        deployment: Deployment,
+        hub: LocalAccount | str,
+        *,
+        tx_timeout: float = 120.0,
+    ):
+        self.w3 = w3
+        self.deployment = deployment
+        self.hub: LocalAccount = hub if isinstance(hub, LocalAccount) else Account.from_key(hub)
+        self.sender = TxSender(w3, timeout=tx_timeout)
+        self.token = w3.eth.contract(
+            address=deployment.token, abi=load_artifact("MockStablecoin")["abi"]
+        )
+        self.channels = w3.eth.contract(
+            address=deployment.channels, abi=load_artifact("PaymentChannels")["abi"]
+        )
+        self.registry = w3.eth.contract(
+            address=deployment.registry, abi=load_artifact("ContributionRegistry")["abi"]
+        )
+
+    @classmethod
+    def connect(
+        cls,
+        rpc_url: str,
+        deployment: Deployment,
+        hub_private_key: str,
+        *,
+        tx_timeout: float = 120.0,
+    ) -> ChainClient:
+        w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 30}))
+        client = cls(w3, deployment, hub_private_key, tx_timeout=tx_timeout)
+        if client.chain_id != deployment.chain_id:
+            raise ChainError(
+                f"node chain id {client.chain_id} != deployment chain id {deployment.chain_id}"
+            )
+        return client
+
+    @property
+    def chain_id(self) -> int:
+        return self.sender.chain_id
+
+    def _send(self, fn: Any, account: LocalAccount | None = None) -> TxReceipt:
+        account = account or self.hub
+        tx = {"to": fn.address, "data": fn._encode_transaction_data()}
+        return self.sender.send(account, tx)
+
+    def _call(self, fn: Any) -> Any:
+        try:
+            return fn.call()
+        except Exception as exc:  # providers differ in what they raise
+            raise _as_revert(exc) from exc
+
+    # ------------------------------------------------------------ token
+
+    def token_balance(self, owner: str) -> int:
+        return int(self.token.functions.balanceOf(to_checksum_address(owner)).call())
+
+    def token_allowance(self, owner: str, spender: str | None = None) -> int:
+        spender = spender or self.deployment.channels
+        return int(self.token.functions.allowance(to_checksum_address(owner), spender).call())
+
+    def token_decimals(self) -> int:
+        return int(self.token.functions.decimals().call())
+
+    def approve(
+        self, amount: int, spender: str | None = None, account: LocalAccount | None = None
+    ) -> TxReceipt:
+        """Allow ``spender`` (default: the channels contract) to pull ``amount`` from the account."""
+        amount = _money(amount, maximum=UINT256_MAX)
+        return self._send(
+            self.token.functions.approve(spender or self.deployment.channels, amount), account
+        )
+
+    def mint(self, to: str, amount: int) -> TxReceipt:
+        """Mint mock-stablecoin (the hub must own the token: dev chains only)."""
+        return self._send(
+            self.token.functions.mint(to_checksum_address(to), _money(amount, maximum=UINT256_MAX))
+        )
+
+    def transfer(self, to: str, amount: int, account: LocalAccount | None = None) -> TxReceipt:
+        return self._send(
+            self.token.functions.transfer(
+                to_checksum_address(to), _money(amount, maximum=UINT256_MAX)
+            ),
+            account,
+        )
+
+    # --------------------------------------------------------- channels
+
+    def channel_id(self, receiver: str, payer: str | None = None) -> bytes:
+        return vouchers.channel_id(payer or self.hub.address, receiver)
+
+    def get_channel(self, channel_id: bytes) -> ChannelState:
+        c = self.channels.functions.getChannel(channel_id).call()
+        deposited, paid, payer, closes_at, settled, receiver = c
+        return ChannelState(
+            channel_id=bytes(channel_id),
+            payer=to_checksum_address(payer),
+            receiver=to_checksum_address(receiver),
+            deposited=int(deposited),
+            paid=int(paid),
+            closes_at=int(closes_at),
+            settled=bool(settled),
+        )
+
+    def open_channel(
+        self, receiver: str, deposit: int, account: LocalAccount | None = None
+    ) -> tuple[bytes, TxReceipt]:
+        """Open (or re-open after settle) the channel to ``receiver`` with ``deposit``.
+        The payer must have approved the channels contract for the deposit."""
+        account = account or self.hub
+        fn = self.channels.functions.open(to_checksum_address(receiver), _money(deposit))
+        receipt = self._send(fn, account)
+        return vouchers.channel_id(account.address, receiver), receipt
+
+    def top_up(
+        self, channel_id: bytes, amount: int, account: LocalAccount | None = None
+    ) -> TxReceipt:
+        return self._send(self.channels.functions.topUp(channel_id, _money(amount)), account)
+
+    def push_payments(
+        self, payments: Iterable[tuple[str, int]], account: LocalAccount | None = None
+    ) -> TxReceipt:
+        """Pay many of the payer's channels up to cumulative amounts, in one transaction.
+        ``payments`` are (receiver, cumulative amount) pairs."""
+        entries = [
+            (to_checksum_address(r), _money(a, name="cumulative amount")) for r, a in payments
+        ]
+        return self._send(self.channels.functions.pushPayments(entries), account)
+
+    def close_channel(self, channel_id: bytes, account: LocalAccount | None = None) -> TxReceipt:
+        return self._send(self.channels.functions.close(channel_id), account)
+
+    def settle(self, channel_id: bytes, account: LocalAccount | None = None) -> TxReceipt:
+        return self._send(self.channels.functions.settle(channel_id), account)
+
+    def claim(self, voucher: vouchers.SignedVoucher, receiver: LocalAccount) -> TxReceipt:
+        """Cash a voucher as its channel's receiver (what a contributor's wallet does)."""
+        fn = self.channels.functions.claim(
+            voucher.channel_id,
+            _money(voucher.cumulative_amount, maximum=UINT256_MAX),
+            voucher.signature,
+        )
+        return self._send(fn, receiver)
+
+    def sign_voucher(self, channel_id: bytes, cumulative_amount: int) -> vouchers.SignedVoucher:
+        """A voucher signed by the hub for this chain and channels contract."""
+        return vouchers.sign_voucher(
+            self.hub.key, self.chain_id, self.deployment.channels, channel_id, cumulative_amount
+        )
+
+    def voucher_typed_data(self, channel_id: bytes, cumulative_amount: int) -> dict[str, Any]:
+        return vouchers.voucher_typed_data(
+            self.chain_id, self.deployment.channels, channel_id, cumulative_amount
+        )
+
+    def voucher_digest_onchain(self, channel_id: bytes, cumulative_amount: int) -> bytes:
+        return bytes(self.channels.functions.voucherDigest(channel_id, cumulative_amount).call())
+
+    def challenge_period(self) -> int:
+        return int(self.channels.functions.challengePeriod().call())
+
+    def channel_events(self, receipt: TxReceipt) -> list[dict[str, Any]]:
+        """Decoded PaymentChannels events of a receipt: [{event, channelId, ...}, ...]."""
+        by_topic = {}
+        for item in self.channels.abi:
+            if item["type"] == "event":
+                sig = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
+                by_topic[keccak(text=sig)] = getattr(self.channels.events, item["name"])
+        out = []
+        for log in receipt["logs"]:
+            if to_checksum_address(log["address"]) != self.deployment.channels or not log["topics"]:
+                continue
+            event = by_topic.get(bytes(log["topics"][0]))
+            if event is not None:
+                decoded = event().process_log(log)
+                out.append({"event": decoded["event"], **dict(decoded["args"])})
+        return out
+
+    # --------------------------------------------------------- registry
+
+    def anchor_root(self, root: bytes, leaf_count: int) -> tuple[int, TxReceipt]:
+        """Anchor a contribution batch's Merkle root; returns (batch id, receipt)."""
+        receipt = self._send(self.registry.functions.anchor(root, leaf_count))
+        logs = self.registry.events.RootAnchored().process_receipt(receipt)
+        return int(logs[0]["args"]["batchId"]), receipt
+
+    def verify_contribution(
+        self, batch_id: int, proof: Sequence[bytes], leaf: ContributionLeaf
+    ) -> bool:
+        fn = self.registry.functions.verify(
+            batch_id, list(proof), leaf.contributor, leaf.content_hash, leaf.contribution_id
+        )
+        return bool(self._call(fn))
+
+    def get_batch(self, batch_id: int) -> Batch:
+        root, leaf_count, anchored_at = self._call(self.registry.functions.getBatch(batch_id))
+        return Batch(batch_id, bytes(root), int(leaf_count), int(anchored_at))
+
+    def batch_count(self) -> int:
+        return int(self.registry.functions.batchCount().call())
