@@ -1,0 +1,1 @@
+"""OpenChat assistant package."""

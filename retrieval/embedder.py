@@ -1,0 +1,94 @@
+"""Sentence embeddings on the CPU with onnxruntime: no torch, no model hub at run time."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length float32 vectors."""
+
+    dim: int
+    name: str
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def token_ids(self, text: str) -> list[int]: ...
+
+
+class OnnxEmbedder:
+    """A BERT-style sentence encoder exported to ONNX, mean-pooled and L2-normalised."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        tokenizer_path: Path,
+        name: str,
+        max_length: int = 256,
+        batch_size: int = 32,
+        threads: int = 0,
+    ) -> None:
+        self.name = name
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        self.tokenizer.enable_truncation(max_length=max_length)
+        self.tokenizer.no_padding()
+        # A second tokenizer without truncation counts tokens for the chunker.
+        self._counter = Tokenizer.from_file(str(tokenizer_path))
+        self._counter.no_truncation()
+        self._counter.no_padding()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self.session.get_inputs()}
+        self.dim = int(self.session.get_outputs()[0].shape[-1])
+        # onnxruntime sessions are thread-safe, but two concurrent runs just fight for the
+        # same cores; one at a time keeps each batch's latency predictable.
+        self._lock = threading.Lock()
+
+    def token_ids(self, text: str) -> list[int]:
+        return self._counter.encode(text, add_special_tokens=False).ids
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors for the texts, in order."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Batches of similar length waste little on padding: sort, embed, restore order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            out[idx] = self._embed_batch([texts[i] for i in idx])
+        return out
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        encodings = self.tokenizer.encode_batch(texts)
+        width = max(len(e.ids) for e in encodings)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for row, enc in enumerate(encodings):
+            ids[row, : len(enc.ids)] = enc.ids
+            mask[row, : len(enc.ids)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._inputs:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        with self._lock:
+            hidden = self.session.run(None, feeds)[0]
+        if hidden.ndim == 2:  # the graph already pools
+            pooled = hidden
+        else:
+            weights = mask[..., None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)

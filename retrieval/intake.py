@@ -1,0 +1,407 @@
+"""Contribution intake: rows → chunks → hash → dedupe → embed → ledger rows → index.
+
+Order of writes, so a crash at any point loses nothing and duplicates nothing:
+1. the ledger transaction inserts the batch's chunks (the unique content hash settles any
+   race: the first writer is the origin) together with the contribution's progress;
+2. the inserted chunks go to the index under their ledger ids (an idempotent upsert);
+3. they are flagged ``indexed``; chunks left unflagged by a crash are re-indexed at start-up.
+A data set's upload stays on disk until it is complete, and an interrupted one resumes at
+the first row its last committed batch did not cover.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from retrieval.chunking import Chunker, DraftChunk
+from retrieval.embedder import Embedder
+from retrieval.hashing import content_hash
+from retrieval.lexical import analyse
+from retrieval.models import Chunk, Contribution, utcnow
+from retrieval.readers import Format, Row, RowError, read_rows
+from retrieval.store import ChunkIndex, IndexedChunk
+
+log = logging.getLogger(__name__)
+
+# How many row errors and refused chunks a report lists; its counts are always complete.
+REPORT_CAP = 100
+
+
+@dataclass
+class IntakeReport:
+    """What became of a contribution's rows and chunks."""
+
+    contribution_id: int | None
+    status: str = "complete"
+    rows: int = 0
+    rows_rejected: int = 0
+    chunks_stored: int = 0
+    chunks_duplicate: int = 0
+    chunks_near_duplicate: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    bytes_total: int = 0
+    bytes_done: int = 0
+    error: str | None = None
+
+    @classmethod
+    def of(cls, c: Contribution) -> IntakeReport:
+        report = c.report or {}
+        return cls(
+            contribution_id=c.id, status=c.status, rows=c.rows_done, rows_rejected=c.rows_rejected,
+            chunks_stored=c.chunks_stored, chunks_duplicate=c.chunks_duplicate,
+            chunks_near_duplicate=c.chunks_near_duplicate, errors=list(report.get("errors", [])),
+            duplicates=list(report.get("duplicates", [])), bytes_total=c.bytes_total,
+            bytes_done=c.bytes_done, error=c.error,
+        )
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A chunk the ledger holds, with its vector, on its way to the index."""
+
+    id: int
+    contribution_id: int
+    contributor: str
+    content_hash: str
+    text: str
+    title: str | None
+    source_id: str | None
+    vector: np.ndarray
+
+
+@dataclass
+class _Batch:
+    """One batch's outcome before it is folded into the contribution."""
+
+    items: int = 0
+    rejected: int = 0
+    stored: list[_Stored] = field(default_factory=list)
+    duplicate: int = 0
+    near_duplicate: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+
+
+class _Refused(Exception):
+    """Rolls a snippet's transaction back when none of its chunks may be stored."""
+
+    def __init__(self, report: IntakeReport) -> None:
+        super().__init__("refused")
+        self.report = report
+
+
+def _embedding_text(title: str | None, text: str) -> str:
+    # The title is part of what a chunk is about (BEIR embeds "title text" too).
+    return f"{title}\n{text}" if title and title not in text else text
+
+
+class Intake:
+    """Takes snippets and data sets into the ledger and the chunk index."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        index: ChunkIndex,
+        embedder: Embedder,
+        chunker: Chunker,
+        near_duplicate_threshold: float,
+        batch_rows: int = 128,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.index = index
+        self.embedder = embedder
+        self.chunker = chunker
+        self.threshold = near_duplicate_threshold
+        self.batch_rows = batch_rows
+        # One writer per process: near-duplicate checks must see every earlier batch.
+        self._write_lock = threading.Lock()
+
+    # ---- snippets -------------------------------------------------------------------
+    def add_snippet(
+        self,
+        contributor: str,
+        text: str,
+        title: str | None = None,
+        source: str | None = None,
+        licence: str | None = None,
+    ) -> IntakeReport:
+        """Store one snippet; nothing is kept of it when every chunk is refused."""
+        with self._write_lock:
+            try:
+                with self.sessions.begin() as session:
+                    contribution = Contribution(
+                        contributor=contributor, kind="snippet", title=title, source=source,
+                        licence=licence, status="complete", finished_at=utcnow(), report={},
+                    )
+                    session.add(contribution)
+                    session.flush()
+                    batch = self._write_batch(session, contribution, [Row(1, text, None, title, {})])
+                    self._fold(contribution, batch)
+                    if not batch.stored:
+                        raise _Refused(IntakeReport.of(contribution))
+            except _Refused as refused:
+                refused.report.contribution_id = None
+                refused.report.status = "refused"
+                return refused.report
+            self._index(batch.stored)
+        return IntakeReport.of(contribution)
+
+    # ---- data sets ------------------------------------------------------------------
+    def open_dataset(
+        self,
+        contributor: str,
+        filename: str,
+        fmt: Format,
+        size: int,
+        title: str | None = None,
+        source: str | None = None,
+        licence: str | None = None,
+    ) -> int:
+        """Record a data set about to be read; returns its contribution id."""
+        with self.sessions.begin() as session:
+            contribution = Contribution(
+                contributor=contributor, kind="dataset", filename=filename, format=fmt, title=title,
+                source=source, licence=licence, status="processing", bytes_total=size, report={},
+            )
+            session.add(contribution)
+            session.flush()
+            return contribution.id
+
+    def ingest_dataset(
+        self,
+        contribution_id: int,
+        path: Path,
+        progress: Callable[[IntakeReport], None] | None = None,
+        max_row_chars: int = 200_000,
+        stop: threading.Event | None = None,
+    ) -> IntakeReport:
+        """Read a recorded data set's file in batches, resuming after its last committed batch.
+
+        When ``stop`` is set the reading pauses after the current batch; the data set stays
+        ``processing`` and the next start resumes it.
+        """
+        with self.sessions() as session:
+            contribution = session.get(Contribution, contribution_id)
+            if contribution is None:
+                raise KeyError(contribution_id)
+            fmt: Format = contribution.format  # type: ignore[assignment]
+            name, skip = contribution.filename, contribution.rows_done
+        try:
+            with path.open("rb") as stream:
+                items: Iterator[Row | RowError] = read_rows(stream, fmt, max_row_chars=max_row_chars, name=name)
+                for _ in islice(items, skip):
+                    pass
+                while batch := list(islice(items, self.batch_rows)):
+                    self._dataset_batch(contribution_id, batch, stream.tell())
+                    if progress is not None:
+                        progress(self.report(contribution_id))
+                    if stop is not None and stop.is_set():
+                        return self.report(contribution_id)
+        except Exception as exc:
+            # A file-level problem (no 'text' column, undecodable) ends the data set; the
+            # batches already committed stay, and the report says where it stopped.
+            log.exception("data set %s failed", contribution_id)
+            self.finish(contribution_id, "failed", str(exc))
+            raise
+        self.finish(contribution_id, "complete", None)
+        return self.report(contribution_id)
+
+    def _dataset_batch(self, contribution_id: int, items: Sequence[Row | RowError], offset: int) -> None:
+        with self._write_lock:
+            with self.sessions.begin() as session:
+                contribution = session.get(Contribution, contribution_id, with_for_update=True)
+                assert contribution is not None
+                batch = self._write_batch(session, contribution, items)
+                self._fold(contribution, batch)
+                contribution.bytes_done = offset
+            self._index(batch.stored)
+
+    def finish(self, contribution_id: int, status: str, error: str | None) -> None:
+        with self.sessions.begin() as session:
+            contribution = session.get(Contribution, contribution_id)
+            if contribution is not None:
+                contribution.status = status
+                contribution.error = error
+                contribution.finished_at = utcnow()
+                if status == "complete":
+                    contribution.bytes_done = contribution.bytes_total
+
+    def report(self, contribution_id: int) -> IntakeReport:
+        with self.sessions() as session:
+            contribution = session.get(Contribution, contribution_id)
+            if contribution is None:
+                raise KeyError(contribution_id)
+            return IntakeReport.of(contribution)
+
+    def unfinished_datasets(self) -> list[int]:
+        """Data sets a previous process was reading when it stopped."""
+        with self.sessions() as session:
+            return list(
+                session.scalars(
+                    select(Contribution.id).where(Contribution.kind == "dataset", Contribution.status == "processing")
+                )
+            )
+
+    # ---- the shared batch path --------------------------------------------------------
+    def _write_batch(self, session: Session, contribution: Contribution, items: Sequence[Row | RowError]) -> _Batch:
+        """Chunk, dedupe and insert one batch inside the caller's transaction."""
+        batch = _Batch(items=len(items))
+        rows: list[Row] = []
+        for item in items:
+            if isinstance(item, RowError):
+                batch.rejected += 1
+                batch.errors.append({"line": item.line, "error": item.error})
+            else:
+                rows.append(item)
+        drafts = list(self.chunker.chunk(rows))
+        hashes = [content_hash(d.text) for d in drafts]
+
+        # Exact duplicates: of a stored chunk, or of an earlier chunk of this batch.
+        origin = {
+            h: (cid, who)
+            for h, cid, who in session.execute(
+                select(Chunk.content_hash, Chunk.id, Chunk.contributor).where(Chunk.content_hash.in_(set(hashes)))
+            )
+        } if hashes else {}
+        fresh: list[int] = []
+        first_in_batch: dict[str, DraftChunk] = {}
+        for i, (draft, h) in enumerate(zip(drafts, hashes)):
+            if h in origin:
+                cid, who = origin[h]
+                batch.duplicate += 1
+                batch.duplicates.append(self._dup(draft, "duplicate", chunk_id=cid, contributor=who))
+            elif h in first_in_batch:
+                batch.duplicate += 1
+                batch.duplicates.append(self._dup(draft, "duplicate", line_of=first_in_batch[h].line))
+            else:
+                first_in_batch[h] = draft
+                fresh.append(i)
+
+        # Near duplicates: cosine to a stored chunk or to an accepted chunk of this batch.
+        vectors = self.embedder.embed([_embedding_text(drafts[i].title, drafts[i].text) for i in fresh])
+        nearest = self.index.nearest(vectors, self.threshold)
+        slot = {i: pos for pos, i in enumerate(fresh)}
+        accepted: list[int] = []
+        for pos, i in enumerate(fresh):
+            if nearest[pos] is not None:
+                cid, score = nearest[pos]  # type: ignore[misc]
+                batch.near_duplicate += 1
+                batch.duplicates.append(self._dup(drafts[i], "near_duplicate", chunk_id=cid, similarity=score))
+                continue
+            if accepted:
+                sims = vectors[[slot[a] for a in accepted]] @ vectors[pos]
+                best = int(np.argmax(sims))
+                if sims[best] >= self.threshold:
+                    batch.near_duplicate += 1
+                    batch.duplicates.append(
+                        self._dup(drafts[i], "near_duplicate", line_of=drafts[accepted[best]].line, similarity=float(sims[best]))
+                    )
+                    continue
+            accepted.append(i)
+
+        if accepted:
+            base = contribution.chunks_stored
+            values = [
+                {
+                    "contribution_id": contribution.id, "contributor": contribution.contributor,
+                    "content_hash": hashes[i], "text": drafts[i].text, "title": drafts[i].title,
+                    "source_id": drafts[i].source_id, "position": base + n, "line": drafts[i].line,
+                    "meta": drafts[i].meta, "indexed": False, "created_at": utcnow(),
+                }
+                for n, i in enumerate(accepted)
+            ]
+            dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+            stmt = (
+                dialect.insert(Chunk)
+                .values(values)
+                .on_conflict_do_nothing(index_elements=["content_hash"])
+                .returning(Chunk.id, Chunk.content_hash)
+            )
+            inserted = {h: cid for cid, h in session.execute(stmt)}
+            vector_of = {hashes[i]: vectors[slot[i]] for i in accepted}
+            for value in values:
+                h = value["content_hash"]
+                if h not in inserted:  # another writer stored the same text first
+                    batch.duplicate += 1
+                    batch.duplicates.append({"line": value["line"], "kind": "duplicate", "reason": "stored concurrently by another contribution"})
+                    continue
+                batch.stored.append(
+                    _Stored(inserted[h], contribution.id, contribution.contributor, h, value["text"],
+                            value["title"], value["source_id"], vector_of[h])
+                )
+        return batch
+
+    @staticmethod
+    def _dup(draft: DraftChunk, kind: str, *, chunk_id: int | None = None, contributor: str | None = None,
+             line_of: int | None = None, similarity: float | None = None) -> dict[str, Any]:
+        entry: dict[str, Any] = {"line": draft.line, "kind": kind}
+        if chunk_id is not None:
+            entry["chunk_id"] = chunk_id
+        if contributor is not None:
+            entry["origin_contributor"] = contributor
+        if line_of is not None:
+            entry["same_as_line"] = line_of
+        if similarity is not None:
+            entry["similarity"] = round(similarity, 4)
+        return entry
+
+    @staticmethod
+    def _fold(contribution: Contribution, batch: _Batch) -> None:
+        contribution.rows_done += batch.items
+        contribution.rows_rejected += batch.rejected
+        contribution.chunks_stored += len(batch.stored)
+        contribution.chunks_duplicate += batch.duplicate
+        contribution.chunks_near_duplicate += batch.near_duplicate
+        report = dict(contribution.report or {})
+        for key in ("errors", "duplicates"):
+            listed = list(report.get(key, []))
+            listed.extend(getattr(batch, key)[: max(0, REPORT_CAP - len(listed))])
+            report[key] = listed
+        contribution.report = report  # reassigned so SQLAlchemy sees the JSON change
+
+    # ---- the index ----------------------------------------------------------------------
+    def _index(self, chunks: Sequence[_Stored]) -> None:
+        if not chunks:
+            return
+        self.index.upsert(
+            [
+                IndexedChunk(
+                    chunk_id=c.id, vector=c.vector, terms=analyse(_embedding_text(c.title, c.text)),
+                    contributor=c.contributor, contribution_id=c.contribution_id,
+                    content_hash=c.content_hash, text=c.text, title=c.title, source_id=c.source_id,
+                )
+                for c in chunks
+            ]
+        )
+        with self.sessions.begin() as session:
+            session.execute(update(Chunk).where(Chunk.id.in_([c.id for c in chunks])).values(indexed=True))
+
+    def reindex_pending(self, batch: int = 256) -> int:
+        """Index chunks a crash left between the ledger and the index; returns how many."""
+        done = 0
+        while True:
+            with self.sessions() as session:
+                rows = list(session.scalars(select(Chunk).where(Chunk.indexed.is_(False)).order_by(Chunk.id).limit(batch)))
+            if not rows:
+                return done
+            vectors = self.embedder.embed([_embedding_text(c.title, c.text) for c in rows])
+            self._index(
+                [
+                    _Stored(c.id, c.contribution_id, c.contributor, c.content_hash, c.text, c.title, c.source_id, v)
+                    for c, v in zip(rows, vectors)
+                ]
+            )
+            done += len(rows)

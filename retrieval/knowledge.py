@@ -1,0 +1,50 @@
+"""The knowledge base assembled from settings: index, embedder, intake and search."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from qdrant_client import QdrantClient
+from sqlalchemy import Engine
+
+from retrieval.chunking import Chunker
+from retrieval.embedder import Embedder
+from retrieval.intake import Intake
+from retrieval.lexical import FtsIndex
+from retrieval.search import Searcher
+from retrieval.settings import RetrievalSettings
+from retrieval.store import ChunkIndex
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KnowledgeBase:
+    settings: RetrievalSettings
+    client: QdrantClient
+    index: ChunkIndex
+    embedder: Embedder
+    intake: Intake
+    searcher: Searcher
+
+    def close(self) -> None:
+        if self.index.fts is not None:
+            self.index.fts.close()
+        self.client.close()
+
+
+def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: Embedder) -> KnowledgeBase:
+    """Connect to (or open) the vector store and wire the intake and search around it."""
+    if settings.qdrant_url:
+        client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=30)
+    else:
+        settings.qdrant_path.mkdir(parents=True, exist_ok=True)
+        client = QdrantClient(path=str(settings.qdrant_path))
+    use_fts = settings.lexical_index == "sqlite" or (settings.lexical_index == "auto" and not settings.qdrant_url)
+    fts = FtsIndex(settings.lexical_path) if use_fts else None
+    index = ChunkIndex(client, settings.collection, embedder.dim, fts, settings.rrf_k, settings.prefetch_limit)
+    index.ensure_collection()
+    chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
+    intake = Intake(engine, index, embedder, chunker, settings.near_duplicate_threshold, settings.ingest_batch_rows)
+    return KnowledgeBase(settings, client, index, embedder, intake, Searcher(index, embedder))

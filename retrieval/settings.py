@@ -1,0 +1,52 @@
+"""Settings of the knowledge base (env prefix ``OPENCHAT_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RetrievalSettings(BaseSettings):
+    """Where the vector store lives and how text is chunked, embedded and deduplicated."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENCHAT_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="Everything embedded defaults persist.")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server; unset: local mode.")
+    qdrant_api_key: str | None = None
+    collection: str = "chunks"
+    # auto: SQLite FTS5 beside Qdrant local mode, Qdrant's sparse vectors on a server.
+    lexical_index: Literal["auto", "sqlite", "qdrant"] = "auto"
+    # Chunks are sized for the embedder's 256 word-piece window: 200 llama-index tokens
+    # (tiktoken) is about 230-250 word pieces for English prose, so nothing is truncated.
+    chunk_size: int = Field(default=200, ge=32, le=2048)
+    chunk_overlap: int = Field(default=20, ge=0, le=512)
+    # Cosine above which a chunk counts as a copy of an existing one (see docs/retrieval.md).
+    near_duplicate_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    ingest_batch_rows: int = Field(default=128, ge=1, le=10_000)
+    max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    max_snippet_chars: int = Field(default=20_000, ge=1)
+    max_row_chars: int = Field(default=200_000, ge=1)
+    embed_threads: int = Field(default=0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
+    rrf_k: int = Field(default=2, ge=1, description="RRF constant; Qdrant's default is 2")
+    prefetch_limit: int = Field(default=100, ge=1, le=1000)
+
+    @field_validator("qdrant_url", "qdrant_api_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def qdrant_path(self) -> Path:
+        return self.data_dir / "qdrant"
+
+    @property
+    def lexical_path(self) -> Path:
+        return self.data_dir / "lexical.sqlite3"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"

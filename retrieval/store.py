@@ -1,0 +1,232 @@
+"""The chunk index: Qdrant (dense + sparse vectors, payload) with hybrid search.
+
+Two lexical back ends answer the same hybrid query:
+- ``qdrant``: Qdrant's own sparse vectors with the IDF modifier, prefetched beside the
+  dense query and fused with RRF in one Query API call (what a Qdrant server does well);
+- ``sqlite``: the embedded default's FTS5 sidecar (see ``lexical.py``), fused with the same
+  RRF formula in Python, because Qdrant local mode scores sparse vectors in pure Python.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from qdrant_client import QdrantClient, models
+
+from retrieval.fusion import rrf
+from retrieval.lexical import FtsIndex, SparseVector, document_vector, query_vector
+
+log = logging.getLogger(__name__)
+
+DENSE = "dense"
+LEXICAL = "lexical"
+Mode = Literal["hybrid", "dense", "sparse"]
+
+
+@dataclass(frozen=True)
+class IndexedChunk:
+    """What the index keeps of a chunk: its id, vectors' inputs and the payload shown in results."""
+
+    chunk_id: int
+    vector: np.ndarray
+    terms: Sequence[str]
+    contributor: str
+    contribution_id: int
+    content_hash: str
+    text: str
+    title: str | None
+    source_id: str | None
+
+
+@dataclass(frozen=True)
+class Filters:
+    contributor: str | None = None
+    contribution_id: int | None = None
+
+    def to_qdrant(self) -> models.Filter | None:
+        must: list[models.Condition] = []
+        if self.contributor is not None:
+            must.append(models.FieldCondition(key="contributor", match=models.MatchValue(value=self.contributor)))
+        if self.contribution_id is not None:
+            must.append(
+                models.FieldCondition(key="contribution_id", match=models.MatchValue(value=self.contribution_id))
+            )
+        return models.Filter(must=must) if must else None
+
+
+@dataclass(frozen=True)
+class Hit:
+    chunk_id: int
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+def _sparse(vec: SparseVector) -> models.SparseVector:
+    return models.SparseVector(indices=vec.indices, values=vec.values)
+
+
+class ChunkIndex:
+    """Qdrant collection of chunks plus, in the embedded default, the FTS5 lexical sidecar."""
+
+    def __init__(
+        self,
+        client: QdrantClient,
+        collection: str,
+        dim: int,
+        fts: FtsIndex | None = None,
+        rrf_k: int = 2,
+        prefetch_limit: int = 100,
+    ) -> None:
+        self.client = client
+        self.collection = collection
+        self.dim = dim
+        self.fts = fts
+        self.rrf_k = rrf_k
+        self.prefetch_limit = prefetch_limit
+
+    @property
+    def lexical_backend(self) -> Literal["sqlite", "qdrant"]:
+        return "sqlite" if self.fts is not None else "qdrant"
+
+    def ensure_collection(self) -> None:
+        """Create the collection and its payload indexes if they do not exist yet."""
+        if self.client.collection_exists(self.collection):
+            info = self.client.get_collection(self.collection)
+            vectors = info.config.params.vectors
+            size = vectors[DENSE].size if isinstance(vectors, dict) else None
+            if size != self.dim:
+                raise RuntimeError(
+                    f"collection {self.collection!r} holds {size}-dim vectors, the embedder makes "
+                    f"{self.dim}: re-index into a new collection (OPENCHAT_COLLECTION)"
+                )
+            return
+        self.client.create_collection(
+            self.collection,
+            vectors_config={DENSE: models.VectorParams(size=self.dim, distance=models.Distance.COSINE)},
+            sparse_vectors_config={LEXICAL: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+        )
+        for key, schema in (("contributor", models.PayloadSchemaType.KEYWORD), ("contribution_id", models.PayloadSchemaType.INTEGER)):
+            self.client.create_payload_index(self.collection, key, field_schema=schema)
+
+    def upsert(self, chunks: Sequence[IndexedChunk]) -> None:
+        """Write chunks to Qdrant (and the sidecar); idempotent, ids are the ledger's chunk ids."""
+        if not chunks:
+            return
+        points = [
+            models.PointStruct(
+                id=c.chunk_id,
+                vector={DENSE: c.vector.tolist(), LEXICAL: _sparse(document_vector(c.terms))},
+                payload={
+                    "chunk_id": c.chunk_id,
+                    "contributor": c.contributor,
+                    "contribution_id": c.contribution_id,
+                    "content_hash": c.content_hash,
+                    "text": c.text,
+                    "title": c.title,
+                    "source_id": c.source_id,
+                },
+            )
+            for c in chunks
+        ]
+        self.client.upsert(self.collection, points=points, wait=True)
+        if self.fts is not None:
+            self.fts.add((c.chunk_id, c.terms, c.contributor, c.contribution_id) for c in chunks)
+
+    def nearest(self, vectors: np.ndarray, threshold: float) -> list[tuple[int, float] | None]:
+        """For each vector, the most similar stored chunk at or above the cosine threshold."""
+        if len(vectors) == 0:
+            return []
+        requests = [
+            models.QueryRequest(query=v.tolist(), using=DENSE, limit=1, score_threshold=threshold)
+            for v in vectors
+        ]
+        out: list[tuple[int, float] | None] = []
+        for response in self.client.query_batch_points(self.collection, requests=requests):
+            best = response.points[0] if response.points else None
+            out.append((int(best.id), float(best.score)) if best is not None else None)
+        return out
+
+    def search(
+        self,
+        vector: np.ndarray | None,
+        terms: Sequence[str],
+        limit: int,
+        filters: Filters = Filters(),
+        mode: Mode = "hybrid",
+    ) -> list[Hit]:
+        """Best chunks for a query: dense, lexical, or both fused with RRF."""
+        qfilter = filters.to_qdrant()
+        if mode == "dense":
+            assert vector is not None
+            return self._hits(self._dense(vector, limit, qfilter))
+        if self.fts is None:
+            return self._search_native(vector, terms, limit, qfilter, mode)
+        lexical = self.fts.search(
+            terms,
+            limit if mode == "sparse" else self.prefetch_limit,
+            contributor=filters.contributor,
+            contribution_id=filters.contribution_id,
+        )
+        if mode == "sparse":
+            return self._with_payloads(lexical)
+        assert vector is not None
+        dense = self._dense(vector, self.prefetch_limit, qfilter, with_payload=False)
+        fused = rrf([[int(p.id) for p in dense], [cid for cid, _ in lexical]], k=self.rrf_k, limit=limit)
+        return self._with_payloads(fused)
+
+    def _dense(
+        self, vector: np.ndarray, limit: int, qfilter: models.Filter | None, with_payload: bool = True
+    ) -> list[models.ScoredPoint]:
+        return self.client.query_points(
+            self.collection, query=vector.tolist(), using=DENSE, limit=limit,
+            query_filter=qfilter, with_payload=with_payload,
+        ).points
+
+    def _search_native(
+        self,
+        vector: np.ndarray | None,
+        terms: Sequence[str],
+        limit: int,
+        qfilter: models.Filter | None,
+        mode: Mode,
+    ) -> list[Hit]:
+        sparse = _sparse(query_vector(terms))
+        if mode == "sparse":
+            if not sparse.indices:
+                return []
+            return self._hits(
+                self.client.query_points(
+                    self.collection, query=sparse, using=LEXICAL, limit=limit, query_filter=qfilter
+                ).points
+            )
+        assert vector is not None
+        prefetch = [models.Prefetch(query=vector.tolist(), using=DENSE, limit=self.prefetch_limit, filter=qfilter)]
+        if sparse.indices:
+            prefetch.append(models.Prefetch(query=sparse, using=LEXICAL, limit=self.prefetch_limit, filter=qfilter))
+        points = self.client.query_points(
+            self.collection,
+            prefetch=prefetch,
+            query=models.RrfQuery(rrf=models.Rrf(k=self.rrf_k)),
+            limit=limit,
+            with_payload=True,
+        ).points
+        return self._hits(points)
+
+    @staticmethod
+    def _hits(points: Sequence[models.ScoredPoint]) -> list[Hit]:
+        return [Hit(int(p.id), float(p.score), dict(p.payload or {})) for p in points]
+
+    def _with_payloads(self, ranked: Sequence[tuple[int, float]]) -> list[Hit]:
+        if not ranked:
+            return []
+        records = self.client.retrieve(self.collection, ids=[cid for cid, _ in ranked], with_payload=True)
+        payloads = {int(r.id): dict(r.payload or {}) for r in records}
+        # A chunk is in the sidecar but not in Qdrant only mid-write; skip it rather than fail.
+        return [Hit(cid, score, payloads[cid]) for cid, score in ranked if cid in payloads]
+
+    def count(self) -> int:
+        return int(self.client.count(self.collection, exact=True).count)
