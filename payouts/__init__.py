@@ -1,0 +1,1 @@
+"""OpenChat payouts package."""
