@@ -87,7 +87,10 @@ def decode_revert(data: str | bytes) -> ContractRevert:
     if entry is None:
         return ContractRevert("UnknownRevert", {"data": raw}, "0x" + raw.hex())
     name, names, types = entry
-    values = abi_decode(types, raw[4:])
+    values = [
+        to_checksum_address(v) if t == "address" else v
+        for t, v in zip(types, abi_decode(types, raw[4:]), strict=True)
+    ]
     return ContractRevert(name, dict(zip(names, values, strict=True)), "0x" + raw.hex())
 
 
@@ -177,12 +180,26 @@ def _money(value: int, *, maximum: int = UINT128_MAX, name: str = "amount") -> i
 
 
 class TxSender:
-    """Signs and sends transactions for local accounts, one at a time, waiting for receipts."""
+    """Signs and sends transactions for local accounts, one at a time, waiting for receipts.
 
-    def __init__(self, w3: Web3, *, timeout: float = 120.0, gas_margin: float = 1.2):
+    By default each transaction's gas is estimated first, which also surfaces a revert (decoded
+    to :class:`ContractRevert`) before anything is paid. With ``fixed_gas`` (dev chains, tests)
+    the estimate is skipped; a transaction that reverts on chain is then replayed as a call on
+    its parent block to decode the reason, and raised the same way.
+    """
+
+    def __init__(
+        self,
+        w3: Web3,
+        *,
+        timeout: float = 120.0,
+        gas_margin: float = 1.2,
+        fixed_gas: int | None = None,
+    ):
         self.w3 = w3
         self.timeout = timeout
         self.gas_margin = gas_margin
+        self.fixed_gas = fixed_gas
         self._lock = threading.Lock()
         self._chain_id: int | None = None
 
@@ -200,10 +217,11 @@ class TxSender:
     def send(
         self, account: LocalAccount, tx: dict[str, Any], *, gas: int | None = None
     ) -> TxReceipt:
-        """Estimate (surfacing reverts as :class:`ContractRevert`), sign, send, wait."""
+        """Sign ``tx`` as ``account``, send it, wait for the receipt; raise on revert."""
         with self._lock:
             tx = {**tx, "from": account.address, "chainId": self.chain_id, **self._fees()}
             tx["nonce"] = self.w3.eth.get_transaction_count(account.address, "pending")
+            gas = gas or self.fixed_gas
             if gas is None:
                 try:
                     estimate = self.w3.eth.estimate_gas(tx)
@@ -215,7 +233,12 @@ class TxSender:
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
             receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
         if receipt["status"] != 1:
-            raise ChainError(f"transaction {tx_hash.hex()} failed (status 0)")
+            call = {k: tx[k] for k in ("from", "to", "data", "gas") if k in tx}
+            try:
+                self.w3.eth.call(call, receipt["blockNumber"] - 1)
+            except Exception as exc:  # providers differ in what they raise
+                raise _as_revert(exc) from exc
+            raise ChainError(f"transaction 0x{bytes(tx_hash).hex()} failed (status 0)")
         return receipt
 
 
@@ -286,11 +309,12 @@ class ChainClient:
         hub: LocalAccount | str,
         *,
         tx_timeout: float = 120.0,
+        fixed_gas: int | None = None,
     ):
         self.w3 = w3
         self.deployment = deployment
         self.hub: LocalAccount = hub if isinstance(hub, LocalAccount) else Account.from_key(hub)
-        self.sender = TxSender(w3, timeout=tx_timeout)
+        self.sender = TxSender(w3, timeout=tx_timeout, fixed_gas=fixed_gas)
         self.token = w3.eth.contract(
             address=deployment.token, abi=load_artifact("MockStablecoin")["abi"]
         )
