@@ -260,17 +260,27 @@ def _revert_data(exc: BaseException) -> str:
             return "0x" + bytes(node.args[0]).hex()
         if node.args and isinstance(node.args[0], str):
             # eth-tester flattens py-evm's Revert into "execution reverted: b'...'".
-            text = node.args[0]
-            marker = text.find("b'") if "b'" in text else text.find('b"')
-            if marker != -1:
-                try:
-                    raw = ast.literal_eval(text[marker:])
-                except (ValueError, SyntaxError):
-                    raw = b""
-                if isinstance(raw, bytes) and raw:
-                    return "0x" + raw.hex()
+            literal = _bytes_literal(node.args[0])
+            if literal:
+                return "0x" + literal.hex()
         node = node.__cause__ or node.__context__
     return ""
+
+
+def _bytes_literal(text: str) -> bytes:
+    """The bytes of a Python ``b'...'`` / ``b"..."`` literal that a message ends with."""
+    for marker in ("reverted: ", ""):
+        start = text.find(marker)
+        if start == -1:
+            continue
+        tail = text[start + len(marker) :].strip()
+        if tail[:2] in ("b'", 'b"'):
+            try:
+                value = ast.literal_eval(tail)
+            except (ValueError, SyntaxError):
+                return b""
+            return value if isinstance(value, bytes) else b""
+    return b""
 
 
 def _as_revert(exc: BaseException) -> Exception:
