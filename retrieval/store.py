@@ -10,6 +10,7 @@ Two lexical back ends answer the same hybrid query:
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -109,8 +110,14 @@ class ChunkIndex:
             vectors_config={DENSE: models.VectorParams(size=self.dim, distance=models.Distance.COSINE)},
             sparse_vectors_config={LEXICAL: models.SparseVectorParams(modifier=models.Modifier.IDF)},
         )
-        for key, schema in (("contributor", models.PayloadSchemaType.KEYWORD), ("contribution_id", models.PayloadSchemaType.INTEGER)):
-            self.client.create_payload_index(self.collection, key, field_schema=schema)
+        with warnings.catch_warnings():
+            # Local mode ignores payload indexes (and says so); a server needs them for filters.
+            warnings.simplefilter("ignore", UserWarning)
+            for key, schema in (
+                ("contributor", models.PayloadSchemaType.KEYWORD),
+                ("contribution_id", models.PayloadSchemaType.INTEGER),
+            ):
+                self.client.create_payload_index(self.collection, key, field_schema=schema)
 
     def upsert(self, chunks: Sequence[IndexedChunk]) -> None:
         """Write chunks to Qdrant (and the sidecar); idempotent, ids are the ledger's chunk ids."""

@@ -116,7 +116,7 @@ async def upload_dataset(
     try:
         fmt = detect_format(file.filename, format)
         head = await file.read(8192)
-        check_text_file(head)
+        check_text_file(head, fmt)
     except DatasetError as exc:
         raise ApiError(exc.status, str(exc), exc.code, "file") from None
     await file.seek(0)

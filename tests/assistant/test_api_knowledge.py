@@ -1,0 +1,226 @@
+"""The knowledge base through its HTTP API, on SQLite + Qdrant local and on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import LiveServer, new_address
+
+FACTS = [
+    ("Photosynthesis", "Photosynthesis in plants converts light energy, water and carbon dioxide into glucose and oxygen inside chloroplasts."),
+    ("Mitochondria", "Mitochondria produce most of the cell's ATP through oxidative phosphorylation across their inner membrane."),
+    ("Volcanoes", "Basaltic volcanoes such as those on Hawaii erupt runny lava that forms broad shield-shaped mountains."),
+    ("Tides", "Ocean tides are raised mainly by the Moon's gravity, with a smaller contribution from the Sun."),
+]
+
+
+def assert_openai_error(resp: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"}
+    err = body["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert isinstance(err["message"], str) and err["message"]
+    if code is not None:
+        assert err["code"] == code, err
+    return err
+
+
+def jsonl(rows: list[dict[str, Any] | str]) -> bytes:
+    return "\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows).encode() + b"\n"
+
+
+def upload(api: LiveServer, name: str, data: bytes, contributor: str, wait: bool = True, **form: str) -> httpx.Response:
+    with api.client() as c:
+        return c.post("/v1/datasets", params={"wait": str(wait).lower()}, files={"file": (name, data)},
+                      data={"contributor": contributor, **form})
+
+
+def search(api: LiveServer, query: str, **kw: Any) -> list[dict[str, Any]]:
+    with api.client(None) as c:
+        resp = c.post("/v1/search", json={"query": query, **kw})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["data"]
+
+
+def test_snippet_is_stored_and_found(api: LiveServer) -> None:
+    who = new_address()
+    with api.client() as c:
+        resp = c.post("/v1/contributions", json={"text": FACTS[0][1], "title": FACTS[0][0], "contributor": who.lower(),
+                                                 "source": "https://example.org/p", "licence": "CC-BY-4.0"})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["chunks_stored"] == 1 and body["status"] == "complete" and body["id"]
+    hits = search(api, "how do plants turn light into sugar", top_k=3)
+    top = hits[0]
+    assert top["text"] == FACTS[0][1]
+    assert top["contributor"] == who  # stored checksummed
+    assert top["title"] == "Photosynthesis" and top["contribution_id"] == body["id"]
+    assert set(top) == {"chunk_id", "score", "text", "title", "source_id", "contributor", "contribution_id"}
+
+
+def test_copies_are_refused_and_origin_keeps_the_text(api: LiveServer) -> None:
+    origin, copier = new_address(), new_address()
+    text = "The speed of sound in dry air at 20 degrees Celsius is about 343 metres per second."
+    with api.client() as c:
+        assert c.post("/v1/contributions", json={"text": text, "contributor": origin}).status_code == 201
+        exact = c.post("/v1/contributions", json={"text": "  " + text.upper() + "\n", "contributor": copier})
+        err = assert_openai_error(exact, 409, "duplicate_content")
+        assert "copy" in err["message"]
+        near = c.post("/v1/contributions", json={"text": text.replace("about", "roughly"), "contributor": copier})
+        assert_openai_error(near, 409, "duplicate_content")
+        again = c.post("/v1/contributions", json={"text": text, "contributor": origin})
+        assert_openai_error(again, 409, "duplicate_content")
+    hits = search(api, "speed of sound in air", top_k=5)
+    assert [h["contributor"] for h in hits if "343" in h["text"]] == [origin]
+    assert search(api, "speed of sound", filters={"contributor": copier}) == []
+
+
+def test_distinct_but_related_text_is_not_a_near_duplicate(api: LiveServer) -> None:
+    who = new_address()
+    a = "Aspirin irreversibly inhibits cyclooxygenase, reducing thromboxane synthesis in platelets."
+    b = "Ibuprofen reversibly inhibits cyclooxygenase enzymes and is used to treat pain and fever."
+    with api.client() as c:
+        assert c.post("/v1/contributions", json={"text": a, "contributor": who}).status_code == 201
+        assert c.post("/v1/contributions", json={"text": b, "contributor": new_address()}).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code", "param"),
+    [
+        ({"text": "x", "contributor": "0x123"}, 400, "invalid_address", "contributor"),
+        ({"text": "x", "contributor": "0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}, 400, "invalid_address", "contributor"),
+        ({"contributor": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}, 400, "invalid_request", "text"),
+        ({"text": "   ", "contributor": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}, 400, "invalid_request", "text"),
+        ({"text": "x" * 20_001, "contributor": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"}, 413, "text_too_long", "text"),
+    ],
+)
+def test_bad_snippets_get_openai_errors(api: LiveServer, payload: dict[str, Any], status: int, code: str, param: str) -> None:
+    with api.client() as c:
+        err = assert_openai_error(c.post("/v1/contributions", json=payload), status, code)
+    assert err["param"] == param
+
+
+def test_malformed_json_body(api: LiveServer) -> None:
+    with api.client() as c:
+        resp = c.post("/v1/contributions", content=b"{not json", headers={"content-type": "application/json"})
+    assert_openai_error(resp, 400, "invalid_request")
+
+
+def test_writes_need_a_key(api: LiveServer) -> None:
+    body = {"text": "Unauthenticated text.", "contributor": new_address()}
+    with api.client(None) as c:
+        assert_openai_error(c.post("/v1/contributions", json=body), 401, "missing_api_key")
+        assert_openai_error(c.post("/v1/datasets", files={"file": ("a.txt", b"hi")}, data={"contributor": new_address()}), 401)
+    with api.client("wrong") as c:
+        assert_openai_error(c.post("/v1/contributions", json=body), 401, "invalid_api_key")
+
+
+def test_oversized_json_body_is_refused_early(api: LiveServer) -> None:
+    big = b'{"text": "' + b"a" * (api.settings.app.max_request_bytes + 10) + b'"}'
+    with api.client() as c:
+        resp = c.post("/v1/contributions", content=big, headers={"content-type": "application/json"})
+    assert_openai_error(resp, 413, "request_too_large")
+
+
+def test_jsonl_dataset_reports_rows_and_keeps_good_ones(api: LiveServer) -> None:
+    who = new_address()
+    rows: list[dict[str, Any] | str] = [
+        {"id": "doc-1", "title": "Glaciers", "text": "Glaciers carve U-shaped valleys as they slowly flow downhill under their own weight.", "lang": "en"},
+        "{broken json",
+        {"id": "doc-3", "title": "no text here"},
+        {"id": "doc-4", "text": "Coral reefs are built by colonies of tiny animals that secrete calcium carbonate skeletons."},
+        {"id": "doc-5", "text": "Glaciers carve U-shaped valleys as they slowly flow downhill under their own weight."},
+        {"id": "doc-6", "text": ""},
+    ]
+    resp = upload(api, "geo.jsonl", jsonl(rows), who, title="Earth facts")
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["status"] == "complete" and body["progress"] == 1.0
+    assert body["rows"] == 6 and body["rows_rejected"] == 3
+    assert body["chunks_stored"] == 2 and body["chunks_duplicate"] == 1
+    assert {(e["line"], e["error"].split(":")[0]) for e in body["errors"]} == {
+        (2, "malformed JSON"), (3, "missing 'text'"), (6, "'text' is empty")}
+    assert body["duplicates"][0]["line"] == 5 and body["duplicates"][0]["same_as_line"] == 1
+    hits = search(api, "how do coral reefs form", filters={"contribution_id": body["id"]})
+    assert hits[0]["source_id"] == "doc-4" and hits[0]["contributor"] == who
+    glacier = search(api, "U-shaped valleys glaciers", filters={"contributor": who}, top_k=1)[0]
+    assert glacier["title"] == "Glaciers" and glacier["source_id"] == "doc-1"
+
+    # The same file again: nothing new, every chunk reported as a duplicate of the first upload.
+    again = upload(api, "geo.jsonl", jsonl(rows), who).json()
+    assert again["chunks_stored"] == 0 and again["chunks_duplicate"] == 3 and again["rows_rejected"] == 3
+    assert all("chunk_id" in d or "same_as_line" in d for d in again["duplicates"])
+
+
+def test_background_upload_reports_progress(api: LiveServer) -> None:
+    who = new_address()
+    rows = [{"id": f"r{i}", "text": f"Record {i}: the {w} of sample {i * 7919 % 1000} was measured at {i * 13 % 97} units on day {i}."}
+            for i, w in enumerate(["mass", "length", "charge", "temperature"] * 10)]
+    resp = upload(api, "records.jsonl", jsonl(rows), who, wait=False)  # type: ignore[arg-type]
+    assert resp.status_code == 202, resp.text
+    location = resp.headers["location"]
+    assert location == f"/v1/datasets/{resp.json()['id']}"
+    deadline = time.monotonic() + 120
+    with api.client(None) as c:
+        while (state := c.get(location).json())["status"] == "processing":
+            assert 0.0 <= state["progress"] <= 1.0
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert state["status"] == "complete" and state["rows"] == 40
+    assert state["chunks_stored"] + state["chunks_near_duplicate"] == 40
+
+
+def test_csv_markdown_and_text_datasets(api: LiveServer) -> None:
+    who = new_address()
+    csv_data = b'id,title,text,year\n1,Moss,"Mosses reproduce with spores, not seeds.",2001\n2,Ferns,,2002\n'
+    body = upload(api, "plants.csv", csv_data, who).json()
+    assert body["chunks_stored"] == 1 and body["errors"] == [{"line": 3, "error": "'text' is empty"}]
+    md = b"# Saturn\n\nSaturn's rings are made mostly of water ice.\n\n## Titan\n\nTitan has lakes of liquid methane.\n"
+    body = upload(api, "saturn.md", md, who).json()
+    assert body["chunks_stored"] == 2
+    hit = search(api, "lakes of methane", filters={"contribution_id": body["id"]})[0]
+    assert hit["title"] == "Titan"
+    txt = b"Octopuses have three hearts.\n\nTwo pump blood through the gills.\n"
+    body = upload(api, "notes.txt", txt, who).json()
+    assert body["chunks_stored"] == 1
+    assert search(api, "how many hearts does an octopus have", top_k=1)[0]["title"] == "notes.txt"
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "status", "code"),
+    [
+        ("empty.jsonl", b"", 400, "empty_file"),
+        ("blank.txt", b"\n\n  \n", 400, "empty_file"),
+        ("image.png", b"\x89PNG\r\n\x1a\n\x00\x00", 415, "unsupported_format"),
+        ("binary.txt", b"abc\x00def", 415, "unsupported_format"),
+        ("nocol.csv", b"a,b\n1,2\n", 400, "invalid_dataset"),
+    ],
+)
+def test_bad_datasets_are_refused_whole(api: LiveServer, name: str, data: bytes, status: int, code: str) -> None:
+    assert_openai_error(upload(api, name, data, new_address()), status, code)
+
+
+def test_dataset_needs_valid_contributor_and_file(api: LiveServer) -> None:
+    assert_openai_error(upload(api, "a.txt", b"Some text.", "nobody"), 400, "invalid_address")
+    with api.client() as c:
+        assert_openai_error(c.post("/v1/datasets", data={"contributor": new_address()}), 400)
+
+
+def test_search_validation_and_filters(api: LiveServer) -> None:
+    with api.client(None) as c:
+        assert_openai_error(c.post("/v1/search", json={"query": ""}), 400)
+        assert_openai_error(c.post("/v1/search", json={"query": "x", "top_k": 0}), 400)
+        assert_openai_error(c.post("/v1/search", json={"query": "x", "filters": {"contributor": "bad"}}), 400, "invalid_address")
+        assert c.post("/v1/search", json={"query": "the of and"}).status_code == 200
+    assert_openai_error(httpx.get(api.url + "/v1/contributions/999999"), 404, "not_found")
+
+
+def test_health(api: LiveServer) -> None:
+    body = httpx.get(api.url + "/healthz").json()
+    assert body["status"] == "ok" and body["checks"]["database"] == "ok" and body["checks"]["vector_store"] == "ok"

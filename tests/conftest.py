@@ -1,0 +1,119 @@
+"""Session-wide real services: the embedder, and the API served over loopback HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from assistant.app import create_app
+from assistant.settings import Settings, load_settings
+from retrieval.embedder import Embedder, load_embedder
+from retrieval.settings import RetrievalSettings
+
+DEV_KEY = "test-key"
+POSTGRES_URL = os.environ.get("OPENCHAT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    return load_embedder(RetrievalSettings())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    settings: Settings
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def client(self, key: str | None = DEV_KEY) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=120)
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=60)
+
+
+def start_server(settings: Settings, embedder: Embedder) -> LiveServer:
+    """Serve the real app on a free loopback port in a thread; returns once it answers."""
+    port = free_port()
+    app = create_app(settings, embedder_factory=lambda: embedder)
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API did not start")
+        time.sleep(0.05)
+    return LiveServer(f"http://127.0.0.1:{port}", settings, server, thread)
+
+
+def postgres_database() -> str | None:
+    """A fresh, empty database on the machine's PostgreSQL, or None when there is none."""
+    import sqlalchemy as sa
+
+    try:
+        admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+        name = f"openchat_test_{uuid.uuid4().hex[:12]}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+    except Exception:
+        return None
+    return str(sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
+
+
+def drop_postgres_database(url: str) -> None:
+    import sqlalchemy as sa
+
+    name = sa.engine.make_url(url).database
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def api(request: pytest.FixtureRequest, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The API on its embedded defaults (SQLite + Qdrant local) and on PostgreSQL."""
+    data_dir: Path = tmp_path_factory.mktemp(f"data-{request.param}")
+    database_url = None
+    if request.param == "postgres":
+        database_url = postgres_database()
+        if database_url is None:
+            pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
+    settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, database_url=database_url)
+    live = start_server(settings, embedder)
+    yield live
+    live.stop()
+    if database_url:
+        drop_postgres_database(database_url)
+
+
+_counter = iter(range(1, 10**9))
+
+
+def new_address() -> str:
+    """A fresh contributor address for each test, so tests never see each other's earnings."""
+    from eth_utils import to_checksum_address
+
+    return to_checksum_address(f"0x{uuid.uuid4().hex}{next(_counter):08x}")
