@@ -69,9 +69,9 @@ def main() -> int:
 
 def run(w3: Web3, funder: str) -> int:
     hub = Account.from_key(HUB_KEY)
-    w3.eth.send_transaction({"from": funder, "to": hub.address, "value": 10**22})
+    w3.eth.send_transaction({"from": funder, "to": hub.address, "value": 10**21})
     deployment = deploy_all(w3, hub, challenge_period=3600)
-    client = ChainClient(w3, deployment, hub)
+    client = ChainClient(w3, deployment, hub, fixed_gas=20_000_000)  # gas used is unaffected
     fund_hub(client, 10**15)
     total = sum(SIZES) + 2
     receivers = [Account.create() for _ in range(total)]
@@ -134,11 +134,16 @@ def run(w3: Web3, funder: str) -> int:
         f"  one claim per channel instead: {claim_first:,} (first payment), "
         f"{claim_repeat:,} (repeat) per contributor"
     )
-    verdict = "met" if worst_repeat <= TARGET else "MISSED"
+
+    def verdict(gas: int) -> str:
+        return "met" if gas <= TARGET else "missed"
+
+    print(f"  target <= {TARGET:,} gas per contributor at {max(SIZES)} channels:")
+    print(f"    repeat payment:  {worst_repeat:>7,}  {verdict(worst_repeat)}")
     print(
-        f"  target <= {TARGET:,} gas per contributor at {max(SIZES)} channels: {verdict} "
-        f"(repeat {worst_repeat:,}; first payment {worst_first:,}, of which 20,000 is the "
-        "token's zero-to-non-zero balance SSTORE)"
+        f"    first payment:   {worst_first:>7,}  {verdict(worst_first)} — 22,100 of it is the "
+        "token's cold zero-to-non-zero balance write, which any ERC-20 transfer to an empty "
+        "wallet pays"
     )
     return 0
 
