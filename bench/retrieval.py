@@ -1,0 +1,195 @@
+"""Retrieval benchmark on SciFact: quality, latency and ingestion speed of the knowledge base.
+
+Ingests ../shared/data/scifact through the same intake as POST /v1/datasets (Qdrant local
+mode + SQLite, the embedded default), then prints nDCG@10 and Recall@100 on a split for
+dense-only, sparse-only and hybrid search, on both lexical back ends (the embedded FTS5
+sidecar, and Qdrant's own sparse vectors with the IDF modifier, which a server uses), the
+search latency p50/p99 (median of repeats), and ingestion chunks/s beside the embedder's
+raw chunks/s measured in the same process.
+
+    .venv/bin/python bench/retrieval.py [--split test] [--data-dir DIR] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlalchemy import select  # noqa: E402
+
+from assistant.db import make_engine, migrate  # noqa: E402
+from retrieval.embedder import load_embedder  # noqa: E402
+from retrieval.intake import _embedding_text  # noqa: E402
+from retrieval.knowledge import open_knowledge_base  # noqa: E402
+from retrieval.lexical import analyse  # noqa: E402
+from retrieval.models import Chunk  # noqa: E402
+from retrieval.settings import RetrievalSettings  # noqa: E402
+
+CONTRIBUTOR = "0x000000000000000000000000000000000005c1Fa"
+
+
+def load_beir(root: Path, split: str) -> tuple[list[dict], dict[str, str], dict[str, dict[str, int]]]:
+    corpus = [json.loads(line) for line in (root / "corpus.jsonl").open()]
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (root / "queries.jsonl").open())}
+    qrels: dict[str, dict[str, int]] = defaultdict(dict)
+    with (root / "qrels" / f"{split}.tsv").open() as f:
+        next(f)
+        for line in f:
+            qid, did, score = line.split("\t")
+            qrels[qid][did] = int(score)
+    return corpus, {q: queries[q] for q in qrels}, qrels
+
+
+def ndcg_at(ranked: list[str], rel: dict[str, int], k: int = 10) -> float:
+    dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    ideal = sorted(rel.values(), reverse=True)[:k]
+    idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
+
+
+def recall_at(ranked: list[str], rel: dict[str, int], k: int = 100) -> float:
+    relevant = {d for d, g in rel.items() if g > 0}
+    return len(relevant & set(ranked[:k])) / len(relevant) if relevant else 0.0
+
+
+def docs_of(results: list) -> list[str]:
+    """Chunk results to a document ranking: each document at its best chunk's rank."""
+    seen: dict[str, None] = {}
+    for r in results:
+        if r.source_id is not None:
+            seen.setdefault(r.source_id, None)
+    return list(seen)
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"))
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--data-dir", help="reuse (or keep) the ingested index here")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rrf-k", type=int)
+    ap.add_argument("--limit-docs", type=int, help="ingest only the first N documents (smoke runs)")
+    ap.add_argument("--raw-sample", type=int, default=400, help="chunks embedded alone for the raw figure")
+    args = ap.parse_args()
+
+    corpus, queries, qrels = load_beir(Path(args.data), args.split)
+    if args.limit_docs:
+        corpus = corpus[: args.limit_docs]
+    data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="openchat-bench-"))
+    overrides = {"data_dir": data_dir}
+    if args.rrf_k:
+        overrides["rrf_k"] = args.rrf_k
+    settings = RetrievalSettings(**overrides)
+    engine = make_engine(f"sqlite:///{data_dir / 'openchat.sqlite3'}")
+    migrate(engine)
+    embedder = load_embedder(settings)
+    kb = open_knowledge_base(settings, engine, embedder)
+
+    print(f"# SciFact ({args.split}: {len(queries)} queries, {len(corpus)} documents), data dir {data_dir}")
+    print(f"# embedder {embedder.name} ({embedder.dim} dims), chunk size {settings.chunk_size} tokens, rrf k={settings.rrf_k}")
+    unfinished = kb.intake.unfinished_datasets()
+    if kb.index.count() == 0 or unfinished:
+        path = data_dir / "scifact.jsonl"
+        if unfinished:  # an interrupted earlier run: the intake resumes after its last batch
+            cid = unfinished[0]
+            print(f"ingest: resuming data set {cid} after row {kb.intake.report(cid).rows}")
+        else:
+            with path.open("w") as f:
+                for doc in corpus:
+                    f.write(json.dumps({"id": doc["_id"], "title": doc.get("title") or None, "text": doc["text"]}) + "\n")
+            cid = kb.intake.open_dataset(CONTRIBUTOR, path.name, "jsonl", path.stat().st_size)
+        before = kb.intake.report(cid)
+        t0 = time.perf_counter()
+        report = kb.intake.ingest_dataset(cid, path)
+        ingest_s = time.perf_counter() - t0
+        produced = (report.chunks_stored + report.chunks_duplicate + report.chunks_near_duplicate) - (
+            before.chunks_stored + before.chunks_duplicate + before.chunks_near_duplicate)
+        # The embedder alone, in this process, on a fixed sample of the same chunk texts.
+        with kb.intake.sessions() as s:
+            texts = [_embedding_text(c.title, c.text)
+                     for c in s.scalars(select(Chunk).order_by(Chunk.id).limit(args.raw_sample))]
+        t0 = time.perf_counter()
+        embedder.embed(texts)
+        raw_s = time.perf_counter() - t0
+        print(f"ingest: {report.rows} rows -> {report.chunks_stored} chunks stored, "
+              f"{report.chunks_duplicate} exact and {report.chunks_near_duplicate} near duplicates refused, "
+              f"{report.rows_rejected} rows rejected")
+        print(f"ingest: {produced / ingest_s:.2f} chunks/s through the intake ({produced} chunks in {ingest_s:.1f} s); "
+              f"embedder alone {len(texts) / raw_s:.2f} chunks/s ({len(texts)} chunks in {raw_s:.1f} s); "
+              f"ratio {(produced / ingest_s) / (len(texts) / raw_s):.2f}")
+    else:
+        print(f"ingest: reusing {kb.index.count()} indexed chunks")
+
+    qids = list(queries)
+    runs = {}
+    fts = kb.index.fts
+    for label, backend, mode in [
+        ("dense", "sqlite", "dense"),
+        ("sparse (FTS5, embedded)", "sqlite", "sparse"),
+        ("sparse (Qdrant IDF)", "qdrant", "sparse"),
+        ("hybrid (FTS5 + RRF, embedded)", "sqlite", "hybrid"),
+        ("hybrid (Qdrant prefetch + RRF)", "qdrant", "hybrid"),
+    ]:
+        kb.index.fts = fts if backend == "sqlite" else None
+        ranked = {q: docs_of(kb.searcher.search(queries[q], top_k=150, mode=mode))[:100] for q in qids}
+        runs[label] = ranked
+        ndcg = statistics.fmean(ndcg_at(ranked[q], qrels[q]) for q in qids)
+        recall = statistics.fmean(recall_at(ranked[q], qrels[q]) for q in qids)
+        print(f"{label:34s} nDCG@10 {ndcg:.4f}  Recall@100 {recall:.4f}")
+    kb.index.fts = fts
+
+    def overlap(a: str, b: str) -> float:
+        return statistics.fmean(len(set(runs[a][q][:10]) & set(runs[b][q][:10])) / 10 for q in qids)
+
+    print(f"agreement top-10 overlap: sparse FTS5 vs Qdrant {overlap('sparse (FTS5, embedded)', 'sparse (Qdrant IDF)'):.3f}, "
+          f"hybrid embedded vs Qdrant {overlap('hybrid (FTS5 + RRF, embedded)', 'hybrid (Qdrant prefetch + RRF)'):.3f}")
+
+    # Latency: what POST /v1/search does for top_k=10 (embed the query, both searches, fuse,
+    # fetch payloads), without HTTP. Baseline in the same process: the embedder alone.
+    for _ in range(20):  # warm-up
+        kb.searcher.search(queries[qids[0]], top_k=10)
+    medians: dict[str, list[float]] = defaultdict(list)
+    p99s: dict[str, list[float]] = defaultdict(list)
+    for _ in range(args.repeats):
+        samples: dict[str, list[float]] = defaultdict(list)
+        for q in qids:
+            text = queries[q]
+            t0 = time.perf_counter()
+            embedder.embed([text])
+            t1 = time.perf_counter()
+            kb.searcher.search(text, top_k=10)
+            t2 = time.perf_counter()
+            terms = analyse(text)
+            fts.search(terms, settings.prefetch_limit)  # type: ignore[union-attr]
+            t3 = time.perf_counter()
+            samples["query embedding"].append((t1 - t0) * 1000)
+            samples["hybrid search, top 10"].append((t2 - t1) * 1000)
+            samples["FTS5 lexical search"].append((t3 - t2) * 1000)
+        for name, values in samples.items():
+            medians[name].append(statistics.median(values))
+            p99s[name].append(percentile(values, 0.99))
+    for name in medians:
+        print(f"latency {name:24s} p50 {statistics.median(medians[name]):6.2f} ms  "
+              f"p99 {statistics.median(p99s[name]):6.2f} ms  (median of {args.repeats} runs over {len(qids)} queries)")
+    hybrid = statistics.median(medians["hybrid search, top 10"])
+    embed = statistics.median(medians["query embedding"])
+    print(f"latency ratio hybrid search / query embedding alone: {hybrid / embed:.2f}")
+    kb.close()
+
+
+if __name__ == "__main__":
+    main()

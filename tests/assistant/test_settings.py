@@ -1,0 +1,51 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from assistant.settings import SettingsError, load_settings
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("OPENCHAT_"):
+            monkeypatch.delenv(name)
+    s = load_settings()
+    assert (s.app.host, s.app.port) == ("127.0.0.1", 8000)
+    assert s.app.data_dir == Path("data") and s.retrieval.data_dir == Path("data")
+    assert s.app.effective_database_url.startswith("sqlite:///") and s.app.effective_database_url.endswith("data/openchat.sqlite3")
+    assert s.retrieval.qdrant_url is None and s.retrieval.qdrant_path == Path("data/qdrant")
+
+
+def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("OPENCHAT_PORT", "9001")
+    monkeypatch.setenv("OPENCHAT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("OPENCHAT_QDRANT_URL", "http://qdrant:6333")
+    monkeypatch.setenv("OPENCHAT_DATABASE_URL", "postgresql+psycopg://u@db/openchat")
+    s = load_settings()
+    assert s.app.port == 9001 and s.retrieval.data_dir == tmp_path
+    assert s.retrieval.qdrant_url == "http://qdrant:6333"
+    assert s.app.effective_database_url == "postgresql+psycopg://u@db/openchat"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("OPENCHAT_PORT", "http"), ("OPENCHAT_PORT", "70000"), ("OPENCHAT_DATABASE_URL", "mysql://x"),
+     ("OPENCHAT_NEAR_DUPLICATE_THRESHOLD", "2"), ("OPENCHAT_LEXICAL_INDEX", "elastic")],
+)
+def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    message = str(err.value)
+    assert name in message and "\n" not in message
+
+
+def test_cli_fails_start_up_with_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "OPENCHAT_PORT": "not-a-port", "OPENCHAT_DATA_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "assistant.cli", "serve"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "OPENCHAT_PORT" in lines[0]
