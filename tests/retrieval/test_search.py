@@ -1,0 +1,69 @@
+"""Hybrid search on both lexical back ends: the embedded FTS5 sidecar and Qdrant's sparse vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from assistant.db import make_engine, migrate
+from retrieval.embedder import Embedder
+from retrieval.knowledge import KnowledgeBase, open_knowledge_base
+from retrieval.settings import RetrievalSettings
+from retrieval.store import Filters
+from tests.conftest import new_address
+
+DOCS = [
+    ("Hemoglobin", "Hemoglobin in red blood cells carries oxygen from the lungs to the tissues."),
+    ("Insulin", "The pancreas secretes insulin, which lowers blood glucose by promoting its uptake into cells."),
+    ("Photosynthesis", "Chloroplasts capture sunlight and fix carbon dioxide into sugars during photosynthesis."),
+    ("Neurons", "Neurons transmit signals with action potentials that travel along the axon to synapses."),
+    ("Antibiotics", "Penicillin kills bacteria by blocking the synthesis of their peptidoglycan cell walls."),
+    ("Plate tectonics", "Earthquakes cluster along the boundaries where tectonic plates collide or slide past each other."),
+]
+QUERIES = {
+    "which protein transports oxygen in blood": "Hemoglobin",
+    "pancreas hormone that lowers glucose": "Insulin",
+    "chloroplasts turn sunlight into sugars": "Photosynthesis",
+    "penicillin bacteria cell wall": "Antibiotics",
+    "why do earthquakes happen near plate boundaries": "Plate tectonics",
+}
+
+
+@pytest.fixture(params=["sqlite", "qdrant"])
+def kb(request: pytest.FixtureRequest, tmp_path: Path, embedder: Embedder) -> Iterator[KnowledgeBase]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    base = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, lexical_index=request.param), engine, embedder)
+    assert base.index.lexical_backend == request.param
+    yield base
+    base.close()
+    engine.dispose()
+
+
+def test_every_mode_finds_the_right_chunk(kb: KnowledgeBase) -> None:
+    owners = {}
+    for title, text in DOCS:
+        who = new_address()
+        owners[title] = who
+        assert kb.intake.add_snippet(who, text, title=title).chunks_stored == 1
+    for mode in ("hybrid", "dense", "sparse"):
+        for query, title in QUERIES.items():
+            results = kb.searcher.search(query, top_k=3, mode=mode)  # type: ignore[arg-type]
+            assert results, (mode, query)
+            assert results[0].title == title, (mode, query, [r.title for r in results])
+            assert results[0].contributor == owners[title]
+    # A filter keeps only that contributor's chunks, on every path.
+    for mode in ("hybrid", "dense", "sparse"):
+        only = kb.searcher.search("blood", top_k=10, filters=Filters(contributor=owners["Insulin"]), mode=mode)  # type: ignore[arg-type]
+        assert [r.title for r in only] == ["Insulin"]
+    # Scores descend.
+    scores = [r.score for r in kb.searcher.search("blood cells oxygen", top_k=6)]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_query_without_indexable_terms_still_searches_densely(kb: KnowledgeBase) -> None:
+    kb.intake.add_snippet(new_address(), DOCS[0][1], title=DOCS[0][0])
+    assert kb.searcher.search("the of and", top_k=1, mode="sparse") == []
+    assert kb.searcher.search("the of and", top_k=1)[0].title == "Hemoglobin"
