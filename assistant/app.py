@@ -11,8 +11,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from assistant.api import knowledge
+from assistant.api import chat, knowledge
 from assistant.auth import ApiKeys
+from assistant.chat.wiring import build_assistant
 from assistant.db import make_engine, migrate
 from assistant.errors import install_error_handlers
 from assistant.limits import BodyLimit
@@ -45,6 +46,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         app.state.engine = engine
         app.state.knowledge = kb
         app.state.jobs = jobs
+        app.state.assistant = build_assistant(settings, kb, engine)
         app.state.api_keys = ApiKeys({settings.app.dev_api_key: "dev"} if settings.app.dev_api_key else {})
         try:
             yield
@@ -66,6 +68,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         large={"/v1/datasets": settings.retrieval.max_upload_bytes},
     )
     app.include_router(knowledge.router)
+    app.include_router(chat.router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(request: Request) -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -28,6 +29,28 @@ class AppSettings(BaseSettings):
         description="A development API key; set it empty to disable.",
     )
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    # ---- chat: the LLM gateway (litellm) and the answering pipeline ----
+    llm_model: str | None = Field(
+        default=None, description="A litellm model string (e.g. openai/gpt-4o-mini, ollama/llama3); unset: extractive only.",
+    )
+    llm_models: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="A litellm Router model_list (JSON): [{model_name, litellm_params: {model, api_base, ...}}].",
+    )
+    llm_api_base: str | None = Field(default=None, description="api_base for OPENCHAT_LLM_MODEL.")
+    llm_api_key: str | None = Field(default=None, description="api_key for OPENCHAT_LLM_MODEL (else litellm's usual env keys).")
+    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds per LLM call before a 504.")
+    llm_retries: int = Field(default=2, ge=0, le=10)
+    llm_context_tokens: int = Field(default=8192, ge=512, description="Context window when litellm does not know the model's.")
+    llm_max_tokens: int = Field(default=512, ge=16, description="Completion tokens when the request names none.")
+    chat_top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question.")
+    chat_max_messages: int = Field(default=200, ge=1, description="Messages a chat request may carry.")
+
+    @field_validator("llm_model", "llm_api_base", "llm_api_key", mode="before")
+    @classmethod
+    def _empty_llm_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
 
     @field_validator("database_url", "dev_api_key", mode="before")
     @classmethod

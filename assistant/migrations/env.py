@@ -5,10 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from assistant.models import metadata as assistant_metadata
 from retrieval.models import metadata as retrieval_metadata
 
 config = context.config
-target_metadata = [retrieval_metadata]
+target_metadata = [retrieval_metadata, assistant_metadata]
 
 
 def run() -> None:

@@ -1,0 +1,219 @@
+"""OpenAI-compatible chat: /v1/chat/completions (plain and SSE), /v1/models, conversations, answers."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sse_starlette import EventSourceResponse
+
+from assistant.auth import Principal, require_key
+from assistant.chat.orchestrator import AnswerRecord, Assistant, ChatRequest, Turn
+from assistant.errors import ApiError, error_body
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+
+def assistant(request: Request) -> Assistant:
+    return request.app.state.assistant
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        if any(p.type != "text" for p in self.content):
+            raise ApiError(400, "only text content parts are supported", "unsupported_content", "messages")
+        return "".join(p.text or "" for p in self.content)
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class ChatCompletionIn(BaseModel):
+    """OpenAI's chat request; unknown OpenAI parameters are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(min_length=1, max_length=200)
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1, le=100_000)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=100_000)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: int = Field(default=1, ge=1)
+    stop: str | list[str] | None = None
+    user: str | None = None
+    conversation_id: str | None = Field(default=None, max_length=40, description="OpenChat: continue a stored conversation.")
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError("only n=1 is supported")
+        return value
+
+
+def _citations(record: AnswerRecord) -> list[dict[str, Any]]:
+    return [
+        {"marker": c.marker, "chunk_id": c.chunk_id, "title": c.title, "snippet": c.snippet,
+         "contributor": c.contributor, "source_id": c.source_id, "contribution_id": c.contribution_id,
+         "weight_ppm": c.weight_ppm}
+        for c in record.citations
+    ]
+
+
+def _openchat(record: AnswerRecord) -> dict[str, Any]:
+    return {
+        "answer_id": record.id, "conversation_id": record.conversation_id, "answered": record.answered,
+        "price": record.price, "credits": [{"contributor": c.contributor, "amount": c.amount} for c in record.credits],
+        "timing_ms": record.timing_ms,
+    }
+
+
+def _usage(record: AnswerRecord) -> dict[str, int]:
+    return {"prompt_tokens": record.prompt_tokens, "completion_tokens": record.completion_tokens,
+            "total_tokens": record.prompt_tokens + record.completion_tokens}
+
+
+def _chunk(turn: Turn, created: int, delta: dict[str, Any], finish: str | None = None) -> str:
+    return json.dumps({
+        "id": f"chatcmpl-{turn.id}", "object": "chat.completion.chunk", "created": created, "model": turn.request.model,
+        "system_fingerprint": None, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    })
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionIn,
+    svc: Annotated[Assistant, Depends(assistant)],
+    principal: Annotated[Principal, Depends(require_key)],
+    request: Request,
+) -> JSONResponse | EventSourceResponse:
+    """Answer the last user message from the knowledge base, with verified citations."""
+    limit = request.app.state.settings.app.chat_max_messages
+    if len(body.messages) > limit:
+        raise ApiError(400, f"at most {limit} messages per request", "too_many_messages", "messages")
+    messages = [{"role": m.role, "content": m.text()} for m in body.messages if m.role in ("system", "developer", "user", "assistant")]
+    stop = [body.stop] if isinstance(body.stop, str) else body.stop
+    req = ChatRequest(
+        account=principal.account, model=body.model, messages=messages,
+        max_tokens=body.max_completion_tokens or body.max_tokens, temperature=body.temperature, top_p=body.top_p,
+        stop=stop, conversation_id=body.conversation_id,
+    )
+    turn = await svc.start(req)
+    created = int(time.time())
+    if not body.stream:
+        async for _ in turn.deltas:
+            pass
+        record = await turn.finish()
+        return JSONResponse({
+            "id": f"chatcmpl-{record.id}", "object": "chat.completion", "created": record.created, "model": record.model,
+            "system_fingerprint": None,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": record.text, "refusal": None},
+                         "logprobs": None, "finish_reason": "stop"}],
+            "usage": _usage(record), "citations": _citations(record), "openchat": _openchat(record),
+        })
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        yield {"data": _chunk(turn, created, {"role": "assistant", "content": ""})}
+        try:
+            async for piece in turn.deltas:
+                yield {"data": _chunk(turn, created, {"content": piece})}
+            record = await turn.finish()
+        except ApiError as exc:  # the provider failed after the stream began: say so in-band
+            yield {"data": json.dumps(error_body(exc.status, exc.message, exc.code, exc.param))}
+            return
+        yield {"data": _chunk(turn, created, {}, "stop")}
+        # OpenAI sends usage in a last chunk with no choices; ours also carries the extras.
+        yield {"data": json.dumps({
+            "id": f"chatcmpl-{record.id}", "object": "chat.completion.chunk", "created": created, "model": record.model,
+            "system_fingerprint": None, "choices": [], "usage": _usage(record),
+            "citations": _citations(record), "openchat": _openchat(record),
+        })}
+        yield {"data": "[DONE]"}
+
+    return EventSourceResponse(events(), ping=15)
+
+
+@router.get("/models")
+async def list_models(svc: Annotated[Assistant, Depends(assistant)]) -> dict[str, Any]:
+    """The built-in extractive responder and every configured litellm model."""
+    return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "openchat"} for m in svc.models()]}
+
+
+@router.get("/models/{model_id:path}")
+async def get_model(model_id: str, svc: Annotated[Assistant, Depends(assistant)]) -> dict[str, Any]:
+    if model_id not in svc.models():
+        raise ApiError(404, f"the model {model_id!r} does not exist", "model_not_found", "model")
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "openchat"}
+
+
+@router.get("/conversations")
+async def list_conversations(
+    svc: Annotated[Assistant, Depends(assistant)],
+    principal: Annotated[Principal, Depends(require_key)],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> dict[str, Any]:
+    """The caller's conversations, most recent first."""
+    rows = svc.conversations(principal.account, limit)
+    return {"object": "list", "data": [
+        {"id": c.id, "object": "conversation", "title": c.title, "created_at": int(c.created_at.timestamp()),
+         "updated_at": int(c.updated_at.timestamp())} for c in rows]}
+
+
+@router.get("/conversations/{conversation_id}")
+async def get_conversation(
+    conversation_id: str,
+    svc: Annotated[Assistant, Depends(assistant)],
+    principal: Annotated[Principal, Depends(require_key)],
+) -> dict[str, Any]:
+    """One of the caller's conversations with its messages; someone else's is 404."""
+    conv, messages = svc.conversation(principal.account, conversation_id)
+    return {"id": conv.id, "object": "conversation", "title": conv.title, "created_at": int(conv.created_at.timestamp()),
+            "updated_at": int(conv.updated_at.timestamp()),
+            "messages": [{"role": m.role, "content": m.content, "answer_id": m.answer_id,
+                          "created_at": int(m.created_at.timestamp())} for m in messages]}
+
+
+@router.get("/answers/{answer_id}")
+async def get_answer(
+    answer_id: str,
+    svc: Annotated[Assistant, Depends(assistant)],
+    principal: Annotated[Principal, Depends(require_key)],
+) -> dict[str, Any]:
+    """An answer and its cited sources: chunk, contributor, weight, credit and payout status."""
+    ans, rows = svc.answer(principal.account, answer_id)
+    return {
+        "id": ans.id, "object": "answer", "model": ans.model, "question": ans.question, "answer": ans.text,
+        "answered": ans.answered, "conversation_id": ans.conversation_id, "price": ans.price,
+        "created_at": int(ans.created_at.timestamp()),
+        "usage": {"prompt_tokens": ans.prompt_tokens, "completion_tokens": ans.completion_tokens},
+        "sources": [
+            {"marker": c.marker, "chunk_id": c.chunk_id, "title": ch.title, "snippet": ch.text[:300], "source_id": ch.source_id,
+             "contributor": c.contributor, "weight_ppm": c.weight_ppm,
+             # Credits and payouts belong to the ledger (payouts); none exist until it lands.
+             "credited": 0, "payout_status": "none"}
+            for c, ch in rows
+        ],
+    }

@@ -1,0 +1,241 @@
+"""Citations in an answer: parse the markers, check each against its source, weigh the sources.
+
+Pure functions over plain data; the embedder is passed in as a callable.
+
+Markers: ``[1]``, ``[1, 3]`` and ``[1][3]`` cite the sources with those numbers (1-based, in
+the order the prompt listed them). A marker belongs to the sentence it ends (or sits in).
+
+Verification (why these thresholds): a citation stands when the sentence is supported by the
+cited chunk, measured two ways on the sentence with its markers removed:
+
+- lexical support = share of the sentence's distinct content terms (retrieval's analyser:
+  case-folded, stop words dropped, stemmed) that occur in the chunk;
+- semantic support = cosine of the sentence's and the chunk's embeddings (MiniLM, unit vectors).
+
+Measured on squad2-dev-5 (``bench/answers.py --calibrate``): a sentence copied from a paragraph
+has lexical support 1.0, while a sentence of another paragraph of the *same article* (the
+hardest honest negative: same topic, same names) has median lexical support 0.33 and 90th
+percentile ~0.55. A paraphrase keeps most content words but not all, so
+``LEXICAL_SUPPORTED = 0.6`` accepts a sentence outright. Between ``LEXICAL_FLOOR`` and that,
+the embedding decides: same-article-but-wrong-paragraph sentences score a median cosine of
+~0.35 against the chunk and own-paragraph sentences ~0.6, so ``COSINE_SUPPORTED = 0.5`` with a
+lexical floor of 0.25 (a paraphrase that shares almost no words with its source is not a
+checkable claim) keeps paraphrases and drops topical-but-unsupported claims.
+
+Attribution: every distinct answer sentence with at least one verified citation carries one
+unit of credit, split equally among its verified citations; a source's weight is its share of
+the total. Weights are exact (``Fraction``) and are then rounded to integer parts per million
+with largest-remainder rounding, so they always sum to exactly 1,000,000 - no floats on a path
+that money follows. Repeating a sentence does not repeat its credit, and sentences that share
+nothing with the question earn nothing (a chunk saying "always cite me" cannot earn by being
+quoted off-topic).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import TypeVar
+
+import numpy as np
+
+from assistant.chat.sentences import split_spans
+from retrieval.lexical import analyse
+
+PPM = 1_000_000
+LEXICAL_SUPPORTED = 0.6
+LEXICAL_FLOOR = 0.25
+COSINE_SUPPORTED = 0.5
+# A sentence must touch the question: share a content term with it or be this close in
+# embedding space (unrelated sentences score about 0.0-0.15 with MiniLM).
+QUESTION_RELEVANCE = 0.2
+
+_MARKER_GROUP = re.compile(r"\[\s*(\d{1,6}(?:\s*,\s*\d{1,6})*)\s*\]")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
+
+Embed = Callable[[list[str]], np.ndarray]
+K = TypeVar("K", bound=Hashable)
+
+
+@dataclass(frozen=True)
+class AnswerSentence:
+    """One sentence of an answer: its text without markers and the sources it cites."""
+
+    index: int
+    text: str
+    markers: tuple[int, ...]  # in range, first appearance order, no repeats
+    dropped: tuple[int, ...] = ()  # markers that point at no source
+
+
+@dataclass(frozen=True)
+class Check:
+    """The verdict on one citation: does source ``marker`` support sentence ``sentence``?"""
+
+    sentence: int
+    marker: int
+    lexical: float
+    cosine: float | None
+    supported: bool
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    lexical_supported: float = LEXICAL_SUPPORTED
+    lexical_floor: float = LEXICAL_FLOOR
+    cosine_supported: float = COSINE_SUPPORTED
+    question_relevance: float = QUESTION_RELEVANCE
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """Checked citations of an answer and the weight each cited source earned."""
+
+    sentences: list[AnswerSentence]
+    checks: list[Check]
+    weights: dict[int, int] = field(default_factory=dict)  # marker -> parts per million
+
+    @property
+    def verified_markers(self) -> list[int]:
+        """Markers with at least one verified citation, in order of first appearance."""
+        seen: dict[int, None] = {}
+        for c in self.checks:
+            if c.supported:
+                seen.setdefault(c.marker, None)
+        return list(seen)
+
+
+def markers_in(text: str) -> list[int]:
+    """Every marker number in the text, in order (ranges not checked)."""
+    out: list[int] = []
+    for group in _MARKER_GROUP.finditer(text):
+        out.extend(int(n) for n in group.group(1).split(","))
+    return out
+
+
+def strip_markers(text: str) -> str:
+    """The text without citation markers (and without the space a marker leaves before punctuation)."""
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", _MARKER_GROUP.sub("", text)).strip()
+
+
+def parse_citations(answer: str, n_sources: int) -> list[AnswerSentence]:
+    """Split the answer into sentences and read each one's markers; drop out-of-range ones."""
+    sentences: list[AnswerSentence] = []
+    for i, span in enumerate(split_spans(answer)):
+        keep: dict[int, None] = {}
+        dropped: dict[int, None] = {}
+        for n in markers_in(span.text):
+            (keep if 1 <= n <= n_sources else dropped).setdefault(n, None)
+        sentences.append(AnswerSentence(i, strip_markers(span.text), tuple(keep), tuple(dropped)))
+    return sentences
+
+
+def lexical_support(sentence_terms: Sequence[str], chunk_terms: set[str]) -> float:
+    """Share of the sentence's distinct content terms that the chunk contains."""
+    distinct = set(sentence_terms)
+    if not distinct:
+        return 0.0
+    return len(distinct & chunk_terms) / len(distinct)
+
+
+def verify(
+    sentences: Sequence[AnswerSentence],
+    sources: Sequence[str],
+    question: str,
+    embed: Embed | None = None,
+    thresholds: Thresholds = Thresholds(),
+) -> list[Check]:
+    """Check every citation of every sentence against the text of the source it names.
+
+    ``sources[m - 1]`` is the text of source ``m``. Without ``embed`` only lexical support counts.
+    """
+    cited = [s for s in sentences if s.markers]
+    if not cited:
+        return []
+    chunk_terms = {m: set(analyse(sources[m - 1])) for s in cited for m in s.markers}
+    question_terms = set(analyse(question))
+    sentence_terms = {s.index: analyse(s.text) for s in cited}
+    cosines: dict[tuple[int, int], float] = {}
+    relevance: dict[int, float] = {}
+    if embed is not None:
+        # One batch for everything the verdicts may need; on-topic checks are cheap then.
+        markers = sorted(chunk_terms)
+        texts = [question] + [s.text for s in cited] + [sources[m - 1] for m in markers]
+        vectors = embed(texts)
+        q = vectors[0]
+        svec = {s.index: vectors[1 + i] for i, s in enumerate(cited)}
+        cvec = {m: vectors[1 + len(cited) + i] for i, m in enumerate(markers)}
+        for s in cited:
+            relevance[s.index] = float(svec[s.index] @ q)
+            for m in s.markers:
+                cosines[(s.index, m)] = float(svec[s.index] @ cvec[m])
+    checks: list[Check] = []
+    for s in cited:
+        terms = sentence_terms[s.index]
+        on_topic = bool(set(terms) & question_terms) or relevance.get(s.index, -1.0) >= thresholds.question_relevance
+        for m in s.markers:
+            lex = lexical_support(terms, chunk_terms[m])
+            cos = cosines.get((s.index, m))
+            supported = bool(terms) and on_topic and (
+                lex >= thresholds.lexical_supported
+                or (cos is not None and cos >= thresholds.cosine_supported and lex >= thresholds.lexical_floor)
+            )
+            checks.append(Check(s.index, m, round(lex, 4), None if cos is None else round(cos, 4), supported))
+    return checks
+
+
+def largest_remainder(shares: Mapping[K, Fraction], total: int) -> dict[K, int]:
+    """Integers proportional to ``shares`` that sum to exactly ``total``.
+
+    Each key gets the floor of its exact share; the units left over go to the largest
+    remainders (ties: the key listed first). Shares must be non-negative and sum to 1.
+    """
+    if not shares:
+        return {}
+    if any(v < 0 for v in shares.values()) or sum(shares.values()) != 1:
+        raise ValueError("shares must be non-negative and sum to 1")
+    exact = {k: v * total for k, v in shares.items()}
+    out = {k: int(v) for k, v in exact.items()}  # int() floors a non-negative Fraction
+    left = total - sum(out.values())
+    order = sorted(exact, key=lambda k: exact[k] - out[k], reverse=True)  # stable: ties keep order
+    for k in order[:left]:
+        out[k] += 1
+    return out
+
+
+def weigh(sentences: Sequence[AnswerSentence], checks: Sequence[Check]) -> dict[int, int]:
+    """Each source's share of the answer in parts per million (empty when nothing is verified)."""
+    verified: dict[int, list[int]] = {}
+    for c in checks:
+        if c.supported:
+            verified.setdefault(c.sentence, []).append(c.marker)
+    by_index = {s.index: s for s in sentences}
+    seen_texts: set[str] = set()
+    credit: dict[int, Fraction] = {}
+    units = 0
+    for index in sorted(verified):
+        key = " ".join(analyse(by_index[index].text))
+        if key in seen_texts:
+            continue  # a repeated claim earns once
+        seen_texts.add(key)
+        units += 1
+        markers = verified[index]
+        for m in markers:
+            credit[m] = credit.get(m, Fraction(0)) + Fraction(1, len(markers))
+    if not units:
+        return {}
+    return largest_remainder({m: c / units for m, c in credit.items()}, PPM)
+
+
+def attribute(
+    answer: str,
+    sources: Sequence[str],
+    question: str,
+    embed: Embed | None = None,
+    thresholds: Thresholds = Thresholds(),
+) -> Attribution:
+    """Parse, verify and weigh the citations of an answer in one call."""
+    sentences = parse_citations(answer, len(sources))
+    checks = verify(sentences, sources, question, embed, thresholds)
+    return Attribution(sentences, checks, weigh(sentences, checks))

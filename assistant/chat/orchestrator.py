@@ -1,0 +1,308 @@
+"""One answer, start to finish: question -> search -> responder or LLM -> citations -> record.
+
+The HTTP layer calls ``Assistant.start`` (which fails fast, before any byte is streamed, on an
+unknown model, a bad request or a provider that refuses the call), streams ``Turn.deltas``,
+then calls ``Turn.finish`` to check the citations and record everything in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from assistant.chat import citations as cit
+from assistant.chat.extractive import MODEL_ID as EXTRACTIVE_MODEL
+from assistant.chat.extractive import ExtractiveResponder
+from assistant.chat.ledger import AnswerLedger, Credit, LedgerAnswer
+from assistant.chat.llm import Delta, LlmGateway, provider_error
+from assistant.chat.prompt import PromptSource, build_prompt
+from assistant.errors import ApiError
+from assistant.models import Answer, Citation, Conversation, Message
+from retrieval.knowledge import KnowledgeBase
+from retrieval.search import SearchResult
+
+SNIPPET_CHARS = 300
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    account: str
+    model: str
+    messages: list[dict[str, str]]  # role, content (text only), the last one the user's
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: list[str] | None = None
+    conversation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CitationOut:
+    marker: int
+    chunk_id: int
+    title: str | None
+    snippet: str
+    contributor: str
+    source_id: str | None
+    contribution_id: int
+    weight_ppm: int
+
+
+@dataclass
+class AnswerRecord:
+    id: str
+    model: str
+    text: str
+    conversation_id: str
+    created: int
+    answered: bool
+    prompt_tokens: int
+    completion_tokens: int
+    price: int
+    credits: list[Credit]
+    citations: list[CitationOut]
+    timing_ms: dict[str, float]
+
+
+@dataclass
+class Turn:
+    """An answer in progress: stream ``deltas`` to the client, then ``finish`` it."""
+
+    assistant: Assistant
+    request: ChatRequest
+    id: str
+    question: str
+    sources: list[SearchResult]
+    deltas: AsyncIterator[str]
+    started: float
+    retrieval_ms: float
+    prompt_tokens: int = 0
+    completion_tokens: int | None = None
+    text_parts: list[str] = field(default_factory=list)
+    model_ms: float = 0.0
+
+    async def finish(self) -> AnswerRecord:
+        return await run_in_threadpool(self.assistant._finish, self)
+
+
+def _now() -> float:
+    return time.perf_counter()
+
+
+class Assistant:
+    """Answers questions from the knowledge base and records every answer."""
+
+    def __init__(self, kb: KnowledgeBase, engine: Engine, gateway: LlmGateway, ledger: AnswerLedger,
+                 top_k: int = 5, default_max_tokens: int = 512) -> None:
+        self.kb = kb
+        self.sessions = sessionmaker(engine, expire_on_commit=False)
+        self.gateway = gateway
+        self.ledger = ledger
+        self.top_k = top_k
+        self.default_max_tokens = default_max_tokens
+        self.extractive = ExtractiveResponder(kb.embedder)
+
+    def models(self) -> list[str]:
+        return [EXTRACTIVE_MODEL] + [m for m in self.gateway.models() if m != EXTRACTIVE_MODEL]
+
+    async def start(self, req: ChatRequest) -> Turn:
+        """Check the request, retrieve sources and start the model; errors raise ``ApiError``."""
+        if req.model not in self.models():
+            raise ApiError(404, f"the model {req.model!r} does not exist; GET /v1/models lists the models", "model_not_found", "model")
+        if not req.messages or req.messages[-1]["role"] != "user" or not req.messages[-1]["content"].strip():
+            raise ApiError(400, "the last message must be a non-empty user message: the question", "invalid_messages", "messages")
+        if req.conversation_id is not None:
+            await run_in_threadpool(self._check_conversation, req.account, req.conversation_id)
+        question = req.messages[-1]["content"].strip()
+        started = _now()
+        sources = await run_in_threadpool(self.kb.searcher.search, question, self.top_k)
+        retrieval_ms = (_now() - started) * 1000
+        answer_id = f"ans_{uuid.uuid4().hex}"
+        if req.model == EXTRACTIVE_MODEL:
+            t0 = _now()
+            result = await run_in_threadpool(self.extractive.answer, question, [s.text for s in sources])
+            turn = Turn(self, req, answer_id, question, sources, _empty(), started, retrieval_ms)
+            turn.deltas = _collect(_words(result.text), turn)
+            turn.model_ms = (_now() - t0) * 1000
+            return turn
+        return await self._start_llm(req, answer_id, question, sources, started, retrieval_ms)
+
+    async def _start_llm(self, req: ChatRequest, answer_id: str, question: str, sources: list[SearchResult],
+                         started: float, retrieval_ms: float) -> Turn:
+        gateway = self.gateway
+        max_tokens = req.max_tokens or self.default_max_tokens
+        budget = gateway.context_window(req.model) - max_tokens
+        if budget <= 0:
+            raise ApiError(400, "max_tokens leaves no room for the prompt in the model's context window", "invalid_max_tokens", "max_tokens")
+        psources = [PromptSource(i, s.title, s.text) for i, s in enumerate(sources, start=1)]
+        prompt = await run_in_threadpool(
+            build_prompt, req.messages, psources, lambda msgs: gateway.count_tokens(req.model, msgs), budget,
+        )
+        if prompt.prompt_tokens > budget:
+            raise ApiError(400, "the question alone does not fit in the model's context window", "context_length_exceeded", "messages")
+        params: dict[str, Any] = {"max_tokens": max_tokens}
+        for name in ("temperature", "top_p", "stop"):
+            if getattr(req, name) is not None:
+                params[name] = getattr(req, name)
+        t0 = _now()
+        stream = await gateway.stream(req.model, prompt.messages, **params)
+        sources = sources[: len(prompt.sources)]
+        turn = Turn(self, req, answer_id, question, sources, _empty(), started, retrieval_ms, prompt.prompt_tokens)
+
+        async def deltas() -> AsyncIterator[str]:
+            async for d in _timed(stream, turn, t0):
+                if d.prompt_tokens is not None:
+                    turn.prompt_tokens = d.prompt_tokens
+                    turn.completion_tokens = d.completion_tokens
+                elif d.text:
+                    yield d.text
+
+        turn.deltas = _collect(deltas(), turn)
+        return turn
+
+    # ---- recording ------------------------------------------------------------------
+    def _check_conversation(self, account: str, conversation_id: str) -> None:
+        with self.sessions() as session:
+            conv = session.get(Conversation, conversation_id)
+            if conv is None or conv.account != account:
+                raise ApiError(404, f"no conversation {conversation_id}", "not_found", "conversation_id")
+
+    def _finish(self, turn: Turn) -> AnswerRecord:
+        text = "".join(turn.text_parts)
+        req = turn.request
+        t0 = _now()
+        embed = self.extractive.vectors.get
+        attribution = cit.attribute(text, [s.text for s in turn.sources], turn.question, embed)
+        prompt_tokens = turn.prompt_tokens or self.gateway.count_tokens(
+            req.model, [{"role": "user", "content": turn.question + "\n" + "\n".join(s.text for s in turn.sources)}])
+        completion_tokens = turn.completion_tokens or self.gateway.count_tokens(req.model, [{"role": "assistant", "content": text}])
+        cited = [
+            CitationOut(m, s.chunk_id, s.title, _snippet(s.text), s.contributor, s.source_id, s.contribution_id,
+                        attribution.weights.get(m, 0))
+            for m in sorted(attribution.weights)
+            for s in [turn.sources[m - 1]]
+        ]
+        by_contributor: dict[str, int] = {}
+        for c in cited:
+            by_contributor[c.contributor] = by_contributor.get(c.contributor, 0) + c.weight_ppm
+        now = datetime.now(timezone.utc)
+        with self.sessions.begin() as session:  # one transaction: answer, citations, debit, credits
+            conversation_id = req.conversation_id
+            if conversation_id is None:
+                conversation_id = f"conv_{uuid.uuid4().hex}"
+                session.add(Conversation(id=conversation_id, account=req.account, title=_title(turn.question),
+                                         created_at=now, updated_at=now))
+                history = [m for m in req.messages if m["role"] in ("user", "assistant")]
+            else:
+                conv = session.get(Conversation, conversation_id)
+                assert conv is not None and conv.account == req.account
+                conv.updated_at = now
+                history = [req.messages[-1]]
+            session.flush()
+            answer = Answer(
+                id=turn.id, account=req.account, conversation_id=conversation_id, model=req.model,
+                question=turn.question, text=text, answered=bool(cited), price=0,
+                prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, created_at=now,
+            )
+            session.add(answer)
+            session.flush()
+            for m in history:
+                session.add(Message(conversation_id=conversation_id, role=m["role"], content=m["content"], created_at=now))
+            session.add(Message(conversation_id=conversation_id, role="assistant", content=text, answer_id=turn.id, created_at=now))
+            for c in cited:
+                session.add(Citation(answer_id=turn.id, marker=c.marker, chunk_id=c.chunk_id, contributor=c.contributor,
+                                     weight_ppm=c.weight_ppm))
+            entry = self.ledger.record(
+                session,
+                LedgerAnswer(turn.id, req.account, req.model, prompt_tokens, completion_tokens, len(cited)),
+                by_contributor,
+            )
+            answer.price = entry.price
+        record_ms = (_now() - t0) * 1000
+        total_ms = (_now() - turn.started) * 1000
+        return AnswerRecord(
+            id=turn.id, model=req.model, text=text, conversation_id=conversation_id, created=int(now.timestamp()),
+            answered=bool(cited), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            price=entry.price, credits=entry.credits, citations=cited,
+            timing_ms={"retrieval": round(turn.retrieval_ms, 2), "model": round(turn.model_ms, 2),
+                       "citations_and_record": round(record_ms, 2),
+                       "overhead": round(total_ms - turn.model_ms, 2), "total": round(total_ms, 2)},
+        )
+
+    # ---- reading --------------------------------------------------------------------
+    def conversations(self, account: str, limit: int = 50) -> list[Conversation]:
+        with self.sessions() as session:
+            rows = session.scalars(select(Conversation).where(Conversation.account == account)
+                                   .order_by(Conversation.updated_at.desc()).limit(limit))
+            return list(rows)
+
+    def conversation(self, account: str, conversation_id: str) -> tuple[Conversation, list[Message]]:
+        with self.sessions() as session:
+            conv = session.get(Conversation, conversation_id)
+            if conv is None or conv.account != account:
+                raise ApiError(404, f"no conversation {conversation_id}", "not_found", "conversation_id")
+            messages = list(session.scalars(select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)))
+            return conv, messages
+
+    def answer(self, account: str, answer_id: str) -> tuple[Answer, list[tuple[Citation, Any]]]:
+        from retrieval.models import Chunk
+
+        with self.sessions() as session:
+            ans = session.get(Answer, answer_id)
+            if ans is None or ans.account != account:
+                raise ApiError(404, f"no answer {answer_id}", "not_found", "answer_id")
+            rows = session.execute(select(Citation, Chunk).join(Chunk, Chunk.id == Citation.chunk_id)
+                                   .where(Citation.answer_id == answer_id).order_by(Citation.marker)).all()
+            return ans, [(c, ch) for c, ch in rows]
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
+
+
+def _title(question: str) -> str:
+    q = " ".join(question.split())
+    return q if len(q) <= 80 else q[:79].rsplit(" ", 1)[0] + "…"
+
+
+async def _words(text: str) -> AsyncIterator[str]:
+    """The extractive answer as stream deltas: a word (with its space) at a time."""
+    parts = text.split(" ")
+    for i, word in enumerate(parts):
+        yield word if i == 0 else " " + word
+
+
+async def _empty() -> AsyncIterator[str]:
+    return
+    yield  # pragma: no cover
+
+
+async def _timed(stream: AsyncIterator[Delta], turn: Turn, t0: float) -> AsyncIterator[Delta]:
+    try:
+        async for d in stream:
+            yield d
+    finally:
+        turn.model_ms = (_now() - t0) * 1000
+
+
+async def _collect(deltas: AsyncIterator[str], turn: Turn) -> AsyncIterator[str]:
+    try:
+        async for piece in deltas:
+            turn.text_parts.append(piece)
+            yield piece
+    except asyncio.CancelledError:
+        raise
+    except ApiError:
+        raise
+    except Exception as exc:  # a provider failing mid-stream
+        raise provider_error(exc) from exc

@@ -1,0 +1,18 @@
+"""Builds the assistant from settings (called from the app's lifespan, never at import)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+
+from assistant.chat.ledger import AnswerLedger, FreeLedger
+from assistant.chat.llm import LlmGateway
+from assistant.chat.orchestrator import Assistant
+from assistant.settings import Settings
+from retrieval.knowledge import KnowledgeBase
+
+
+def build_assistant(settings: Settings, kb: KnowledgeBase, engine: Engine, ledger: AnswerLedger | None = None) -> Assistant:
+    """The assistant over this knowledge base; the ledger defaults to free answers until payouts lands."""
+    gateway = LlmGateway(settings.app)
+    return Assistant(kb, engine, gateway, ledger or FreeLedger(), top_k=settings.app.chat_top_k,
+                     default_max_tokens=settings.app.llm_max_tokens)
