@@ -116,7 +116,7 @@ def markers_in(text: str) -> list[int]:
 
 def strip_markers(text: str) -> str:
     """The text without citation markers (and without the space a marker leaves before punctuation)."""
-    return _SPACE_BEFORE_PUNCT.sub(r"\1", _MARKER_GROUP.sub("", text)).strip()
+    return " ".join(_SPACE_BEFORE_PUNCT.sub(r"\1", _MARKER_GROUP.sub("", text)).split())
 
 
 def parse_citations(answer: str, n_sources: int) -> list[AnswerSentence]:
