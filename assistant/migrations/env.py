@@ -6,10 +6,11 @@ from alembic import context
 from sqlalchemy import engine_from_config, pool
 
 from assistant.models import metadata as assistant_metadata
+from payouts.models import metadata as payouts_metadata
 from retrieval.models import metadata as retrieval_metadata
 
 config = context.config
-target_metadata = [retrieval_metadata, assistant_metadata]
+target_metadata = [retrieval_metadata, assistant_metadata, payouts_metadata]
 
 
 def run() -> None:

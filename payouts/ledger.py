@@ -1,0 +1,564 @@
+"""The ledger: exact money movements in the caller's (or one) database transaction.
+
+Every function takes a SQLAlchemy ``Session`` and works inside its current transaction; the
+caller commits (``with Session(engine) as s, s.begin(): ...``). Integer base units only.
+
+Concurrency: balances move with single conditional ``UPDATE ... SET x = x + :d WHERE ...``
+statements (no read-modify-write), so concurrent writers never lose an update; ``aggregate``
+locks the credits it takes (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: its first statement
+is a write, which takes the database's write lock) and marks them with a conditional
+``UPDATE ... WHERE batch_id IS NULL``, so no credit is ever batched twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from eth_utils import is_address, to_checksum_address
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from payouts.models import (
+    Account,
+    AnswerPayment,
+    ApiKey,
+    Contributor,
+    Credit,
+    JournalEntry,
+    PayoutBatch,
+    PayoutBatchItem,
+    Settlement,
+    SettlementItem,
+    Voucher,
+    utcnow,
+)
+from payouts.split import Charge, price_answer, split
+
+PLATFORM = "platform"
+_C = Contributor.__table__  # Core table: executemany UPDATEs
+_CHUNK = 5_000  # ids per UPDATE ... IN (...) (well under SQLite's variable limit)
+
+
+class LedgerError(Exception):
+    """A ledger operation was refused."""
+
+
+class InsufficientBalance(LedgerError):
+    """The asker's balance does not cover the charge (the API maps this to HTTP 402)."""
+
+    def __init__(self, account: str, balance: int, needed: int):
+        self.account, self.balance, self.needed = account, balance, needed
+        super().__init__(f"account {account!r} has {balance} base units, needs {needed}")
+
+
+def checksum(address: str) -> str:
+    """The EIP-55 form of an address; ValueError for anything that is not one."""
+    if not isinstance(address, str) or not is_address(address):
+        raise ValueError(f"not an Ethereum address: {address!r}")
+    return to_checksum_address(address)
+
+
+def _int(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an int (base units), got {value!r}")
+    return value
+
+
+def _insert_ignore(session: Session, table, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    mod = postgresql if dialect == "postgresql" else sqlite
+    session.execute(mod.insert(table).on_conflict_do_nothing(), rows)
+
+
+def _journal(session: Session, rows: list[dict]) -> None:
+    if rows:
+        now = utcnow()
+        for r in rows:
+            r.setdefault("created_at", now)
+            r.setdefault("balance_after", None)
+            r.setdefault("answer_id", None)
+            r.setdefault("ref", None)
+        session.execute(insert(JournalEntry), rows)
+
+
+# ---------------------------------------------------------------- accounts and keys
+
+
+def ensure_account(session: Session, account: str) -> None:
+    _insert_ignore(session, Account.__table__, [{"id": account, "balance": 0, "created_at": utcnow()}])
+
+
+def balance(session: Session, account: str) -> int:
+    value = session.scalar(select(Account.balance).where(Account.id == account))
+    return int(value or 0)
+
+
+def deposit(session: Session, account: str, amount: int, *, ref: str | None = None) -> int:
+    """Add prepaid funds to an asker's balance (creates the account); returns the new balance."""
+    if _int(amount, "amount") <= 0:
+        raise ValueError("deposit must be > 0")
+    ensure_account(session, account)
+    new = session.execute(
+        update(Account).where(Account.id == account)
+        .values(balance=Account.balance + amount).returning(Account.balance)
+    ).scalar_one()
+    _journal(session, [{"holder": f"account:{account}", "kind": "deposit", "delta": amount,
+                        "balance_after": int(new), "ref": ref}])
+    return int(new)
+
+
+def _hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(session: Session, account: str, *, name: str | None = None) -> str:
+    """A new random API key for ``account`` (created if missing). The key is returned once;
+    only its sha256 is stored."""
+    ensure_account(session, account)
+    key = "oc-" + secrets.token_urlsafe(32)
+    session.add(ApiKey(account_id=account, key_hash=_hash_key(key), prefix=key[:10], name=name))
+    session.flush()
+    return key
+
+
+def lookup_api_key(session: Session, key: str) -> str | None:
+    """The account of a live API key, or None. (A hash lookup: no timing oracle on the key.)"""
+    return session.scalar(
+        select(ApiKey.account_id).where(ApiKey.key_hash == _hash_key(key), ApiKey.revoked_at.is_(None))
+    )
+
+
+def revoke_api_key(session: Session, key: str) -> bool:
+    res = session.execute(
+        update(ApiKey).where(ApiKey.key_hash == _hash_key(key), ApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return bool(res.rowcount)
+
+
+def ensure_can_pay(session: Session, account: str, price: int) -> None:
+    """Raise :class:`InsufficientBalance` unless the account can pay ``price`` (call this before
+    the LLM: a cited answer costs the full price)."""
+    have = balance(session, account)
+    if have < _int(price, "price"):
+        raise InsufficientBalance(account, have, price)
+
+
+# ------------------------------------------------------------------ contributors
+
+
+def ensure_contributors(session: Session, addresses: list[str]) -> None:
+    now = utcnow()
+    _insert_ignore(
+        session, Contributor.__table__,
+        [{"address": a, "earned": 0, "batched": 0, "vouchered": 0, "settled": 0, "created_at": now}
+         for a in sorted(set(addresses))],
+    )
+
+
+def set_display_name(session: Session, address: str, name: str | None) -> None:
+    address = checksum(address)
+    ensure_contributors(session, [address])
+    session.execute(update(Contributor).where(Contributor.address == address).values(display_name=name))
+
+
+# --------------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class AnswerPaymentResult:
+    answer_id: str
+    charge: Charge
+    credits: dict[str, int]  # contributor (EIP-55) -> base units
+    balance_after: int
+    already_recorded: bool = False
+
+
+def record_answer_payment(
+    session: Session,
+    account: str,
+    answer_id: str,
+    price: int,
+    weights_by_contributor: Mapping[str, int],
+    *,
+    fee_bps: int,
+) -> AnswerPaymentResult:
+    """Debit the asker and credit the cited contributors of one answer, in the caller's
+    transaction.
+
+    ``weights_by_contributor``: integer weights (e.g. ppm) of the VERIFIED citations, summed per
+    contributor address. No positive weight → no credit, and the asker pays only the fee part.
+    Raises :class:`InsufficientBalance` (nothing written) when the balance is short. Recording
+    the same ``answer_id`` again changes nothing and returns the first result.
+    """
+    weights: dict[str, int] = {}
+    for address, w in weights_by_contributor.items():
+        if _int(w, f"weight of {address}") < 0:
+            raise ValueError(f"negative weight for {address}")
+        if w:
+            key = checksum(address)
+            weights[key] = weights.get(key, 0) + w
+    existing = session.get(AnswerPayment, answer_id)
+    if existing is not None:
+        credits = dict(session.execute(
+            select(Credit.contributor, Credit.amount).where(Credit.answer_id == answer_id)).all())
+        return AnswerPaymentResult(
+            answer_id, Charge(existing.total, existing.fee, existing.pool),
+            {k: int(v) for k, v in credits.items()}, balance(session, account), True)
+    charge = price_answer(price, fee_bps, cited=bool(weights))
+    parts = split(charge.pool, weights)
+    # Debit first: one conditional UPDATE, so two concurrent answers can't both spend the same
+    # funds (and on SQLite this write takes the database's write lock).
+    new_balance = session.execute(
+        update(Account).where(Account.id == account, Account.balance >= charge.total)
+        .values(balance=Account.balance - charge.total).returning(Account.balance)
+    ).scalar_one_or_none()
+    if new_balance is None:
+        raise InsufficientBalance(account, balance(session, account), charge.total)
+    now = utcnow()
+    session.execute(insert(AnswerPayment), [{
+        "answer_id": answer_id, "account_id": account, "price": price, "fee_bps": fee_bps,
+        "total": charge.total, "fee": charge.fee, "pool": charge.pool, "created_at": now}])
+    journal = [{"holder": f"account:{account}", "kind": "answer_debit", "delta": -charge.total,
+                "balance_after": int(new_balance), "answer_id": answer_id}]
+    if charge.fee:
+        journal.append({"holder": PLATFORM, "kind": "fee", "delta": charge.fee, "answer_id": answer_id})
+    if parts:
+        ensure_contributors(session, list(parts))
+        session.execute(insert(Credit), [
+            {"answer_id": answer_id, "contributor": a, "amount": amt, "weight": weights[a],
+             "batch_id": None, "created_at": now} for a, amt in sorted(parts.items())])
+        session.execute(
+            update(_C).where(_C.c.address == bindparam("a")).values(earned=_C.c.earned + bindparam("amt")),
+            [{"a": a, "amt": amt} for a, amt in sorted(parts.items())],
+        )
+        journal += [{"holder": f"contributor:{a}", "kind": "earned", "delta": amt, "answer_id": answer_id}
+                    for a, amt in sorted(parts.items())]
+    _journal(session, journal)
+    return AnswerPaymentResult(answer_id, charge, parts, int(new_balance))
+
+
+# --------------------------------------------------------------------- batching
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: int
+    credit_count: int
+    total: int
+    per_contributor: dict[str, int] = field(default_factory=dict)  # amount batched now
+    cumulative: dict[str, int] = field(default_factory=dict)  # owed after this batch
+    replayed: bool = False  # the idempotency key had already produced this batch
+
+
+def aggregate(
+    session: Session, *, idempotency_key: str | None = None, max_credits: int = 200_000
+) -> BatchResult | None:
+    """Batch unbatched credits per contributor, in the caller's transaction.
+
+    Returns None when nothing was unbatched. Safe to run concurrently: on PostgreSQL each run
+    locks the credits it takes (``SKIP LOCKED``: concurrent runs take disjoint sets); on SQLite
+    the first statement is a write, so runs are serialised by the write lock. A credit is
+    marked with ``WHERE batch_id IS NULL`` and only the rows actually marked are summed, so no
+    credit is batched twice. With ``idempotency_key`` (e.g. the task id), a replay of a run
+    that committed returns that batch and batches nothing more.
+    """
+    now = utcnow()
+    key = idempotency_key
+    if key is not None:
+        _insert_ignore(session, PayoutBatch.__table__, [
+            {"idempotency_key": key, "credit_count": 0, "total": 0, "created_at": now}])
+        batch = session.scalar(select(PayoutBatch).where(PayoutBatch.idempotency_key == key))
+        assert batch is not None
+        if batch.credit_count:  # committed earlier by this key: a redelivered task
+            return _batch_result(session, batch, replayed=True)
+    else:
+        batch = PayoutBatch(idempotency_key=None, credit_count=0, total=0, created_at=now)
+        session.add(batch)
+        session.flush()  # the INSERT: first statement is a write
+    batch_id = batch.id
+    ids_q = (select(Credit.id).where(Credit.batch_id.is_(None)).order_by(Credit.id)
+             .limit(max_credits).with_for_update(skip_locked=True))
+    ids = list(session.scalars(ids_q))
+    per: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    for i in range(0, len(ids), _CHUNK):
+        rows = session.execute(
+            update(Credit).where(Credit.id.in_(ids[i:i + _CHUNK]), Credit.batch_id.is_(None))
+            .values(batch_id=batch_id).returning(Credit.contributor, Credit.amount)
+            .execution_options(synchronize_session=False)
+        ).all()
+        for contributor, amount in rows:
+            per[contributor] = per.get(contributor, 0) + int(amount)
+            counts[contributor] = counts.get(contributor, 0) + 1
+    if not per:
+        session.delete(batch)
+        session.flush()
+        return None
+    ordered = sorted(per)
+    session.execute(
+        update(_C).where(_C.c.address == bindparam("a")).values(batched=_C.c.batched + bindparam("amt")),
+        [{"a": a, "amt": per[a]} for a in ordered],
+    )
+    cumulative: dict[str, int] = {}
+    for i in range(0, len(ordered), _CHUNK):
+        cumulative.update((a, int(b)) for a, b in session.execute(
+            select(Contributor.address, Contributor.batched).where(Contributor.address.in_(ordered[i:i + _CHUNK]))))
+    session.execute(insert(PayoutBatchItem), [
+        {"batch_id": batch_id, "contributor": a, "amount": per[a], "credit_count": counts[a],
+         "cumulative": cumulative[a]} for a in ordered])
+    _journal(session, [{"holder": f"contributor:{a}", "kind": "batched", "delta": per[a],
+                        "balance_after": cumulative[a], "ref": f"batch:{batch_id}"} for a in ordered])
+    total = sum(per.values())
+    count = sum(counts.values())
+    session.execute(update(PayoutBatch).where(PayoutBatch.id == batch_id)
+                    .values(credit_count=count, total=total)
+                    .execution_options(synchronize_session=False))
+    return BatchResult(batch_id, count, total, per, cumulative)
+
+
+def _batch_result(session: Session, batch: PayoutBatch, *, replayed: bool) -> BatchResult:
+    items = session.execute(select(PayoutBatchItem.contributor, PayoutBatchItem.amount, PayoutBatchItem.cumulative)
+                            .where(PayoutBatchItem.batch_id == batch.id)).all()
+    return BatchResult(batch.id, batch.credit_count, int(batch.total),
+                       {a: int(x) for a, x, _ in items}, {a: int(c) for a, _, c in items}, replayed)
+
+
+# --------------------------------------------------------------------- vouchers
+
+
+@dataclass(frozen=True)
+class Owed:
+    address: str
+    batched: int
+    vouchered: int
+    settled: int
+
+
+def owed_vouchers(session: Session, limit: int = 1_000) -> list[Owed]:
+    """Contributors whose batched amount is above their latest voucher."""
+    rows = session.execute(
+        select(Contributor.address, Contributor.batched, Contributor.vouchered, Contributor.settled)
+        .where(Contributor.batched > Contributor.vouchered).order_by(Contributor.address).limit(limit)
+    ).all()
+    return [Owed(a, int(b), int(v), int(s)) for a, b, v, s in rows]
+
+
+def store_voucher(
+    session: Session, address: str, *, chain_id: int, contract: str, payer: str,
+    channel_id: bytes, cumulative_amount: int, signature: bytes,
+) -> bool:
+    """Store a signed voucher and raise the contributor's vouchered amount (never lowers it,
+    never above what was batched). Storing the same (contract, channel, amount) twice is a
+    no-op. Returns True when the vouchered amount rose."""
+    address = checksum(address)
+    _int(cumulative_amount, "cumulative_amount")
+    row = {
+        "contributor": address, "chain_id": chain_id, "contract": checksum(contract),
+        "payer": checksum(payer), "channel_id": "0x" + bytes(channel_id).hex(),
+        "cumulative_amount": cumulative_amount, "signature": "0x" + bytes(signature).hex(),
+        "created_at": utcnow()}
+    raised = session.execute(
+        update(Contributor)
+        .where(Contributor.address == address, Contributor.vouchered < cumulative_amount,
+               Contributor.batched >= cumulative_amount)
+        .values(vouchered=cumulative_amount).returning(Contributor.vouchered)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if raised is None:
+        current = session.execute(select(Contributor.batched, Contributor.vouchered)
+                                  .where(Contributor.address == address)).one_or_none()
+        if current is None or cumulative_amount > current[0]:
+            raise LedgerError(f"voucher of {cumulative_amount} for {address} exceeds what was batched")
+        if cumulative_amount == current[1]:
+            _insert_ignore(session, Voucher.__table__, [row])  # same voucher again: idempotent
+        return False
+    _insert_ignore(session, Voucher.__table__, [row])
+    _journal(session, [{"holder": f"contributor:{address}", "kind": "vouchered",
+                        "delta": 0, "balance_after": cumulative_amount,
+                        "ref": "0x" + bytes(channel_id).hex()}])
+    return True
+
+
+def latest_voucher(session: Session, address: str) -> Voucher | None:
+    return session.scalar(
+        select(Voucher).where(Voucher.contributor == checksum(address))
+        .order_by(Voucher.cumulative_amount.desc()).limit(1))
+
+
+# ------------------------------------------------------------------- settlement
+
+
+def settle_candidates(
+    session: Session, *, threshold: int, max_age_seconds: float | None = None,
+    now: datetime | None = None, limit: int = 100,
+) -> list[Owed]:
+    """Contributors whose vouchered-but-unsettled amount reaches ``threshold`` (or whose oldest
+    unsettled voucher is older than ``max_age_seconds``)."""
+    rows = session.execute(
+        select(Contributor.address, Contributor.batched, Contributor.vouchered, Contributor.settled)
+        .where(Contributor.vouchered > Contributor.settled).order_by(Contributor.address)
+    ).all()
+    out = []
+    now = now or utcnow()
+    for a, b, v, s in rows:
+        due = v - s >= threshold
+        if not due and max_age_seconds is not None:
+            oldest = session.scalar(select(func.min(Voucher.created_at)).where(
+                Voucher.contributor == a, Voucher.cumulative_amount > s))
+            if oldest is not None:
+                if oldest.tzinfo is None:
+                    oldest = oldest.replace(tzinfo=now.tzinfo)
+                due = (now - oldest).total_seconds() >= max_age_seconds
+        if due:
+            out.append(Owed(a, int(b), int(v), int(s)))
+        if len(out) >= limit:
+            break
+    return out
+
+
+def begin_settlement(session: Session, entries: list[tuple[str, int, int]]) -> int:
+    """Record the intent to push (contributor, cumulative, new amount) entries; returns its id.
+    Committed BEFORE the transaction is sent, so a crash leaves a trace to reconcile."""
+    s = Settlement(status="pending", total=sum(e[2] for e in entries))
+    session.add(s)
+    session.flush()
+    session.execute(insert(SettlementItem), [
+        {"settlement_id": s.id, "contributor": a, "cumulative_amount": c, "amount": n}
+        for a, c, n in entries])
+    return s.id
+
+
+def finish_settlement(
+    session: Session, settlement_id: int, *, status: str, tx_hash: str | None = None,
+    block_number: int | None = None, gas_used: int | None = None, error: str | None = None,
+) -> None:
+    session.execute(update(Settlement).where(Settlement.id == settlement_id).values(
+        status=status, tx_hash=tx_hash, block_number=block_number, gas_used=gas_used,
+        error=error, finished_at=utcnow()).execution_options(synchronize_session=False))
+
+
+def record_settled(session: Session, address: str, paid: int, *, ref: str | None = None) -> bool:
+    """Raise a contributor's settled amount to what its channel has paid on chain (capped at
+    what was vouchered; never lowered). Returns True when it rose."""
+    address = checksum(address)
+    row = session.execute(
+        select(Contributor.settled, Contributor.vouchered).where(Contributor.address == address)
+    ).one_or_none()
+    if row is None:
+        return False
+    target = min(int(paid), int(row[1]))
+    res = session.execute(
+        update(Contributor).where(Contributor.address == address, Contributor.settled < target)
+        .values(settled=target).returning(Contributor.settled)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if res is None:
+        return False
+    _journal(session, [{"holder": f"contributor:{address}", "kind": "settled",
+                        "delta": target - int(row[0]), "balance_after": target, "ref": ref}])
+    return True
+
+
+def pending_settlements(session: Session) -> list[tuple[int, list[tuple[str, int]]]]:
+    ids = list(session.scalars(select(Settlement.id).where(Settlement.status == "pending").order_by(Settlement.id)))
+    out = []
+    for sid in ids:
+        items = session.execute(select(SettlementItem.contributor, SettlementItem.cumulative_amount)
+                                .where(SettlementItem.settlement_id == sid)).all()
+        out.append((sid, [(a, int(c)) for a, c in items]))
+    return out
+
+
+# --------------------------------------------------------------------- checking
+
+
+def check_invariants(session: Session) -> list[str]:
+    """Every money rule the ledger alone can check; returns the violations (empty: all hold)."""
+    problems: list[str] = []
+    q = session.execute
+    # Σ credits of each answer = its pool
+    bad = q(select(AnswerPayment.answer_id, AnswerPayment.pool, func.coalesce(func.sum(Credit.amount), 0))
+            .outerjoin(Credit, Credit.answer_id == AnswerPayment.answer_id)
+            .group_by(AnswerPayment.answer_id, AnswerPayment.pool)
+            .having(func.coalesce(func.sum(Credit.amount), 0) != AnswerPayment.pool)).all()
+    problems += [f"answer {a}: credits {c} != pool {p}" for a, p, c in bad]
+    debits = int(q(select(func.coalesce(func.sum(AnswerPayment.total), 0))).scalar_one())
+    fees = int(q(select(func.coalesce(func.sum(AnswerPayment.fee), 0))).scalar_one())
+    credits = int(q(select(func.coalesce(func.sum(Credit.amount), 0))).scalar_one())
+    if debits != credits + fees:
+        problems.append(f"Σ debits {debits} != Σ credits {credits} + Σ fees {fees}")
+    # journal agrees with balances
+    jdebits = -int(q(select(func.coalesce(func.sum(JournalEntry.delta), 0)).where(JournalEntry.kind == "answer_debit")).scalar_one())
+    if jdebits != debits:
+        problems.append(f"journal debits {jdebits} != Σ answer payments {debits}")
+    for acc, bal in q(select(Account.id, Account.balance)).all():
+        j = int(q(select(func.coalesce(func.sum(JournalEntry.delta), 0)).where(JournalEntry.holder == f"account:{acc}")).scalar_one())
+        if j != bal:
+            problems.append(f"account {acc}: balance {bal} != journal {j}")
+    # per contributor: earned = Σ credits, batched = Σ batched credits = Σ batch items
+    earned = dict(q(select(Credit.contributor, func.sum(Credit.amount)).group_by(Credit.contributor)).all())
+    batched = dict(q(select(Credit.contributor, func.sum(Credit.amount)).where(Credit.batch_id.is_not(None))
+                     .group_by(Credit.contributor)).all())
+    items = dict(q(select(PayoutBatchItem.contributor, func.sum(PayoutBatchItem.amount)).group_by(PayoutBatchItem.contributor)).all())
+    top_voucher = dict(q(select(Voucher.contributor, func.max(Voucher.cumulative_amount)).group_by(Voucher.contributor)).all())
+    for a, e, b, v, s in q(select(Contributor.address, Contributor.earned, Contributor.batched,
+                                  Contributor.vouchered, Contributor.settled)).all():
+        if int(earned.get(a, 0)) != e:
+            problems.append(f"{a}: earned {e} != Σ credits {earned.get(a, 0)}")
+        if int(batched.get(a, 0)) != b or int(items.get(a, 0)) != b:
+            problems.append(f"{a}: batched {b} != Σ batched credits {batched.get(a, 0)} / items {items.get(a, 0)}")
+        if int(top_voucher.get(a, 0)) != v:
+            problems.append(f"{a}: vouchered {v} != latest voucher {top_voucher.get(a, 0)}")
+        if not (e >= b >= v >= s >= 0):
+            problems.append(f"{a}: amounts out of order earned {e} batched {b} vouchered {v} settled {s}")
+    # every batch's totals = its credits
+    for bid, cnt, tot, n, t in q(
+        select(PayoutBatch.id, PayoutBatch.credit_count, PayoutBatch.total,
+               func.count(Credit.id), func.coalesce(func.sum(Credit.amount), 0))
+        .outerjoin(Credit, Credit.batch_id == PayoutBatch.id)
+        .group_by(PayoutBatch.id, PayoutBatch.credit_count, PayoutBatch.total)).all():
+        if cnt != n or tot != t:
+            problems.append(f"batch {bid}: recorded {cnt}/{tot}, credits {n}/{t}")
+    return problems
+
+
+@dataclass(frozen=True)
+class Totals:
+    debits: int
+    fees: int
+    credits: int
+    unbatched: int
+    batched: int
+    vouchered: int
+    settled: int
+    answers: int
+    batches: int
+    vouchers: int
+    settlements_pending: int
+
+
+def totals(session: Session) -> Totals:
+    q = session.execute
+    one = lambda stmt: int(q(stmt).scalar_one() or 0)
+    return Totals(
+        debits=one(select(func.coalesce(func.sum(AnswerPayment.total), 0))),
+        fees=one(select(func.coalesce(func.sum(AnswerPayment.fee), 0))),
+        credits=one(select(func.coalesce(func.sum(Credit.amount), 0))),
+        unbatched=one(select(func.coalesce(func.sum(Credit.amount), 0)).where(Credit.batch_id.is_(None))),
+        batched=one(select(func.coalesce(func.sum(Contributor.batched), 0))),
+        vouchered=one(select(func.coalesce(func.sum(Contributor.vouchered), 0))),
+        settled=one(select(func.coalesce(func.sum(Contributor.settled), 0))),
+        answers=one(select(func.count()).select_from(AnswerPayment)),
+        batches=one(select(func.count()).select_from(PayoutBatch)),
+        vouchers=one(select(func.count()).select_from(Voucher)),
+        settlements_pending=one(select(func.count()).select_from(Settlement).where(Settlement.status == "pending")),
+    )

@@ -1,0 +1,236 @@
+"""Ledger tables of the payouts package (SQLAlchemy 2, own ``MetaData``).
+
+Money is integer base units in ``BigInteger`` columns (the 6-decimal dev stablecoin: 2**63 base
+units is 9.2e12 ocUSD, far above any balance here), guarded by CHECK constraints; never a float.
+The table names do not collide with the assistant's (answers, citations, ...) or the knowledge
+base's; ``credits.answer_id`` names the assistant's answer without a foreign key, because
+``payouts`` does not depend on other packages' tables.
+
+Lifecycle of money (each row is one state, every change of a balance is also a journal row):
+``accounts.balance`` (asker) → ``answer_payments`` (one per answer: total = fee + pool) →
+``credits`` (per answer and contributor; ``batch_id`` NULL until batched) → ``payout_batches``
+/ ``payout_batch_items`` (raise ``contributors.batched``, the cumulative amount owed) →
+``vouchers`` (signed EIP-712 cumulative amount; ``contributors.vouchered``) →
+``settlements`` / ``settlement_items`` (on-chain pushes; ``contributors.settled``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# Same naming convention as retrieval/models.py: identical constraint names on SQLite and PG.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only autoincrements INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Money = BigInteger
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = metadata
+
+
+class Account(Base):
+    """An asker's prepaid balance (the ``account`` string the API keys name)."""
+
+    __tablename__ = "accounts"
+    __table_args__ = (CheckConstraint("balance >= 0", name="balance_nonnegative"),)
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    balance: Mapped[int] = mapped_column(Money, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ApiKey(Base):
+    """An API key of an account; only its sha256 is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Contributor(Base):
+    """A payee (EIP-55 address) and its cumulative amounts, each never decreasing:
+    earned (Σ credits) ≥ batched (Σ batched credits) ≥ vouchered ≥ settled (paid on chain)."""
+
+    __tablename__ = "contributors"
+    __table_args__ = (
+        CheckConstraint(
+            "earned >= batched AND batched >= vouchered AND vouchered >= settled AND settled >= 0",
+            name="amounts_ordered",
+        ),
+    )
+
+    address: Mapped[str] = mapped_column(String(42), primary_key=True)
+    display_name: Mapped[str | None] = mapped_column(String(200))
+    earned: Mapped[int] = mapped_column(Money, default=0)
+    batched: Mapped[int] = mapped_column(Money, default=0)
+    vouchered: Mapped[int] = mapped_column(Money, default=0)
+    settled: Mapped[int] = mapped_column(Money, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AnswerPayment(Base):
+    """What one answer cost its asker: total = fee + pool; Σ credits of the answer = pool."""
+
+    __tablename__ = "answer_payments"
+    __table_args__ = (
+        CheckConstraint("fee >= 0 AND pool >= 0 AND total = fee + pool", name="total_is_fee_plus_pool"),
+    )
+
+    answer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    price: Mapped[int] = mapped_column(Money)
+    fee_bps: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int] = mapped_column(Money)
+    fee: Mapped[int] = mapped_column(Money)
+    pool: Mapped[int] = mapped_column(Money)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class PayoutBatch(Base):
+    """One run of ``aggregate``: the credits it took (each credit is in at most one batch)."""
+
+    __tablename__ = "payout_batches"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    credit_count: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(Money, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Credit(Base):
+    """A contributor's share of one answer's pool."""
+
+    __tablename__ = "credits"
+    __table_args__ = (
+        UniqueConstraint("answer_id", "contributor", name="uq_credits_answer_contributor"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    answer_id: Mapped[str] = mapped_column(ForeignKey("answer_payments.answer_id"), index=True)
+    contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), index=True)
+    amount: Mapped[int] = mapped_column(Money)
+    weight: Mapped[int] = mapped_column(BigInteger)
+    batch_id: Mapped[int | None] = mapped_column(ForeignKey("payout_batches.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class PayoutBatchItem(Base):
+    """Per batch and contributor: the amount batched and the cumulative owed after it."""
+
+    __tablename__ = "payout_batch_items"
+    __table_args__ = (
+        UniqueConstraint("batch_id", "contributor", name="uq_payout_batch_items_batch_contributor"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("payout_batches.id"), index=True)
+    contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), index=True)
+    amount: Mapped[int] = mapped_column(Money)
+    credit_count: Mapped[int] = mapped_column(Integer)
+    cumulative: Mapped[int] = mapped_column(Money)
+
+
+class Voucher(Base):
+    """A hub-signed EIP-712 voucher for a contributor's channel. One row per (contract, channel,
+    cumulative amount): signing the same amount again stores nothing new (idempotency key)."""
+
+    __tablename__ = "vouchers"
+    __table_args__ = (
+        UniqueConstraint("contract", "channel_id", "cumulative_amount", name="uq_vouchers_channel_amount"),
+        CheckConstraint("cumulative_amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), index=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))
+    payer: Mapped[str] = mapped_column(String(42))
+    channel_id: Mapped[str] = mapped_column(String(66), index=True)
+    cumulative_amount: Mapped[int] = mapped_column(Money)
+    signature: Mapped[str] = mapped_column(String(132))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Settlement(Base):
+    """One batched ``pushPayments`` transaction (status pending → confirmed | failed |
+    reconciled: confirmed from the chain's state after a crash lost the receipt)."""
+
+    __tablename__ = "settlements"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), unique=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    total: Mapped[int] = mapped_column(Money, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SettlementItem(Base):
+    """One channel of a settlement: paid up to ``cumulative_amount`` (``amount`` new)."""
+
+    __tablename__ = "settlement_items"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    settlement_id: Mapped[int] = mapped_column(ForeignKey("settlements.id"), index=True)
+    contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), index=True)
+    cumulative_amount: Mapped[int] = mapped_column(Money)
+    amount: Mapped[int] = mapped_column(Money)
+
+
+class JournalEntry(Base):
+    """Append-only record of every balance change (UPDATE/DELETE refused by DB triggers,
+    created in the migration).
+
+    ``holder`` is ``account:<id>``, ``contributor:<address>`` (kind ``earned``/``batched``/
+    ``vouchered``/``settled``: which cumulative amount moved) or ``platform`` (fees).
+    """
+
+    __tablename__ = "journal_entries"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    holder: Mapped[str] = mapped_column(String(260), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    delta: Mapped[int] = mapped_column(Money)
+    balance_after: Mapped[int | None] = mapped_column(Money)
+    answer_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    ref: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

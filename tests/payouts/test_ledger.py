@@ -1,0 +1,228 @@
+"""The ledger on SQLite and PostgreSQL: debits, credits, fees, batches, vouchers, journal."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from payouts import ledger
+from payouts.models import AnswerPayment, Contributor, Credit, JournalEntry, PayoutBatchItem
+from tests.conftest import new_address
+
+FEE_BPS = 1_000  # 10 %
+
+
+def answer_id() -> str:
+    return "ans-" + uuid.uuid4().hex[:20]
+
+
+def fund(engine: Engine, account: str, amount: int) -> None:
+    with Session(engine) as s, s.begin():
+        ledger.deposit(s, account, amount)
+
+
+def test_answer_payment_debits_credits_and_fees_exactly(engine: Engine) -> None:
+    a, b, c = new_address(), new_address(), new_address()
+    fund(engine, "alice", 1_000_000)
+    with Session(engine) as s, s.begin():
+        r = ledger.record_answer_payment(
+            s, "alice", "ans-1", 10_001, {a: 500_000, b.lower(): 300_000, c: 200_000}, fee_bps=FEE_BPS)
+    assert r.charge.total == 10_001 and r.charge.fee == 1_000 and r.charge.pool == 9_001
+    assert sum(r.credits.values()) == 9_001 and set(r.credits) == {a, b, c}  # EIP-55 keys
+    assert r.balance_after == 1_000_000 - 10_001
+    with Session(engine) as s:
+        assert ledger.balance(s, "alice") == 989_999
+        assert s.scalar(select(func.sum(Credit.amount)).where(Credit.answer_id == "ans-1")) == 9_001
+        assert ledger.check_invariants(s) == []
+    # replaying the same answer changes nothing
+    with Session(engine) as s, s.begin():
+        again = ledger.record_answer_payment(s, "alice", "ans-1", 10_001, {a: 1}, fee_bps=FEE_BPS)
+        assert again.already_recorded and again.credits == r.credits
+        assert ledger.balance(s, "alice") == 989_999
+
+
+def test_no_verified_citation_pays_only_the_fee_and_credits_nobody(engine: Engine) -> None:
+    fund(engine, "bob", 5_000)
+    with Session(engine) as s, s.begin():
+        r = ledger.record_answer_payment(s, "bob", "ans-none", 10_000, {new_address(): 0}, fee_bps=FEE_BPS)
+    assert r.credits == {} and r.charge.total == 1_000
+    with Session(engine) as s:
+        assert ledger.balance(s, "bob") == 4_000
+        assert s.scalar(select(func.count()).select_from(Credit)) == 0
+        assert ledger.check_invariants(s) == []
+
+
+def test_insufficient_balance_writes_nothing(engine: Engine) -> None:
+    fund(engine, "carol", 999)
+    with Session(engine) as s:
+        with pytest.raises(ledger.InsufficientBalance) as err:
+            ledger.ensure_can_pay(s, "carol", 1_000)
+        assert err.value.balance == 999 and err.value.needed == 1_000
+        s.rollback()
+        with pytest.raises(ledger.InsufficientBalance), s.begin():
+            ledger.record_answer_payment(s, "carol", "ans-x", 1_000, {new_address(): 1}, fee_bps=FEE_BPS)
+        with pytest.raises(ledger.InsufficientBalance), s.begin():
+            ledger.record_answer_payment(s, "nobody", "ans-y", 1, {new_address(): 1}, fee_bps=FEE_BPS)
+    with Session(engine) as s:
+        assert ledger.balance(s, "carol") == 999
+        assert s.scalar(select(func.count()).select_from(AnswerPayment)) == 0
+        assert s.scalar(select(func.count()).select_from(Credit)) == 0
+
+
+def test_concurrent_answers_cannot_overspend(engine: Engine) -> None:
+    fund(engine, "dave", 10_000)
+    who = new_address()
+    outcomes: list[str] = []
+
+    def pay(i: int) -> None:
+        try:
+            with Session(engine) as s, s.begin():
+                ledger.record_answer_payment(s, "dave", f"ans-c{i}", 3_000, {who: 1}, fee_bps=FEE_BPS)
+            outcomes.append("ok")
+        except ledger.InsufficientBalance:
+            outcomes.append("short")
+
+    threads = [threading.Thread(target=pay, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["ok"] * 3 + ["short"] * 3
+    with Session(engine) as s:
+        assert ledger.balance(s, "dave") == 1_000
+        assert ledger.check_invariants(s) == []
+
+
+def test_api_keys_are_hashed(engine: Engine) -> None:
+    with Session(engine) as s, s.begin():
+        key = ledger.create_api_key(s, "erin", name="laptop")
+    with Session(engine) as s:
+        assert ledger.lookup_api_key(s, key) == "erin"
+        assert ledger.lookup_api_key(s, key + "x") is None
+        assert s.scalar(text("SELECT count(*) FROM api_keys WHERE key_hash = :k"), {"k": key}) == 0
+    with Session(engine) as s, s.begin():
+        assert ledger.revoke_api_key(s, key)
+    with Session(engine) as s:
+        assert ledger.lookup_api_key(s, key) is None
+
+
+def test_journal_is_append_only(engine: Engine) -> None:
+    fund(engine, "frank", 10)
+    with Session(engine) as s:
+        with pytest.raises(DBAPIError), s.begin():
+            s.execute(text("UPDATE journal_entries SET delta = 1000"))
+        with pytest.raises(DBAPIError), s.begin():
+            s.execute(text("DELETE FROM journal_entries"))
+        assert s.scalar(select(func.sum(JournalEntry.delta))) == 10
+
+
+def seed_answers(engine: Engine, n_answers: int, contributors: list[str], account: str = "asker") -> None:
+    fund(engine, account, 10**12)
+    with Session(engine) as s, s.begin():
+        for i in range(n_answers):
+            w = {contributors[(i + j) % len(contributors)]: 1 + j for j in range(3)}
+            ledger.record_answer_payment(s, account, f"seed-{account}-{i}", 10_000 + i, w, fee_bps=FEE_BPS)
+
+
+def test_aggregate_batches_each_credit_once_and_raises_cumulative(engine: Engine) -> None:
+    people = [new_address() for _ in range(5)]
+    seed_answers(engine, 20, people)
+    with Session(engine) as s, s.begin():
+        first = ledger.aggregate(s, idempotency_key="task-1")
+    assert first is not None and first.credit_count == 60
+    with Session(engine) as s, s.begin():
+        assert ledger.aggregate(s) is None  # nothing left
+        replay = ledger.aggregate(s, idempotency_key="task-1")  # redelivered task
+    assert replay is not None and replay.replayed and replay.batch_id == first.batch_id
+    seed_answers(engine, 5, people, account="asker2")
+    with Session(engine) as s, s.begin():
+        second = ledger.aggregate(s)
+    assert second is not None and second.credit_count == 15
+    with Session(engine) as s:
+        for p in people:
+            c = s.get(Contributor, p)
+            assert c is not None and c.batched == c.earned == second.cumulative.get(p, c.batched)
+        assert s.scalar(select(func.count()).select_from(Credit).where(Credit.batch_id.is_(None))) == 0
+        assert ledger.check_invariants(s) == []
+
+
+def test_concurrent_aggregates_never_batch_a_credit_twice(engine: Engine) -> None:
+    people = [new_address() for _ in range(40)]
+    seed_answers(engine, 300, people)
+    results: list[object] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            with Session(engine) as s, s.begin():
+                results.append(ledger.aggregate(s, max_credits=250))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    with Session(engine) as s:
+        counted = sum(r.credit_count for r in results if r is not None)
+        assert counted == s.scalar(select(func.count()).select_from(Credit).where(Credit.batch_id.is_not(None)))
+        assert s.scalar(select(func.sum(PayoutBatchItem.credit_count))) == counted
+        assert ledger.check_invariants(s) == []
+    with Session(engine) as s, s.begin():
+        while ledger.aggregate(s, max_credits=250):
+            pass
+    with Session(engine) as s:
+        assert s.scalar(select(func.count()).select_from(Credit).where(Credit.batch_id.is_(None))) == 0
+        assert ledger.check_invariants(s) == []
+
+
+def test_vouchers_and_settlements_only_go_up(engine: Engine) -> None:
+    p = new_address()
+    fund(engine, "gina", 10**9)
+    with Session(engine) as s, s.begin():
+        ledger.record_answer_payment(s, "gina", "g1", 1_000_000, {p: 1}, fee_bps=0)
+        ledger.aggregate(s)
+    kw = {"chain_id": 31337, "contract": new_address(), "payer": new_address(), "channel_id": b"\x01" * 32}
+    with Session(engine) as s, s.begin():
+        assert [o.address for o in ledger.owed_vouchers(s)] == [p]
+        assert ledger.store_voucher(s, p, cumulative_amount=600_000, signature=b"\x02" * 65, **kw)
+        assert not ledger.store_voucher(s, p, cumulative_amount=600_000, signature=b"\x02" * 65, **kw)
+        assert not ledger.store_voucher(s, p, cumulative_amount=500_000, signature=b"\x03" * 65, **kw)
+        with pytest.raises(ledger.LedgerError):
+            ledger.store_voucher(s, p, cumulative_amount=2_000_000, signature=b"\x04" * 65, **kw)
+        assert ledger.store_voucher(s, p, cumulative_amount=1_000_000, signature=b"\x05" * 65, **kw)
+    with Session(engine) as s, s.begin():
+        assert ledger.latest_voucher(s, p).cumulative_amount == 1_000_000
+        assert [o.address for o in ledger.settle_candidates(s, threshold=1_000_000)] == [p]
+        assert ledger.settle_candidates(s, threshold=1_000_001) == []
+        sid = ledger.begin_settlement(s, [(p, 1_000_000, 1_000_000)])
+        ledger.finish_settlement(s, sid, status="confirmed", tx_hash="0x" + "ab" * 32, block_number=7)
+        assert ledger.record_settled(s, p, 1_000_000)
+        assert not ledger.record_settled(s, p, 400_000)
+        assert not ledger.record_settled(s, p, 5_000_000)  # capped at vouchered
+    with Session(engine) as s:
+        c = s.get(Contributor, p)
+        assert (c.earned, c.batched, c.vouchered, c.settled) == (1_000_000,) * 4
+        assert ledger.check_invariants(s) == []
+        t = ledger.totals(s)
+        assert t.debits == t.credits + t.fees and t.settled == 1_000_000
+
+
+def test_floats_and_bad_addresses_are_refused(engine: Engine) -> None:
+    fund(engine, "hal", 10**6)
+    with Session(engine) as s:
+        with pytest.raises(TypeError), s.begin():
+            ledger.record_answer_payment(s, "hal", "h1", 10.5, {new_address(): 1}, fee_bps=FEE_BPS)  # type: ignore[arg-type]
+        with pytest.raises(ValueError), s.begin():
+            ledger.record_answer_payment(s, "hal", "h2", 10, {"0xnot-an-address": 1}, fee_bps=FEE_BPS)
+        with pytest.raises(TypeError), s.begin():
+            ledger.deposit(s, "hal", 1.0)  # type: ignore[arg-type]
