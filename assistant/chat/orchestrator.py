@@ -28,7 +28,7 @@ from assistant.chat.prompt import PromptSource, build_prompt
 from assistant.errors import ApiError
 from assistant.models import Answer, Citation, Conversation, Message
 from retrieval.knowledge import KnowledgeBase
-from retrieval.search import SearchResult
+from retrieval.search import Searcher, SearchResult
 
 SNIPPET_CHARS = 300
 
@@ -110,6 +110,8 @@ class Assistant:
         self.top_k = top_k
         self.default_max_tokens = default_max_tokens
         self.extractive = ExtractiveResponder(kb.embedder)
+        # Same index, but through the caching embedder: the question is embedded once.
+        self.searcher = Searcher(kb.index, self.extractive.vectors)
 
     def models(self) -> list[str]:
         return [EXTRACTIVE_MODEL] + [m for m in self.gateway.models() if m != EXTRACTIVE_MODEL]
@@ -124,7 +126,7 @@ class Assistant:
             await run_in_threadpool(self._check_conversation, req.account, req.conversation_id)
         question = req.messages[-1]["content"].strip()
         started = _now()
-        sources = await run_in_threadpool(self.kb.searcher.search, question, self.top_k)
+        sources = await run_in_threadpool(self.searcher.search, question, self.top_k)
         retrieval_ms = (_now() - started) * 1000
         answer_id = f"ans_{uuid.uuid4().hex}"
         if req.model == EXTRACTIVE_MODEL:
