@@ -29,6 +29,7 @@ class KnowledgeBase:
     searcher: Searcher
 
     def close(self) -> None:
+        self.searcher.close()
         if self.index.fts is not None:
             self.index.fts.close()
         self.client.close()

@@ -86,10 +86,13 @@ class FtsIndex:
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # One connection shared by the threads of this process, serialised by a lock:
-        # SQLite writes are serialised anyway and reads here take about a millisecond.
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.path = path
+        # One write connection behind a lock (SQLite serialises writers anyway); reads use a
+        # connection per thread, so concurrent searches run side by side under WAL.
+        self._db = self._connect()
         self._lock = threading.Lock()
+        self._readers = threading.local()
+        self._all_readers: list[sqlite3.Connection] = []
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -98,6 +101,17 @@ class FtsIndex:
                 "terms, contributor UNINDEXED, contribution_id UNINDEXED, "
                 "tokenize = 'unicode61 remove_diacritics 0')"
             )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=30)
+
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._readers, "conn", None)
+        if conn is None:
+            conn = self._readers.conn = self._connect()
+            with self._lock:
+                self._all_readers.append(conn)
+        return conn
 
     def add(self, rows: Iterable[tuple[int, Sequence[str], str, int]]) -> None:
         """Index (chunk_id, terms, contributor, contribution_id) rows; re-adding replaces."""
@@ -129,7 +143,8 @@ class FtsIndex:
         # Terms are letters and digits only; quoting them keeps FTS5 from reading any
         # term (say "or", "near") as query syntax.
         match = " OR ".join(f'"{t}"' for t in distinct)
-        sql = "SELECT rowid, -bm25(chunks) FROM chunks WHERE chunks MATCH ?"
+        # FTS5's rank is bm25() with its defaults (k1 1.2, b 0.75), lower is better.
+        sql = "SELECT rowid, -rank FROM chunks WHERE chunks MATCH ?"
         params: list[object] = [match]
         if contributor is not None:
             sql += " AND contributor = ?"
@@ -137,15 +152,15 @@ class FtsIndex:
         if contribution_id is not None:
             sql += " AND contribution_id = ?"
             params.append(contribution_id)
-        sql += " ORDER BY bm25(chunks) LIMIT ?"
+        sql += " ORDER BY rank LIMIT ?"
         params.append(limit)
-        with self._lock:
-            return [(int(r[0]), float(r[1])) for r in self._db.execute(sql, params)]
+        return [(int(r[0]), float(r[1])) for r in self._reader().execute(sql, params)]
 
     def count(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM chunks").fetchone()[0])
+        return int(self._reader().execute("SELECT count(*) FROM chunks").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:
+            for conn in self._all_readers:
+                conn.close()
             self._db.close()

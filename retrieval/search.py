@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from retrieval.embedder import Embedder
@@ -24,15 +25,25 @@ class SearchResult:
 class Searcher:
     """Finds the chunks that best match a question."""
 
-    def __init__(self, index: ChunkIndex, embedder: Embedder) -> None:
+    def __init__(self, index: ChunkIndex, embedder: Embedder, lexical_threads: int = 4) -> None:
         self.index = index
         self.embedder = embedder
+        self._pool = ThreadPoolExecutor(max_workers=lexical_threads, thread_name_prefix="lexical")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def search(self, query: str, top_k: int = 10, filters: Filters = Filters(), mode: Mode = "hybrid") -> list[SearchResult]:
         """The top_k chunks for the query, best first."""
-        vector = self.embedder.embed([query])[0] if mode != "sparse" else None
         terms = analyse(query) if mode != "dense" else []
-        hits = self.index.search(vector, terms, top_k, filters, mode)
+        pending = None
+        if mode == "hybrid" and self.index.fts is not None:
+            # The lexical side runs while the query is embedded: both release the GIL, so the
+            # search takes about the longer of the two, not their sum.
+            pending = self._pool.submit(self.index.lexical, terms, self.index.prefetch_limit, filters)
+        vector = self.embedder.embed([query])[0] if mode != "sparse" else None
+        lexical = pending.result() if pending is not None else None
+        hits = self.index.search(vector, terms, top_k, filters, mode, lexical=lexical)
         return [
             SearchResult(
                 chunk_id=h.chunk_id, score=h.score, text=h.payload.get("text", ""),
