@@ -46,6 +46,8 @@ class AppSettings(BaseSettings):
     llm_max_tokens: int = Field(default=512, ge=16, description="Completion tokens when the request names none.")
     chat_top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question.")
     chat_max_messages: int = Field(default=200, ge=1, description="Messages a chat request may carry.")
+    chat_rate_per_minute: int = Field(default=120, ge=0, description="Chat requests per minute per account; 0: no limit.")
+    chat_rate_burst: int = Field(default=60, ge=1, description="Chat requests an account may make at once.")
 
     @field_validator("llm_model", "llm_api_base", "llm_api_key", mode="before")
     @classmethod

@@ -108,7 +108,7 @@ def serve(data_dir: Path):  # type: ignore[no-untyped-def]
     from assistant.settings import load_settings
     from retrieval.embedder import load_embedder
 
-    settings = load_settings(data_dir=data_dir, dev_api_key=KEY)
+    settings = load_settings(data_dir=data_dir, dev_api_key=KEY, chat_rate_per_minute=0)
     return start_server(settings, load_embedder(settings.retrieval))
 
 

@@ -14,14 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import assistant.chat  # noqa: F401  (sets LITELLM_LOCAL_MODEL_COST_MAP before litellm loads)
-import litellm
-from litellm import Router
-
 from assistant.errors import ApiError
 from assistant.settings import AppSettings
 
 log = logging.getLogger(__name__)
-litellm.suppress_debug_info = True
+
+
+def _litellm() -> Any:
+    """litellm, imported on first use: it takes seconds to import, and a process with no
+    remote model configured (the CLI, the extractive default) never needs it."""
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
 
 
 @dataclass
@@ -37,6 +42,7 @@ def provider_error(exc: Exception) -> ApiError:
     """A litellm/provider exception as the error our API returns."""
     if isinstance(exc, ApiError):
         return exc
+    litellm = _litellm()
     name = exc.__class__.__name__
     if isinstance(exc, litellm.Timeout):
         return ApiError(504, f"the language model did not answer in time ({name})", "upstream_timeout")
@@ -66,7 +72,7 @@ class LlmGateway:
         self.default_context = settings.llm_context_tokens
         # The Router holds no connection until the first call; building it here is safe.
         self.router = (
-            Router(model_list=model_list, num_retries=settings.llm_retries, timeout=settings.llm_timeout)
+            _litellm().Router(model_list=model_list, num_retries=settings.llm_retries, timeout=settings.llm_timeout)
             if model_list else None
         )
 
@@ -82,7 +88,7 @@ class LlmGateway:
     def context_window(self, name: str) -> int:
         """The model's input window per litellm's (local) model map, else the configured default."""
         try:
-            info = litellm.get_model_info(self._litellm_model(name))
+            info = _litellm().get_model_info(self._litellm_model(name))
             return int(info.get("max_input_tokens") or info.get("max_tokens") or self.default_context)
         except Exception:  # unknown to litellm's map: self-hosted models, aliases
             return self.default_context
@@ -92,7 +98,7 @@ class LlmGateway:
             model = self._litellm_model(name)
         except KeyError:
             model = name
-        return int(litellm.token_counter(model=model, messages=messages))
+        return int(_litellm().token_counter(model=model, messages=messages))
 
     async def stream(self, name: str, messages: list[dict[str, str]], **params: Any) -> AsyncIterator[Delta]:
         """Open a streamed completion; raises ``ApiError`` before the first delta if the provider fails."""

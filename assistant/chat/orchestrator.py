@@ -26,6 +26,7 @@ from assistant.chat.ledger import AnswerLedger, Credit, LedgerAnswer
 from assistant.chat.llm import Delta, LlmGateway, provider_error
 from assistant.chat.prompt import PromptSource, build_prompt
 from assistant.errors import ApiError
+from assistant.ratelimit import RateLimiter, retry_after_header
 from assistant.models import Answer, Citation, Conversation, Message
 from retrieval.knowledge import KnowledgeBase
 from retrieval.search import Searcher, SearchResult
@@ -102,13 +103,14 @@ class Assistant:
     """Answers questions from the knowledge base and records every answer."""
 
     def __init__(self, kb: KnowledgeBase, engine: Engine, gateway: LlmGateway, ledger: AnswerLedger,
-                 top_k: int = 5, default_max_tokens: int = 512) -> None:
+                 top_k: int = 5, default_max_tokens: int = 512, limiter: RateLimiter | None = None) -> None:
         self.kb = kb
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self.gateway = gateway
         self.ledger = ledger
         self.top_k = top_k
         self.default_max_tokens = default_max_tokens
+        self.limiter = limiter or RateLimiter(0, 1)
         self.extractive = ExtractiveResponder(kb.embedder)
         # Same index, but through the caching embedder: the question is embedded once.
         self.searcher = Searcher(kb.index, self.extractive.vectors)
@@ -118,6 +120,10 @@ class Assistant:
 
     async def start(self, req: ChatRequest) -> Turn:
         """Check the request, retrieve sources and start the model; errors raise ``ApiError``."""
+        wait = self.limiter.acquire(req.account)
+        if wait is not None:
+            raise ApiError(429, f"rate limit reached for account {req.account!r}; retry in {wait:.1f}s",
+                           "rate_limit_exceeded", headers=retry_after_header(wait))
         if req.model not in self.models():
             raise ApiError(404, f"the model {req.model!r} does not exist; GET /v1/models lists the models", "model_not_found", "model")
         if not req.messages or req.messages[-1]["role"] != "user" or not req.messages[-1]["content"].strip():
@@ -184,9 +190,14 @@ class Assistant:
         t0 = _now()
         embed = self.extractive.vectors.get
         attribution = cit.attribute(text, [s.text for s in turn.sources], turn.question, embed)
-        prompt_tokens = turn.prompt_tokens or self.gateway.count_tokens(
-            req.model, [{"role": "user", "content": turn.question + "\n" + "\n".join(s.text for s in turn.sources)}])
-        completion_tokens = turn.completion_tokens or self.gateway.count_tokens(req.model, [{"role": "assistant", "content": text}])
+        prompt_tokens, completion_tokens = turn.prompt_tokens, turn.completion_tokens or 0
+        if req.model == EXTRACTIVE_MODEL:
+            # The extractive "model" reads through the embedder's tokenizer: count with it.
+            count = self.kb.embedder.token_ids
+            prompt_tokens = len(count(turn.question)) + sum(len(count(s.text)) for s in turn.sources)
+            completion_tokens = len(count(text))
+        elif not completion_tokens:
+            completion_tokens = self.gateway.count_tokens(req.model, [{"role": "assistant", "content": text}])
         cited = [
             CitationOut(m, s.chunk_id, s.title, _snippet(s.text), s.contributor, s.source_id, s.contribution_id,
                         attribution.weights.get(m, 0))

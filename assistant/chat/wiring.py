@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 from assistant.chat.ledger import AnswerLedger, FreeLedger
 from assistant.chat.llm import LlmGateway
 from assistant.chat.orchestrator import Assistant
+from assistant.ratelimit import RateLimiter
 from assistant.settings import Settings
 from retrieval.knowledge import KnowledgeBase
 
@@ -15,4 +16,5 @@ def build_assistant(settings: Settings, kb: KnowledgeBase, engine: Engine, ledge
     """The assistant over this knowledge base; the ledger defaults to free answers until payouts lands."""
     gateway = LlmGateway(settings.app)
     return Assistant(kb, engine, gateway, ledger or FreeLedger(), top_k=settings.app.chat_top_k,
-                     default_max_tokens=settings.app.llm_max_tokens)
+                     default_max_tokens=settings.app.llm_max_tokens,
+                     limiter=RateLimiter(settings.app.chat_rate_per_minute, settings.app.chat_rate_burst))
