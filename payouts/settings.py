@@ -56,6 +56,56 @@ class PayoutsSettings(BaseSettings):
     tx_timeout_seconds: float = Field(default=120.0, gt=0)
     push_batch_size: int = Field(default=100, gt=0, le=500)
 
+    # ---- ledger, pricing, workers
+    database_url: str | None = Field(
+        default=None, description="Ledger DB (OPENCHAT_DATABASE_URL); unset: SQLite under data_dir."
+    )
+    price_per_answer: int = Field(
+        default=10_000, ge=0, description="Base units per answer (10,000 = 0.01 ocUSD at 6 decimals)."
+    )
+    platform_fee_bps: int = Field(
+        default=1_000, ge=0, le=10_000, description="Platform fee in basis points of the price."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Celery broker (OPENCHAT_REDIS_URL); unset: embedded broker."
+    )
+    redis_key_prefix: str = Field(
+        default="openchat:", description="Prefix of every broker key in Redis (kombu global_keyprefix)."
+    )
+    broker_visibility_timeout: float = Field(
+        default=3_600.0, gt=0,
+        description="Seconds before an unacknowledged task (e.g. of a killed worker) is redelivered.",
+    )
+    broker_restore_interval: int = Field(
+        default=10, gt=0,
+        description="Redis: seconds between sweeps that put such timed-out tasks back on the queue.",
+    )
+    payout_interval: float = Field(
+        default=60.0, gt=0, description="Seconds between beat runs of aggregate → vouchers → settle."
+    )
+    settle_threshold: int = Field(
+        default=1_000_000, ge=0, description="Push on chain once a contributor's unsettled amount reaches this."
+    )
+    settle_max_age_seconds: float = Field(
+        default=86_400.0, gt=0, description="...or once their oldest unsettled voucher is this old."
+    )
+    channel_min_topup: int = Field(
+        default=10_000_000, ge=0,
+        description="Smallest deposit/top-up of a channel (fewer transactions for micro-payments).",
+    )
+    aggregate_max_credits: int = Field(default=200_000, gt=0, description="Credits per batch (one transaction).")
+    task_max_retries: int = Field(default=20, ge=0)
+    task_retry_backoff_max: int = Field(default=60, gt=0, description="Seconds: cap of the retry backoff.")
+    fault_pause_seconds: float = Field(
+        default=0.0, ge=0,
+        description="TEST HOOK (fault tests): the tasks named in fault_pause_tasks sleep this long "
+        "just before committing their result, printing 'PAUSE <task>' to the worker's stderr, so a "
+        "test can SIGKILL the worker mid-task. Keep 0.",
+    )
+    fault_pause_tasks: str = Field(
+        default="", description="TEST HOOK: comma-separated: aggregate, issue_vouchers, settle."
+    )
+
     @field_validator("hub_private_key")
     @classmethod
     def _key_is_hex32(cls, value: SecretStr) -> SecretStr:
@@ -71,6 +121,25 @@ class PayoutsSettings(BaseSettings):
     @property
     def resolved_deployment_file(self) -> Path:
         return self.deployment_file or (self.chain_dir / "deployment.json")
+
+    @property
+    def effective_database_url(self) -> str:
+        """The ledger DB: OPENCHAT_DATABASE_URL, else the app's SQLite file under data_dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'openchat.sqlite3').resolve()}"
+
+    @property
+    def broker_url(self) -> str:
+        """Redis when configured. Otherwise kombu's SQLAlchemy transport on a SQLite file: it is
+        a transport kombu itself ships and supports, needs no extra server or package (SQLAlchemy
+        is already a dependency), persists queued tasks across restarts (unlike the in-memory
+        transport, which also cannot be shared between the worker, beat and the API processes),
+        and works from every process on the machine. It polls (about 70 ms a task, measured):
+        fine for payout batches every few seconds; use Redis to scale out."""
+        if self.redis_url:
+            return self.redis_url
+        return f"sqla+sqlite:///{(self.data_dir / 'broker.sqlite3').resolve()}"
 
     @property
     def uses_dev_key(self) -> bool:

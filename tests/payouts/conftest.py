@@ -34,3 +34,156 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     eng.dispose()
     if url:
         drop_postgres_database(url)
+
+
+# ------------------------------------------------------------ real services
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import redis
+
+from payouts.chain import ChainClient, Deployment
+from payouts.deploy import ensure_deployment_for_settings
+from payouts.localchain import LocalChain, LocalChainError, find_anvil
+from payouts.settings import PayoutsSettings
+from payouts.worker import create_celery
+
+REDIS_URL = os.environ.get("OPENCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+CELERY = Path(sys.executable).with_name("celery")
+
+
+@dataclass
+class Stack:
+    """A real anvil (contracts deployed), Redis, a migrated ledger DB and a Celery worker
+    process that the test can kill and restart."""
+
+    data_dir: Path
+    env: dict[str, str]
+    settings: PayoutsSettings
+    engine: Engine
+    chain: LocalChain
+    client: ChainClient
+    app: object
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    log_offset: int = 0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def start_worker(self, **env: str) -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        self.starts += 1
+        self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as logf:
+            self.proc = subprocess.Popen(
+                [str(CELERY), "-A", "payouts.worker", "worker", "-Q", "payouts,payouts.chain",
+                 "-P", "solo", "-c", "1", "-n", f"w{self.starts}-{uuid.uuid4().hex[:6]}@test",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
+                env={**{k: v for k, v in os.environ.items() if not k.startswith("OPENCHAT_")},
+                     **self.env, **env}, stdout=logf, stderr=subprocess.STDOUT,
+                start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]),
+            )
+        self.wait_log("ready.", timeout=60)
+
+    def log_text(self) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, needle: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.log_text():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited ({self.proc.returncode}):\n{self.log_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{needle!r} not in worker log:\n{self.log_text()[-4000:]}")
+            time.sleep(0.05)
+
+    def kill_worker(self) -> None:
+        """SIGKILL: no cleanup, no ack, no rollback but the database's own."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self.proc = None
+
+    def stop_worker(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def send(self, task: str, **kwargs: object) -> None:
+        self.app.tasks[task].apply_async(kwargs=kwargs)  # type: ignore[attr-defined]
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float = 60, what: str = "") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited:\n{self.log_text()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}:\n{self.log_text()[-3000:]}")
+            time.sleep(0.1)
+
+
+def redis_available() -> bool:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "no Redis here"
+        return False
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if not redis_available():
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    try:
+        find_anvil()
+    except LocalChainError as exc:
+        pytest.skip(str(exc))
+    data_dir = tmp_path_factory.mktemp("payouts-stack")
+    chain = LocalChain(data_dir, state_interval=0).start()
+    prefix = f"openchat-test-{uuid.uuid4().hex[:10]}:"
+    env = {
+        "OPENCHAT_DATA_DIR": str(data_dir),
+        "OPENCHAT_DATABASE_URL": f"sqlite:///{data_dir / 'ledger.sqlite3'}",
+        "OPENCHAT_REDIS_URL": REDIS_URL,
+        "OPENCHAT_REDIS_KEY_PREFIX": prefix,
+        "OPENCHAT_CHAIN_RPC_URL": chain.rpc_url,
+        "OPENCHAT_BROKER_VISIBILITY_TIMEOUT": "3",
+        "OPENCHAT_BROKER_RESTORE_INTERVAL": "1",
+        "OPENCHAT_CHANNEL_MIN_TOPUP": "1000",
+        "OPENCHAT_TASK_RETRY_BACKOFF_MAX": "2",
+        "OPENCHAT_SETTLE_THRESHOLD": "1",
+        "OPENCHAT_FAULT_PAUSE_SECONDS": "0",
+        "OPENCHAT_FAULT_PAUSE_TASKS": "",
+    }
+    settings = PayoutsSettings(
+        data_dir=data_dir, database_url=env["OPENCHAT_DATABASE_URL"], redis_url=REDIS_URL,
+        redis_key_prefix=prefix, chain_rpc_url=chain.rpc_url, broker_visibility_timeout=3,
+    )
+    deployment: Deployment = ensure_deployment_for_settings(settings)
+    engine = make_engine(settings.effective_database_url)
+    migrate(engine)
+    client = ChainClient.connect(chain.rpc_url, deployment, settings.hub_private_key.get_secret_value())
+    st = Stack(data_dir, env, settings, engine, chain, client, create_celery(settings),
+               data_dir / "worker.log")
+    st.start_worker()
+    yield st
+    st.stop_worker()
+    engine.dispose()
+    chain.stop()
+    r = redis.Redis.from_url(REDIS_URL)
+    for key in r.scan_iter(match=f"{prefix}*"):
+        r.delete(key)

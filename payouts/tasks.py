@@ -1,0 +1,260 @@
+"""Payout tasks: aggregate credits into batches, issue vouchers, settle on chain.
+
+The work is in plain functions over :class:`Resources` (settings, a DB engine, a chain client),
+so tests and the CLI can run them in-process; :func:`register` wraps them as Celery tasks with
+``acks_late``, retries with exponential backoff on RPC/DB errors, and idempotency keys.
+
+Idempotency, task by task:
+- ``aggregate``: the batch's idempotency key is the task id (+ the loop round): a redelivered
+  task whose transaction committed finds its batch and batches nothing more; one that did not
+  commit was rolled back. Credits are marked ``WHERE batch_id IS NULL``: never twice.
+- ``issue_vouchers``: the channel's deposit is read from the chain before any open/top-up, so a
+  retry after a mined deposit does not deposit again; the voucher for a cumulative amount is
+  unique in the ledger, and vouchered amounts only rise.
+- ``settle``: the intent (a ``pending`` settlement) is committed before the transaction is sent;
+  entries are cumulative and the contract skips any at or below what a channel already paid,
+  so a retried or replayed push never pays twice; pending settlements left by a crash are
+  reconciled against the channels' ``paid`` on chain at the start of the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from payouts import ledger
+from payouts.chain import ChainClient, ChainError, ContractRevert, Deployment
+from payouts.settings import PayoutsSettings
+
+log = logging.getLogger(__name__)
+
+try:  # the exceptions an RPC hiccup raises through web3.py
+    from requests.exceptions import RequestException as _RequestException
+except ImportError:  # pragma: no cover
+    _RequestException = OSError  # type: ignore[misc, assignment]
+from web3.exceptions import TimeExhausted, Web3Exception
+
+RETRY_ON: tuple[type[BaseException], ...] = (
+    ChainError, _RequestException, OSError, TimeoutError, TimeExhausted, Web3Exception, OperationalError,
+)
+
+
+@dataclass
+class Resources:
+    """What a task needs, created lazily in the process that uses it (after a prefork fork)."""
+
+    settings: PayoutsSettings
+    engine: Engine | None = None
+    chain: ChainClient | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def db(self) -> Engine:
+        with self._lock:
+            if self.engine is None:
+                from payouts.db import make_engine
+
+                self.engine = make_engine(self.settings.effective_database_url)
+            return self.engine
+
+    def chain_client(self) -> ChainClient:
+        with self._lock:
+            if self.chain is None:
+                url = self.settings.chain_rpc_url
+                if not url:
+                    raise ChainError("no chain: set OPENCHAT_CHAIN_RPC_URL (make run starts anvil)")
+                deployment = Deployment.load(self.settings.resolved_deployment_file)
+                self.chain = ChainClient.connect(
+                    url, deployment, self.settings.hub_private_key.get_secret_value(),
+                    tx_timeout=self.settings.tx_timeout_seconds,
+                )
+            return self.chain
+
+    @contextmanager
+    def transaction(self, pause_label: str | None = None) -> Iterator[Session]:
+        """A session in one transaction; the fault hook pauses just before the commit."""
+        with Session(self.db(), expire_on_commit=False) as session, session.begin():
+            yield session
+            if pause_label:
+                self.pause(pause_label)
+
+    def pause(self, label: str) -> None:
+        wanted = {t.strip() for t in self.settings.fault_pause_tasks.split(",") if t.strip()}
+        if self.settings.fault_pause_seconds > 0 and label in wanted:
+            print(f"PAUSE {label}", file=sys.stderr, flush=True)
+            time.sleep(self.settings.fault_pause_seconds)
+
+
+# ----------------------------------------------------------------------- work
+
+
+def run_aggregate(res: Resources, key: str | None = None) -> dict[str, int]:
+    """Batch every unbatched credit (in rounds of ``aggregate_max_credits``, one transaction
+    each). Returns {"batches", "credits", "total"}."""
+    out = {"batches": 0, "credits": 0, "total": 0}
+    for round_no in range(1_000_000):
+        with res.transaction("aggregate") as s:
+            result = ledger.aggregate(
+                s, idempotency_key=f"{key}:{round_no}" if key else None,
+                max_credits=res.settings.aggregate_max_credits,
+            )
+        if result is None:
+            break
+        if not result.replayed:
+            out["batches"] += 1
+            out["credits"] += result.credit_count
+            out["total"] += result.total
+        if not result.replayed and result.credit_count < res.settings.aggregate_max_credits:
+            break
+    return out
+
+
+def run_issue_vouchers(res: Resources) -> dict[str, int]:
+    """For every contributor owed more than their latest voucher: make sure their channel holds
+    at least the new cumulative amount (open or top up, by at least ``channel_min_topup``),
+    then sign and store the voucher. Returns {"vouchers", "opened", "topped_up", "skipped"}."""
+    out = {"vouchers": 0, "opened": 0, "topped_up": 0, "skipped": 0}
+    client = res.chain_client()
+    minimum = res.settings.channel_min_topup
+    while True:
+        with Session(res.db()) as s:
+            owed = ledger.owed_vouchers(s, limit=500)
+        owed = [o for o in owed if o.batched > o.vouchered]
+        if not owed:
+            return out
+        progressed = False
+        for o in owed:
+            cid = client.channel_id(o.address)
+            ch = client.get_channel(cid)
+            if not ch.exists or ch.status == "settled":  # (re-)open; deposits are cumulative
+                client.open_channel(o.address, max(o.batched - ch.deposited, minimum, 1))
+                out["opened"] += 1
+            elif ch.status != "open":
+                log.warning("channel of %s is %s: no voucher issued", o.address, ch.status)
+                out["skipped"] += 1
+                continue
+            elif ch.deposited < o.batched:
+                client.top_up(cid, max(o.batched - ch.deposited, minimum))
+                out["topped_up"] += 1
+            voucher = client.sign_voucher(cid, o.batched)
+            with res.transaction("issue_vouchers") as s:
+                if ledger.store_voucher(
+                    s, o.address, chain_id=voucher.chain_id, contract=voucher.contract,
+                    payer=client.hub.address, channel_id=voucher.channel_id,
+                    cumulative_amount=voucher.cumulative_amount, signature=voucher.signature,
+                ):
+                    out["vouchers"] += 1
+                    progressed = True
+        if not progressed:
+            return out
+
+
+def _tx_hash(receipt: Any) -> str:
+    return "0x" + bytes(receipt["transactionHash"]).hex()
+
+
+def reconcile_pending(res: Resources) -> int:
+    """Settle the books of ``pending`` settlements a crash left behind, from the chain's state:
+    each item's channel ``paid`` is recorded; the settlement is ``reconciled`` if every item was
+    paid, ``failed`` (dropped, nothing more to record) otherwise. Returns how many."""
+    client = res.chain_client()
+    with Session(res.db()) as s:
+        pending = ledger.pending_settlements(s)
+    for sid, items in pending:
+        paid_all = True
+        with res.transaction() as s:
+            for address, cumulative in items:
+                paid = client.get_channel(client.channel_id(address)).paid
+                ledger.record_settled(s, address, paid, ref=f"settlement:{sid}")
+                paid_all &= paid >= cumulative
+            ledger.finish_settlement(s, sid, status="reconciled" if paid_all else "failed",
+                                     error=None if paid_all else "no receipt recorded; not (fully) paid on chain")
+    return len(pending)
+
+
+def run_settle(res: Resources, *, threshold: int | None = None) -> dict[str, int]:
+    """Push vouchered-but-unpaid amounts on chain, many channels per transaction.
+    Returns {"transactions", "channels", "amount", "reconciled"}."""
+    settings = res.settings
+    out = {"transactions": 0, "channels": 0, "amount": 0, "reconciled": reconcile_pending(res)}
+    client = res.chain_client()
+    threshold = settings.settle_threshold if threshold is None else threshold
+    with Session(res.db()) as s:
+        due = ledger.settle_candidates(s, threshold=threshold, max_age_seconds=settings.settle_max_age_seconds,
+                                       limit=10_000)
+    for i in range(0, len(due), settings.push_batch_size):
+        entries: list[tuple[str, int, int]] = []
+        for o in due[i:i + settings.push_batch_size]:
+            paid = client.get_channel(client.channel_id(o.address)).paid
+            if paid >= o.vouchered:  # paid already (a claim, or a push whose receipt was lost)
+                with res.transaction() as s:
+                    ledger.record_settled(s, o.address, paid, ref="chain")
+                continue
+            entries.append((o.address, o.vouchered, o.vouchered - max(paid, o.settled)))
+        if not entries:
+            continue
+        with res.transaction() as s:
+            sid = ledger.begin_settlement(s, entries)
+        try:
+            receipt = client.push_payments([(a, c) for a, c, _ in entries])
+        except ContractRevert as exc:
+            with res.transaction() as s:
+                ledger.finish_settlement(s, sid, status="failed", error=str(exc)[:2000])
+            raise
+        with res.transaction("settle") as s:
+            ledger.finish_settlement(s, sid, status="confirmed", tx_hash=_tx_hash(receipt),
+                                     block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
+            for address, cumulative, _ in entries:
+                ledger.record_settled(s, address, cumulative, ref=_tx_hash(receipt))
+        out["transactions"] += 1
+        out["channels"] += len(entries)
+        out["amount"] += sum(n for _, _, n in entries)
+    return out
+
+
+# ---------------------------------------------------------------------- celery
+
+
+def register(app: Any, settings: PayoutsSettings) -> None:
+    """Register the payout tasks on a Celery app (tasks share one lazy :class:`Resources`)."""
+    res = Resources(settings)
+    app.openchat_resources = res
+    common = {
+        "bind": True,
+        "acks_late": True,
+        "reject_on_worker_lost": True,
+        "autoretry_for": RETRY_ON,
+        "retry_backoff": 1,
+        "retry_backoff_max": settings.task_retry_backoff_max,
+        "retry_jitter": True,
+        "max_retries": settings.task_max_retries,
+    }
+
+    @app.task(name="payouts.aggregate", **common)
+    def aggregate(self: Any) -> dict[str, int]:
+        out = run_aggregate(res, key=self.request.id)
+        log.info("aggregate %s: %s", self.request.id, out)
+        if out["credits"]:
+            issue_vouchers.apply_async()
+        return out
+
+    @app.task(name="payouts.issue_vouchers", **common)
+    def issue_vouchers(self: Any) -> dict[str, int]:
+        out = run_issue_vouchers(res)
+        log.info("issue_vouchers %s: %s", self.request.id, out)
+        return out
+
+    @app.task(name="payouts.settle", **common)
+    def settle(self: Any, threshold: int | None = None) -> dict[str, int]:
+        out = run_settle(res, threshold=threshold)
+        log.info("settle %s: %s", self.request.id, out)
+        return out

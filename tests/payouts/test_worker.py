@@ -1,0 +1,184 @@
+"""Payout workers with real services: Redis broker, a Celery worker process, anvil, SQLite.
+
+The money rules are checked after every scenario: Σ credits of an answer = pool, Σ debits =
+Σ credits + Σ fees, every credit in exactly one batch, cumulative voucher = Σ batched credits,
+Σ settled ≤ Σ vouchered, and on chain: each channel paid exactly what the ledger settled, never
+more than its deposit, and each receiver holds exactly what was paid.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from payouts import ledger
+from payouts.models import Contributor, Credit, Settlement, Voucher
+from payouts.vouchers import SignedVoucher, recover_signer
+from tests.conftest import new_address
+from tests.payouts.conftest import Stack
+
+PRICE = 10_000
+FEE_BPS = 1_000
+
+
+def seed(stack: Stack, n_answers: int, people: list[str], *, seed_no: int = 0) -> None:
+    rnd = random.Random(seed_no)
+    account = f"asker-{uuid.uuid4().hex[:8]}"
+    with Session(stack.engine) as s, s.begin():
+        ledger.deposit(s, account, n_answers * PRICE)
+        for i in range(n_answers):
+            cited = rnd.sample(people, k=min(len(people), rnd.randint(1, 4)))
+            weights = {p: rnd.randint(1, 1_000_000) for p in cited}
+            ledger.record_answer_payment(s, account, f"{account}-{i}", PRICE, weights, fee_bps=FEE_BPS)
+
+
+def unbatched(stack: Stack) -> int:
+    with Session(stack.engine) as s:
+        return int(s.scalar(select(func.count()).select_from(Credit).where(Credit.batch_id.is_(None))))
+
+
+def contributors(stack: Stack, people: list[str]) -> dict[str, Contributor]:
+    with Session(stack.engine) as s:
+        return {c.address: c for c in s.scalars(select(Contributor).where(Contributor.address.in_(people)))}
+
+
+def all_vouchered(stack: Stack, people: list[str]) -> bool:
+    cs = contributors(stack, people)
+    return len(cs) == len(people) and all(c.vouchered == c.batched == c.earned for c in cs.values())
+
+
+def all_settled(stack: Stack, people: list[str]) -> bool:
+    cs = contributors(stack, people)
+    return all(c.settled == c.vouchered == c.earned for c in cs.values())
+
+
+def assert_money_rules(stack: Stack, people: list[str]) -> None:
+    with Session(stack.engine) as s:
+        assert ledger.check_invariants(s) == []
+        t = ledger.totals(s)
+        assert t.debits == t.credits + t.fees
+        assert t.settled <= t.vouchered <= t.batched <= t.credits
+        assert s.scalar(select(func.count()).select_from(Settlement).where(Settlement.status == "pending")) == 0
+        for c in contributors(stack, people).values():
+            ch = stack.client.get_channel(stack.client.channel_id(c.address))
+            if c.vouchered:
+                assert ch.deposited >= c.vouchered  # every voucher is cashable
+                v = ledger.latest_voucher(s, c.address)
+                signed = SignedVoucher(v.chain_id, v.contract, bytes.fromhex(v.channel_id[2:]),
+                                       v.cumulative_amount, bytes.fromhex(v.signature[2:]))
+                assert recover_signer(signed) == stack.client.hub.address
+                assert v.cumulative_amount == c.vouchered == c.batched
+            assert ch.paid == c.settled <= ch.deposited  # paid exactly once, within the deposit
+            assert stack.client.token_balance(c.address) == c.settled
+
+
+def test_answers_to_batches_to_vouchers_to_settlement(stack: Stack) -> None:
+    people = [new_address() for _ in range(12)]
+    seed(stack, 200, people, seed_no=1)
+    stack.send("payouts.aggregate")  # aggregate then queues issue_vouchers itself
+    stack.wait_for(lambda: all_vouchered(stack, people), what="vouchers")
+    assert unbatched(stack) == 0
+    stack.send("payouts.settle", threshold=0)
+    stack.wait_for(lambda: all_settled(stack, people), what="settlement")
+    with Session(stack.engine) as s:
+        confirmed = s.scalars(select(Settlement).where(Settlement.status == "confirmed")).all()
+        assert confirmed and all(x.tx_hash and x.block_number for x in confirmed)
+    assert_money_rules(stack, people)
+    # more answers: vouchers rise, never fall; a second push pays only the difference
+    before = {a: c.vouchered for a, c in contributors(stack, people).items()}
+    seed(stack, 50, people, seed_no=2)
+    stack.send("payouts.aggregate")
+    stack.wait_for(lambda: all_vouchered(stack, people), what="second vouchers")
+    after = contributors(stack, people)
+    assert all(after[a].vouchered >= before[a] for a in people)
+    stack.send("payouts.settle", threshold=0)
+    stack.wait_for(lambda: all_settled(stack, people), what="second settlement")
+    assert_money_rules(stack, people)
+
+
+def test_duplicated_tasks_credit_and_pay_nothing_twice(stack: Stack) -> None:
+    people = [new_address() for _ in range(8)]
+    seed(stack, 150, people, seed_no=3)
+    start = len(stack.log_text())
+
+    def done(task: str) -> int:  # tasks of this test that finished
+        return sum(1 for line in stack.log_text()[start:].splitlines()
+                   if f"Task {task}[" in line and "] succeeded in" in line)
+
+    for _ in range(4):
+        stack.send("payouts.aggregate")
+        stack.send("payouts.issue_vouchers")
+    stack.wait_for(lambda: all_vouchered(stack, people), what="vouchers")
+    for _ in range(3):
+        stack.send("payouts.settle", threshold=0)
+    stack.wait_for(lambda: all_settled(stack, people), what="settlement")
+    # let the duplicates finish, then check nothing moved twice
+    stack.send("payouts.settle", threshold=0)
+    stack.send("payouts.aggregate")
+    stack.wait_for(lambda: done("payouts.settle") >= 4 and done("payouts.aggregate") >= 5, what="drain")
+    assert " raised " not in stack.log_text()[start:]
+    assert_money_rules(stack, people)
+    with Session(stack.engine) as s:
+        per_channel = s.execute(select(Voucher.contributor, func.count()).where(Voucher.contributor.in_(people))
+                                .group_by(Voucher.contributor)).all()
+        assert all(n >= 1 for _, n in per_channel)
+
+
+def test_sigkill_mid_aggregate_loses_and_doubles_nothing(stack: Stack) -> None:
+    people = [new_address() for _ in range(6)]
+    stack.stop_worker()
+    stack.start_worker(OPENCHAT_FAULT_PAUSE_SECONDS="60", OPENCHAT_FAULT_PAUSE_TASKS="aggregate")
+    seed(stack, 100, people, seed_no=4)
+    pending = unbatched(stack)
+    assert pending >= 100
+    stack.send("payouts.aggregate")
+    stack.wait_log("PAUSE aggregate")
+    stack.kill_worker()  # mid-transaction: the batch was written but not committed
+    assert unbatched(stack) == pending
+    stack.start_worker()  # the unacknowledged task is delivered again (visibility timeout)
+    stack.wait_for(lambda: all_vouchered(stack, people), timeout=90, what="redelivered aggregate")
+    assert_money_rules(stack, people)
+
+
+def test_sigkill_mid_voucher_issue_deposits_and_signs_once(stack: Stack) -> None:
+    people = [new_address() for _ in range(3)]
+    stack.stop_worker()
+    stack.start_worker(OPENCHAT_FAULT_PAUSE_SECONDS="60", OPENCHAT_FAULT_PAUSE_TASKS="issue_vouchers")
+    seed(stack, 30, people, seed_no=5)
+    stack.send("payouts.aggregate")
+    stack.wait_log("PAUSE issue_vouchers")
+    stack.kill_worker()  # the channel was opened on chain, the voucher not stored
+    opened = [p for p in people if stack.client.get_channel(stack.client.channel_id(p)).exists]
+    assert opened
+    deposits = {p: stack.client.get_channel(stack.client.channel_id(p)).deposited for p in opened}
+    stack.start_worker()
+    stack.wait_for(lambda: all_vouchered(stack, people), timeout=90, what="redelivered issue_vouchers")
+    for p in opened:  # the retry read the deposit from the chain: no second deposit
+        assert stack.client.get_channel(stack.client.channel_id(p)).deposited == deposits[p]
+    assert_money_rules(stack, people)
+
+
+def test_sigkill_mid_settle_pays_once(stack: Stack) -> None:
+    people = [new_address() for _ in range(5)]
+    seed(stack, 60, people, seed_no=6)
+    stack.send("payouts.aggregate")
+    stack.wait_for(lambda: all_vouchered(stack, people), what="vouchers")
+    stack.stop_worker()
+    stack.start_worker(OPENCHAT_FAULT_PAUSE_SECONDS="60", OPENCHAT_FAULT_PAUSE_TASKS="settle")
+    stack.send("payouts.settle", threshold=0)
+    stack.wait_log("PAUSE settle")
+    stack.kill_worker()  # the push is mined; the ledger still says "pending"
+    with Session(stack.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Settlement).where(Settlement.status == "pending")) >= 1
+    paid = {p: stack.client.get_channel(stack.client.channel_id(p)).paid for p in people}
+    assert all(paid[p] == c.vouchered for p, c in contributors(stack, people).items())
+    stack.start_worker()
+    stack.wait_for(lambda: all_settled(stack, people), timeout=90, what="reconciled settlement")
+    for p in people:
+        assert stack.client.get_channel(stack.client.channel_id(p)).paid == paid[p]
+    with Session(stack.engine) as s:
+        assert s.scalar(select(func.count()).select_from(Settlement).where(Settlement.status == "reconciled")) >= 1
+    assert_money_rules(stack, people)
