@@ -8,6 +8,7 @@ then calls ``Turn.finish`` to check the citations and record everything in one t
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -29,6 +30,7 @@ from assistant.errors import ApiError
 from assistant.ratelimit import RateLimiter, retry_after_header
 from assistant.models import Answer, Citation, Conversation, Message
 from retrieval.knowledge import KnowledgeBase
+from retrieval.lexical import analyse
 from retrieval.search import Searcher, SearchResult
 
 SNIPPET_CHARS = 300
@@ -131,13 +133,14 @@ class Assistant:
         if req.conversation_id is not None:
             await run_in_threadpool(self._check_conversation, req.account, req.conversation_id)
         question = req.messages[-1]["content"].strip()
+        query = search_query(req.messages)
         started = _now()
-        sources = await run_in_threadpool(self.searcher.search, question, self.top_k)
+        sources = await run_in_threadpool(self.searcher.search, query, self.top_k)
         retrieval_ms = (_now() - started) * 1000
         answer_id = f"ans_{uuid.uuid4().hex}"
         if req.model == EXTRACTIVE_MODEL:
             t0 = _now()
-            result = await run_in_threadpool(self.extractive.answer, question, [s.text for s in sources])
+            result = await run_in_threadpool(self.extractive.answer, query, [s.text for s in sources])
             turn = Turn(self, req, answer_id, question, sources, _empty(), started, retrieval_ms)
             turn.deltas = _collect(_words(result.text), turn)
             turn.model_ms = (_now() - t0) * 1000
@@ -276,6 +279,23 @@ class Assistant:
             rows = session.execute(select(Citation, Chunk).join(Chunk, Chunk.id == Citation.chunk_id)
                                    .where(Citation.answer_id == answer_id).order_by(Citation.marker)).all()
             return ans, [(c, ch) for c, ch in rows]
+
+
+_REFERRING = re.compile(r"\b(?:it|its|he|him|his|she|her|they|them|their|this|that|these|those|there|then)\b", re.I)
+
+
+def search_query(messages: Sequence[dict[str, str]]) -> str:
+    """What to search for: the question, plus the previous question when this one leans on it.
+
+    A follow-up such as "When did he die?" names nothing to search for; the asker's previous
+    question supplies the subject. Only a question with a referring word or fewer than three
+    content terms borrows context, so a self-contained question searches on its own.
+    """
+    question = messages[-1]["content"].strip()
+    previous = [m["content"].strip() for m in messages[:-1] if m["role"] == "user" and m["content"].strip()]
+    if previous and (_REFERRING.search(question) or len(set(analyse(question))) < 3):
+        return f"{previous[-1]} {question}"
+    return question
 
 
 def _snippet(text: str) -> str:

@@ -6,6 +6,7 @@ import httpx
 import openai
 import pytest
 
+from assistant.auth import ApiKeys
 from tests.assistant.test_api_knowledge import assert_openai_error
 from tests.conftest import DEV_KEY, LiveServer, new_address
 
@@ -110,11 +111,18 @@ def test_conversations_are_stored_and_scoped(api: LiveServer, facts: dict[str, s
         conv = c.get(f"/v1/conversations/{conv_id}").json()
     assert [m["role"] for m in conv["messages"]] == ["user", "assistant", "user", "assistant"]
     assert "waggle" in conv["messages"][-1]["content"]
-    # Another account sees none of it.
-    api_keys = None
     with api.client("not-a-key") as c:
         assert_openai_error(c.get(f"/v1/conversations/{conv_id}"), 401, "invalid_api_key")
-    del api_keys
+    # Another account sees none of it: its conversation, its answer, nor may it continue it.
+    app = api.server.config.app
+    app.state.api_keys = ApiKeys({DEV_KEY: "dev", "other-key": "other"})
+    with api.client("other-key") as c:
+        assert_openai_error(c.get(f"/v1/conversations/{conv_id}"), 404, "not_found")
+        assert_openai_error(c.get(f"/v1/answers/{first.model_extra['openchat']['answer_id']}"), 404, "not_found")
+        assert conv_id not in [x["id"] for x in c.get("/v1/conversations").json()["data"]]
+    with pytest.raises(openai.NotFoundError):
+        sdk(api, "other-key").chat.completions.create(
+            model=MODEL, extra_body={"conversation_id": conv_id}, messages=[{"role": "user", "content": "Saturn?"}])
 
 
 def test_errors_in_openai_shape(api: LiveServer, facts: dict[str, str]) -> None:
@@ -137,3 +145,24 @@ def test_errors_in_openai_shape(api: LiveServer, facts: dict[str, str]) -> None:
         assert_openai_error(bad, 400)
     with httpx.Client(base_url=api.url) as c:
         assert_openai_error(c.post("/v1/chat/completions", json={"model": MODEL, "messages": []}), 401)
+
+
+def test_follow_up_question_uses_the_conversation(api: LiveServer, facts: dict[str, str]) -> None:
+    client = sdk(api)
+    history = [{"role": "user", "content": "Tell me about the Great Wall of China."},
+               {"role": "assistant", "content": "It is a long wall."},
+               {"role": "user", "content": "When was it mostly built?"}]
+    completion = client.chat.completions.create(model=MODEL, messages=history)
+    assert "Ming dynasty" in completion.choices[0].message.content
+    assert [c["contributor"] for c in completion.model_extra["citations"]] == [facts["Great Wall"]]
+
+
+def test_search_query_borrows_context_only_when_needed() -> None:
+    from assistant.chat.orchestrator import search_query
+
+    first = {"role": "user", "content": "Who built the Great Wall?"}
+    assert search_query([first, {"role": "user", "content": "When did they finish it?"}]) == \
+        "Who built the Great Wall? When did they finish it?"
+    alone = {"role": "user", "content": "What are Saturn's rings made of?"}
+    assert search_query([first, alone]) == alone["content"]
+    assert search_query([alone]) == alone["content"]
