@@ -162,26 +162,32 @@ def verify(
     chunk_terms = {m: set(analyse(sources[m - 1])) for s in cited for m in s.markers}
     question_terms = set(analyse(question))
     sentence_terms = {s.index: analyse(s.text) for s in cited}
+    lexical = {(s.index, m): lexical_support(sentence_terms[s.index], chunk_terms[m]) for s in cited for m in s.markers}
+    # Embeddings only where the lexical evidence cannot decide: a sentence sharing no term
+    # with the question (is it on topic?) and citations between the floor and outright support.
+    need_relevance = [s for s in cited if sentence_terms[s.index] and not set(sentence_terms[s.index]) & question_terms]
+    need_cosine = [(i, m) for (i, m), lex in lexical.items()
+                   if thresholds.lexical_floor <= lex < thresholds.lexical_supported]
     cosines: dict[tuple[int, int], float] = {}
     relevance: dict[int, float] = {}
-    if embed is not None:
-        # One batch for everything the verdicts may need; on-topic checks are cheap then.
-        markers = sorted(chunk_terms)
-        texts = [question] + [s.text for s in cited] + [sources[m - 1] for m in markers]
+    if embed is not None and (need_relevance or need_cosine):
+        by_index = {s.index: s for s in cited}
+        sentence_ids = sorted({s.index for s in need_relevance} | {i for i, _ in need_cosine})
+        markers = sorted({m for _, m in need_cosine})
+        texts = [question] + [by_index[i].text for i in sentence_ids] + [sources[m - 1] for m in markers]
         vectors = embed(texts)
-        q = vectors[0]
-        svec = {s.index: vectors[1 + i] for i, s in enumerate(cited)}
-        cvec = {m: vectors[1 + len(cited) + i] for i, m in enumerate(markers)}
-        for s in cited:
-            relevance[s.index] = float(svec[s.index] @ q)
-            for m in s.markers:
-                cosines[(s.index, m)] = float(svec[s.index] @ cvec[m])
+        svec = {i: vectors[1 + k] for k, i in enumerate(sentence_ids)}
+        cvec = {m: vectors[1 + len(sentence_ids) + k] for k, m in enumerate(markers)}
+        for s in need_relevance:
+            relevance[s.index] = float(svec[s.index] @ vectors[0])
+        for i, m in need_cosine:
+            cosines[(i, m)] = float(svec[i] @ cvec[m])
     checks: list[Check] = []
     for s in cited:
         terms = sentence_terms[s.index]
         on_topic = bool(set(terms) & question_terms) or relevance.get(s.index, -1.0) >= thresholds.question_relevance
         for m in s.markers:
-            lex = lexical_support(terms, chunk_terms[m])
+            lex = lexical[(s.index, m)]
             cos = cosines.get((s.index, m))
             supported = bool(terms) and on_topic and (
                 lex >= thresholds.lexical_supported
