@@ -301,13 +301,16 @@ class Intake:
                 batch.near_duplicate += 1
                 batch.duplicates.append(self._dup(drafts[i], "near_duplicate", chunk_id=cid, similarity=score))
                 continue
-            if accepted:
-                sims = vectors[[slot[a] for a in accepted]] @ vectors[pos]
+            # Chunks of one row overlap and share its title, so a short tail chunk can look
+            # like its neighbour; they are one text, never copies of each other.
+            others = [a for a in accepted if drafts[a].line != drafts[i].line]
+            if others:
+                sims = vectors[[slot[a] for a in others]] @ vectors[pos]
                 best = int(np.argmax(sims))
                 if sims[best] >= self.threshold:
                     batch.near_duplicate += 1
                     batch.duplicates.append(
-                        self._dup(drafts[i], "near_duplicate", line_of=drafts[accepted[best]].line, similarity=float(sims[best]))
+                        self._dup(drafts[i], "near_duplicate", line_of=drafts[others[best]].line, similarity=float(sims[best]))
                     )
                     continue
             accepted.append(i)

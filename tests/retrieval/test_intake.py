@@ -98,3 +98,13 @@ def test_long_rows_are_chunked_with_sentences_whole(kb: KnowledgeBase) -> None:
         assert len(kb.embedder.token_ids(c.text)) <= kb.settings.chunk_size
         assert c.text.endswith(".")  # split at sentence ends
         assert c.title == "Long"
+
+
+def test_chunks_of_one_row_are_never_near_copies_of_each_other(kb: KnowledgeBase, tmp_path: Path) -> None:
+    # A long row whose last chunk is mostly the overlap with the one before it.
+    body = " ".join(f"Insulin resistance in muscle cells was measured in cohort {i} of the trial." for i in range(30))
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"id": "x", "title": "Insulin resistance", "text": body + " It was high."}) + "\n")
+    cid = kb.intake.open_dataset(new_address(), path.name, "jsonl", path.stat().st_size)
+    report = kb.intake.ingest_dataset(cid, path)
+    assert report.chunks_near_duplicate == 0 and report.chunks_stored >= 2
