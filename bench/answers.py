@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
 import sys
 import tempfile
@@ -32,13 +31,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import numpy as np  # noqa: E402
-import openai  # noqa: E402
+import httpx
+import numpy as np
+import openai
 
-from assistant.chat.citations import lexical_support, strip_markers  # noqa: E402
-from assistant.chat.extractive import MODEL_ID, NO_ANSWER  # noqa: E402
-from retrieval.lexical import analyse  # noqa: E402
+from assistant.chat.citations import lexical_support, strip_markers
+from assistant.chat.extractive import MODEL_ID, NO_ANSWER
+from retrieval.lexical import analyse
 
 CONTRIBUTOR = "0x000000000000000000000000000000000005c1Fa"
 KEY = "bench-key"
@@ -104,9 +103,9 @@ def calibrate(root: Path) -> None:
 
 
 def serve(data_dir: Path):  # type: ignore[no-untyped-def]
-    from tests.conftest import start_server  # the same real server the API tests use
     from assistant.settings import load_settings
     from retrieval.embedder import load_embedder
+    from tests.conftest import start_server  # the same real server the API tests use
 
     settings = load_settings(data_dir=data_dir, dev_api_key=KEY, chat_rate_per_minute=0)
     return start_server(settings, load_embedder(settings.retrieval))

@@ -90,7 +90,7 @@ class LlmGateway:
         try:
             info = _litellm().get_model_info(self._litellm_model(name))
             return int(info.get("max_input_tokens") or info.get("max_tokens") or self.default_context)
-        except Exception:  # unknown to litellm's map: self-hosted models, aliases
+        except Exception:  # noqa: BLE001  litellm raises a bare Exception for models its map lacks (self-hosted, aliases)
             return self.default_context
 
     def count_tokens(self, name: str, messages: list[dict[str, str]]) -> int:

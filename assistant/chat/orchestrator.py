@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -27,8 +27,8 @@ from assistant.chat.ledger import AnswerLedger, Credit, LedgerAnswer
 from assistant.chat.llm import Delta, LlmGateway, provider_error
 from assistant.chat.prompt import PromptSource, build_prompt
 from assistant.errors import ApiError
-from assistant.ratelimit import RateLimiter, retry_after_header
 from assistant.models import Answer, Citation, Conversation, Message
+from assistant.ratelimit import RateLimiter, retry_after_header
 from retrieval.knowledge import KnowledgeBase
 from retrieval.lexical import analyse
 from retrieval.search import Searcher, SearchResult
@@ -210,7 +210,7 @@ class Assistant:
         by_contributor: dict[str, int] = {}
         for c in cited:
             by_contributor[c.contributor] = by_contributor.get(c.contributor, 0) + c.weight_ppm
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         with self.sessions.begin() as session:  # one transaction: answer, citations, debit, credits
             conversation_id = req.conversation_id
             if conversation_id is None:
@@ -281,7 +281,7 @@ class Assistant:
             return ans, [(c, ch) for c, ch in rows]
 
 
-_REFERRING = re.compile(r"\b(?:it|its|he|him|his|she|her|they|them|their|this|that|these|those|there|then)\b", re.I)
+_REFERRING = re.compile(r"\b(?:it|its|he|him|his|she|her|they|them|their|this|that|these|those|there|then)\b", re.IGNORECASE)
 
 
 def search_query(messages: Sequence[dict[str, str]]) -> str:

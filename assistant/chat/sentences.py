@@ -12,9 +12,12 @@ from dataclasses import dataclass
 
 # Words that end in a full stop without ending a sentence.
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof sr jr st mt ft gen col lt sgt capt gov sen rep rev fr vs etc e.g i.e al "
-    "inc ltd co corp no vol fig approx ca cf jan feb mar apr jun jul aug sep sept oct nov dec "
-    "u.s u.k u.n a.d b.c".split()
+    [
+        "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "gen", "col", "lt", "sgt",
+        "capt", "gov", "sen", "rep", "rev", "fr", "vs", "etc", "e.g", "i.e", "al", "inc", "ltd",
+        "co", "corp", "no", "vol", "fig", "approx", "ca", "cf", "jan", "feb", "mar", "apr", "jun",
+        "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "u.n", "a.d", "b.c",
+    ]
 )
 # A candidate boundary: terminal punctuation, optional closing quotes/brackets, optional
 # citation markers (which belong to the sentence they follow), then whitespace.

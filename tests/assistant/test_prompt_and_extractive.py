@@ -55,11 +55,11 @@ def test_cite_places_the_marker_before_the_full_stop() -> None:
 
 
 PARAGRAPHS = [
-    "The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, a region in France. "
+    ("The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, a region in France. "
     "They were descended from Norse raiders and pirates from Denmark, Iceland and Norway. "
-    "Their leader Rollo agreed to swear fealty to King Charles III of West Francia.",
-    "Photosynthesis converts light energy into chemical energy. Chloroplasts contain chlorophyll, which absorbs light. "
-    "Oxygen is released as a by-product.",
+    "Their leader Rollo agreed to swear fealty to King Charles III of West Francia."),
+    ("Photosynthesis converts light energy into chemical energy. Chloroplasts contain chlorophyll, which absorbs light. "
+    "Oxygen is released as a by-product."),
 ]
 
 
