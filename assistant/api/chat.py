@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ from assistant.chat.orchestrator import AnswerRecord, Assistant, ChatRequest, Tu
 from assistant.errors import ApiError, error_body
 
 router = APIRouter(prefix="/v1", tags=["chat"])
+# Recording tasks of streams the client abandoned; held so they are not garbage-collected.
+_background: set[asyncio.Task[object]] = set()
 
 
 def assistant(request: Request) -> Assistant:
@@ -136,14 +139,22 @@ async def chat_completions(
         })
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        yield {"data": _chunk(turn, created, {"role": "assistant", "content": ""})}
+        finished = False
         try:
+            yield {"data": _chunk(turn, created, {"role": "assistant", "content": ""})}
             async for piece in turn.deltas:
                 yield {"data": _chunk(turn, created, {"content": piece})}
+            finished = True
             record = await turn.finish()
         except ApiError as exc:  # the provider failed after the stream began: say so in-band
             yield {"data": json.dumps(error_body(exc.status, exc.message, exc.code, exc.param))}
             return
+        finally:
+            if not finished and turn.text_parts:
+                # The client went away mid-answer: what it was sent is still an answer given
+                # (and, once priced, paid for), so record it; shielded from the cancellation.
+                _background.add(task := asyncio.ensure_future(turn.finish()))
+                task.add_done_callback(_background.discard)
         yield {"data": _chunk(turn, created, {}, "stop")}
         # OpenAI sends usage in a last chunk with no choices; ours also carries the extras.
         yield {"data": json.dumps({

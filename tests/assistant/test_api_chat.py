@@ -166,3 +166,4 @@ def test_search_query_borrows_context_only_when_needed() -> None:
     alone = {"role": "user", "content": "What are Saturn's rings made of?"}
     assert search_query([first, alone]) == alone["content"]
     assert search_query([alone]) == alone["content"]
+
