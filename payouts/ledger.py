@@ -366,13 +366,16 @@ def store_voucher(
         "payer": checksum(payer), "channel_id": "0x" + bytes(channel_id).hex(),
         "cumulative_amount": cumulative_amount, "signature": "0x" + bytes(signature).hex(),
         "created_at": utcnow()}
-    raised = session.execute(
-        update(Contributor)
-        .where(Contributor.address == address, Contributor.vouchered < cumulative_amount,
-               Contributor.batched >= cumulative_amount)
-        .values(vouchered=cumulative_amount).returning(Contributor.vouchered)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
+    before = session.scalar(select(Contributor.vouchered).where(Contributor.address == address))
+    raised = None
+    if before is not None:  # compare-and-set from the value read: the journal's delta is exact
+        raised = session.execute(
+            update(Contributor)
+            .where(Contributor.address == address, Contributor.vouchered == before,
+                   Contributor.vouchered < cumulative_amount, Contributor.batched >= cumulative_amount)
+            .values(vouchered=cumulative_amount).returning(Contributor.vouchered)
+            .execution_options(synchronize_session=False)
+        ).scalar_one_or_none()
     if raised is None:
         current = session.execute(select(Contributor.batched, Contributor.vouchered)
                                   .where(Contributor.address == address)).one_or_none()
@@ -383,7 +386,7 @@ def store_voucher(
         return False
     _insert_ignore(session, Voucher.__table__, [row])
     _journal(session, [{"holder": f"contributor:{address}", "kind": "vouchered",
-                        "delta": 0, "balance_after": cumulative_amount,
+                        "delta": cumulative_amount - int(before), "balance_after": cumulative_amount,
                         "ref": "0x" + bytes(channel_id).hex()}])
     return True
 

@@ -181,11 +181,28 @@ def reconcile_pending(res: Resources) -> int:
     return len(pending)
 
 
+def sync_paid_from_chain(res: Resources) -> int:
+    """Record what channels paid on chain outside our pushes (contributors cashing vouchers with
+    ``claim``, or a push whose receipt was lost): settled := the channel's ``paid``. Returns how
+    many contributors' settled amounts rose."""
+    client = res.chain_client()
+    with Session(res.db()) as s:
+        unsettled = ledger.settle_candidates(s, threshold=1, limit=1_000_000)
+    rose = 0
+    for o in unsettled:
+        paid = client.get_channel(client.channel_id(o.address)).paid
+        if paid > o.settled:
+            with res.transaction() as s:
+                rose += ledger.record_settled(s, o.address, paid, ref="chain")
+    return rose
+
+
 def run_settle(res: Resources, *, threshold: int | None = None) -> dict[str, int]:
     """Push vouchered-but-unpaid amounts on chain, many channels per transaction.
-    Returns {"transactions", "channels", "amount", "reconciled"}."""
+    Returns {"transactions", "channels", "amount", "reconciled", "synced"}."""
     settings = res.settings
-    out = {"transactions": 0, "channels": 0, "amount": 0, "reconciled": reconcile_pending(res)}
+    out = {"transactions": 0, "channels": 0, "amount": 0, "reconciled": reconcile_pending(res),
+           "synced": sync_paid_from_chain(res)}
     client = res.chain_client()
     threshold = settings.settle_threshold if threshold is None else threshold
     with Session(res.db()) as s:
@@ -230,6 +247,7 @@ def register(app: Any, settings: PayoutsSettings) -> None:
     app.openchat_resources = res
     common = {
         "bind": True,
+        "shared": False,  # this app only (other apps in the process have their own settings)
         "acks_late": True,
         "reject_on_worker_lost": True,
         "autoretry_for": RETRY_ON,

@@ -34,8 +34,10 @@ CHAIN_QUEUE = "payouts.chain"  # issue_vouchers + settle: run it with concurrenc
 def create_celery(settings: PayoutsSettings | None = None) -> Celery:
     settings = settings or PayoutsSettings()
     app = Celery("openchat-payouts", broker=settings.broker_url, set_as_current=False)
-    transport: dict[str, Any] = {"visibility_timeout": settings.broker_visibility_timeout}
+    # kombu's SQLAlchemy transport hands its transport options to create_engine(): none there.
+    transport: dict[str, Any] = {}
     if settings.redis_url:
+        transport["visibility_timeout"] = settings.broker_visibility_timeout
         transport["global_keyprefix"] = settings.redis_key_prefix
         # Sweep for tasks of dead workers every broker_restore_interval seconds (kombu's default
         # is ~100 s: interval 10 s x throttle 10); one cheap ZRANGE per sweep.

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import Engine
 
 from assistant.db import migrate
+from payouts.chain import ChainClient, Deployment
 from payouts.db import make_engine
+from payouts.deploy import ensure_deployment_for_settings
+from payouts.localchain import LocalChain, LocalChainError, find_anvil
+from payouts.settings import PayoutsSettings
+from payouts.worker import create_celery
 from tests.conftest import POSTGRES_URL, drop_postgres_database, postgres_database
 
 
@@ -38,22 +51,6 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 
 # ------------------------------------------------------------ real services
 
-import os
-import signal
-import subprocess
-import sys
-import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
-
-import redis
-
-from payouts.chain import ChainClient, Deployment
-from payouts.deploy import ensure_deployment_for_settings
-from payouts.localchain import LocalChain, LocalChainError, find_anvil
-from payouts.settings import PayoutsSettings
-from payouts.worker import create_celery
 
 REDIS_URL = os.environ.get("OPENCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 CELERY = Path(sys.executable).with_name("celery")

@@ -8,15 +8,28 @@ more than its deposit, and each receiver holds exactly what was paid.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
 import random
+import subprocess
+import sys
+import threading
+import urllib.request
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
+import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from payouts import ledger
 from payouts.models import Contributor, Credit, Settlement, Voucher
+from payouts.settings import PayoutsSettings
 from payouts.vouchers import SignedVoucher, recover_signer
+from payouts.worker import create_celery
 from tests.conftest import new_address
 from tests.payouts.conftest import Stack
 
@@ -182,3 +195,137 @@ def test_sigkill_mid_settle_pays_once(stack: Stack) -> None:
     with Session(stack.engine) as s:
         assert s.scalar(select(func.count()).select_from(Settlement).where(Settlement.status == "reconciled")) >= 1
     assert_money_rules(stack, people)
+
+
+# ------------------------------------------------- embedded broker, RPC outage, reconcile
+
+
+def variant(stack: Stack, tmp: Path, **env: str) -> Stack:
+    """Another worker on the same ledger and chain, with some settings changed."""
+    new_env = {k: v for k, v in {**stack.env, **env}.items() if v != ""}
+    new_env.setdefault("OPENCHAT_DEPLOYMENT_FILE", str(stack.settings.resolved_deployment_file))
+    settings = PayoutsSettings(**{k.removeprefix("OPENCHAT_").lower(): v for k, v in new_env.items()})
+    return dataclasses.replace(stack, env=new_env, settings=settings, app=create_celery(settings),
+                               log_path=tmp / "worker.log", proc=None, starts=0, log_offset=0)
+
+
+def test_embedded_broker_without_redis(stack: Stack, tmp_path: Path) -> None:
+    """No OPENCHAT_REDIS_URL: kombu's SQLAlchemy transport on a SQLite file, real worker."""
+    local = variant(stack, tmp_path, OPENCHAT_REDIS_URL="", OPENCHAT_DATA_DIR=str(tmp_path))
+    assert local.settings.broker_url == f"sqla+sqlite:///{(tmp_path / 'broker.sqlite3').resolve()}"
+    local.start_worker()
+    try:
+        people = [new_address() for _ in range(4)]
+        seed(stack, 40, people, seed_no=7)
+        local.send("payouts.aggregate")
+        local.wait_for(lambda: all_vouchered(stack, people), what="vouchers via the embedded broker")
+        assert "sqla+sqlite" in local.log_text()
+        assert_money_rules(stack, people)
+    finally:
+        local.stop_worker()
+
+
+class FlakyRpc:
+    """A JSON-RPC proxy in front of anvil that answers 503 while ``down`` is set."""
+
+    def __init__(self, upstream: str):
+        self.down = threading.Event()
+        self.failures = 0
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if outer.down.is_set():
+                    outer.failures += 1
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                req = urllib.request.Request(upstream, data=body, headers={"Content-Type": "application/json"})
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    data = resp.read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def flaky_rpc(stack: Stack) -> Iterator[FlakyRpc]:
+    proxy = FlakyRpc(stack.chain.rpc_url)
+    yield proxy
+    proxy.close()
+
+
+def test_rpc_outage_is_retried_with_backoff(stack: Stack, flaky_rpc: FlakyRpc, tmp_path: Path) -> None:
+    w = variant(stack, tmp_path, OPENCHAT_CHAIN_RPC_URL=flaky_rpc.url,
+                OPENCHAT_REDIS_KEY_PREFIX=stack.env["OPENCHAT_REDIS_KEY_PREFIX"] + "flaky:")
+    w.start_worker()
+    try:
+        people = [new_address() for _ in range(4)]
+        seed(stack, 40, people, seed_no=8)
+        flaky_rpc.down.set()
+        w.send("payouts.aggregate")  # batches (no RPC), then issue_vouchers fails and retries
+        w.wait_for(lambda: w.log_text().count("payouts.issue_vouchers") >= 3 and "Retry in" in w.log_text(),
+                   what="retries during the outage")
+        assert contributors(stack, people) and not any(c.vouchered for c in contributors(stack, people).values())
+        flaky_rpc.down.clear()
+        w.wait_for(lambda: all_vouchered(stack, people), what="vouchers after the outage")
+        flaky_rpc.down.set()
+        w.send("payouts.settle", threshold=0)
+        w.wait_for(lambda: w.log_text().count("payouts.settle") >= 3, what="settle retries")
+        flaky_rpc.down.clear()
+        w.wait_for(lambda: all_settled(stack, people), what="settlement after the outage")
+        assert flaky_rpc.failures >= 2
+        assert_money_rules(stack, people)
+    finally:
+        w.stop_worker()
+
+
+def run_cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OPENCHAT_")}, **stack.env}
+    return subprocess.run([sys.executable, "-m", "payouts.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_reconcile_cli_spots_and_heals_a_difference(stack: Stack) -> None:
+    people = [new_address() for _ in range(3)]
+    seed(stack, 20, people, seed_no=9)
+    stack.send("payouts.aggregate")
+    stack.wait_for(lambda: all_vouchered(stack, people), what="vouchers")
+    stack.send("payouts.settle", threshold=0)
+    stack.wait_for(lambda: all_settled(stack, people), what="settled")
+    ok = run_cli(stack, "reconcile", "--json")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["ok"] and report["chain_checked"] and report["chain_paid"] == report["ledger_settled"]
+    status = run_cli(stack, "status", "--json", "--contributor", people[0])
+    assert status.returncode == 0 and json.loads(status.stdout)["contributor"]["address"] == people[0]
+    # money moves on chain behind the ledger's back: a new voucher, cashed by the receiver's
+    # channel being pushed directly; reconcile reports it, settle records it.
+    late = new_address()
+    seed(stack, 5, [late], seed_no=10)
+    stack.send("payouts.aggregate")
+    stack.wait_for(lambda: all_vouchered(stack, [late]), what="late voucher")
+    owed = contributors(stack, [late])[late].vouchered
+    stack.client.push_payments([(late, owed)])
+    bad = run_cli(stack, "reconcile")
+    assert bad.returncode == 1 and f"{late}: paid on chain {owed} != settled in ledger 0" in bad.stdout
+    stack.send("payouts.settle", threshold=10**18)  # nothing due, but the chain's payment is recorded
+    stack.wait_for(lambda: all_settled(stack, [late]), what="ledger catches up with the chain")
+    assert run_cli(stack, "reconcile").returncode == 0
+    assert_money_rules(stack, [late])

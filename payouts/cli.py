@@ -1,0 +1,102 @@
+"""``openchat payouts status|reconcile`` (also ``python -m payouts.cli status|reconcile``).
+
+Wire into the main CLI with ``payouts.cli.add_parser(subparsers)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+
+from sqlalchemy.orm import Session
+
+from payouts import ledger
+from payouts.settings import PayoutsSettings
+
+
+def _settings(args: argparse.Namespace) -> PayoutsSettings:
+    overrides = {}
+    if getattr(args, "database_url", None):
+        overrides["database_url"] = args.database_url
+    return PayoutsSettings(**overrides)
+
+
+def status(args: argparse.Namespace) -> int:
+    """Ledger totals: debits, fees, credits; unbatched → batched → vouchered → settled."""
+    from payouts.db import make_engine
+
+    settings = _settings(args)
+    engine = make_engine(settings.effective_database_url)
+    with Session(engine) as s:
+        totals = asdict(ledger.totals(s))
+        if args.contributor:
+            from payouts.models import Contributor
+
+            c = s.get(Contributor, ledger.checksum(args.contributor))
+            totals["contributor"] = None if c is None else {
+                "address": c.address, "earned": c.earned, "batched": c.batched,
+                "vouchered": c.vouchered, "settled": c.settled}
+    engine.dispose()
+    if args.json:
+        print(json.dumps(totals, indent=2))
+    else:
+        for key, value in totals.items():
+            print(f"{key:>20}  {value}")
+    return 0
+
+
+def reconcile_cmd(args: argparse.Namespace) -> int:
+    """Check the ledger against itself and the chain; exit 1 and list differences if any."""
+    from payouts.chain import ChainClient, Deployment
+    from payouts.db import make_engine
+    from payouts.reconcile import reconcile
+
+    settings = _settings(args)
+    client = None
+    if settings.chain_rpc_url and not args.ledger_only:
+        client = ChainClient.connect(settings.chain_rpc_url, Deployment.load(settings.resolved_deployment_file),
+                                     settings.hub_private_key.get_secret_value())
+    engine = make_engine(settings.effective_database_url)
+    with Session(engine) as s:
+        report = reconcile(s, client)
+    engine.dispose()
+    out = asdict(report) | {"ok": report.ok, "chain_checked": client is not None}
+    if args.json:
+        print(json.dumps(out, indent=2))
+    else:
+        for key in ("contributors", "channels", "ledger_vouchered", "ledger_settled", "chain_deposited", "chain_paid"):
+            print(f"{key:>18}  {out[key]}")
+        print("OK: ledger and chain agree" if report.ok else f"{len(report.problems)} difference(s):")
+        for p in report.problems:
+            print(f"  - {p}")
+    return 0 if report.ok else 1
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
+    """Add ``payouts status`` and ``payouts reconcile`` to a CLI's subcommands."""
+    p = subparsers.add_parser("payouts", help="payout ledger: status, reconcile with the chain")
+    sub = p.add_subparsers(dest="payouts_command", required=True)
+    st = sub.add_parser("status", help="ledger totals (and one contributor's amounts)")
+    st.add_argument("--contributor", help="a payout address")
+    st.set_defaults(func=status)
+    rc = sub.add_parser("reconcile", help="check ledger against chain; exit 1 on any difference")
+    rc.add_argument("--ledger-only", action="store_true", help="skip the chain")
+    rc.set_defaults(func=reconcile_cmd)
+    for q in (st, rc):
+        q.add_argument("--json", action="store_true")
+        q.add_argument("--database-url", help="default: OPENCHAT_DATABASE_URL or the SQLite file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m payouts.cli")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_parser(sub)
+    args = parser.parse_args(["payouts", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
