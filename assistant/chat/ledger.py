@@ -44,6 +44,10 @@ class LedgerEntry:
 class AnswerLedger(Protocol):
     """Prices an answer and credits its sources, inside the caller's transaction."""
 
+    def check(self, session: Session, account: str) -> None:
+        """Raise ``ApiError`` (402) before any work when the asker cannot pay for an answer."""
+        ...
+
     def record(self, session: Session, answer: LedgerAnswer, weights: Mapping[str, int]) -> LedgerEntry:
         """``weights``: contributor -> parts per million of the contributors' pool (sum 1e6, or empty)."""
         ...
@@ -52,5 +56,46 @@ class AnswerLedger(Protocol):
 class FreeLedger:
     """No prices yet: every answer costs 0 and earns nobody anything."""
 
+    def check(self, session: Session, account: str) -> None:
+        return None
+
     def record(self, session: Session, answer: LedgerAnswer, weights: Mapping[str, int]) -> LedgerEntry:
         return LedgerEntry(price=0, credits=[])
+
+
+class PayoutsLedger:
+    """The payouts package's ledger behind the seam: debit the asker, credit the cited.
+
+    Runs inside the answer's transaction (``payouts.ledger.record_answer_payment``); an asker
+    whose balance is short gets 402 and nothing of the answer is stored. Wiring it into the
+    app (and funding accounts) is the payouts issue's decision; until then ``FreeLedger`` runs.
+    """
+
+    def __init__(self, price: int, fee_bps: int) -> None:
+        self.price = price
+        self.fee_bps = fee_bps
+
+    def check(self, session: Session, account: str) -> None:
+        # An early refusal, so a stream never starts for an asker who cannot pay; the debit
+        # in ``record`` is still the authority (the balance may change in between).
+        from assistant.errors import ApiError
+        from payouts.ledger import InsufficientBalance, ensure_can_pay
+
+        try:
+            ensure_can_pay(session, account, self.price)
+        except InsufficientBalance as exc:
+            raise ApiError(402, f"the balance of account {account!r} does not cover an answer",
+                           "insufficient_quota") from exc
+
+    def record(self, session: Session, answer: LedgerAnswer, weights: Mapping[str, int]) -> LedgerEntry:
+        from assistant.errors import ApiError
+        from payouts.ledger import InsufficientBalance, record_answer_payment
+
+        try:
+            result = record_answer_payment(session, answer.account, answer.answer_id, self.price, weights,
+                                           fee_bps=self.fee_bps)
+        except InsufficientBalance as exc:
+            raise ApiError(402, f"the balance of account {answer.account!r} does not cover this answer",
+                           "insufficient_quota") from exc
+        return LedgerEntry(price=result.charge.total,
+                           credits=[Credit(c, amount) for c, amount in sorted(result.credits.items())])

@@ -130,6 +130,7 @@ class Assistant:
             raise ApiError(404, f"the model {req.model!r} does not exist; GET /v1/models lists the models", "model_not_found", "model")
         if not req.messages or req.messages[-1]["role"] != "user" or not req.messages[-1]["content"].strip():
             raise ApiError(400, "the last message must be a non-empty user message: the question", "invalid_messages", "messages")
+        await run_in_threadpool(self._check_payment, req.account)
         if req.conversation_id is not None:
             await run_in_threadpool(self._check_conversation, req.account, req.conversation_id)
         question = req.messages[-1]["content"].strip()
@@ -181,6 +182,10 @@ class Assistant:
         return turn
 
     # ---- recording ------------------------------------------------------------------
+    def _check_payment(self, account: str) -> None:
+        with self.sessions() as session:
+            self.ledger.check(session, account)
+
     def _check_conversation(self, account: str, conversation_id: str) -> None:
         with self.sessions() as session:
             conv = session.get(Conversation, conversation_id)
