@@ -214,17 +214,25 @@ async def get_answer(
     principal: Annotated[Principal, Depends(require_key)],
 ) -> dict[str, Any]:
     """An answer and its cited sources: chunk, contributor, weight, credit and payout status."""
-    ans, rows = svc.answer(principal.account, answer_id)
+    ans, rows, credits = svc.answer(principal.account, answer_id)
+
+    def status(contributor: str) -> str:
+        if contributor not in credits:
+            return "not_credited"  # no ledger yet, or no price
+        return "credited" if credits[contributor][1] is None else "batched"
+
     return {
         "id": ans.id, "object": "answer", "model": ans.model, "question": ans.question, "answer": ans.text,
         "answered": ans.answered, "conversation_id": ans.conversation_id, "price": ans.price,
         "created_at": int(ans.created_at.timestamp()),
         "usage": {"prompt_tokens": ans.prompt_tokens, "completion_tokens": ans.completion_tokens},
         "sources": [
-            {"marker": c.marker, "chunk_id": c.chunk_id, "title": ch.title, "snippet": ch.text[:300], "source_id": ch.source_id,
-             "contributor": c.contributor, "weight_ppm": c.weight_ppm,
-             # Credits and payouts belong to the ledger (payouts); none exist until it lands.
-             "credited": 0, "payout_status": "none"}
+            {"marker": c.marker, "chunk_id": c.chunk_id, "title": ch.title, "snippet": ch.text[:300],
+             "source_id": ch.source_id, "contributor": c.contributor, "weight_ppm": c.weight_ppm,
+             "payout_status": status(c.contributor)}
             for c, ch in rows
         ],
+        # Credits are per contributor (a contributor with two cited chunks is credited once).
+        "credits": [{"contributor": who, "amount": amount, "payout_status": status(who)}
+                    for who, (amount, _) in sorted(credits.items())],
     }

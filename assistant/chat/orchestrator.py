@@ -274,7 +274,10 @@ class Assistant:
             messages = list(session.scalars(select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)))
             return conv, messages
 
-    def answer(self, account: str, answer_id: str) -> tuple[Answer, list[tuple[Citation, Any]]]:
+    def answer(self, account: str, answer_id: str) -> tuple[Answer, list[tuple[Citation, Any]], dict[str, tuple[int, int | None]]]:
+        """An answer of ``account``, its citations with their chunks, and the ledger's credits
+        for it (contributor -> (amount, batch id or None)); no credits under ``FreeLedger``."""
+        from payouts.models import Credit as CreditRow
         from retrieval.models import Chunk
 
         with self.sessions() as session:
@@ -283,7 +286,9 @@ class Assistant:
                 raise ApiError(404, f"no answer {answer_id}", "not_found", "answer_id")
             rows = session.execute(select(Citation, Chunk).join(Chunk, Chunk.id == Citation.chunk_id)
                                    .where(Citation.answer_id == answer_id).order_by(Citation.marker)).all()
-            return ans, [(c, ch) for c, ch in rows]
+            credits = {c.contributor: (int(c.amount), c.batch_id) for c in
+                       session.scalars(select(CreditRow).where(CreditRow.answer_id == answer_id))}
+            return ans, [(c, ch) for c, ch in rows], credits
 
 
 _REFERRING = re.compile(r"\b(?:it|its|he|him|his|she|her|they|them|their|this|that|these|those|there|then)\b", re.IGNORECASE)

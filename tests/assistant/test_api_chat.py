@@ -65,6 +65,7 @@ def test_plain_answer_cites_the_right_chunk(api: LiveServer, facts: dict[str, st
         ans = c.get(f"/v1/answers/{oc['answer_id']}").json()
     assert ans["question"] == "What are Saturn's rings made of?" and ans["answer"] == text
     assert [(s["chunk_id"], s["weight_ppm"]) for s in ans["sources"]] == [(cites[0]["chunk_id"], 1_000_000)]
+    assert ans["credits"] == [] and ans["sources"][0]["payout_status"] == "not_credited"  # FreeLedger
 
 
 def test_streamed_answer_ends_with_extras(api: LiveServer, facts: dict[str, str]) -> None:
