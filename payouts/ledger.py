@@ -285,20 +285,21 @@ def aggregate(
         session.add(batch)
         session.flush()  # the INSERT: first statement is a write
     batch_id = batch.id
-    ids_q = (select(Credit.id).where(Credit.batch_id.is_(None)).order_by(Credit.id)
-             .limit(max_credits).with_for_update(skip_locked=True))
-    ids = list(session.scalars(ids_q))
+    # One statement takes and marks the credits: the subquery picks (PostgreSQL: and row-locks,
+    # skipping rows a concurrent run holds) the oldest unbatched credits, the outer condition
+    # re-checks batch_id IS NULL, and RETURNING yields exactly the rows this run marked.
+    taken = (select(Credit.id).where(Credit.batch_id.is_(None)).order_by(Credit.id)
+             .limit(max_credits).with_for_update(skip_locked=True).scalar_subquery())
+    rows = session.execute(
+        update(Credit).where(Credit.id.in_(taken), Credit.batch_id.is_(None))
+        .values(batch_id=batch_id).returning(Credit.contributor, Credit.amount)
+        .execution_options(synchronize_session=False)
+    ).all()
     per: dict[str, int] = {}
     counts: dict[str, int] = {}
-    for i in range(0, len(ids), _CHUNK):
-        rows = session.execute(
-            update(Credit).where(Credit.id.in_(ids[i:i + _CHUNK]), Credit.batch_id.is_(None))
-            .values(batch_id=batch_id).returning(Credit.contributor, Credit.amount)
-            .execution_options(synchronize_session=False)
-        ).all()
-        for contributor, amount in rows:
-            per[contributor] = per.get(contributor, 0) + int(amount)
-            counts[contributor] = counts.get(contributor, 0) + 1
+    for contributor, amount in rows:
+        per[contributor] = per.get(contributor, 0) + int(amount)
+        counts[contributor] = counts.get(contributor, 0) + 1
     if not per:
         session.delete(batch)
         session.flush()

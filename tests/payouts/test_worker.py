@@ -140,6 +140,7 @@ def test_duplicated_tasks_credit_and_pay_nothing_twice(stack: Stack) -> None:
         assert all(n >= 1 for _, n in per_channel)
 
 
+@pytest.mark.slow  # ~10 s: worker restarts and a broker redelivery
 def test_sigkill_mid_aggregate_loses_and_doubles_nothing(stack: Stack) -> None:
     people = [new_address() for _ in range(6)]
     stack.stop_worker()
@@ -156,6 +157,7 @@ def test_sigkill_mid_aggregate_loses_and_doubles_nothing(stack: Stack) -> None:
     assert_money_rules(stack, people)
 
 
+@pytest.mark.slow  # ~10 s: worker restarts and a broker redelivery
 def test_sigkill_mid_voucher_issue_deposits_and_signs_once(stack: Stack) -> None:
     people = [new_address() for _ in range(3)]
     stack.stop_worker()
@@ -174,6 +176,7 @@ def test_sigkill_mid_voucher_issue_deposits_and_signs_once(stack: Stack) -> None
     assert_money_rules(stack, people)
 
 
+@pytest.mark.slow  # ~10 s: worker restarts and a broker redelivery
 def test_sigkill_mid_settle_pays_once(stack: Stack) -> None:
     people = [new_address() for _ in range(5)]
     seed(stack, 60, people, seed_no=6)
@@ -271,6 +274,7 @@ def flaky_rpc(stack: Stack) -> Iterator[FlakyRpc]:
     proxy.close()
 
 
+@pytest.mark.slow  # ~10 s: worker restarts and a broker redelivery
 def test_rpc_outage_is_retried_with_backoff(stack: Stack, flaky_rpc: FlakyRpc, tmp_path: Path) -> None:
     w = variant(stack, tmp_path, OPENCHAT_CHAIN_RPC_URL=flaky_rpc.url,
                 OPENCHAT_REDIS_KEY_PREFIX=stack.env["OPENCHAT_REDIS_KEY_PREFIX"] + "flaky:")
