@@ -96,7 +96,6 @@ def test_answer_citations_and_credits_commit_together(tmp_path: Path, embedder) 
             assert s.scalar(select(CreditRow.amount).where(CreditRow.answer_id == answer_id)) == 9_000
         _, cited, credits = assistant.answer("rich", answer_id)  # what GET /v1/answers/{id} shows
         assert [c.weight_ppm for c, _ in cited] == [1_000_000] and credits == {who: (9_000, None)}
-            answers_before = s.scalar(select(func.count()).select_from(Answer))
         with pytest.raises(ApiError) as err:
             asyncio.run(ask("poor"))  # refused before any search or streaming
         assert err.value.status == 402
