@@ -206,6 +206,10 @@ def record_answer_payment(
         if w:
             key = checksum(address)
             weights[key] = weights.get(key, 0) + w
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite: make the transaction's first statement a write so it holds the write lock
+        # before reading (a deferred read-then-write can fail if another writer commits between).
+        ensure_account(session, account)
     existing = session.get(AnswerPayment, answer_id)
     if existing is not None:
         credits = dict(session.execute(

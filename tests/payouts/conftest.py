@@ -74,7 +74,7 @@ class Stack:
     log_offset: int = 0
     extra_env: dict[str, str] = field(default_factory=dict)
 
-    def start_worker(self, **env: str) -> None:
+    def start_worker(self, *args: str, **env: str) -> None:
         assert self.proc is None or self.proc.poll() is not None
         self.starts += 1
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
@@ -82,7 +82,7 @@ class Stack:
             self.proc = subprocess.Popen(
                 [str(CELERY), "-A", "payouts.worker", "worker", "-Q", "payouts,payouts.chain",
                  "-P", "solo", "-c", "1", "-n", f"w{self.starts}-{uuid.uuid4().hex[:6]}@test",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
+                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO", *args],
                 env={**{k: v for k, v in os.environ.items() if not k.startswith("OPENCHAT_")},
                      **self.env, **env}, stdout=logf, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]),

@@ -15,6 +15,7 @@ import random
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -295,6 +296,24 @@ def test_rpc_outage_is_retried_with_backoff(stack: Stack, flaky_rpc: FlakyRpc, t
         flaky_rpc.down.clear()
         w.wait_for(lambda: all_settled(stack, people), what="settlement after the outage")
         assert flaky_rpc.failures >= 2
+        assert_money_rules(stack, people)
+    finally:
+        w.stop_worker()
+
+
+def test_beat_turns_answers_into_vouchers_and_settlements(stack: Stack, tmp_path: Path) -> None:
+    """A worker with its embedded beat (-B) and payout_interval 1 s: no task is sent by hand;
+    an answer's credits are vouchered within 2 intervals (+ worker latency) and settled."""
+    w = variant(stack, tmp_path, OPENCHAT_PAYOUT_INTERVAL="1", OPENCHAT_SETTLE_THRESHOLD="1",
+                OPENCHAT_REDIS_KEY_PREFIX=stack.env["OPENCHAT_REDIS_KEY_PREFIX"] + "beat:")
+    w.start_worker("-B", "-s", str(tmp_path / "beat-schedule"))
+    try:
+        people = [new_address() for _ in range(3)]
+        t0 = time.monotonic()
+        seed(stack, 10, people, seed_no=11)
+        w.wait_for(lambda: all_vouchered(stack, people), timeout=30, what="vouchers from beat")
+        assert time.monotonic() - t0 <= 2 * 1 + 3  # 2 x interval + broker/worker latency
+        w.wait_for(lambda: all_settled(stack, people), timeout=30, what="settlement from beat")
         assert_money_rules(stack, people)
     finally:
         w.stop_worker()
