@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -352,3 +353,71 @@ def test_reconcile_cli_spots_and_heals_a_difference(stack: Stack) -> None:
     stack.wait_for(lambda: all_settled(stack, [late]), what="ledger catches up with the chain")
     assert run_cli(stack, "reconcile").returncode == 0
     assert_money_rules(stack, [late])
+
+
+class OwnRedis:
+    """A redis-server of our own (append-only file, fsync always), to kill and restart."""
+
+    def __init__(self, tmp: Path):
+        from payouts.localchain import free_port
+
+        self.port = free_port()
+        self.dir = tmp / "redis"
+        self.dir.mkdir()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redis as redis_py
+
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                redis_py.Redis.from_url(self.url, socket_timeout=1).ping()
+                return
+            except redis_py.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None
+
+
+@pytest.mark.slow  # ~15 s: broker killed and restarted twice
+@pytest.mark.skipif(not Path("/usr/bin/redis-server").exists() and not shutil.which("redis-server"),
+                    reason="no redis-server binary")
+def test_broker_restart_loses_nothing(stack: Stack, tmp_path: Path) -> None:
+    broker = OwnRedis(tmp_path)
+    broker.start()
+    w = variant(stack, tmp_path, OPENCHAT_REDIS_URL=broker.url)
+    try:
+        w.start_worker()
+        people = [new_address() for _ in range(3)]
+        seed(stack, 10, people, seed_no=12)
+        # 1. the broker dies under a running worker, comes back; the worker reconnects
+        broker.kill()
+        time.sleep(1)
+        broker.start()
+        w.send("payouts.aggregate")
+        w.wait_for(lambda: all_vouchered(stack, people), timeout=60, what="vouchers after broker restart")
+        # 2. a task queued while no worker runs survives a broker crash (append-only file)
+        w.stop_worker()
+        more = [new_address() for _ in range(2)]
+        seed(stack, 6, more, seed_no=13)
+        w.send("payouts.aggregate")
+        broker.kill()
+        broker.start()
+        w.start_worker()
+        w.wait_for(lambda: all_vouchered(stack, more), timeout=60, what="queued task after broker crash")
+        assert_money_rules(stack, people + more)
+    finally:
+        w.stop_worker()
+        broker.kill()
