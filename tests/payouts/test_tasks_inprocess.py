@@ -4,10 +4,12 @@ Celery app's configuration and the settings the workers read."""
 from __future__ import annotations
 
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from payouts import ledger
+from payouts import ledger, views
 from payouts.reconcile import reconcile
 from payouts.settings import PayoutsSettings
 from payouts.tasks import Resources, run_aggregate, run_issue_vouchers, run_settle
@@ -27,10 +29,22 @@ def test_cycle_in_process(engine: Engine, stack: Stack) -> None:
         for i in range(20):
             ledger.record_answer_payment(s, "pg-asker", f"pg-{i}", 10_000 + i,
                                          {people[i % 5]: 3, people[(i + 1) % 5]: 1}, fee_bps=250)
+    with Session(engine) as s:
+        assert {c["status"] for c in views.answer_credits(s, "pg-0")} == {"credited"}
+        assert views.latest_voucher(s, people[0]) is None
     first = run_aggregate(res, key="k1")
     assert first["credits"] == 40 and first["batches"] == 6  # rounds of at most 7 credits
     assert run_aggregate(res, key="k1") == {"batches": 0, "credits": 0, "total": 0}  # replay
+    with Session(engine) as s:
+        assert {c["status"] for c in views.answer_credits(s, "pg-0")} == {"batched"}
     assert run_issue_vouchers(res)["vouchers"] == 5
+    with Session(engine) as s:
+        assert {c["status"] for c in views.answer_credits(s, "pg-0")} == {"vouchered"}
+        payload = views.latest_voucher(s, people[0])
+    typed = payload["typed_data"]
+    typed["message"]["cumulativeAmount"] = int(typed["message"]["cumulativeAmount"])
+    signer = Account.recover_message(encode_typed_data(full_message=typed), signature=payload["signature"])
+    assert signer == payload["payer"] == stack.client.hub.address
     assert run_issue_vouchers(res)["vouchers"] == 0
     settled = run_settle(res, threshold=0)
     assert settled["transactions"] == 1 and settled["channels"] == 5
@@ -41,6 +55,13 @@ def test_cycle_in_process(engine: Engine, stack: Stack) -> None:
         assert t.credits == t.batched == t.vouchered == t.settled == first["total"]
         report = reconcile(s, stack.client)
         assert report.ok, report.problems
+        credits = views.answer_credits(s, "pg-0")
+        assert {c["status"] for c in credits} == {"settled"}
+        assert all(c["settlement_tx"] and c["settlement_tx"].startswith("0x") for c in credits)
+        summary = views.contributor_summary(s, people[0].lower(), limit=3)
+        assert summary["earned"] == summary["settled"] and summary["unsettled"] == 0
+        assert summary["credits"]["total"] == 8 and len(summary["credits"]["items"]) == 3
+        assert views.contributor_summary(s, new_address()) is None
     for p in people:  # channels opened with exactly the amount owed (min top-up 0)
         ch = stack.client.get_channel(stack.client.channel_id(p))
         assert ch.deposited == ch.paid
