@@ -5,8 +5,9 @@ in child processes, sampling their resident memory every 50 ms:
 1. the reading path alone (readers + llama-index chunking over the whole file), which must
    not grow with the file;
 2. `openchat ingest` on the file for --seconds (embedding is the slow part on a CPU, so a
-   50 MB file takes hours here): peak memory, and memory per thousand stored chunks, which
-   is what Qdrant local mode keeps in memory (vectors and payloads) and grows with the index.
+   50 MB file takes hours here): peak memory, which
+   is mostly the model and its activations; Qdrant local mode also keeps the index's vectors
+   and payloads in memory (about 1.5 kB a chunk plus its text), which grows with the index.
 
     .venv/bin/python bench/ingest_memory.py [--mb 50] [--seconds 180]
 """
@@ -54,12 +55,11 @@ def rss_mb(pid: int) -> float:
 
 def watch(cmd: list[str], env: dict[str, str], seconds: float | None) -> tuple[float, float, int]:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    start, peak, first = time.monotonic(), 0.0, 0.0
+    start, peak, last = time.monotonic(), 0.0, 0.0
     while proc.poll() is None:
         now = rss_mb(proc.pid)
         peak = max(peak, now)
-        if not first and time.monotonic() - start > 5:
-            first = now
+        last = now or last
         if seconds is not None and time.monotonic() - start > seconds:
             proc.send_signal(signal.SIGINT)
             try:
@@ -68,7 +68,7 @@ def watch(cmd: list[str], env: dict[str, str], seconds: float | None) -> tuple[f
                 proc.kill()
             break
         time.sleep(0.05)
-    return peak, first, proc.returncode or 0
+    return peak, last, proc.returncode or 0
 
 
 READ_ONLY = """
@@ -103,19 +103,14 @@ def main() -> None:
     env.pop("OPENCHAT_QDRANT_URL", None)
     peak, _, _ = watch([sys.executable, "-c", READ_ONLY, str(path)], env, None)
     print(f"reading + chunking the whole file: peak RSS {peak:.0f} MB")
-    peak, early, _ = watch([sys.executable, "-m", "assistant.cli", "ingest", str(path), "--quiet",
+    peak, last, _ = watch([sys.executable, "-m", "assistant.cli", "ingest", str(path), "--quiet",
                             "--contributor", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"], env, args.seconds)
     import sqlite3
 
     db = sqlite3.connect(tmp / "data" / "openchat.sqlite3")
     stored, done, total = db.execute("SELECT chunks_stored, bytes_done, bytes_total FROM contributions").fetchone()
     print(f"openchat ingest for {args.seconds:.0f} s: {stored} chunks stored, {done / 1e6:.1f} of {total / 1e6:.1f} MB read; "
-          f"RSS {early:.0f} MB after 5 s, peak {peak:.0f} MB")
-    if stored:
-        per_k = (peak - early) / stored * 1000
-        print(f"growth {per_k:.1f} MB per 1,000 chunks stored (Qdrant local mode holds vectors and payloads in memory); "
-              f"the whole file would be about {stored * total / max(done, 1):.0f} chunks, "
-              f"about {early + per_k * stored * total / max(done, 1) / 1000:.0f} MB")
+          f"peak RSS {peak:.0f} MB, {last:.0f} MB when stopped")
 
 
 if __name__ == "__main__":

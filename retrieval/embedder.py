@@ -36,7 +36,7 @@ class OnnxEmbedder:
         tokenizer_path: Path,
         name: str,
         max_length: int = 256,
-        batch_size: int = 32,
+        batch_size: int = 16,
         threads: int = 0,
     ) -> None:
         self.name = name
@@ -65,6 +65,10 @@ class OnnxEmbedder:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # onnxruntime's arena keeps the largest batch's activations for good: with it a run of
+        # 32 long chunks held 1.6 GB; without it and batches of 16 the peak is 0.76 GB and the
+        # process returns to 0.39 GB, at the same speed (measured on SciFact abstracts).
+        options.enable_cpu_mem_arena = False
         # Spinning worker threads burn the cores other requests need (12 against 20 ms a query).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         return ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
