@@ -112,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=ingest)
     p = sub.add_parser("migrate", help="bring the database schema up to date")
     p.set_defaults(func=migrate_cmd)
+    from payouts.cli import add_parser as add_payouts_parser
+
+    add_payouts_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args))
