@@ -344,6 +344,10 @@ def run(evm: Evm, examples: int) -> None:
             max_examples=examples,
             stateful_step_count=STEPS,
             deadline=None,
+            # A fixed sequence of examples: the coverage guard below must not depend on luck
+            # (a random run once had no successful settle in 200 sequences).
+            derandomize=True,
+            database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
             print_blob=True,
         ),
