@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-stamp
 NODE_STAMP := contracts/node_modules/.installed-stamp
+WEB_STAMP := web/node_modules/.installed-stamp
+CHROMIUM := /usr/bin/chromium
 PYTEST_ARGS ?=
 
 .PHONY: install run test test-fast bench lint clean
@@ -20,15 +22,25 @@ $(STAMP): pyproject.toml
 $(NODE_STAMP): contracts/package.json $(wildcard contracts/package-lock.json)
 	@if [ -f contracts/package.json ]; then npm ci --prefix contracts --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); fi
 
-install: $(STAMP) $(if $(wildcard contracts/package.json),$(NODE_STAMP))
+# The web page's libraries (marked, DOMPurify): their dist files are served as they are, no build.
+$(WEB_STAMP): web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --loglevel=error && touch $(WEB_STAMP)
+
+# The browser of the end-to-end tests (Debian's chromium, driven by Playwright; never
+# `playwright install`). Runs only when it is missing.
+$(CHROMIUM):
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
+	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium)
+
+install: $(STAMP) $(if $(wildcard contracts/package.json),$(NODE_STAMP)) $(WEB_STAMP)
 
 run: install
 	$(PY) -m assistant.cli serve
 
-test: install
+test: install $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install
+test-fast: install $(CHROMIUM)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
@@ -38,4 +50,4 @@ lint: install
 	$(VENV)/bin/ruff check assistant retrieval payouts tests bench
 
 clean:
-	rm -rf $(VENV) contracts/node_modules .pytest_cache
+	rm -rf $(VENV) contracts/node_modules web/node_modules .pytest_cache
