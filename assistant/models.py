@@ -39,6 +39,8 @@ class Conversation(Base):
     title: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # Soft delete: a deleted conversation leaves every list, but its answers are money records and stay.
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     messages: Mapped[list[Message]] = relationship(order_by="Message.id", back_populates="conversation")
 
 

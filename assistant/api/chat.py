@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
 
 from assistant.auth import Principal, require_key
 from assistant.chat.orchestrator import AnswerRecord, Assistant, ChatRequest, Turn
@@ -205,6 +206,41 @@ async def get_conversation(
             "updated_at": int(conv.updated_at.timestamp()),
             "messages": [{"role": m.role, "content": m.content, "answer_id": m.answer_id,
                           "created_at": int(m.created_at.timestamp())} for m in messages]}
+
+
+class ConversationPatch(BaseModel):
+    title: str = Field(min_length=1, max_length=200)
+
+    @field_validator("title")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("title is blank")
+        return value.strip()
+
+
+@router.patch("/conversations/{conversation_id}")
+async def rename_conversation(
+    conversation_id: str,
+    body: ConversationPatch,
+    svc: Annotated[Assistant, Depends(assistant)],
+    principal: Annotated[Principal, Depends(require_key)],
+) -> dict[str, Any]:
+    """Rename one of the caller's conversations."""
+    conv = await run_in_threadpool(svc.rename_conversation, principal.account, conversation_id, body.title)
+    return {"id": conv.id, "object": "conversation", "title": conv.title, "created_at": int(conv.created_at.timestamp()),
+            "updated_at": int(conv.updated_at.timestamp())}
+
+
+@router.delete("/conversations/{conversation_id}")
+async def delete_conversation(
+    conversation_id: str,
+    svc: Annotated[Assistant, Depends(assistant)],
+    principal: Annotated[Principal, Depends(require_key)],
+) -> dict[str, Any]:
+    """Delete one of the caller's conversations from its lists; its answers stay (money records)."""
+    await run_in_threadpool(svc.delete_conversation, principal.account, conversation_id)
+    return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
 
 @router.get("/answers/{answer_id}")

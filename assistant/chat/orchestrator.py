@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from assistant.chat import citations as cit
@@ -188,9 +188,7 @@ class Assistant:
 
     def _check_conversation(self, account: str, conversation_id: str) -> None:
         with self.sessions() as session:
-            conv = session.get(Conversation, conversation_id)
-            if conv is None or conv.account != account:
-                raise ApiError(404, f"no conversation {conversation_id}", "not_found", "conversation_id")
+            _own_conversation(session, account, conversation_id)
 
     def _finish(self, turn: Turn) -> AnswerRecord:
         text = "".join(turn.text_parts)
@@ -262,17 +260,27 @@ class Assistant:
     # ---- reading --------------------------------------------------------------------
     def conversations(self, account: str, limit: int = 50) -> list[Conversation]:
         with self.sessions() as session:
-            rows = session.scalars(select(Conversation).where(Conversation.account == account)
+            rows = session.scalars(select(Conversation).where(Conversation.account == account,
+                                                              Conversation.deleted_at.is_(None))
                                    .order_by(Conversation.updated_at.desc()).limit(limit))
             return list(rows)
 
     def conversation(self, account: str, conversation_id: str) -> tuple[Conversation, list[Message]]:
         with self.sessions() as session:
-            conv = session.get(Conversation, conversation_id)
-            if conv is None or conv.account != account:
-                raise ApiError(404, f"no conversation {conversation_id}", "not_found", "conversation_id")
+            conv = _own_conversation(session, account, conversation_id)
             messages = list(session.scalars(select(Message).where(Message.conversation_id == conversation_id).order_by(Message.id)))
             return conv, messages
+
+    def rename_conversation(self, account: str, conversation_id: str, title: str) -> Conversation:
+        with self.sessions.begin() as session:
+            conv = _own_conversation(session, account, conversation_id)
+            conv.title = title
+            return conv
+
+    def delete_conversation(self, account: str, conversation_id: str) -> None:
+        """Soft delete: the conversation leaves the lists; its answers (money records) stay."""
+        with self.sessions.begin() as session:
+            _own_conversation(session, account, conversation_id).deleted_at = datetime.now(UTC)
 
     def answer(self, account: str, answer_id: str) -> tuple[Answer, list[tuple[Citation, Any]], dict[str, tuple[int, int | None]]]:
         """An answer of ``account``, its citations with their chunks, and the ledger's credits
@@ -289,6 +297,14 @@ class Assistant:
             credits = {c.contributor: (int(c.amount), c.batch_id) for c in
                        session.scalars(select(CreditRow).where(CreditRow.answer_id == answer_id))}
             return ans, [(c, ch) for c, ch in rows], credits
+
+
+def _own_conversation(session: Session, account: str, conversation_id: str) -> Conversation:
+    """The account's live conversation, or 404 (someone else's or a deleted one looks the same)."""
+    conv = session.get(Conversation, conversation_id)
+    if conv is None or conv.account != account or conv.deleted_at is not None:
+        raise ApiError(404, f"no conversation {conversation_id}", "not_found", "conversation_id")
+    return conv
 
 
 _REFERRING = re.compile(r"\b(?:it|its|he|him|his|she|her|they|them|their|this|that|these|those|there|then)\b", re.IGNORECASE)
