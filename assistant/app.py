@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from assistant.api import chat, knowledge
+from assistant.accounts import DEV_ACCOUNT, grant_dev_balance
+from assistant.api import chat, knowledge, payouts
 from assistant.auth import ApiKeys
 from assistant.chat.wiring import build_assistant
 from assistant.db import make_engine, migrate
@@ -33,6 +34,8 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         settings.app.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.app.effective_database_url)
         await run_in_threadpool(migrate, engine)
+        if settings.app.dev_api_key and settings.app.dev_balance:
+            await run_in_threadpool(grant_dev_balance, engine, settings.app.dev_balance)
         embedder = embedder_factory() if embedder_factory else await run_in_threadpool(load_embedder, settings.retrieval)
         kb = await run_in_threadpool(open_knowledge_base, settings.retrieval, engine, embedder)
         repaired = await run_in_threadpool(kb.intake.reindex_pending)
@@ -47,7 +50,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         app.state.knowledge = kb
         app.state.jobs = jobs
         app.state.assistant = build_assistant(settings, kb, engine)
-        app.state.api_keys = ApiKeys({settings.app.dev_api_key: "dev"} if settings.app.dev_api_key else {})
+        app.state.api_keys = ApiKeys({settings.app.dev_api_key: DEV_ACCOUNT} if settings.app.dev_api_key else {})
         try:
             yield
         finally:
@@ -69,6 +72,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
     )
     app.include_router(knowledge.router)
     app.include_router(chat.router)
+    app.include_router(payouts.router)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(request: Request) -> JSONResponse:

@@ -115,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
     from payouts.cli import add_parser as add_payouts_parser
 
     add_payouts_parser(sub)
+    from assistant.accounts import add_parser as add_accounts_parser
+
+    add_accounts_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return int(args.func(args))

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from payouts.settings import PayoutsSettings
 from retrieval.settings import RetrievalSettings
 
 ENV_PREFIX = "OPENCHAT_"
@@ -29,6 +30,10 @@ class AppSettings(BaseSettings):
         description="A development API key; set it empty to disable.",
     )
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    dev_balance: int = Field(
+        default=100_000_000, ge=0,
+        description="Base units (100,000,000 = 100 ocUSD) deposited once into the dev key's account at start-up; 0: none.",
+    )
 
     # ---- chat: the LLM gateway (litellm) and the answering pipeline ----
     llm_model: str | None = Field(
@@ -79,6 +84,7 @@ class Settings:
 
     app: AppSettings
     retrieval: RetrievalSettings
+    payouts: PayoutsSettings
 
 
 class SettingsError(Exception):
@@ -101,6 +107,7 @@ def load_settings(**overrides: object) -> Settings:
         retrieval = RetrievalSettings(
             **{k: v for k, v in overrides.items() if k in RetrievalSettings.model_fields}
         )
+        payouts = PayoutsSettings(**{k: v for k, v in overrides.items() if k in PayoutsSettings.model_fields})
     except ValidationError as exc:
         raise SettingsError(_explain(exc)) from None
-    return Settings(app=app, retrieval=retrieval)
+    return Settings(app=app, retrieval=retrieval, payouts=payouts)

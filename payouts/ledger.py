@@ -115,6 +115,35 @@ def deposit(session: Session, account: str, amount: int, *, ref: str | None = No
     return int(new)
 
 
+def deposit_once(session: Session, account: str, amount: int, *, ref: str) -> bool:
+    """Deposit ``amount`` unless a deposit with this ``ref`` was ever made to the account (e.g.
+    the development balance granted at every start-up). Returns True when it deposited."""
+    _int(amount, "amount")
+    ensure_account(session, account)  # a write first: SQLite's write lock; the row exists
+    # PostgreSQL: lock the account row, so two processes starting at once cannot both deposit.
+    session.execute(select(Account.id).where(Account.id == account).with_for_update())
+    done = session.scalar(select(func.count()).select_from(JournalEntry).where(
+        JournalEntry.holder == f"account:{account}", JournalEntry.kind == "deposit", JournalEntry.ref == ref))
+    if done or amount <= 0:
+        return False
+    deposit(session, account, amount, ref=ref)
+    return True
+
+
+def account_summary(session: Session, account: str, *, entries: int = 20) -> dict[str, object] | None:
+    """An asker's balance and newest journal entries (deposits, answer debits); None if unknown."""
+    row = session.get(Account, account)
+    if row is None:
+        return None
+    journal = session.execute(
+        select(JournalEntry.kind, JournalEntry.delta, JournalEntry.balance_after, JournalEntry.answer_id,
+               JournalEntry.ref, JournalEntry.created_at)
+        .where(JournalEntry.holder == f"account:{account}").order_by(JournalEntry.id.desc()).limit(entries)).all()
+    return {"account": account, "balance": int(row.balance), "journal": [
+        {"kind": k, "delta": int(d), "balance_after": None if b is None else int(b), "answer_id": a, "ref": r,
+         "created_at": t.isoformat()} for k, d, b, a, r, t in journal]}
+
+
 def _hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 

@@ -249,13 +249,16 @@ async def get_answer(
     svc: Annotated[Assistant, Depends(assistant)],
     principal: Annotated[Principal, Depends(require_key)],
 ) -> dict[str, Any]:
-    """An answer and its cited sources: chunk, contributor, weight, credit and payout status."""
-    ans, rows, credits = svc.answer(principal.account, answer_id)
+    """An answer and its cited sources: chunk, contributor, weight, credit and payout status
+    (credited → batched → vouchered → settled, with the settling transaction)."""
+    ans, rows, credits = await run_in_threadpool(svc.answer, principal.account, answer_id)
+    by_contributor = {c["contributor"]: c for c in credits}
+    per_source = source_amounts([(c.marker, c.contributor, c.weight_ppm) for c, _ in rows],
+                                {who: c["amount"] for who, c in by_contributor.items()})
 
     def status(contributor: str) -> str:
-        if contributor not in credits:
-            return "not_credited"  # no ledger yet, or no price
-        return "credited" if credits[contributor][1] is None else "batched"
+        credit = by_contributor.get(contributor)
+        return "not_credited" if credit is None else str(credit["status"])  # uncited, or free answers
 
     return {
         "id": ans.id, "object": "answer", "model": ans.model, "question": ans.question, "answer": ans.text,
@@ -265,10 +268,25 @@ async def get_answer(
         "sources": [
             {"marker": c.marker, "chunk_id": c.chunk_id, "title": ch.title, "snippet": ch.text[:300],
              "source_id": ch.source_id, "contributor": c.contributor, "weight_ppm": c.weight_ppm,
-             "payout_status": status(c.contributor)}
+             "credited_amount": per_source.get(c.marker), "payout_status": status(c.contributor),
+             "settlement_tx": (by_contributor.get(c.contributor) or {}).get("settlement_tx")}
             for c, ch in rows
         ],
-        # Credits are per contributor (a contributor with two cited chunks is credited once).
-        "credits": [{"contributor": who, "amount": amount, "payout_status": status(who)}
-                    for who, (amount, _) in sorted(credits.items())],
+        # Credits are per contributor (a contributor with two cited chunks is credited once):
+        # payouts.views.answer_credits rows, each with its payout status.
+        "credits": sorted(credits, key=lambda c: c["contributor"]),
     }
+
+
+def source_amounts(sources: list[tuple[int, str, int]], credits: dict[str, int]) -> dict[int, int]:
+    """Each cited source's share (marker -> base units) of its contributor's credit: the credit
+    split by the sources' weights with the ledger's own largest-remainder split, so the shares of
+    a contributor sum exactly to the credit. Sources of uncredited contributors are left out."""
+    from payouts.split import split
+
+    out: dict[int, int] = {}
+    for who, amount in credits.items():
+        weights = {str(marker): w for marker, contributor, w in sources if contributor == who and w > 0}
+        if weights:
+            out.update((int(m), part) for m, part in split(amount, weights).items())
+    return out

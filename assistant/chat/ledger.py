@@ -2,8 +2,8 @@
 
 The payouts package owns prices and credits. The assistant calls an ``AnswerLedger`` inside
 the same database transaction that records the answer and its citations, so an answer, its
-debit and its credits are stored together or not at all. Until payouts provides one, the
-``FreeLedger`` prices every answer at 0 and credits nobody.
+debit and its credits are stored together or not at all. The app runs ``PayoutsLedger``;
+``FreeLedger`` (price 0, no credits) runs when ``OPENCHAT_PRICE_PER_ANSWER`` is 0.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class AnswerLedger(Protocol):
 
 
 class FreeLedger:
-    """No prices yet: every answer costs 0 and earns nobody anything."""
+    """Free answers (price 0): every answer costs nothing and earns nobody anything."""
 
     def check(self, session: Session, account: str) -> None:
         return None
@@ -67,8 +67,8 @@ class PayoutsLedger:
     """The payouts package's ledger behind the seam: debit the asker, credit the cited.
 
     Runs inside the answer's transaction (``payouts.ledger.record_answer_payment``); an asker
-    whose balance is short gets 402 and nothing of the answer is stored. Wiring it into the
-    app (and funding accounts) is the payouts issue's decision; until then ``FreeLedger`` runs.
+    whose balance is short gets 402 and nothing of the answer is stored. Accounts are funded by
+    ``openchat accounts fund`` (and the dev account by ``OPENCHAT_DEV_BALANCE`` at start-up).
     """
 
     def __init__(self, price: int, fee_bps: int) -> None:

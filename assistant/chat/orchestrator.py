@@ -130,9 +130,9 @@ class Assistant:
             raise ApiError(404, f"the model {req.model!r} does not exist; GET /v1/models lists the models", "model_not_found", "model")
         if not req.messages or req.messages[-1]["role"] != "user" or not req.messages[-1]["content"].strip():
             raise ApiError(400, "the last message must be a non-empty user message: the question", "invalid_messages", "messages")
-        await run_in_threadpool(self._check_payment, req.account)
         if req.conversation_id is not None:
             await run_in_threadpool(self._check_conversation, req.account, req.conversation_id)
+        await run_in_threadpool(self._check_payment, req.account)  # 402 before any search or LLM call
         question = req.messages[-1]["content"].strip()
         query = search_query(req.messages)
         started = _now()
@@ -282,10 +282,10 @@ class Assistant:
         with self.sessions.begin() as session:
             _own_conversation(session, account, conversation_id).deleted_at = datetime.now(UTC)
 
-    def answer(self, account: str, answer_id: str) -> tuple[Answer, list[tuple[Citation, Any]], dict[str, tuple[int, int | None]]]:
-        """An answer of ``account``, its citations with their chunks, and the ledger's credits
-        for it (contributor -> (amount, batch id or None)); no credits under ``FreeLedger``."""
-        from payouts.models import Credit as CreditRow
+    def answer(self, account: str, answer_id: str) -> tuple[Answer, list[tuple[Citation, Any]], list[dict[str, Any]]]:
+        """An answer of ``account``, its citations with their chunks, and the ledger's credits for
+        it with their payout status (``payouts.views.answer_credits``; none when answers are free)."""
+        from payouts.views import answer_credits
         from retrieval.models import Chunk
 
         with self.sessions() as session:
@@ -294,9 +294,7 @@ class Assistant:
                 raise ApiError(404, f"no answer {answer_id}", "not_found", "answer_id")
             rows = session.execute(select(Citation, Chunk).join(Chunk, Chunk.id == Citation.chunk_id)
                                    .where(Citation.answer_id == answer_id).order_by(Citation.marker)).all()
-            credits = {c.contributor: (int(c.amount), c.batch_id) for c in
-                       session.scalars(select(CreditRow).where(CreditRow.answer_id == answer_id))}
-            return ans, [(c, ch) for c, ch in rows], credits
+            return ans, [(c, ch) for c, ch in rows], answer_credits(session, answer_id)
 
 
 def _own_conversation(session: Session, account: str, conversation_id: str) -> Conversation:

@@ -59,13 +59,17 @@ def test_plain_answer_cites_the_right_chunk(api: LiveServer, facts: dict[str, st
     assert cites[0]["title"] == "Saturn rings" and cites[0]["weight_ppm"] == 1_000_000
     assert set(cites[0]) >= {"marker", "chunk_id", "title", "snippet", "contributor", "source_id"}
     oc = extra["openchat"]
-    assert oc["answer_id"] and oc["price"] == 0 and oc["credits"] == []
+    # Default price 10,000 base units, 10% platform fee: the one cited contributor earns 9,000.
+    assert oc["answer_id"] and oc["price"] == 10_000
+    assert oc["credits"] == [{"contributor": facts["Saturn rings"], "amount": 9_000}]
     # The answer is recorded with its citation and weight.
     with api.client() as c:
         ans = c.get(f"/v1/answers/{oc['answer_id']}").json()
     assert ans["question"] == "What are Saturn's rings made of?" and ans["answer"] == text
     assert [(s["chunk_id"], s["weight_ppm"]) for s in ans["sources"]] == [(cites[0]["chunk_id"], 1_000_000)]
-    assert ans["credits"] == [] and ans["sources"][0]["payout_status"] == "not_credited"  # FreeLedger
+    assert ans["price"] == 10_000
+    assert [(c["contributor"], c["amount"], c["status"]) for c in ans["credits"]] == [(facts["Saturn rings"], 9_000, "credited")]
+    assert ans["sources"][0]["payout_status"] == "credited" and ans["sources"][0]["credited_amount"] == 9_000
 
 
 def test_streamed_answer_ends_with_extras(api: LiveServer, facts: dict[str, str]) -> None:

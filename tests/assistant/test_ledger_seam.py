@@ -95,7 +95,7 @@ def test_answer_citations_and_credits_commit_together(tmp_path: Path, embedder) 
             assert s.scalar(select(func.count()).select_from(Citation).where(Citation.answer_id == answer_id)) == 1
             assert s.scalar(select(CreditRow.amount).where(CreditRow.answer_id == answer_id)) == 9_000
         _, cited, credits = assistant.answer("rich", answer_id)  # what GET /v1/answers/{id} shows
-        assert [c.weight_ppm for c, _ in cited] == [1_000_000] and credits == {who: (9_000, None)}
+        assert [c.weight_ppm for c, _ in cited] == [1_000_000] and [(c["contributor"], c["amount"], c["status"]) for c in credits] == [(who, 9_000, "credited")]
         with pytest.raises(ApiError) as err:
             asyncio.run(ask("poor"))  # refused before any search or streaming
         assert err.value.status == 402

@@ -1,0 +1,80 @@
+"""Asker accounts: the development balance granted at start-up, and the operator's
+``openchat accounts fund|show`` commands (balances live in the payouts ledger)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from payouts import ledger
+
+DEV_ACCOUNT = "dev"
+DEV_BALANCE_REF = "dev-balance"
+
+
+def grant_dev_balance(engine: Engine, amount: int, account: str = DEV_ACCOUNT) -> bool:
+    """Deposit ``amount`` into the dev account once per database (a journal entry with ref
+    ``dev-balance``), so ``make run`` → first question works; True when it deposited now."""
+    with Session(engine) as session, session.begin():
+        return ledger.deposit_once(session, account, amount, ref=DEV_BALANCE_REF)
+
+
+def fund(engine: Engine, account: str, amount: int, ref: str | None = None) -> int:
+    """Add ``amount`` base units to an account (created if missing); returns the new balance."""
+    with Session(engine) as session, session.begin():
+        return ledger.deposit(session, account, amount, ref=ref or "operator")
+
+
+def _engine(args: argparse.Namespace) -> Engine:
+    from assistant.cli import _settings
+    from assistant.db import make_engine, migrate
+
+    engine = make_engine(_settings().app.effective_database_url)
+    migrate(engine)
+    return engine
+
+
+def fund_cmd(args: argparse.Namespace) -> int:
+    if args.amount <= 0:
+        print("openchat accounts fund: AMOUNT must be a positive integer of base units", file=sys.stderr)
+        return 2
+    engine = _engine(args)
+    try:
+        new = fund(engine, args.account, args.amount, args.ref)
+    finally:
+        engine.dispose()
+    print(json.dumps({"account": args.account, "deposited": args.amount, "balance": new}))
+    return 0
+
+
+def show_cmd(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    try:
+        with Session(engine) as session:
+            summary = ledger.account_summary(session, args.account, entries=args.entries)
+    finally:
+        engine.dispose()
+    if summary is None:
+        print(f"openchat accounts show: no account {args.account!r}", file=sys.stderr)
+        return 1
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """``openchat accounts fund ACCOUNT AMOUNT`` / ``openchat accounts show ACCOUNT``."""
+    p = subparsers.add_parser("accounts", help="asker balances: fund an account, show its balance and journal")
+    sub = p.add_subparsers(dest="accounts_command", required=True)
+    f = sub.add_parser("fund", help="deposit base units (1 ocUSD = 1,000,000) into an account")
+    f.add_argument("account")
+    f.add_argument("amount", type=int, help="base units, a positive integer")
+    f.add_argument("--ref", help="a note kept in the journal (default: operator)")
+    f.set_defaults(func=fund_cmd)
+    s = sub.add_parser("show", help="balance and newest journal entries")
+    s.add_argument("account")
+    s.add_argument("--entries", type=int, default=20)
+    s.set_defaults(func=show_cmd)

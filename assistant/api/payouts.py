@@ -1,0 +1,65 @@
+"""Contributors' money over HTTP: earnings, the latest voucher, and contribution proofs.
+
+Public reads, no key: a contributor is a payout address, public on chain anyway, and the web
+earnings page must work for anyone holding one. JSON bodies are ``payouts.views``' dicts as
+they are; amounts are integers of base units of the 6-decimal token (ocUSD), except the
+voucher's ``cumulative_amount`` (a decimal string, as EIP-712 tooling in JavaScript expects).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from assistant.errors import ApiError
+from payouts import views
+from retrieval.addresses import AddressError, checksum_address
+
+router = APIRouter(prefix="/v1", tags=["payouts"])
+
+
+def _address(address: str) -> str:
+    # The same rule as contributions (the payouts ledger's own check accepts any case): a
+    # mixed-case address must carry a valid EIP-55 checksum.
+    try:
+        return checksum_address(address)
+    except AddressError as exc:
+        raise ApiError(400, str(exc), "invalid_address", "address") from None
+
+
+def _read(request: Request, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    with Session(request.app.state.engine) as session:
+        return fn(session, *args, **kwargs)
+
+
+def zero_summary(address: str, limit: int, offset: int) -> dict[str, Any]:
+    """What an address that was never credited has: nothing yet (not an error; see docs/payouts.md)."""
+    return {"address": address, "display_name": None, "earned": 0, "batched": 0, "vouchered": 0, "settled": 0,
+            "unsettled": 0, "credits": {"total": 0, "limit": limit, "offset": offset, "items": []}}
+
+
+@router.get("/contributors/{address}")
+async def get_contributor(
+    address: str,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Earned, batched, vouchered, settled and unsettled amounts, and the newest credits (paginated)."""
+    address = _address(address)
+    summary = await run_in_threadpool(_read, request, views.contributor_summary, address, limit=limit, offset=offset)
+    return summary if summary is not None else zero_summary(address, limit, offset)
+
+
+@router.get("/contributors/{address}/voucher")
+async def get_voucher(address: str, request: Request) -> dict[str, Any]:
+    """The newest signed voucher: EIP-712 ``typed_data``, ``signature`` and ``payer``, ready to claim."""
+    address = _address(address)
+    voucher = await run_in_threadpool(_read, request, views.latest_voucher, address)
+    if voucher is None:
+        raise ApiError(404, f"no voucher for {address} yet: vouchers are issued every payout interval once "
+                       "credits are batched", "no_voucher", "address")
+    return voucher
