@@ -19,6 +19,7 @@ from assistant.db import make_engine, migrate
 from assistant.errors import install_error_handlers
 from assistant.limits import BodyLimit
 from assistant.settings import Settings
+from assistant.web import mount_web
 from retrieval.embedder import Embedder, load_embedder
 from retrieval.jobs import DatasetJobs
 from retrieval.knowledge import open_knowledge_base
@@ -73,6 +74,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
     app.include_router(knowledge.router)
     app.include_router(chat.router)
     app.include_router(payouts.router)
+    mount_web(app)  # the browser pages (/, /contribute, /earnings) and their static files
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(request: Request) -> JSONResponse:

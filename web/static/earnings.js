@@ -1,0 +1,154 @@
+// The earnings page: totals, credits per answer, the latest voucher and settlement transactions.
+import { api, ApiError, copyText, formatAmount, h, installKeyDialog, percent, shortAddress } from "/static/api.js";
+
+const $ = (id) => document.getElementById(id);
+const PAGE = 50;
+installKeyDialog($("key-button"));
+
+const fromPath = decodeURIComponent(location.pathname.replace(/^\/earnings\/?/, "")).trim();
+const address = fromPath || localStorage.getItem("openchat.contributor") || "";
+$("address").value = address;
+
+$("address-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const value = $("address").value.trim();
+  if (value) location.assign(`/earnings/${encodeURIComponent(value)}`);
+});
+
+function status(message, kind = "empty") {
+  const box = $("earnings-status");
+  box.hidden = !message;
+  box.className = kind === "error" ? "result error" : "empty";
+  box.textContent = message || "";
+}
+
+function total(label, units, note) {
+  return h("div", { class: "total", "data-total": label.toLowerCase() },
+    h("div", { class: "label", text: label }),
+    h("div", { class: "value" }, formatAmount(units), " ", h("span", { class: "unit", text: "ocUSD" })),
+    note ? h("div", { class: "muted small", text: note }) : null);
+}
+
+function date(value) {
+  if (!value) return "";
+  const d = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+  return Number.isNaN(d.getTime()) ? String(value) : d.toLocaleString();
+}
+
+function creditRow(c) {
+  return h("tr", { class: "credit-row" },
+    h("td", { class: "mono", title: c.answer_id, text: shortId(c.answer_id) }),
+    h("td", { class: "num", text: formatAmount(c.amount) }),
+    h("td", { class: "num", text: c.weight !== undefined && c.weight !== null ? percent(c.weight) : "" }),
+    h("td", {}, h("span", { class: `status status-${String(c.status || "").replace(/[^a-z_]/g, "")}`, text: c.status || "" })),
+    h("td", { class: "num", text: c.batch_id ?? "" }),
+    h("td", { class: "mono", title: c.settlement_tx || "", text: c.settlement_tx ? shortAddress(c.settlement_tx) : "" }),
+    h("td", { text: date(c.created_at) }));
+}
+
+function shortId(id) {
+  return id && id.length > 16 ? `${id.slice(0, 12)}…` : id || "";
+}
+
+async function loadCredits(summary) {
+  const box = $("credits");
+  const items = [...summary.credits.items];
+  if (!items.length) {
+    box.replaceChildren(h("p", { class: "empty", text: "No credits yet: this address earns when an answer cites its contributions." }));
+    return items;
+  }
+  const body = h("tbody", {}, items.map(creditRow));
+  const table = h("div", { class: "table-wrap" }, h("table", { class: "data" },
+    h("thead", {}, h("tr", {}, ["answer", "amount (ocUSD)", "weight", "status", "batch", "settlement tx", "credited"].map((t) => h("th", { text: t })))),
+    body));
+  const count = h("p", { class: "muted small" });
+  const more = h("button", { class: "button", type: "button", text: "Load more" });
+  let offset = items.length;
+  const update = () => {
+    count.textContent = `${offset} of ${summary.credits.total} credits`;
+    more.hidden = offset >= summary.credits.total;
+  };
+  more.addEventListener("click", async () => {
+    const next = await api(`/v1/contributors/${encodeURIComponent(summary.address)}?limit=${PAGE}&offset=${offset}`);
+    body.append(...next.credits.items.map(creditRow));
+    offset += next.credits.items.length;
+    if (!next.credits.items.length) offset = summary.credits.total;
+    update();
+  });
+  update();
+  box.replaceChildren(table, h("div", { class: "actions" }, count, more));
+  return items;
+}
+
+function renderSettlements(items) {
+  const seen = new Map();
+  for (const c of items) {
+    if (c.settlement_tx && !seen.has(c.settlement_tx)) seen.set(c.settlement_tx, c.settlement_block);
+  }
+  const box = $("settlements");
+  if (!seen.size) {
+    box.replaceChildren(h("p", { class: "empty", text: "No settlement yet: the hub pays vouchered amounts on chain in batches, or you claim your voucher yourself." }));
+    return;
+  }
+  box.replaceChildren(h("ul", { class: "settlement-list" },
+    [...seen].map(([tx, block]) => h("li", {}, h("span", { class: "mono", text: tx }), block ? ` (block ${block})` : ""))));
+}
+
+async function loadVoucher(addr) {
+  const box = $("voucher");
+  let voucher;
+  try {
+    voucher = await api(`/v1/contributors/${encodeURIComponent(addr)}/voucher`);
+  } catch (err) {
+    const text = err instanceof ApiError && err.status === 404
+      ? "No voucher yet: credits are batched into a signed voucher every payout interval."
+      : `The voucher could not be loaded: ${err.message}`;
+    box.replaceChildren(h("p", { class: "empty", text }));
+    return;
+  }
+  const json = JSON.stringify(voucher, null, 2);
+  const copy = h("button", { class: "button", type: "button", text: "Copy voucher" });
+  copy.addEventListener("click", async () => {
+    copy.textContent = (await copyText(json)) ? "Copied" : "Copy failed";
+    setTimeout(() => { copy.textContent = "Copy voucher"; }, 1500);
+  });
+  const download = h("a", { class: "button", text: "Download JSON", download: `voucher-${addr}.json` });
+  download.href = URL.createObjectURL(new Blob([json], { type: "application/json" }));
+  box.replaceChildren(
+    h("div", { class: "counts" },
+      h("span", {}, "cumulative ", h("b", { text: formatAmount(voucher.cumulative_amount) }), " ocUSD"),
+      h("span", { class: "mono", text: `channel ${shortAddress(String(voucher.channel_id))}` }),
+      h("span", { text: `signed ${date(voucher.created_at)}` })),
+    h("pre", { class: "voucher", text: json }),
+    h("div", { class: "actions" }, copy, download));
+}
+
+async function load(addr) {
+  if (!addr) {
+    status("Enter a payout address to see what it earned.");
+    return;
+  }
+  status("Loading…");
+  let summary;
+  try {
+    summary = await api(`/v1/contributors/${encodeURIComponent(addr)}?limit=${PAGE}`);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404) status(`Nothing recorded for ${addr} yet: it earns once an answer cites its contributions.`);
+    else status(err instanceof ApiError ? err.explain() : `Earnings could not be loaded: ${err.message}`, "error");
+    return;
+  }
+  status("");
+  $("earnings").hidden = false;
+  $("earnings-address").textContent = summary.display_name ? `${summary.display_name} · ${summary.address}` : summary.address;
+  $("totals").replaceChildren(
+    total("Earned", summary.earned, "credited by answers"),
+    total("Batched", summary.batched, "owed in the channel"),
+    total("Vouchered", summary.vouchered, "signed, claimable"),
+    total("Settled", summary.settled, "paid on chain"),
+    total("Unsettled", summary.unsettled, "not yet paid"));
+  const items = await loadCredits(summary);
+  renderSettlements(items);
+  await loadVoucher(summary.address);
+}
+
+load(address);
