@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import cache
 
+from celery import Celery
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy import text
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from assistant.accounts import DEV_ACCOUNT, grant_dev_balance
@@ -17,8 +18,12 @@ from assistant.auth import ApiKeys
 from assistant.chat.wiring import build_assistant
 from assistant.db import make_engine, migrate
 from assistant.errors import install_error_handlers
+from assistant.health import run_checks
 from assistant.limits import BodyLimit
+from assistant.metrics import metrics_registry, render
+from assistant.observer import RequestObserver
 from assistant.settings import Settings
+from payouts.worker import CHAIN_QUEUE, QUEUE, create_celery
 from assistant.web import mount_web
 from retrieval.embedder import Embedder, load_embedder
 from retrieval.jobs import DatasetJobs
@@ -29,6 +34,12 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | None = None) -> FastAPI:
     """Build the app; services are opened at start-up (lifespan), never at import."""
+
+    @cache
+    def celery_app() -> Celery:  # for broker checks and queue depth; connects only when used
+        return create_celery(settings.payouts)
+
+    registry, http_metrics = metrics_registry(lambda: app.state.engine, celery_app, (QUEUE, CHAIN_QUEUE))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,25 +87,21 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
     app.include_router(payouts.router)
     mount_web(app)  # the browser pages (/, /contribute, /earnings) and their static files
 
+    # Added last, so outermost: it sees (and ids, counts, logs) every request.
+    app.add_middleware(RequestObserver, metrics=http_metrics)
+
     @app.get("/healthz", tags=["operations"])
     async def healthz(request: Request) -> JSONResponse:
-        """Each dependency's state; 503 when one is down."""
-        checks: dict[str, str] = {}
-        try:
-            with request.app.state.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            checks["database"] = "ok"
-        except Exception as exc:  # reported, not raised: this endpoint exists to say so
-            checks["database"] = f"error: {exc.__class__.__name__}"
-        try:
-            kb = request.app.state.knowledge
-            points = await run_in_threadpool(kb.index.count)
-            checks["vector_store"] = "ok"
-            checks["chunks"] = str(points)
-        except Exception as exc:
-            checks["vector_store"] = f"error: {exc.__class__.__name__}"
-        healthy = all(not v.startswith("error") for v in checks.values())
-        return JSONResponse({"status": "ok" if healthy else "degraded", "checks": checks},
-                            status_code=200 if healthy else 503)
+        """Each dependency's state (database, vector store, broker, chain); 503 when one is down."""
+        state = request.app.state
+        health = await run_in_threadpool(run_checks, state.engine, state.knowledge, celery_app,
+                                         settings.payouts.chain_rpc_url, settings.payouts.chain_id)
+        return JSONResponse(health.as_json(), status_code=200 if health.healthy else 503)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text format: requests, latency, answers, credits, batches, gas, queue depth."""
+        body = await run_in_threadpool(render, registry)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return app

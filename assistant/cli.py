@@ -23,12 +23,27 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from assistant.app import create_app
+    from assistant.logs import configure_logging
 
     settings = _settings()
+    configure_logging(args.log_level)
     app = create_app(settings)
     print(f"OpenChat API on http://{settings.app.host}:{settings.app.port}  (docs: /docs)", flush=True)
-    uvicorn.run(app, host=settings.app.host, port=settings.app.port, log_level=args.log_level)
+    # JSON logs through the root logger (log_config=None); the request observer writes the
+    # access lines, with request ids. On SIGTERM/SIGINT uvicorn stops accepting, lets requests
+    # in flight finish (streams get timeout_graceful_shutdown seconds), then runs the lifespan's
+    # shutdown (data-set jobs, vector store, database).
+    uvicorn.run(app, host=settings.app.host, port=settings.app.port, log_level=args.log_level,
+                log_config=None, access_log=False, timeout_graceful_shutdown=args.grace)
     return 0
+
+
+def run_cmd(args: argparse.Namespace) -> int:
+    """The whole system on this machine (see assistant.supervisor)."""
+    from assistant.supervisor import run
+
+    logging.getLogger().setLevel(logging.INFO)
+    return run(_settings())
 
 
 def ingest(args: argparse.Namespace) -> int:
@@ -100,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the API and web chat")
     p.add_argument("--log-level", default="info")
+    p.add_argument("--grace", type=int, default=20, help="seconds streams may take to finish on shutdown")
     p.set_defaults(func=serve)
+    p = sub.add_parser("run", help="the whole system: chain, contracts, workers, beat, API (make run)")
+    p.set_defaults(func=run_cmd)
     p = sub.add_parser("ingest", help="add a data set (JSONL, CSV, Markdown, text)")
     p.add_argument("path")
     p.add_argument("--contributor", required=True, help="payout address (0x…)")

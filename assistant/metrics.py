@@ -1,0 +1,119 @@
+"""Prometheus metrics of the API and, read at scrape time, of the ledger and the task queues.
+
+Request counts and latencies are counted in the API process (one registry per app, so several
+apps in one test process never share series). Worker-side figures (credits, batches, settlement
+gas) are not counted in the workers: they are read from the ledger the workers write, and queue
+depth from the broker, when /metrics is scraped. That is multiprocess-safe without
+prometheus-client's multiprocess mode, and every replica reports the same totals.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from celery import Celery
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
+
+from assistant.models import Answer
+from payouts.metrics import ledger_figures, queue_depths
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+@dataclass
+class HttpMetrics:
+    """The per-request series the request observer updates."""
+
+    requests: Counter
+    latency: Histogram
+
+
+def http_metrics(registry: CollectorRegistry) -> HttpMetrics:
+    return HttpMetrics(
+        requests=Counter("openchat_http_requests", "HTTP requests by route template, method and status.",
+                         ["route", "method", "status"], registry=registry),
+        latency=Histogram("openchat_http_request_duration_seconds",
+                          "Time from request to the last byte of the response, by route template.",
+                          ["route", "method"], buckets=LATENCY_BUCKETS, registry=registry),
+    )
+
+
+class LedgerCollector(Collector):
+    """Answers, credits, batches, vouchers, settlements (with gas) and queue depths, read when
+    scraped; a source that cannot be read is reported by ``openchat_scrape_error`` instead."""
+
+    def __init__(self, engine: Callable[[], Engine], celery_app: Callable[[], Celery], queues: tuple[str, ...]) -> None:
+        self.engine = engine
+        self.celery_app = celery_app
+        self.queues = queues
+
+    def collect(self) -> Iterator[Metric]:
+        errors = GaugeMetricFamily("openchat_scrape_error", "1 when a source could not be read at this scrape.",
+                                   labels=["source"])
+        try:
+            yield from list(self._ledger())  # all or nothing: no half-read scrape
+            errors.add_metric(["database"], 0)
+        except Exception as exc:  # noqa: BLE001 - a scrape must not fail because one source is down
+            log.warning("metrics: ledger unreadable: %s", exc)
+            errors.add_metric(["database"], 1)
+        try:
+            depths = queue_depths(self.celery_app(), self.queues)
+            depth = GaugeMetricFamily("openchat_queue_depth", "Tasks waiting in each broker queue.", labels=["queue"])
+            for queue, count in depths.items():
+                depth.add_metric([queue], count)
+            yield depth
+            errors.add_metric(["broker"], 0)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("metrics: broker unreadable: %s", exc)
+            errors.add_metric(["broker"], 1)
+        yield errors
+
+    def _ledger(self) -> Iterator[Metric]:
+        with Session(self.engine()) as session:
+            answered = dict(session.execute(select(Answer.answered, func.count()).group_by(Answer.answered)).all())
+            figures = ledger_figures(session)
+        answers = CounterMetricFamily("openchat_answers", "Answers given, by whether they cited knowledge.",
+                                      labels=["answered"])
+        for flag in (True, False):
+            answers.add_metric([str(flag).lower()], int(answered.get(flag, 0)))
+        yield answers
+        base = "base units of the payment token"
+        for name, doc, value in (
+            ("openchat_answers_paid", "Answers charged to an account.", figures.answers_paid),
+            ("openchat_debited_base_units", f"Charged to askers, {base}.", figures.debited),
+            ("openchat_platform_fees_base_units", f"Platform fees, {base}.", figures.fees),
+            ("openchat_credits", "Credits to contributors.", figures.credits),
+            ("openchat_credits_base_units", f"Credited to contributors, {base}.", figures.credited),
+            ("openchat_payout_batches", "Payout batches made by the aggregate task.", figures.batches),
+            ("openchat_batched_base_units", f"Credits taken into batches, {base}.", figures.batched),
+            ("openchat_vouchers", "Signed vouchers issued.", figures.vouchers),
+            ("openchat_settlement_gas", "Gas used by settlement transactions.", figures.settlement_gas),
+            ("openchat_settled_base_units", f"Paid out on chain by settlements, {base}.", figures.settled),
+        ):
+            yield CounterMetricFamily(name, doc, value=value)
+        settlements = CounterMetricFamily("openchat_settlements", "Settlement transactions by status.",
+                                          labels=["status"])
+        for status in ("pending", "confirmed", "failed", "reconciled"):
+            settlements.add_metric([status], figures.settlements.get(status, 0))
+        yield settlements
+
+
+def metrics_registry(engine: Callable[[], Engine], celery_app: Callable[[], Celery], queues: tuple[str, ...]
+                     ) -> tuple[CollectorRegistry, HttpMetrics]:
+    """A registry with the request series and the ledger collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    metrics = http_metrics(registry)
+    registry.register(LedgerCollector(engine, celery_app, queues))
+    return registry, metrics
+
+
+def render(registry: CollectorRegistry) -> bytes:
+    return generate_latest(registry)

@@ -1,0 +1,283 @@
+"""`openchat run`: the whole system on one machine, under one command (what `make run` calls).
+
+Order: migrate the database → start anvil (unless OPENCHAT_CHAIN_RPC_URL is set) → deploy the
+contracts or reuse the recorded deployment, fund the hub → Celery workers (the default queue,
+and the chain queue with concurrency 1: one signer, one nonce) → beat → the API (uvicorn), then
+the demo knowledge when the knowledge base is empty. Children get their configuration through
+the environment (OPENCHAT_*), run in their own sessions (a terminal's Ctrl-C reaches only the
+supervisor, which stops them in order) and write logs under ``<data_dir>/logs/``.
+
+SIGINT / SIGTERM: the API, beat and workers get SIGTERM (uvicorn drains requests; Celery does a
+warm shutdown, finishing the task at hand), anvil last (it writes its state). A child that exits
+on its own is reported with its log's tail and everything stops with exit code 1: a supervisor
+that quietly restarts a crashing worker hides the crash, and `make run` is for one machine.
+Only the API process opens Qdrant local mode (single-process); workers never import retrieval.
+
+Hand-rolled rather than supervisord/honcho: the start order has real steps between processes
+(deploy, health wait, seeding) and anvil's lifecycle is already in ``payouts.localchain``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import importlib.util
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from assistant.db import make_engine, migrate
+from assistant.demo import seed_demo
+from assistant.settings import Settings
+from payouts.deploy import ensure_deployment_for_settings
+from payouts.localchain import LocalChain
+from payouts.worker import CHAIN_QUEUE, QUEUE
+
+log = logging.getLogger("openchat.supervisor")
+
+STOP_TIMEOUT = 30.0  # seconds a child gets after SIGTERM before SIGKILL
+READY_TIMEOUT = 300.0  # seconds for the API to answer /healthz (first start loads the embedder)
+PIDS_FILE = "supervisor.json"  # children's pids, for operators (and the test that checks orphans)
+
+
+class Shutdown(Exception):
+    """SIGINT or SIGTERM arrived."""
+
+
+class ChildDied(RuntimeError):
+    """A child process exited while the system was meant to be running."""
+
+
+def celery_app_module() -> str:
+    """The Celery app the workers run: the assistant's (payouts tasks plus the assistant's own,
+    e.g. anchoring contributions) when that module exists, else the payouts app."""
+    return "assistant.worker" if importlib.util.find_spec("assistant.worker") else "payouts.worker"
+
+
+def child_commands(settings: Settings, python: str = sys.executable) -> dict[str, list[str]]:
+    """The argv of every child, in start order: the ONE place to change how each is launched."""
+    data_dir = settings.app.data_dir.resolve()
+    celery = [python, "-m", "celery", "-A", celery_app_module()]
+    common = ["--without-gossip", "--without-mingle", "-l", "INFO"]
+    return {
+        "worker": [*celery, "worker", "-Q", QUEUE, "-c", "2", "-n", "default@%h", *common],
+        "worker-chain": [*celery, "worker", "-Q", CHAIN_QUEUE, "-P", "solo", "-c", "1", "-n", "chain@%h", *common],
+        "beat": [*celery, "beat", "-l", "INFO", "-s", str(data_dir / "celerybeat-schedule"),
+                 "--pidfile", str(data_dir / "celerybeat.pid")],
+        "api": [python, "-m", "assistant.cli", "serve"],
+    }
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it if the supervisor itself is killed (-9), so a hard
+    kill of `make run` leaves no orphans. Linux prctl(PR_SET_PDEATHSIG); elsewhere a no-op."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass
+class Child:
+    """One supervised process and its log file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: Mapping[str, str], cwd: Path) -> None:
+        with self.log_path.open("ab") as logf:
+            logf.write(f"\n--- start {time.strftime('%Y-%m-%dT%H:%M:%S')}: {' '.join(self.argv)}\n".encode())
+            logf.flush()
+            self.proc = subprocess.Popen(self.argv, env=dict(env), cwd=str(cwd), stdin=subprocess.DEVNULL,
+                                         stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                                         # single-threaded here, so preexec_fn is safe
+                                         preexec_fn=_die_with_parent)  # noqa: PLW1509
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def exited(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int | None:
+        """SIGTERM, wait, SIGKILL if needed; then clear whatever is left of its process group
+        (e.g. prefork pool processes of a worker that was killed)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("%s (pid %d) ignored SIGTERM for %.0fs; killing it", self.name, self.proc.pid, timeout)
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)  # start_new_session: pgid == pid
+        except ProcessLookupError:
+            pass
+        return self.proc.returncode
+
+    def log_tail(self, n: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+
+@dataclass
+class Supervisor:
+    """Starts the system, watches it, stops it."""
+
+    settings: Settings
+    repo_root: Path = Path(__file__).resolve().parent.parent
+    out: Callable[[str], None] = field(default=lambda line: print(line, flush=True))
+    children: list[Child] = field(default_factory=list)
+    chain: LocalChain | None = None
+    _stopping: bool = False
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.app.data_dir.resolve()
+
+    @property
+    def api_url(self) -> str:
+        host = self.settings.app.host
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::', '') else host}:{self.settings.app.port}"
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping:
+            return  # already stopping: a second Ctrl-C must not abort the orderly stop
+        self._stopping = True
+        raise Shutdown(signal.Signals(signum).name)
+
+    def run(self) -> int:
+        """Start everything and serve until a signal (exit 0) or a child's death (exit 1)."""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = self._lock()
+        try:
+            self._start()
+            self.out(f"OpenChat is up: {self.api_url}  (API docs {self.api_url}/docs; "
+                     f"logs in {self.data_dir / 'logs'}; Ctrl-C stops everything)")
+            while True:
+                self._check_children()
+                time.sleep(0.5)
+        except Shutdown as sig:
+            self.out(f"{sig}: stopping")
+            return 0
+        except ChildDied as exc:
+            self.out(f"openchat run: {exc}")
+            return 1
+        finally:
+            self._stopping = True
+            self._stop_all()
+            os.close(lock)
+
+    # ------------------------------------------------------------------ start
+
+    def _lock(self) -> int:
+        fd = os.open(self.data_dir / "supervisor.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SystemExit(f"openchat run: another `openchat run` is using {self.data_dir}") from None
+        return fd
+
+    def _start(self) -> None:
+        settings = self.settings
+        logs = self.data_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        # Before any child: workers, beat and the API then find the schema at head (no races).
+        engine = make_engine(settings.app.effective_database_url)
+        migrate(engine)
+        engine.dispose()
+        rpc_url = settings.payouts.chain_rpc_url
+        if rpc_url is None:
+            p = settings.payouts
+            self.chain = LocalChain(self.data_dir, port=p.anvil_port, hardfork=p.anvil_hardfork,
+                                    state_interval=p.anvil_state_interval_seconds, anvil_bin=p.anvil_bin)
+            self.chain.start()
+            rpc_url = self.chain.rpc_url
+        deployment = ensure_deployment_for_settings(settings.payouts, rpc_url=rpc_url)
+        self.out(f"chain {rpc_url} (id {deployment.chain_id}): channels {deployment.channels}, "
+                 f"token {deployment.token}, registry {deployment.registry}")
+        env = {**os.environ, "OPENCHAT_DATA_DIR": str(self.data_dir), "OPENCHAT_CHAIN_RPC_URL": rpc_url,
+               "PYTHONUNBUFFERED": "1"}
+        for name, argv in child_commands(settings).items():
+            child = Child(name, argv, logs / f"{name}.log")
+            child.start(env, self.repo_root)
+            self.children.append(child)
+            self._write_pids(rpc_url)
+        chunks = self._wait_ready()
+        if settings.app.dev_api_key:
+            stored = seed_demo(self.api_url, settings.app.dev_api_key, self.data_dir, chunks)
+            if stored is not None:
+                self.out(f"knowledge base was empty: added the demo knowledge ({stored} chunks)")
+        else:
+            log.warning("OPENCHAT_DEV_API_KEY is empty: no demo knowledge added")
+
+    def _write_pids(self, rpc_url: str) -> None:
+        info = {"supervisor": os.getpid(), "api_url": self.api_url, "rpc_url": rpc_url,
+                "anvil": self.chain._proc.pid if self.chain and self.chain._proc else None,
+                "children": {c.name: c.pid for c in self.children}}
+        (self.data_dir / PIDS_FILE).write_text(json.dumps(info, indent=2))
+
+    def _wait_ready(self) -> int:
+        """Wait until /healthz says ok; returns the number of chunks it reports."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        last = ""
+        while time.monotonic() < deadline:
+            self._check_children()
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/healthz", timeout=5) as resp:
+                    body = json.loads(resp.read())
+                return int(body.get("checks", {}).get("chunks", 0))
+            except urllib.error.HTTPError as exc:  # 503: a dependency is not up yet
+                last = exc.read().decode(errors="replace")[:500]
+            except (OSError, ValueError) as exc:
+                last = str(exc)
+            time.sleep(0.25)
+        raise ChildDied(f"the API did not become healthy within {READY_TIMEOUT:.0f}s ({last})")
+
+    def _check_children(self) -> None:
+        for child in self.children:
+            code = child.exited()
+            if code is not None:
+                raise ChildDied(f"{child.name} exited unexpectedly (code {code}); "
+                                f"last lines of {child.log_path}:\n{child.log_tail()}")
+        if self.chain is not None and not self.chain.running:
+            raise ChildDied(f"anvil exited unexpectedly; see {self.chain.log_file}")
+
+    # ------------------------------------------------------------------- stop
+
+    def _stop_all(self) -> None:
+        """API first (no new work), then beat, then workers (warm shutdown), anvil last."""
+        for child in reversed(self.children):
+            code = child.stop()
+            if code not in (None, 0, -signal.SIGTERM):
+                log.warning("%s stopped with code %s", child.name, code)
+        self.children.clear()
+        if self.chain is not None:
+            self.chain.stop()  # SIGTERM: anvil writes its state file
+            self.chain = None
+        self.out("stopped")
+
+
+def run(settings: Settings) -> int:
+    return Supervisor(settings).run()
