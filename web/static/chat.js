@@ -51,7 +51,7 @@ function conversationItem(conv) {
   const rename = h("button", { class: "icon-button conv-rename", type: "button", "aria-label": `Rename ${conv.title}`,
     title: "Rename", text: "✎", onclick: () => startRename(item, conv) });
   const remove = h("button", { class: "icon-button conv-delete", type: "button", "aria-label": `Delete ${conv.title}`,
-    title: "Delete", text: "🗑", onclick: () => deleteConversation(conv) });
+    title: "Delete", text: "✕", onclick: () => deleteConversation(conv) });
   const item = h("li", { class: `conv${active ? " active" : ""}`, "data-id": conv.id }, open, h("span", { class: "conv-actions" }, rename, remove));
   return item;
 }

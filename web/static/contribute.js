@@ -19,7 +19,7 @@ syncAddress();
 function show(box, kind, ...children) {
   box.hidden = false;
   box.className = `result ${kind}`;
-  box.replaceChildren(...children);
+  box.replaceChildren(...children.filter((c) => c !== null && c !== undefined));
 }
 
 function errorText(err) {

@@ -1,0 +1,140 @@
+"""The web pages in a real headless Chromium (Debian's, driven by Playwright) against the live app.
+
+One app on the embedded defaults (SQLite + Qdrant local) serves every web test, to keep them
+fast; the API itself is tested on SQLite and PostgreSQL under tests/assistant.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from assistant.settings import load_settings
+from retrieval.embedder import Embedder
+from tests.conftest import DEV_KEY, LiveServer, start_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHOTS = Path(__file__).resolve().parents[2] / "test-output" / "web"
+SLOW_MODEL = "slow-provider"
+SLOW_WORDS = 60
+SLOW_DELAY = 0.1
+
+
+class _SlowProvider(BaseHTTPRequestHandler):
+    """An OpenAI-compatible provider that streams one word every SLOW_DELAY seconds: it stands
+    in for a remote LLM (not one of our parts), so the page's stop button has a stream to stop."""
+
+    protocol_version = "HTTP/1.0"
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        try:
+            for i in range(SLOW_WORDS):
+                chunk = {"id": "slow", "object": "chat.completion.chunk", "created": 0, "model": "slow",
+                         "choices": [{"index": 0, "delta": {"content": f"word{i} "}, "finish_reason": None}]}
+                self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                self.wfile.flush()
+                time.sleep(SLOW_DELAY)
+            self.wfile.write(b"data: [DONE]\n\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the app stopped reading: the asker pressed stop
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="session")
+def slow_provider() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowProvider)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def web(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory, slow_provider: str) -> Iterator[LiveServer]:
+    """The app serving the pages, with the dev key the pages pick up by themselves."""
+    models = [{"model_name": SLOW_MODEL, "litellm_params": {"model": "openai/slow", "api_key": "sk-test",
+                                                            "api_base": slow_provider}}]
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("web"), dev_api_key=DEV_KEY, llm_models=models,
+                             llm_retries=0, llm_timeout=30.0)
+    live = start_server(settings, embedder)
+    yield live
+    live.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # Debian's chromium, never `playwright install`: the browser comes from apt.
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+class PageWatch:
+    """What a page did that it must not: script errors, dialogs it did not expect, failed loads."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+        self.dialogs: list[str] = []
+        self.requests: list[str] = []
+        self.accept_confirms = False
+
+
+@pytest.fixture
+def page(browser: object, web: LiveServer, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A fresh browser context (its own sessionStorage) on the desktop viewport."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=web.url)  # type: ignore[attr-defined]
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
+    pg = context.new_page()
+    watch = PageWatch()
+    pg.on("pageerror", lambda exc: watch.errors.append(str(exc)))
+    pg.on("request", lambda req: watch.requests.append(req.url))
+
+    def on_dialog(dialog: object) -> None:
+        watch.dialogs.append(f"{dialog.type}: {dialog.message}")  # type: ignore[attr-defined]
+        if dialog.type == "confirm" and watch.accept_confirms:  # type: ignore[attr-defined]
+            dialog.accept()  # type: ignore[attr-defined]
+        else:
+            dialog.dismiss()  # type: ignore[attr-defined]
+
+    pg.on("dialog", on_dialog)
+    pg.watch = watch  # type: ignore[attr-defined]
+    pg.set_default_timeout(20_000)
+    yield pg
+    context.close()
+    assert not watch.errors, f"script errors on the page: {watch.errors}"
+
+
+def shot(page: object, name: str, full_page: bool = False) -> Path:
+    """Save a screenshot under test-output/web/ (looked at by a person, not compared)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)  # type: ignore[attr-defined]
+    return path
+
+
+def contribute(web: LiveServer, text: str, contributor: str, title: str | None = None) -> dict:
+    with httpx.Client(base_url=web.url, headers={"Authorization": f"Bearer {DEV_KEY}"}, timeout=60) as c:
+        resp = c.post("/v1/contributions", json={"text": text, "contributor": contributor, "title": title})
+        assert resp.status_code == 201, resp.text
+        return resp.json()
