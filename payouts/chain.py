@@ -534,6 +534,21 @@ class ChainClient:
         )
         return bool(self._call(fn))
 
+    def batch_of_root(self, root: bytes) -> int | None:
+        """The registry batch a root was anchored as, or None (never anchored)."""
+        found, batch_id = self._call(self.registry.functions.batchOfRoot(root))
+        return int(batch_id) if found else None
+
+    def anchor_log(self, root: bytes, from_block: int = 0) -> tuple[int, str, int] | None:
+        """(batch id, tx hash, block) of the RootAnchored event of ``root`` (an indexed topic),
+        or None: how a crashed run finds the transaction it sent but never recorded."""
+        logs = self.registry.events.RootAnchored().get_logs(
+            argument_filters={"root": root}, from_block=from_block)
+        if not logs:
+            return None
+        log = logs[0]
+        return int(log["args"]["batchId"]), "0x" + bytes(log["transactionHash"]).hex(), int(log["blockNumber"])
+
     def get_batch(self, batch_id: int) -> Batch:
         root, leaf_count, anchored_at = self._call(self.registry.functions.getBatch(batch_id))
         return Batch(batch_id, bytes(root), int(leaf_count), int(anchored_at))

@@ -234,3 +234,36 @@ class JournalEntry(Base):
     answer_id: Mapped[str | None] = mapped_column(String(40), index=True)
     ref: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ContributionAnchor(Base):
+    """One Merkle root of contribution leaves anchored on the ContributionRegistry (status
+    pending → confirmed). Committed ``pending`` before the transaction is sent, so a crash or a
+    dropped transaction leaves a trace the next run finishes (the registry refuses a root twice)."""
+
+    __tablename__ = "contribution_anchors"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    root: Mapped[str] = mapped_column(String(66), unique=True)
+    leaf_count: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    registry_address: Mapped[str | None] = mapped_column(String(42))
+    registry_batch_id: Mapped[int | None] = mapped_column(BigInteger)
+    tx_hash: Mapped[str | None] = mapped_column(String(66))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    anchored_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AnchoredLeaf(Base):
+    """A contribution leaf (contributor, content hash, contribution id) in exactly one anchor:
+    the content hash is unique (its first contributor is its origin), so nothing is anchored twice."""
+
+    __tablename__ = "anchored_leaves"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    anchor_id: Mapped[int] = mapped_column(ForeignKey("contribution_anchors.id"), index=True)
+    contributor: Mapped[str] = mapped_column(String(42))
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex, as the knowledge base keeps it
+    contribution_id: Mapped[int] = mapped_column(BigInteger, index=True)

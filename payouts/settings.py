@@ -94,6 +94,13 @@ class PayoutsSettings(BaseSettings):
         description="Smallest deposit/top-up of a channel (fewer transactions for micro-payments).",
     )
     aggregate_max_credits: int = Field(default=200_000, gt=0, description="Credits per batch (one transaction).")
+    anchor_interval: float = Field(
+        default=300.0, gt=0, description="Seconds between beat runs of anchor_contributions (Merkle roots on chain)."
+    )
+    anchor_max_leaves: int = Field(
+        default=4_096, gt=0, le=1_000_000,
+        description="Contribution leaves per anchored root (a proof request rebuilds its root's tree).",
+    )
     task_max_retries: int = Field(default=20, ge=0)
     task_retry_backoff_max: int = Field(default=60, gt=0, description="Seconds: cap of the retry backoff.")
     fault_pause_seconds: float = Field(

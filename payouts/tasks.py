@@ -241,11 +241,10 @@ def run_settle(res: Resources, *, threshold: int | None = None) -> dict[str, int
 # ---------------------------------------------------------------------- celery
 
 
-def register(app: Any, settings: PayoutsSettings) -> None:
-    """Register the payout tasks on a Celery app (tasks share one lazy :class:`Resources`)."""
-    res = Resources(settings)
-    app.openchat_resources = res
-    common = {
+def task_options(settings: PayoutsSettings) -> dict[str, Any]:
+    """Options every payout task shares: late acks, redelivery of a dead worker's task, retries
+    with exponential backoff on chain/RPC/database errors."""
+    return {
         "bind": True,
         "shared": False,  # this app only (other apps in the process have their own settings)
         "acks_late": True,
@@ -256,6 +255,13 @@ def register(app: Any, settings: PayoutsSettings) -> None:
         "retry_jitter": True,
         "max_retries": settings.task_max_retries,
     }
+
+
+def register(app: Any, settings: PayoutsSettings) -> None:
+    """Register the payout tasks on a Celery app (tasks share one lazy :class:`Resources`)."""
+    res = Resources(settings)
+    app.openchat_resources = res
+    common = task_options(settings)
 
     @app.task(name="payouts.aggregate", **common)
     def aggregate(self: Any) -> dict[str, int]:

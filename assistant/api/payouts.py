@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from assistant.errors import ApiError
+from assistant.provenance import contribution_proofs
 from payouts import views
 from retrieval.addresses import AddressError, checksum_address
 
@@ -63,3 +64,18 @@ async def get_voucher(address: str, request: Request) -> dict[str, Any]:
         raise ApiError(404, f"no voucher for {address} yet: vouchers are issued every payout interval once "
                        "credits are batched", "no_voucher", "address")
     return voucher
+
+
+@router.get("/contributions/{contribution_id}/proof")
+async def get_contribution_proof(
+    contribution_id: int,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Each chunk's Merkle proof of origin against the root anchored on the ContributionRegistry:
+    leaf values, proof, root, anchor tx hash/block and registry address (public: proofs are)."""
+    body = await run_in_threadpool(_read, request, contribution_proofs, contribution_id, limit, offset)
+    if body is None:
+        raise ApiError(404, f"no contribution {contribution_id}", "not_found", "contribution_id")
+    return body

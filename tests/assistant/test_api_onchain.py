@@ -1,0 +1,265 @@
+"""Money and provenance that reach the chain, through the running app and a real anvil:
+vouchers a contributor can verify and claim, payout statuses up to settled, and contribution
+proofs that verify against the root anchored on the ContributionRegistry."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from assistant.provenance import unanchored_chunk_leaves
+from assistant.settings import load_settings
+from payouts import anchoring, ledger
+from payouts.chain import ChainClient
+from payouts.deploy import ensure_deployment_for_settings
+from payouts.localchain import LocalChain, LocalChainError, find_anvil
+from payouts.merkle import ContributionLeaf
+from payouts.models import ContributionAnchor
+from payouts.tasks import Resources, run_aggregate, run_issue_vouchers, run_settle
+from tests.conftest import DEV_KEY, LiveServer, start_server
+
+PRICE, FEE = 10_000, 1_000
+
+
+@dataclass
+class ChainedApi:
+    live: LiveServer
+    chain: LocalChain
+    client: ChainClient
+    res: Resources
+
+
+@pytest.fixture(scope="module")
+def onchain(embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChainedApi]:  # type: ignore[no-untyped-def]
+    try:
+        find_anvil()
+    except LocalChainError as exc:
+        pytest.skip(str(exc))
+    data_dir = tmp_path_factory.mktemp("onchain")
+    chain = LocalChain(data_dir, state_interval=0).start()
+    settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, chain_rpc_url=chain.rpc_url,
+                             channel_min_topup=1_000, anchor_max_leaves=3)
+    deployment = ensure_deployment_for_settings(settings.payouts)
+    live = start_server(settings, embedder)
+    client = ChainClient.connect(chain.rpc_url, deployment, settings.payouts.hub_private_key.get_secret_value())
+    res = Resources(settings.payouts)
+    try:
+        yield ChainedApi(live, chain, client, res)
+    finally:
+        live.stop()
+        if res.engine is not None:
+            res.engine.dispose()
+        chain.stop()
+
+
+def contribute(api: LiveServer, text: str, who: str) -> int:
+    with api.client() as c:
+        resp = c.post("/v1/contributions", json={"text": text, "contributor": who})
+    assert resp.status_code == 201, resp.text
+    return int(resp.json()["id"])
+
+
+def ask(api: LiveServer, question: str) -> dict:
+    with api.client() as c:
+        resp = c.post("/v1/chat/completions", json={"model": "openchat-extractive",
+                                                    "messages": [{"role": "user", "content": question}]})
+    assert resp.status_code == 200, resp.text
+    return resp.json()["openchat"]
+
+
+def credit_status(api: LiveServer, answer_id: str) -> tuple[str, str | None, str]:
+    with api.client() as c:
+        ans = c.get(f"/v1/answers/{answer_id}").json()
+    (credit,) = ans["credits"]
+    return credit["status"], credit["settlement_tx"], ans["sources"][0]["payout_status"]
+
+
+def test_voucher_recovers_to_payer_and_claims_on_chain(onchain: ChainedApi) -> None:
+    api, client = onchain.live, onchain.client
+    wallet = Account.create()
+    contribute(api, "The axolotl can regrow its limbs, spinal cord and parts of its heart.", wallet.address)
+    first = ask(api, "What can an axolotl regrow?")
+    assert first["credits"] == [{"contributor": wallet.address, "amount": PRICE - FEE}]
+    assert credit_status(api, first["answer_id"])[0] == "credited"
+    assert run_aggregate(onchain.res)["credits"] >= 1
+    assert credit_status(api, first["answer_id"])[0] == "batched"
+    assert run_issue_vouchers(onchain.res)["vouchers"] >= 1
+    assert credit_status(api, first["answer_id"])[::2] == ("vouchered", "vouchered")
+
+    with api.client(None) as c:  # public
+        body = c.get(f"/v1/contributors/{wallet.address}/voucher").json()
+        summary = c.get(f"/v1/contributors/{wallet.address}").json()
+    assert (summary["earned"], summary["batched"], summary["vouchered"], summary["settled"], summary["unsettled"]) == \
+        (PRICE - FEE, PRICE - FEE, PRICE - FEE, 0, PRICE - FEE)
+    assert body["cumulative_amount"] == str(PRICE - FEE) and body["payer"] == client.hub.address
+    typed = body["typed_data"]
+    assert set(typed) == {"domain", "types", "primaryType", "message"}
+    # Anyone can verify it with a standard library: eth-account recovers the hub from the JSON.
+    recovered = Account.recover_message(encode_typed_data(full_message=typed), signature=body["signature"])
+    assert recovered == body["payer"]
+    # ...and the contributor's wallet cashes it on the real PaymentChannels contract with only the JSON.
+    onchain.chain.set_balance(wallet.address, 10**18)
+    fn = client.channels.functions.claim(bytes.fromhex(body["channel_id"][2:]), int(body["cumulative_amount"]),
+                                         bytes.fromhex(body["signature"][2:]))
+    client.sender.send(wallet, {"to": fn.address, "data": fn._encode_transaction_data()})
+    assert client.token_balance(wallet.address) == PRICE - FEE
+    run_settle(onchain.res, threshold=10**12)  # records what the claim paid; pushes nothing
+    assert credit_status(onchain.live, first["answer_id"])[:2] == ("settled", None)  # claimed, not pushed
+
+    # A second answer goes the hub's way: a batched push, whose tx the answer then shows.
+    second = ask(api, "Which body parts does the axolotl regenerate?")
+    run_aggregate(onchain.res)
+    run_issue_vouchers(onchain.res)
+    pushed = run_settle(onchain.res, threshold=1)
+    assert pushed["transactions"] >= 1
+    status, tx, source_status = credit_status(api, second["answer_id"])
+    assert (status, source_status) == ("settled", "settled") and tx is not None
+    receipt = client.w3.eth.get_transaction_receipt(tx)
+    assert receipt["status"] == 1 and client.token_balance(wallet.address) == 2 * (PRICE - FEE)
+    with Session(onchain.res.db()) as s:
+        assert ledger.check_invariants(s) == []
+
+
+def verify_on_chain(client: ChainClient, item: dict) -> bool:
+    """The registry's own verify, called with nothing but the API's JSON."""
+    contributor, content_hash, contribution_id = item["leaf_values"]
+    fn = client.registry.functions.verify(item["anchor"]["batch_id"], [bytes.fromhex(p[2:]) for p in item["proof"]],
+                                          contributor, bytes.fromhex(content_hash[2:]), int(contribution_id))
+    return bool(fn.call())
+
+
+def proof_of(api: LiveServer, contribution_id: int) -> dict:
+    with api.client(None) as c:
+        resp = c.get(f"/v1/contributions/{contribution_id}/proof")
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def test_anchored_contributions_prove_their_origin(onchain: ChainedApi) -> None:
+    api, client = onchain.live, onchain.client
+    who = Account.create().address
+    ids = [contribute(api, text, who) for text in (
+        "Venus rotates backwards compared with most planets in the solar system.",
+        "A day on Venus is longer than its year.",
+        "Mercury has almost no atmosphere to retain heat.",
+        "Olympus Mons on Mars is the tallest volcano known in the solar system.")]
+    assert proof_of(api, ids[0])["chunks"]["items"][0]["status"] == "pending"
+    batches = client.batch_count()
+    out = anchoring.run_anchor(onchain.res, unanchored_chunk_leaves)
+    assert out["leaves"] >= 4 and out["anchors"] >= 2  # at most 3 leaves per root in this fixture
+    assert client.batch_count() == batches + out["anchors"]
+    for cid in ids:
+        body = proof_of(api, cid)
+        assert body["contributor"] == who
+        (item,) = body["chunks"]["items"]
+        assert item["status"] == "anchored" and item["leaf_values"][0] == who and item["leaf_values"][2] == str(cid)
+        anchor = item["anchor"]
+        assert anchor["registry"] == client.deployment.registry and anchor["tx_hash"] and anchor["block_number"]
+        assert bytes(client.get_batch(anchor["batch_id"]).root).hex() == item["root"][2:]
+        assert verify_on_chain(client, item)
+        forged = {**item, "leaf_values": [Account.create().address, *item["leaf_values"][1:]]}
+        assert not verify_on_chain(client, forged)  # someone else cannot claim the text
+    # A retried task anchors nothing again.
+    assert anchoring.run_anchor(onchain.res, unanchored_chunk_leaves) == {"anchors": 0, "leaves": 0, "recovered": 0}
+    assert client.batch_count() == batches + out["anchors"]
+    with api.client(None) as c:
+        resp = c.get("/v1/contributions/999999/proof")
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+
+
+def test_anchor_survives_a_crash_after_sending_and_a_dropped_transaction(onchain: ChainedApi) -> None:
+    api, client, res = onchain.live, onchain.client, onchain.res
+    who = Account.create().address
+    crashed = contribute(api, "Tardigrades survive being frozen, boiled and exposed to the vacuum of space.", who)
+    # A run that committed its pending anchor and got the transaction mined, then died.
+    with res.transaction() as s:
+        aid, root = anchoring.plan_anchor(s, unanchored_chunk_leaves(s, 3))
+    sent_batch, receipt = client.anchor_root(root, 1)
+    batches = client.batch_count()
+    # Another one that died before sending (or whose transaction was dropped).
+    dropped = contribute(api, "Octopus arms contain most of the animal's neurons.", who)
+    with res.transaction() as s:
+        aid2, root2 = anchoring.plan_anchor(s, unanchored_chunk_leaves(s, 3))
+    assert client.batch_of_root(root2) is None
+    out = anchoring.run_anchor(res, unanchored_chunk_leaves)
+    assert out["recovered"] == 2
+    assert client.batch_count() == batches + 1  # the mined root was not sent again; the dropped one was
+    with Session(res.db()) as s:
+        first, second = s.get(ContributionAnchor, aid), s.get(ContributionAnchor, aid2)
+        assert first.status == second.status == "confirmed"
+        assert first.registry_batch_id == sent_batch and first.tx_hash == "0x" + bytes(receipt["transactionHash"]).hex()
+        assert second.registry_batch_id == client.batch_of_root(root2) and second.tx_hash
+        assert s.scalar(select(func.count()).select_from(ContributionAnchor).where(
+            ContributionAnchor.status == "pending")) == 0
+    for cid in (crashed, dropped):
+        (item,) = proof_of(api, cid)["chunks"]["items"]
+        assert item["status"] == "anchored" and verify_on_chain(client, item)
+    # The registry itself refuses a root twice: the last guard against a double anchor.
+    from payouts.chain import ContractRevert
+
+    with pytest.raises(ContractRevert) as err:
+        client.anchor_root(root, 1)
+    assert err.value.name == "DuplicateRoot"
+
+
+REDIS_URL = os.environ.get("OPENCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+
+
+def test_worker_from_assistant_module_anchors_on_its_own(onchain: ChainedApi) -> None:
+    """`celery -A assistant.worker` (how deployments run it) runs the anchoring task."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+    except Exception:  # noqa: BLE001 - no Redis here
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    api, res = onchain.live, onchain.res
+    cid = contribute(api, "Sea otters hold hands while sleeping so they do not drift apart.", Account.create().address)
+    settings = api.settings
+    prefix = f"openchat-test-{uuid.uuid4().hex[:10]}:"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OPENCHAT_")},
+           "OPENCHAT_DATA_DIR": str(settings.app.data_dir), "OPENCHAT_REDIS_URL": REDIS_URL,
+           "OPENCHAT_REDIS_KEY_PREFIX": prefix, "OPENCHAT_CHAIN_RPC_URL": settings.payouts.chain_rpc_url}
+    log_path = Path(settings.app.data_dir) / "assistant-worker.log"
+    celery = Path(sys.executable).with_name("celery")
+    with open(log_path, "wb") as logf:
+        proc = subprocess.Popen([str(celery), "-A", "assistant.worker", "worker", "-Q", "payouts,payouts.chain",
+                                 "-P", "solo", "-c", "1", "-n", f"anchor-{uuid.uuid4().hex[:6]}@test",
+                                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
+                                env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                                cwd=str(Path(__file__).resolve().parents[2]))
+    try:
+        from assistant.worker import create_worker_app
+
+        sender = create_worker_app(load_settings(data_dir=settings.app.data_dir, redis_url=REDIS_URL,
+                                                 redis_key_prefix=prefix, chain_rpc_url=settings.payouts.chain_rpc_url))
+        assert "payouts-anchor-contributions" in sender.conf.beat_schedule
+        sender.tasks[anchoring.TASK].apply_async()
+        deadline = time.monotonic() + 90
+        while proof_of(api, cid)["chunks"]["items"][0]["status"] != "anchored":
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        (item,) = proof_of(api, cid)["chunks"]["items"]
+        assert verify_on_chain(onchain.client, item)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        r = redis.Redis.from_url(REDIS_URL)
+        for key in r.scan_iter(match=f"{prefix}*"):
+            r.delete(key)
