@@ -35,7 +35,7 @@ $(CHROMIUM):
 install: $(STAMP) $(if $(wildcard contracts/package.json),$(NODE_STAMP)) $(WEB_STAMP)
 
 run: install
-	$(PY) -m assistant.cli serve
+	$(PY) -m assistant.cli run
 
 test: install $(CHROMIUM)
 	$(PY) -m pytest $(PYTEST_ARGS)
