@@ -25,7 +25,6 @@ from payouts import anchoring, ledger
 from payouts.chain import ChainClient
 from payouts.deploy import ensure_deployment_for_settings
 from payouts.localchain import LocalChain, LocalChainError, find_anvil
-from payouts.merkle import ContributionLeaf
 from payouts.models import ContributionAnchor
 from payouts.tasks import Resources, run_aggregate, run_issue_vouchers, run_settle
 from tests.conftest import DEV_KEY, LiveServer, start_server
@@ -225,7 +224,7 @@ def test_worker_from_assistant_module_anchors_on_its_own(onchain: ChainedApi) ->
         redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
     except Exception:  # noqa: BLE001 - no Redis here
         pytest.skip(f"no Redis at {REDIS_URL}")
-    api, res = onchain.live, onchain.res
+    api = onchain.live
     cid = contribute(api, "Sea otters hold hands while sleeping so they do not drift apart.", Account.create().address)
     settings = api.settings
     prefix = f"openchat-test-{uuid.uuid4().hex[:10]}:"
