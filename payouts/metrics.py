@@ -66,8 +66,8 @@ def ledger_figures(session: Session) -> LedgerFigures:
 
 
 def queue_depths(app: Celery, queues: Iterable[str], timeout: float = 2.0) -> dict[str, int]:
-    """Messages waiting in each queue, asked of the broker (Redis or the embedded SQLite one)
-    with a passive declare; a queue the broker has never seen counts 0. Raises when the broker
+    """Messages waiting in each queue, asked of the broker (Redis or the embedded SQLite one);
+    a queue the broker has never seen counts 0. Raises when the broker
     cannot be reached within ``timeout``."""
     from kombu.exceptions import ChannelError
 
@@ -76,9 +76,16 @@ def queue_depths(app: Celery, queues: Iterable[str], timeout: float = 2.0) -> di
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=timeout)
         channel = conn.default_channel
         for queue in queues:
-            try:
-                _, count, _ = channel.queue_declare(queue=queue, passive=True)
-            except ChannelError:  # never declared: nothing waiting
-                count = 0
+            size = getattr(channel, "_size", None)
+            if size is not None:
+                # kombu's virtual transports (Redis, SQLAlchemy) count with _size(), part of
+                # their transport interface. The portable passive declare is wrong on Redis
+                # with global_keyprefix: its existence check ignores the prefix and says 404.
+                count = size(queue)
+            else:
+                try:
+                    _, count, _ = channel.queue_declare(queue=queue, passive=True)
+                except ChannelError:  # never declared: nothing waiting
+                    count = 0
             out[queue] = int(count)
     return out
