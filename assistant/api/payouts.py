@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +20,10 @@ from payouts import views
 from retrieval.addresses import AddressError, checksum_address
 
 router = APIRouter(prefix="/v1", tags=["payouts"])
+# Ids and offsets are 64-bit in SQLite and PostgreSQL: a larger one is the client's error (400),
+# never a driver overflow (500).
+INT64_MAX = 2**63 - 1
+Offset = Annotated[int, Query(ge=0, le=INT64_MAX)]
 
 
 def _address(address: str) -> str:
@@ -47,7 +51,7 @@ async def get_contributor(
     address: str,
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Earned, batched, vouchered, settled and unsettled amounts, and the newest credits (paginated)."""
     address = _address(address)
@@ -68,10 +72,10 @@ async def get_voucher(address: str, request: Request) -> dict[str, Any]:
 
 @router.get("/contributions/{contribution_id}/proof")
 async def get_contribution_proof(
-    contribution_id: int,
+    contribution_id: Annotated[int, Path(ge=1, le=INT64_MAX)],
     request: Request,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> dict[str, Any]:
     """Each chunk's Merkle proof of origin against the root anchored on the ContributionRegistry:
     leaf values, proof, root, anchor tx hash/block and registry address (public: proofs are)."""

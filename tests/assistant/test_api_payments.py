@@ -191,3 +191,11 @@ def test_accounts_cli_funds_and_shows(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "positive" in bad.stderr
     missing = cli("show", "nobody")
     assert missing.returncode == 1 and "no account" in missing.stderr
+
+
+def test_out_of_range_ids_are_client_errors(api: LiveServer) -> None:
+    with api.client(None) as c:
+        assert_openai_error(c.get(f"/v1/contributions/{2**70}/proof"), 400)
+        assert_openai_error(c.get("/v1/contributions/0/proof"), 400)
+        assert_openai_error(c.get(f"/v1/contributors/{new_address()}", params={"offset": 2**70}), 400)
+        assert_openai_error(c.get("/v1/contributions/1/proof", params={"offset": 2**70}), 400)
