@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from assistant.api.ids import MAX_ID, RowId
 from assistant.auth import Principal, require_key
 from assistant.errors import ApiError
 from retrieval.addresses import AddressError, checksum_address
@@ -142,7 +143,7 @@ def _copy(upload: UploadFile, path: Path) -> None:
 
 @router.get("/datasets/{contribution_id}", response_model=ContributionOut)
 @router.get("/contributions/{contribution_id}", response_model=ContributionOut)
-async def contribution_status(contribution_id: int, kb: Annotated[KnowledgeBase, Depends(knowledge)]) -> ContributionOut:
+async def contribution_status(contribution_id: RowId, kb: Annotated[KnowledgeBase, Depends(knowledge)]) -> ContributionOut:
     """What became of a contribution: progress while it is read, counts and reasons after."""
     try:
         return ContributionOut.of(await run_in_threadpool(kb.intake.report, contribution_id))
@@ -152,7 +153,7 @@ async def contribution_status(contribution_id: int, kb: Annotated[KnowledgeBase,
 
 class SearchFilters(BaseModel):
     contributor: str | None = None
-    contribution_id: int | None = None
+    contribution_id: int | None = Field(default=None, ge=1, le=MAX_ID)
 
 
 class SearchIn(BaseModel):
