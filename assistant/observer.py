@@ -77,7 +77,7 @@ class RequestObserver:
             method = scope.get("method", "")
             self.metrics.requests.labels(route, method, str(status)).inc()
             self.metrics.latency.labels(route, method).observe(elapsed)
-            log.info("request", extra={"method": method, "path": scope.get("path"), "route": route,
+            log.info("request", extra={"request_id": rid, "method": method, "path": scope.get("path"), "route": route,
                                        "status": status, "duration_ms": round(elapsed * 1000, 2),
                                        "client": (scope.get("client") or ("", 0))[0]})
             request_id.reset(token)

@@ -1,0 +1,165 @@
+"""Operations surface of the live API: /metrics, request ids, JSON logs, /healthz per dependency."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from assistant.logs import json_handler, request_id
+from assistant.observer import accept_request_id
+from assistant.settings import load_settings
+from payouts.localchain import LocalChain, LocalChainError, find_anvil
+from payouts.worker import CHAIN_QUEUE, QUEUE, create_celery
+from retrieval.embedder import Embedder
+from tests.conftest import DEV_KEY, LiveServer, free_port, new_address, start_server
+from tests.payouts.conftest import REDIS_URL, redis_available
+
+
+def scrape(api: LiveServer) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """/metrics as {(sample name, sorted labels): value}."""
+    reply = httpx.get(api.url + "/metrics")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain")
+    out = {}
+    for family in text_string_to_metric_families(reply.text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_request_id_in_and_out(api: LiveServer) -> None:
+    with api.client() as c:
+        assert c.get("/healthz", headers={"X-Request-ID": "trace-42.a:b"}).headers["x-request-id"] == "trace-42.a:b"
+        generated = c.get("/healthz").headers["x-request-id"]
+        assert len(generated) == 32 and int(generated, 16) >= 0
+        refused = c.get("/healthz", headers={"X-Request-ID": "x" * 200}).headers["x-request-id"]
+        assert refused != "x" * 200 and len(refused) == 32
+        missing = c.get("/v1/answers/nope", headers={"X-Request-ID": "on-error"})  # errors carry it too
+        assert missing.status_code == 404 and missing.headers["x-request-id"] == "on-error"
+    assert accept_request_id(b"bad id\n") != "bad id\n"
+    assert accept_request_id("é".encode()) != "é"
+
+
+def test_access_log_is_json_with_the_request_id(api: LiveServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="openchat.access")
+    with api.client() as c:
+        c.get("/v1/models", headers={"X-Request-ID": "log-me-1"})
+    deadline = time.monotonic() + 10
+    while not [r for r in caplog.records if getattr(r, "request_id", None) == "log-me-1"]:
+        assert time.monotonic() < deadline, [r.__dict__ for r in caplog.records]
+        time.sleep(0.05)
+    record = next(r for r in caplog.records if getattr(r, "request_id", None) == "log-me-1")
+    line = json_handler(io.StringIO()).format(record)
+    body = json.loads(line)
+    assert body["request_id"] == "log-me-1" and body["route"] == "/v1/models" and body["status"] == 200
+    assert body["level"] == "INFO" and body["logger"] == "openchat.access" and body["duration_ms"] >= 0
+
+
+def test_any_log_line_inside_a_request_carries_its_id() -> None:
+    stream = io.StringIO()
+    logger = logging.getLogger("openchat.test.logs")
+    logger.addHandler(json_handler(stream))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    token = request_id.set("req-7")
+    try:
+        logger.info("inside", extra={"answer_id": "ans_1"})
+    finally:
+        request_id.reset(token)
+    logger.info("outside")
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["request_id"] == "req-7" and inside["answer_id"] == "ans_1" and inside["message"] == "inside"
+    assert outside["request_id"] is None
+
+
+def test_metrics_count_requests_answers_credits_and_queue(api: LiveServer) -> None:
+    address = new_address()
+    with api.client() as c:
+        assert c.post("/v1/contributions", json={
+            "text": "The quokka is a small wallaby that lives on Rottnest Island near Perth.",
+            "title": "Quokka", "contributor": address}).status_code == 201
+        before = scrape(api)
+        c.get("/v1/answers/ans_missing_for_metrics")
+        reply = c.post("/v1/chat/completions", json={
+            "model": "openchat-extractive", "messages": [{"role": "user", "content": "Where does the quokka live?"}]})
+        assert reply.status_code == 200, reply.text
+        meta = reply.json()["openchat"]
+    queued = create_celery(api.settings.payouts)
+    queued.send_task("payouts.aggregate")  # no worker serves this test's broker: it waits
+    after = scrape(api)
+    with queued.connection_for_write() as conn:
+        conn.default_channel.queue_purge(QUEUE)
+
+    route = {"route": "/v1/answers/{answer_id}", "method": "GET", "status": "404"}
+    assert value(after, "openchat_http_requests_total", **route) - value(before, "openchat_http_requests_total", **route) == 1
+    chat = {"route": "/v1/chat/completions", "method": "POST"}
+    assert (value(after, "openchat_http_request_duration_seconds_count", **chat)
+            - value(before, "openchat_http_request_duration_seconds_count", **chat)) == 1
+    assert value(after, "openchat_http_request_duration_seconds_bucket", **chat, le="+Inf") >= 1
+    assert not any("ans_missing" in str(labels) for _, labels in after)  # templates, not raw paths
+    answered = str(meta["answered"]).lower()
+    assert value(after, "openchat_answers_total", answered=answered) - value(before, "openchat_answers_total",
+                                                                             answered=answered) == 1
+    credited = sum(c["amount"] for c in meta["credits"])
+    assert (value(after, "openchat_credits_base_units_total")
+            - value(before, "openchat_credits_base_units_total")) == credited
+    assert value(after, "openchat_queue_depth", queue=QUEUE) == 1
+    assert value(after, "openchat_queue_depth", queue=CHAIN_QUEUE) == 0
+    for name in ("openchat_payout_batches_total", "openchat_settlement_gas_total", "openchat_vouchers_total"):
+        assert (name, ()) in after
+    assert value(after, "openchat_scrape_error", source="database") == 0
+    assert value(after, "openchat_scrape_error", source="broker") == 0
+
+
+@pytest.fixture
+def started(embedder: Embedder) -> Iterator[list[LiveServer]]:
+    servers: list[LiveServer] = []
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+def test_healthz_checks_each_dependency(started: list[LiveServer], embedder: Embedder, tmp_path: Path) -> None:
+    if not redis_available():
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    try:
+        find_anvil()
+    except LocalChainError as exc:
+        pytest.skip(str(exc))
+    chain = LocalChain(tmp_path / "chain-data", state_interval=0).start()
+    try:
+        up = start_server(load_settings(data_dir=tmp_path / "up", dev_api_key=DEV_KEY, redis_url=REDIS_URL,
+                                        chain_rpc_url=chain.rpc_url, chain_id=31337), embedder)
+        started.append(up)
+        reply = httpx.get(up.url + "/healthz")
+        assert reply.status_code == 200, reply.text
+        assert {k: v for k, v in reply.json()["checks"].items() if k != "chunks"} == {
+            "database": "ok", "vector_store": "ok", "broker": "ok", "chain": "ok"}
+    finally:
+        chain.stop()
+    reply = httpx.get(up.url + "/healthz")  # the node is gone
+    assert reply.status_code == 503 and reply.json()["status"] == "degraded"
+    assert reply.json()["checks"]["chain"].startswith("error") and reply.json()["checks"]["broker"] == "ok"
+
+    dead = free_port()
+    down = start_server(load_settings(data_dir=tmp_path / "down", dev_api_key=DEV_KEY,
+                                      redis_url=f"redis://127.0.0.1:{dead}/0"), embedder)
+    started.append(down)
+    reply = httpx.get(down.url + "/healthz")
+    assert reply.status_code == 503, reply.text
+    checks = reply.json()["checks"]
+    assert checks["broker"].startswith("error") and checks["database"] == "ok" and checks["chain"] == "not configured"
+    samples = scrape(down)  # /metrics still answers, and says which source it could not read
+    assert value(samples, "openchat_scrape_error", source="broker") == 1
+    assert value(samples, "openchat_scrape_error", source="database") == 0
