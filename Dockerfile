@@ -1,0 +1,29 @@
+# The Python services of docker-compose.yml (api, worker, worker-chain, beat, setup): one image,
+# the command picks the role. Contract artifacts are committed, so no Node at run time; the web
+# chat's two browser libraries come from npm in a build stage.
+FROM node:22-slim AS web
+WORKDIR /src/web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+
+FROM python:3.11-slim
+ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN useradd --create-home --uid 10001 openchat && mkdir -p /var/lib/openchat && chown openchat /var/lib/openchat
+WORKDIR /app
+# Dependencies first (cached layer), then the source. Editable install: the code finds
+# contracts/artifacts and web/ beside the packages, as in a checkout.
+COPY pyproject.toml README.md ./
+COPY assistant/__init__.py assistant/__init__.py
+COPY retrieval/__init__.py retrieval/__init__.py
+COPY payouts/__init__.py payouts/__init__.py
+RUN pip install -e . && rm -rf assistant retrieval payouts
+COPY assistant assistant
+COPY retrieval retrieval
+COPY payouts payouts
+COPY contracts/artifacts contracts/artifacts
+COPY web web
+COPY --from=web /src/web/node_modules web/node_modules
+USER openchat
+ENV OPENCHAT_DATA_DIR=/var/lib/openchat OPENCHAT_HOST=0.0.0.0 OPENCHAT_PORT=8000
+EXPOSE 8000
+CMD ["openchat", "serve"]
