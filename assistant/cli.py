@@ -43,6 +43,7 @@ def run_cmd(args: argparse.Namespace) -> int:
     from assistant.supervisor import run
 
     logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise here
     return run(_settings())
 
 
