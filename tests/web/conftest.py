@@ -55,6 +55,13 @@ class _SlowProvider(BaseHTTPRequestHandler):
         pass
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture(scope="session")
 def slow_provider() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SlowProvider)
@@ -79,6 +86,10 @@ def web(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory, slow_provi
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
+    from playwright.sync_api import expect
+
+    # The machine is shared and small: a first answer (cold caches) can take seconds.
+    expect.set_options(timeout=20_000)
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -121,6 +132,9 @@ def page(browser: object, web: LiveServer, request: pytest.FixtureRequest) -> It
     pg.watch = watch  # type: ignore[attr-defined]
     pg.set_default_timeout(20_000)
     yield pg
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:  # what the page showed when the test failed
+        shot(pg, f"failed-{request.node.name}", full_page=True)
     context.close()
     assert not watch.errors, f"script errors on the page: {watch.errors}"
 
