@@ -32,7 +32,9 @@ function total(label, units, note) {
 function date(value) {
   if (!value) return "";
   const d = typeof value === "number" ? new Date(value * 1000) : new Date(value);
-  return Number.isNaN(d.getTime()) ? String(value) : d.toLocaleString();
+  if (Number.isNaN(d.getTime())) return String(value);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}`;
 }
 
 function creditRow(c) {
@@ -59,7 +61,7 @@ async function loadCredits(summary) {
   }
   const body = h("tbody", {}, items.map(creditRow));
   const table = h("div", { class: "table-wrap" }, h("table", { class: "data" },
-    h("thead", {}, h("tr", {}, ["answer", "amount (ocUSD)", "weight", "status", "batch", "settlement tx", "credited"].map((t) => h("th", { text: t })))),
+    h("thead", {}, h("tr", {}, ["answer", "ocUSD", "weight", "status", "batch", "settlement tx", "credited"].map((t) => h("th", { text: t })))),
     body));
   const count = h("p", { class: "muted small" });
   const more = h("button", { class: "button", type: "button", text: "Load more" });
@@ -145,7 +147,7 @@ async function load(addr) {
     total("Batched", summary.batched, "owed in the channel"),
     total("Vouchered", summary.vouchered, "signed, claimable"),
     total("Settled", summary.settled, "paid on chain"),
-    total("Unsettled", summary.unsettled, "not yet paid"));
+    total("Unsettled", summary.unsettled, "vouchered, not yet paid"));
   const items = await loadCredits(summary);
   renderSettlements(items);
   await loadVoucher(summary.address);
