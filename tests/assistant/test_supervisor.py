@@ -213,5 +213,9 @@ def test_run_answers_stops_cleanly_and_resumes(runs: list[Run], tmp_path: Path) 
         conversation = http.get(f"/v1/conversations/{meta['conversation_id']}")
         assert conversation.status_code == 200 and text in conversation.text
 
-    assert second.interrupt() == 0, second.output()
+    # A child dying on its own (SIGKILL: no cleanup) stops everything, says which, exit 1; the
+    # killed prefork worker's pool processes are cleared with its process group.
+    os.kill(second.pids()["worker"], signal.SIGKILL)
+    assert second.proc.wait(timeout=120) == 1, second.output()
+    assert "worker exited unexpectedly" in second.output()
     assert processes_using(data_dir) == {}
