@@ -23,8 +23,8 @@ from assistant.limits import BodyLimit
 from assistant.metrics import metrics_registry, render
 from assistant.observer import RequestObserver
 from assistant.settings import Settings
-from payouts.worker import CHAIN_QUEUE, QUEUE, create_celery
 from assistant.web import mount_web
+from payouts.worker import CHAIN_QUEUE, QUEUE, create_celery
 from retrieval.embedder import Embedder, load_embedder
 from retrieval.jobs import DatasetJobs
 from retrieval.knowledge import open_knowledge_base
