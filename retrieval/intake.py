@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -391,6 +391,33 @@ class Intake:
         )
         with self.sessions.begin() as session:
             session.execute(update(Chunk).where(Chunk.id.in_([c.id for c in chunks])).values(indexed=True))
+
+    def fill_sidecar(self, batch: int = 1024) -> int:
+        """Give a lexical sidecar that holds fewer chunks than the ledger every indexed chunk.
+
+        A new sidecar beside an existing index (say, tantivy where FTS5 was) starts empty;
+        its content is a function of the ledger's text, so it is rebuilt from there, without
+        embedding anything. Re-adding replaces, so this is safe to repeat. Returns how many.
+        """
+        sidecar = self.index.sidecar
+        if sidecar is None:
+            return 0
+        with self.sessions() as session:
+            indexed = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.indexed.is_(True))) or 0
+        if sidecar.count() >= indexed:
+            return 0
+        done, last = 0, 0
+        while True:
+            with self.sessions() as session:
+                rows = list(session.execute(
+                    select(Chunk.id, Chunk.title, Chunk.text, Chunk.contributor, Chunk.contribution_id)
+                    .where(Chunk.indexed.is_(True), Chunk.id > last).order_by(Chunk.id).limit(batch)
+                ))
+            if not rows:
+                return done
+            sidecar.add((r.id, analyse(_embedding_text(r.title, r.text)), r.contributor, r.contribution_id) for r in rows)
+            done += len(rows)
+            last = rows[-1].id
 
     def reindex_pending(self, batch: int = 256) -> int:
         """Index chunks a crash left between the ledger and the index; returns how many."""

@@ -11,10 +11,11 @@ from sqlalchemy import Engine
 from retrieval.chunking import Chunker
 from retrieval.embedder import Embedder
 from retrieval.intake import Intake
-from retrieval.lexical import FtsIndex
+from retrieval.lexical import FtsIndex, LexicalIndex
 from retrieval.search import Searcher
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkIndex
+from retrieval.tantivy_index import TantivyIndex
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,8 @@ class KnowledgeBase:
 
     def close(self) -> None:
         self.searcher.close()
-        if self.index.fts is not None:
-            self.index.fts.close()
+        if self.index.sidecar is not None:
+            self.index.sidecar.close()
         self.client.close()
 
 
@@ -42,10 +43,19 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
     else:
         settings.qdrant_path.mkdir(parents=True, exist_ok=True)
         client = QdrantClient(path=str(settings.qdrant_path))
-    use_fts = settings.lexical_index == "sqlite" or (settings.lexical_index == "auto" and not settings.qdrant_url)
-    fts = FtsIndex(settings.lexical_path) if use_fts else None
-    index = ChunkIndex(client, settings.collection, embedder.dim, fts, settings.rrf_k, settings.prefetch_limit)
+    kind = settings.lexical_index
+    if kind == "auto":
+        kind = "qdrant" if settings.qdrant_url else "tantivy"
+    sidecar: LexicalIndex | None = None
+    if kind == "tantivy":
+        sidecar = TantivyIndex(settings.tantivy_path)
+    elif kind == "sqlite":
+        sidecar = FtsIndex(settings.lexical_path)
+    index = ChunkIndex(client, settings.collection, embedder.dim, sidecar, settings.rrf_k, settings.prefetch_limit)
     index.ensure_collection()
     chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
     intake = Intake(engine, index, embedder, chunker, settings.near_duplicate_threshold, settings.ingest_batch_rows)
+    filled = intake.fill_sidecar()
+    if filled:
+        log.warning("rebuilt the %s lexical index from the ledger: %d chunks", index.lexical_backend, filled)
     return KnowledgeBase(settings, client, index, embedder, intake, Searcher(index, embedder))

@@ -1,12 +1,13 @@
-"""The lexical side of hybrid search: one analyser, two indexes.
+"""The lexical side of hybrid search: one analyser, three indexes.
 
 Text is analysed once, in Python (Unicode words, case-folded, Lucene's English stop set,
-Snowball stemming), and the same terms feed either index:
+Snowball stemming), and the same terms feed any index:
 - a Qdrant server: BM25-style sparse vectors (saturated, length-normalised term frequency),
   with the collection's IDF modifier supplying the inverse document frequency;
-- the embedded default: a SQLite FTS5 table (BM25 ranking in C) beside Qdrant local mode,
-  whose sparse scoring is pure Python and linear in the number of points (76 ms a query
-  at 5,000 points, measured), too slow for interactive search.
+- the embedded default: a sidecar beside Qdrant local mode, whose sparse scoring is pure
+  Python and linear in the number of points (76 ms a query at 5,000 points, measured),
+  too slow for interactive search. The sidecar is tantivy (``tantivy_index.py``, the
+  default) or the SQLite FTS5 table below; both rank by BM25.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import Stemmer
 
@@ -81,6 +83,22 @@ def query_vector(terms: Sequence[str]) -> SparseVector:
     return SparseVector(indices, [1.0] * len(indices))
 
 
+class LexicalIndex(Protocol):
+    """A BM25 sidecar of analysed chunk terms, keyed by chunk id, with filter fields."""
+
+    def add(self, rows: Iterable[tuple[int, Sequence[str], str, int]]) -> None: ...
+
+    def search(
+        self, terms: Sequence[str], limit: int, contributor: str | None = None, contribution_id: int | None = None
+    ) -> list[tuple[int, float]]: ...
+
+    def remove(self, chunk_ids: Iterable[int]) -> None: ...
+
+    def count(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
 class FtsIndex:
     """SQLite FTS5 index of analysed chunk text, keyed by chunk id, with filter columns."""
 
@@ -128,6 +146,11 @@ class FtsIndex:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def remove(self, chunk_ids: Iterable[int]) -> None:
+        """Drop chunks from the index (absent ids are ignored)."""
+        with self._lock:
+            self._db.executemany("DELETE FROM chunks WHERE rowid = ?", [(cid,) for cid in chunk_ids])
 
     def search(
         self,

@@ -37,7 +37,7 @@ class Searcher:
         """The top_k chunks for the query, best first."""
         terms = analyse(query) if mode != "dense" else []
         pending = None
-        if mode == "hybrid" and self.index.fts is not None:
+        if mode == "hybrid" and self.index.sidecar is not None:
             # The lexical side runs while the query is embedded: both release the GIL, so the
             # search takes about the longer of the two, not their sum.
             pending = self._pool.submit(self.index.lexical, terms, self.index.prefetch_limit, filters)

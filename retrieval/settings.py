@@ -18,8 +18,9 @@ class RetrievalSettings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="Qdrant server; unset: local mode.")
     qdrant_api_key: str | None = None
     collection: str = "chunks"
-    # auto: SQLite FTS5 beside Qdrant local mode, Qdrant's sparse vectors on a server.
-    lexical_index: Literal["auto", "sqlite", "qdrant"] = "auto"
+    # auto: tantivy beside Qdrant local mode, Qdrant's sparse vectors on a server; sqlite is
+    # the older FTS5 sidecar (same analyser, slower top-k; see docs/retrieval.md).
+    lexical_index: Literal["auto", "tantivy", "sqlite", "qdrant"] = "auto"
     # Chunks are sized for the embedder's 256 word-piece window: 200 llama-index tokens
     # (tiktoken) is about 230-250 word pieces for English prose, so nothing is truncated.
     chunk_size: int = Field(default=200, ge=32, le=2048)
@@ -48,6 +49,10 @@ class RetrievalSettings(BaseSettings):
     @property
     def lexical_path(self) -> Path:
         return self.data_dir / "lexical.sqlite3"
+
+    @property
+    def tantivy_path(self) -> Path:
+        return self.data_dir / "lexical.tantivy"
 
     @property
     def uploads_dir(self) -> Path:

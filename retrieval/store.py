@@ -3,8 +3,9 @@
 Two lexical back ends answer the same hybrid query:
 - ``qdrant``: Qdrant's own sparse vectors with the IDF modifier, prefetched beside the
   dense query and fused with RRF in one Query API call (what a Qdrant server does well);
-- ``sqlite``: the embedded default's FTS5 sidecar (see ``lexical.py``), fused with the same
-  RRF formula in Python, because Qdrant local mode scores sparse vectors in pure Python.
+- ``tantivy`` or ``sqlite``: the embedded default's sidecar (``tantivy_index.py``, or the FTS5
+  table in ``lexical.py``), fused with the same RRF formula in Python, because Qdrant local
+  mode scores sparse vectors in pure Python.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ import numpy as np
 from qdrant_client import QdrantClient, models
 
 from retrieval.fusion import rrf
-from retrieval.lexical import FtsIndex, SparseVector, document_vector, query_vector
+from retrieval.lexical import FtsIndex, LexicalIndex, SparseVector, document_vector, query_vector
+from retrieval.tantivy_index import TantivyIndex
 
 log = logging.getLogger(__name__)
 
@@ -71,27 +73,29 @@ def _sparse(vec: SparseVector) -> models.SparseVector:
 
 
 class ChunkIndex:
-    """Qdrant collection of chunks plus, in the embedded default, the FTS5 lexical sidecar."""
+    """Qdrant collection of chunks plus, in the embedded default, the lexical sidecar."""
 
     def __init__(
         self,
         client: QdrantClient,
         collection: str,
         dim: int,
-        fts: FtsIndex | None = None,
+        sidecar: LexicalIndex | None = None,
         rrf_k: int = 2,
         prefetch_limit: int = 100,
     ) -> None:
         self.client = client
         self.collection = collection
         self.dim = dim
-        self.fts = fts
+        self.sidecar = sidecar
         self.rrf_k = rrf_k
         self.prefetch_limit = prefetch_limit
 
     @property
-    def lexical_backend(self) -> Literal["sqlite", "qdrant"]:
-        return "sqlite" if self.fts is not None else "qdrant"
+    def lexical_backend(self) -> Literal["tantivy", "sqlite", "qdrant"]:
+        if isinstance(self.sidecar, TantivyIndex):
+            return "tantivy"
+        return "sqlite" if isinstance(self.sidecar, FtsIndex) else "qdrant"
 
     def ensure_collection(self) -> None:
         """Create the collection and its payload indexes if they do not exist yet."""
@@ -143,8 +147,8 @@ class ChunkIndex:
             for c in chunks
         ]
         self.client.upsert(self.collection, points=points, wait=True)
-        if self.fts is not None:
-            self.fts.add((c.chunk_id, c.terms, c.contributor, c.contribution_id) for c in chunks)
+        if self.sidecar is not None:
+            self.sidecar.add((c.chunk_id, c.terms, c.contributor, c.contribution_id) for c in chunks)
 
     def nearest(self, vectors: np.ndarray, threshold: float) -> list[tuple[int, float] | None]:
         """For each vector, the most similar stored chunk at or above the cosine threshold."""
@@ -177,7 +181,7 @@ class ChunkIndex:
         if mode == "dense":
             assert vector is not None
             return self._hits(self._dense(vector, limit, qfilter))
-        if self.fts is None:
+        if self.sidecar is None:
             return self._search_native(vector, terms, limit, qfilter, mode)
         if lexical is None:
             lexical = self.lexical(terms, limit if mode == "sparse" else self.prefetch_limit, filters)
@@ -189,9 +193,9 @@ class ChunkIndex:
         return self._with_payloads(fused)
 
     def lexical(self, terms: Sequence[str], limit: int, filters: Filters = Filters()) -> list[tuple[int, float]]:
-        """The FTS5 sidecar's BM25 ranking: (chunk_id, score), best first."""
-        assert self.fts is not None
-        return self.fts.search(terms, limit, contributor=filters.contributor, contribution_id=filters.contribution_id)
+        """The sidecar's BM25 ranking: (chunk_id, score), best first."""
+        assert self.sidecar is not None
+        return self.sidecar.search(terms, limit, contributor=filters.contributor, contribution_id=filters.contribution_id)
 
     def _dense(
         self, vector: np.ndarray, limit: int, qfilter: models.Filter | None, with_payload: bool = True

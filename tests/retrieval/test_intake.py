@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +45,7 @@ def test_chunks_left_unindexed_by_a_crash_are_indexed_at_start(kb: KnowledgeBase
     [hit] = kb.searcher.search("Enceladus geysers", top_k=1)
     # The state a crash between the ledger commit and the index write leaves behind:
     kb.client.delete(kb.index.collection, points_selector=[hit.chunk_id])
-    kb.index.fts._db.execute("DELETE FROM chunks WHERE rowid = ?", (hit.chunk_id,))  # type: ignore[union-attr]
+    kb.index.sidecar.remove([hit.chunk_id])  # type: ignore[union-attr]
     with kb.intake.sessions.begin() as s:
         s.execute(update(Chunk).where(Chunk.id == hit.chunk_id).values(indexed=False))
     assert kb.searcher.search("Enceladus geysers", top_k=1, mode="sparse") == []
@@ -52,6 +53,29 @@ def test_chunks_left_unindexed_by_a_crash_are_indexed_at_start(kb: KnowledgeBase
     assert kb.searcher.search("Enceladus geysers", top_k=1, mode="sparse")[0].chunk_id == hit.chunk_id
     assert kb.searcher.search("Enceladus geysers", top_k=1)[0].chunk_id == hit.chunk_id
     assert kb.intake.reindex_pending() == 0
+
+
+@pytest.mark.parametrize("before", ["tantivy", "sqlite"])
+def test_a_new_or_lost_sidecar_is_rebuilt_from_the_ledger(before: str, tmp_path: Path, embedder: Embedder) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    settings = RetrievalSettings(data_dir=tmp_path, lexical_index=before, ingest_batch_rows=4)
+    kb = open_knowledge_base(settings, engine, embedder)
+    path = rows_file(tmp_path / "rows.jsonl", 10)
+    cid = kb.intake.open_dataset(new_address(), path.name, "jsonl", path.stat().st_size)
+    stored = kb.intake.ingest_dataset(cid, path).chunks_stored
+    kb.close()
+    shutil.rmtree(settings.tantivy_path, ignore_errors=True)  # lost, or never there (FTS5 era)
+    kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, lexical_index="tantivy"), engine, embedder)
+    try:
+        assert kb.index.lexical_backend == "tantivy"
+        assert kb.index.sidecar.count() == stored == kb.index.count()  # type: ignore[union-attr]
+        [hit] = kb.searcher.search("glaciers station", top_k=1, mode="sparse")
+        assert "glaciers" in hit.text
+        assert kb.intake.fill_sidecar() == 0  # nothing to do the second time
+    finally:
+        kb.close()
+        engine.dispose()
 
 
 def test_interrupted_dataset_resumes_without_loss_or_duplicates(kb: KnowledgeBase, tmp_path: Path) -> None:

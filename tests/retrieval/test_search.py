@@ -1,4 +1,4 @@
-"""Hybrid search on both lexical back ends: the embedded FTS5 sidecar and Qdrant's sparse vectors."""
+"""Hybrid search on every lexical back end: the embedded tantivy and FTS5 sidecars, Qdrant's sparse vectors."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ QUERIES = {
 }
 
 
-@pytest.fixture(params=["sqlite", "qdrant"])
+@pytest.fixture(params=["tantivy", "sqlite", "qdrant"])
 def kb(request: pytest.FixtureRequest, tmp_path: Path, embedder: Embedder) -> Iterator[KnowledgeBase]:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     migrate(engine)
