@@ -17,6 +17,14 @@ were tuned on the even half; the odd half is held out).
 
     .venv/bin/python bench/answers.py [--data ../shared/data/squad2-dev-5] [--limit N]
     .venv/bin/python bench/answers.py --calibrate   # citation-check thresholds, no server
+    .venv/bin/python bench/answers.py --save-sources S.json   # also keep each question's retrieved chunks
+    .venv/bin/python bench/answers.py --offline S.json        # the responder alone on those chunks
+    .venv/bin/python bench/answers.py --fit S.json            # fit the answerability rule (even half)
+
+``--offline`` replays the saved retrieval through ``ExtractiveResponder`` in process (no HTTP,
+no recording), which is how the responder's constants are tuned; the HTTP run gives the
+figures that count. Citation precision offline is over the responder's own markers (its
+sentences are verbatim, so the citation check keeps them all).
 """
 
 from __future__ import annotations
@@ -102,6 +110,152 @@ def calibrate(root: Path) -> None:
           f"accepts {acc_g:.3f} of gold, {acc_o:.3f} of sibling")
 
 
+def logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 50) -> np.ndarray:
+    """Weights (last one the intercept) of an L2-regularised logistic regression, by Newton steps.
+
+    Hand-rolled: a dozen lines of numpy against adding scikit-learn to a benchmark."""
+    z = np.hstack([x, np.ones((len(x), 1))])
+    w = np.zeros(z.shape[1])
+    reg = l2 * np.eye(len(w))
+    reg[-1, -1] = 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-z @ w))
+        grad = z.T @ (p - y) / len(y) + reg @ w
+        hess = (z.T * (p * (1 - p))) @ z / len(y) + reg
+        w -= np.linalg.solve(hess, grad)
+    return w
+
+
+def fit(root: Path, saved_path: Path, target: float, precision_floor: float) -> None:
+    """Fit the answerability rule: a logistic regression of "the answer is right" (answerable
+    and hit) against "unanswerable" on the even half, over the best score and the checks; each
+    check's penalty is its weight in score units, the threshold the highest that keeps answer
+    recall >= target on the even half, subject to citation precision >= precision_floor there.
+    Answerable questions the responder misses anyway are left out of the regression: refusing
+    them costs nothing."""
+    from dataclasses import fields
+
+    from assistant.chat.answerability import Evidence, Rule, examine
+    from assistant.chat.extractive import ExtractiveResponder
+    from retrieval.embedder import load_embedder
+    from retrieval.settings import RetrievalSettings
+
+    _, queries, answers = load(root)
+    saved = json.loads(saved_path.read_text())
+    responder = ExtractiveResponder(load_embedder(RetrievalSettings()))
+    checks = [f.name for f in fields(Evidence)]
+    rows = []  # (index, label H/M/U, score, evidence vector, cites the gold paragraph)
+    for i, q in enumerate(queries):
+        sources = saved[q["_id"]]
+        ranking = responder.rank(q["text"], [s["text"] for s in sources])
+        a = answers[q["_id"]]
+        if ranking is None:
+            continue
+        best = ranking.best
+        ev = examine(q["text"], best.sentence, set(best.terms), [set(c.terms) for c in ranking.candidates])
+        # The text the responder would give if it answered (best sentence plus a close neighbour).
+        always = ExtractiveResponder(responder.embedder, replace_rule(responder.config, Rule(-1e9)), cache_size=1)
+        always.vectors = responder.vectors
+        text = strip_markers(always.answer(q["text"], [s["text"] for s in saved[q["_id"]]]).text)
+        label = "U" if a["is_impossible"] else "H" if any(norm(g) in norm(text) for g in a["answers"]) else "M"
+        gold_cited = sources[best.marker - 1]["source_id"] == q["metadata"]["source_paragraph"]
+        rows.append((i, label, ranking.best_score, [float(getattr(ev, c)) for c in checks], gold_cited))
+    even = [r for r in rows if r[0] % 2 == 0 and r[1] != "M"]
+    x = np.array([[r[2], *r[3]] for r in even])
+    y = np.array([r[1] == "H" for r in even], dtype=float)
+    w = logistic(x, y)
+    penalties = {c: round(max(0.0, float(-w[k + 1] / w[0])), 3) for k, c in enumerate(checks)}
+    print("logistic weights:", dict(zip(["score", *checks, "intercept"], np.round(w, 3))))
+    print("check fires on     right answers (even/odd)   unanswerables (even/odd)")
+    for k, c in enumerate(checks):
+        f = {(lab, h): sum(r[3][k] for r in rows if r[1] == lab and r[0] % 2 == h) for lab in "HU" for h in (0, 1)}
+        print(f"  {c:16s} {f['H', 0]:6.0f} / {f['H', 1]:<6.0f}              {f['U', 0]:6.0f} / {f['U', 1]:<6.0f}")
+
+    def adjusted(r: tuple) -> float:
+        return r[2] - sum(penalties[c] * v for c, v in zip(checks, r[3]))
+
+    def split_figures(half: int | None, threshold: float) -> tuple[float, float, float]:
+        sel = [r for r in rows if half is None or r[0] % 2 == half]
+        answerable = [r for r in sel if r[1] != "U"]
+        unanswerable = [r for r in sel if r[1] == "U"]
+        answered = [r for r in sel if adjusted(r) >= threshold]
+        recall = sum(r[1] == "H" and adjusted(r) >= threshold for r in answerable) / max(len(answerable), 1)
+        return (recall, sum(adjusted(r) < threshold for r in unanswerable) / max(len(unanswerable), 1),
+                sum(r[4] for r in answered) / max(len(answered), 1))
+
+    def best_threshold(pen: dict[str, float]) -> tuple[float, float]:
+        """The highest threshold keeping even recall >= target, and the even no-answer accuracy
+        there (-1 when citation precision is below the floor at it)."""
+        penalties.update(pen)
+        scores = sorted({adjusted(r) for r in rows if r[0] % 2 == 0 and r[1] == "H"}, reverse=True)
+        for t in scores:
+            recall, na, prec = split_figures(0, t)
+            if recall >= target:
+                # Halfway to the next lower score, so rounding the printed value keeps the same answers.
+                lower = [x for x in scores if x < t]
+                t = (t + lower[0]) / 2 if lower else t - 1e-3
+                return t, na if prec >= precision_floor else -1.0
+        return scores[-1], -1.0
+
+    threshold, na = best_threshold(dict(penalties))
+    print(f"logistic penalties: threshold {threshold:.3f}, even no-answer {na:.3f}")
+    # Then coordinate ascent on the objective itself (even no-answer accuracy at even recall
+    # >= target), one penalty at a time over a coarse grid, from the logistic penalties.
+    grid = [0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0]
+    current = {c: min(grid, key=lambda g: abs(g - penalties[c])) for c in checks}
+    for _ in range(3):
+        for c in checks:
+            trials = [(best_threshold({**current, c: g})[1], -g, g) for g in grid]
+            current[c] = max(trials)[2]
+    threshold, na = best_threshold(current)
+    print(f"RULE = Rule(threshold={threshold:.3f}, penalties={current})")
+    for name, half in (("all", None), ("even (tuned)", 0), ("odd (held out)", 1)):
+        recall, na, prec = split_figures(half, threshold)
+        print(f"  {name:16s} recall {recall:.3f}  no-answer {na:.3f}  citation precision {prec:.3f}")
+
+
+def replace_rule(config, rule):  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    return replace(config, rule=rule)
+
+
+def offline(root: Path, saved_path: Path) -> None:
+    """The responder alone on saved retrieval results: recall, words, no-answer, precision, time."""
+    from assistant.chat.extractive import ExtractiveResponder
+    from retrieval.embedder import load_embedder
+    from retrieval.settings import RetrievalSettings
+
+    _, queries, answers = load(root)
+    saved = json.loads(saved_path.read_text())
+    responder = ExtractiveResponder(load_embedder(RetrievalSettings()))
+    for q in queries:  # warm the vector cache: time the decision, not first embeddings
+        responder.answer(q["text"], [s["text"] for s in saved[q["_id"]]])
+    report: dict[str, dict[str, list]] = {n: {k: [] for k in ("hit", "words", "na", "prec", "ms")}
+                                          for n in ("all", "even (tuned)", "odd (held out)")}
+    for i, q in enumerate(queries):
+        sources = saved[q["_id"]]
+        t = time.perf_counter()
+        result = responder.answer(q["text"], [s["text"] for s in sources])
+        ms = (time.perf_counter() - t) * 1000
+        a = answers[q["_id"]]
+        plain = strip_markers(result.text)
+        gold = q["metadata"]["source_paragraph"]
+        for name in ("all", "even (tuned)" if i % 2 == 0 else "odd (held out)"):
+            m = report[name]
+            m["ms"].append(ms)
+            if a["is_impossible"]:
+                m["na"].append(not result.answered)
+            else:
+                m["hit"].append(any(norm(g) in norm(plain) for g in a["answers"]))
+                m["words"].append(len(plain.split()))
+            m["prec"].extend(sources[k - 1]["source_id"] == gold for k in dict.fromkeys(p.marker for p in result.picks))
+    print(f"{'split':16s} {'n':>5s} {'recall':>7s} {'med.words':>9s} {'no-ans':>7s} {'cit.prec':>8s} {'p50 ms':>7s}")
+    for name, m in report.items():
+        print(f"{name:16s} {len(m['ms']):5d} {np.mean(m['hit'] or [0]):7.3f} {statistics.median(m['words'] or [0]):9.0f} "
+              f"{np.mean(m['na'] or [0]):7.3f} {np.mean(m['prec'] or [0]):8.3f} {pct(m['ms'], 50):7.2f}")
+
+
 def serve(data_dir: Path):  # type: ignore[no-untyped-def]
     from assistant.settings import load_settings
     from retrieval.embedder import load_embedder
@@ -117,9 +271,20 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="ask only the first N questions")
     parser.add_argument("--calibrate", action="store_true")
     parser.add_argument("--dump", type=Path, help="write each question's answer as JSONL here")
+    parser.add_argument("--save-sources", type=Path, help="write each question's retrieved chunks (JSON) here")
+    parser.add_argument("--offline", type=Path, help="replay saved chunks through the responder alone")
+    parser.add_argument("--fit", type=Path, help="fit the answerability rule on saved chunks (even half)")
+    parser.add_argument("--target", type=float, default=0.80, help="--fit: answer recall to keep on the even half")
+    parser.add_argument("--precision", type=float, default=0.89, help="--fit: citation precision to keep on the even half")
     args = parser.parse_args()
     if args.calibrate:
         calibrate(args.data)
+        return
+    if args.offline:
+        offline(args.data, args.offline)
+        return
+    if args.fit:
+        fit(args.data, args.fit, args.target, args.precision)
         return
     corpus, queries, answers = load(args.data)
     if args.limit:
@@ -142,6 +307,11 @@ def main() -> None:
                 resp = client.chat.completions.create(model=MODEL_ID, messages=[{"role": "user", "content": q["text"]}])
                 latency = (time.perf_counter() - t) * 1000
                 results.append((i, q, resp, latency))
+            if args.save_sources:
+                assistant = live.server.config.app.state.assistant  # type: ignore[union-attr]
+                saved = {q["_id"]: [{"text": s.text, "source_id": s.source_id}
+                                    for s in assistant.searcher.search(q["text"], assistant.top_k)] for q in queries}
+                args.save_sources.write_text(json.dumps(saved))
         finally:
             live.stop()
     dump = args.dump.open("w") if args.dump else None

@@ -14,21 +14,18 @@ No model weights can be downloaded here, so the default "model" is an algorithm:
    scores within ``SECOND_MARGIN`` and the answer stays under ``MAX_WORDS`` (a second sentence
    from another chunk was measured to cost citation precision, 0.85 vs 0.90, for +0.02
    recall); each sentence cites its chunk with ``[n]``;
-4. say plainly that the sources do not answer when the best score is below ``MIN_SCORE``,
-   when the question names a number that no retrieved chunk contains (a question about
-   "the 1000s" is not answered by a paragraph about "the 10th century"), or when the question
-   is negated and the best sentence is not (see ``_NEGATION``).
+4. say plainly that the sources do not answer when ``answerability.judge`` refuses the best
+   sentence: its score, less a penalty for each check that fires (the question is negated and
+   the sentence is not; a number or name the question names is missing; an antonym swap; no span
+   of the asked-for type), is below a threshold. ``ExtractiveAnswer.reasons`` names the checks.
 
-Weights and thresholds were tuned on the even-numbered questions of squad2-dev-5 by a grid
-search over (W_COS, W_LEX, W_CHUNK, SECOND_MARGIN), then ``MIN_SCORE`` was set to the highest
-value that keeps answer recall >= 0.80 on that half. It trades recall for no-answer accuracy
-(tuning half, recall / no-answer: 0.46: 0.807 / 0.251; 0.50: 0.789 / 0.298; 0.54: 0.751 /
-0.362; 0.58: 0.705 / 0.425). The odd half is held out; ``bench/answers.py`` prints both.
+The scoring weights were tuned on the even-numbered questions of squad2-dev-5 by a grid search
+over (W_COS, W_LEX, W_CHUNK, SECOND_MARGIN); the answerability rule was fitted on the same half
+afterwards (``bench/answers.py --fit``). The odd half is held out; ``bench/answers.py`` prints both.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import threading
 from collections import OrderedDict
@@ -37,6 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from assistant.chat.answerability import RULE, Rule, Verdict, content_terms, examine, idf_weights, judge
 from assistant.chat.sentences import split_sentences
 from retrieval.embedder import Embedder
 from retrieval.lexical import analyse
@@ -49,14 +47,8 @@ W_COS = 0.4
 W_LEX = 0.6
 W_CHUNK = 0.3
 SECOND_MARGIN = 0.15
-MIN_SCORE = 0.46
 MAX_SENTENCES = 2
 MAX_WORDS = 60
-_DIGITS = re.compile(r"\d")
-# A negated question ("What did the Normans not ...?") answered by a sentence with no negation
-# is, on squad2-dev-5, unanswerable 91% of the time (89 questions; flagging them gains 0.115
-# no-answer accuracy and costs 0.007 answer recall).
-_NEGATION = re.compile(r"\b(?:not|never|no|none|without)\b|n't\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -73,6 +65,7 @@ class ExtractiveAnswer:
     text: str  # with [n] markers
     picks: list[Pick]
     best_score: float | None
+    reasons: tuple[str, ...] = ()  # why the sources were judged not to answer (answerability checks)
 
     @property
     def answered(self) -> bool:
@@ -85,9 +78,9 @@ class ExtractiveConfig:
     w_lex: float = W_LEX
     w_chunk: float = W_CHUNK
     second_margin: float = SECOND_MARGIN
-    min_score: float = MIN_SCORE
     max_sentences: int = MAX_SENTENCES
     max_words: int = MAX_WORDS
+    rule: Rule = RULE
 
 
 def cite(sentence: str, marker: int) -> str:
@@ -141,6 +134,32 @@ class VectorCache:
         return np.stack(out) if out else np.zeros((0, self.embedder.dim), dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A source sentence and its analysed terms."""
+
+    marker: int
+    sentence: str
+    terms: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """Every candidate sentence scored against the question, best first in ``order``."""
+
+    candidates: list[Candidate]
+    scores: list[float]
+    order: list[int]
+
+    @property
+    def best(self) -> Candidate:
+        return self.candidates[self.order[0]]
+
+    @property
+    def best_score(self) -> float:
+        return self.scores[self.order[0]]
+
+
 class ExtractiveResponder:
     """Selects, orders and cites the source sentences that answer a question."""
 
@@ -149,64 +168,70 @@ class ExtractiveResponder:
         self.config = config
         self.vectors = VectorCache(embedder, cache_size)
 
-    def answer(self, question: str, sources: Sequence[str]) -> ExtractiveAnswer:
-        """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``)."""
+    def rank(self, question: str, sources: Sequence[str]) -> Ranking | None:
+        """Score every sentence of the sources against the question; None when there are none."""
         cfg = self.config
-        q_terms = set(analyse(question))
-        candidates: list[tuple[int, str, set[str]]] = []
-        for marker, text in enumerate(sources, start=1):
-            for sentence in split_sentences(text):
-                if len(sentence) >= 3:
-                    candidates.append((marker, sentence, set(analyse(sentence))))
+        # The question's own words ("what", "did", "many") are left out: no answer repeats them,
+        # and counting them lowered every sentence's overlap alike.
+        q_terms = content_terms(question) or set(analyse(question))
+        candidates = [
+            Candidate(marker, sentence, frozenset(analyse(sentence)))
+            for marker, text in enumerate(sources, start=1)
+            for sentence in split_sentences(text)
+            if len(sentence) >= 3
+        ]
         if not candidates:
-            return ExtractiveAnswer(NO_ANSWER, [], None)
-        # A number the question names but no source mentions: the sources are about
-        # something else, however similar they look.
-        source_terms = set().union(*(c[2] for c in candidates))
-        if any(_DIGITS.search(t) and t not in source_terms for t in q_terms):
-            return ExtractiveAnswer(NO_ANSWER, [], None)
-
+            return None
         q_vec = self.vectors.get([question])[0]
-        sent_vecs = self.vectors.get([c[1] for c in candidates])
+        sent_vecs = self.vectors.get([c.sentence for c in candidates])
         sent_cos = sent_vecs @ q_vec
         # A chunk's vector as the normalised mean of its sentences' vectors: close to embedding
         # the chunk itself, at no extra model call (cold chunks dominated the p99 latency).
         chunk_cos = np.zeros(len(sources), dtype=np.float32)
         for marker in range(1, len(sources) + 1):
-            rows = [i for i, c in enumerate(candidates) if c[0] == marker]
+            rows = [i for i, c in enumerate(candidates) if c.marker == marker]
             if rows:
                 mean = sent_vecs[rows].mean(axis=0)
                 chunk_cos[marker - 1] = float(mean @ q_vec) / max(float(np.linalg.norm(mean)), 1e-9)
-        n = len(candidates)
-        df: dict[str, int] = {}
-        for _, _, terms in candidates:
-            for t in terms & q_terms:
-                df[t] = df.get(t, 0) + 1
-        idf = {t: math.log(1 + n / (df.get(t, 0) + 0.5)) for t in q_terms}
+        idf = idf_weights(q_terms, [set(c.terms) for c in candidates])
         total = sum(idf.values()) or 1.0
         scores = [
             cfg.w_cos * float(sent_cos[i])
-            + cfg.w_lex * sum(idf[t] for t in terms & q_terms) / total
-            + cfg.w_chunk * float(chunk_cos[marker - 1])
-            for i, (marker, _, terms) in enumerate(candidates)
+            + cfg.w_lex * sum(idf[t] for t in c.terms & q_terms) / total
+            + cfg.w_chunk * float(chunk_cos[c.marker - 1])
+            for i, c in enumerate(candidates)
         ]
-        order = sorted(range(n), key=lambda i: scores[i], reverse=True)
-        best = scores[order[0]]
-        if best < cfg.min_score:
-            return ExtractiveAnswer(NO_ANSWER, [], round(best, 4))
-        if _NEGATION.search(question) and not _NEGATION.search(candidates[order[0]][1]):
-            return ExtractiveAnswer(NO_ANSWER, [], round(best, 4))
+        order = sorted(range(len(candidates)), key=lambda i: scores[i], reverse=True)
+        return Ranking(candidates, scores, order)
+
+    def examine(self, question: str, ranking: Ranking) -> Verdict:
+        """Whether the best sentence answers the question, and if not, why (see answerability)."""
+        best = ranking.best
+        evidence = examine(question, best.sentence, set(best.terms), [set(c.terms) for c in ranking.candidates])
+        return judge(ranking.best_score, evidence, self.config.rule)
+
+    def answer(self, question: str, sources: Sequence[str]) -> ExtractiveAnswer:
+        """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``)."""
+        cfg = self.config
+        ranking = self.rank(question, sources)
+        if ranking is None:
+            return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
+        verdict = self.examine(question, ranking)
+        best = round(ranking.best_score, 4)
+        if not verdict.answerable:
+            return ExtractiveAnswer(NO_ANSWER, [], best, verdict.reasons)
+        candidates, scores, order = ranking.candidates, ranking.scores, ranking.order
+        top = candidates[order[0]]
         chosen = [order[0]]
-        words = len(candidates[order[0]][1].split())
+        words = len(top.sentence.split())
         for i in order[1:]:
-            if len(chosen) >= cfg.max_sentences or scores[i] < best - cfg.second_margin:
+            if len(chosen) >= cfg.max_sentences or scores[i] < scores[order[0]] - cfg.second_margin:
                 break
-            length = len(candidates[i][1].split())
-            same_chunk = candidates[i][0] == candidates[chosen[0]][0]
-            if same_chunk and words + length <= cfg.max_words and candidates[i][1] != candidates[chosen[0]][1]:
+            length = len(candidates[i].sentence.split())
+            if candidates[i].marker == top.marker and words + length <= cfg.max_words and candidates[i].sentence != top.sentence:
                 chosen.append(i)
                 words += length
         # Read in source order (and sentence order within a source), not score order.
         chosen.sort()
-        picks = [Pick(candidates[i][0], candidates[i][1], round(scores[i], 4)) for i in chosen]
-        return ExtractiveAnswer(" ".join(cite(p.sentence, p.marker) for p in picks), picks, round(best, 4))
+        picks = [Pick(candidates[i].marker, candidates[i].sentence, round(scores[i], 4)) for i in chosen]
+        return ExtractiveAnswer(" ".join(cite(p.sentence, p.marker) for p in picks), picks, best)
