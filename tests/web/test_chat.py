@@ -45,9 +45,11 @@ def test_ask_shows_streamed_answer_and_sources(page: Page, web: LiveServer) -> N
         conv = c.get("/v1/conversations").json()["data"][0]
         msgs = c.get(f"/v1/conversations/{conv['id']}").json()["messages"]
         detail = c.get(f"/v1/answers/{msgs[-1]['answer_id']}").json()
-    credit = {x["contributor"]: x["amount"] for x in detail["credits"]}.get(who)
-    if credit is not None:
-        expect(source.locator(".amount")).to_have_text(f"{credit // 10**6}.{credit % 10**6:06d} ocUSD")
+    credit = detail["sources"][0]["credited_amount"]
+    assert detail["sources"][0]["contributor"] == who and credit > 0, detail
+    expect(source.locator(".amount")).to_have_text(f"credited {credit // 10**6}.{credit % 10**6:06d} ocUSD")
+    expect(source.locator(".status")).to_have_text("credited")
+    expect(answer.locator(".sources-head")).to_contain_text(f"price {detail['price'] // 10**6}.{detail['price'] % 10**6:06d} ocUSD")
     # A marker is a link; clicking it highlights its source.
     cite = answer.locator(".answer-body a.cite").first
     expect(cite).to_have_text("1")

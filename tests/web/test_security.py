@@ -60,10 +60,10 @@ def test_xss_payloads_render_as_text_and_run_nothing(page: Page, web: LiveServer
             shot(page, "xss-as-text")
     # The answers read back from the stored conversations render the same way.
     page.reload()
-    for item in page.locator("#conversation-list .conv-open").all():
-        title = item.inner_text()
-        item.click()
-        expect(page.locator("#conversation-title")).to_have_text(title)
+    for question, _, literal in PAYLOADS:
+        page.locator("#conversation-list .conv-open", has_text=question).first.click()
+        expect(page.locator("#conversation-title")).to_have_text(question)
+        expect(page.locator(".msg.assistant .answer-body")).to_contain_text(literal)
         expect(page.locator(".msg.assistant .source")).not_to_have_count(0)
         assert_inert(page)
 

@@ -207,8 +207,9 @@ function fromStream(final) {
 
 /** Normalise GET /v1/answers/{id}. */
 function fromAnswer(a) {
-  const credits = new Map((a.credits || []).map((c) => [c.contributor, { amount: c.amount, status: c.payout_status, tx: c.settlement_tx }]));
-  const citations = (a.sources || []).map((s) => ({ ...s, status: s.payout_status }));
+  const credits = new Map((a.credits || []).map((c) => [c.contributor, { amount: c.amount, status: c.status ?? c.payout_status }]));
+  // Each source's own share of its contributor's credit (the API splits it exactly by weight).
+  const citations = (a.sources || []).map((s) => ({ ...s, status: s.payout_status, amount: s.credited_amount, tx: s.settlement_tx }));
   return { citations, credits, price: a.price, answered: a.answered, answerId: a.id };
 }
 
@@ -227,9 +228,9 @@ function renderSources(panel, info, sourceId) {
     const credit = info.credits.get(c.contributor);
     const shared = perContributor.get(c.contributor) > 1;
     const status = (credit && credit.status) || c.status || "not credited";
-    const amount = credit
-      ? `${formatToken(credit.amount)}${shared ? " (this contributor's total)" : ""}`
-      : "nothing credited";
+    let amount = "nothing credited";
+    if (c.amount !== undefined && c.amount !== null) amount = `credited ${formatToken(c.amount)}`;
+    else if (credit) amount = `credited ${formatToken(credit.amount)}${shared ? " (this contributor's total)" : ""}`;
     return h("li", { class: "source", id: sourceId(c.marker), "data-marker": c.marker },
       h("div", { class: "source-top" },
         h("span", { class: "source-marker", text: String(c.marker) }),
@@ -240,7 +241,8 @@ function renderSources(panel, info, sourceId) {
           text: shortAddress(c.contributor) }),
         h("span", { class: "weight", text: `weight ${percent(c.weight_ppm)}` }),
         h("span", { class: "amount", text: amount }),
-        h("span", { class: `status status-${status.replace(/[^a-z_]/g, "")}`, text: status.replace("_", " ") })));
+        h("span", { class: `status status-${status.replace(/[^a-z_]/g, "")}`, text: status.replace("_", " ") }),
+        c.tx ? h("span", { class: "mono tx", title: c.tx, text: `tx ${shortAddress(c.tx)}` }) : null));
   });
   panel.replaceChildren(head, h("ol", { class: "source-list" }, items));
 }
@@ -286,6 +288,7 @@ async function ask(question) {
     scrollToEnd();
   };
   try {
+    await modelsReady; // a question typed before the model list arrived waits for it
     const key = await apiKey();
     const response = await fetch("/v1/chat/completions", {
       method: "POST",
@@ -313,6 +316,10 @@ async function ask(question) {
     view.setStatus("");
     const info = final ? fromStream(final) : null;
     view.finish(info);
+    if (info && info.answerId) {
+      // The recorded answer adds what the stream does not carry: each source's own share.
+      api(`/v1/answers/${encodeURIComponent(info.answerId)}`).then((a) => view.finish(fromAnswer(a))).catch(() => {});
+    }
     state.history = [...messages, { role: "assistant", content: text }];
     if (final && final.openchat.conversation_id) {
       const isNew = state.conversationId !== final.openchat.conversation_id;
@@ -399,6 +406,6 @@ $("menu-toggle").addEventListener("click", () => {
 $("scrim").addEventListener("click", closeSidebar);
 $("key-dialog").addEventListener("close", () => { loadModels(); loadConversations(); });
 
-loadModels();
+const modelsReady = loadModels();
 loadConversations();
 prompt.focus();
