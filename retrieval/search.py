@@ -41,7 +41,7 @@ class Searcher:
             # The lexical side runs while the query is embedded: both release the GIL, so the
             # search takes about the longer of the two, not their sum.
             pending = self._pool.submit(self.index.lexical, terms, self.index.prefetch_limit, filters)
-        vector = self.embedder.embed([query])[0] if mode != "sparse" else None
+        vector = self.embedder.embed_query(query) if mode != "sparse" else None
         lexical = pending.result() if pending is not None else None
         hits = self.index.search(vector, terms, top_k, filters, mode, lexical=lexical)
         return [

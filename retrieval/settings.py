@@ -34,6 +34,10 @@ class RetrievalSettings(BaseSettings):
     embed_model: Literal["all-MiniLM-L6-v2-int8"] = "all-MiniLM-L6-v2-int8"
     embed_max_length: int = Field(default=256, ge=16, le=512)
     embed_threads: int = Field(default=0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
+    # Queries run through an int8-quantized copy of the encoder (built once into
+    # model_cache_dir; see query_model.py), and repeated queries hit an LRU cache.
+    quantized_queries: bool = True
+    query_cache_size: int = Field(default=1024, ge=0, description="query embeddings kept; 0 = no cache")
     rrf_k: int = Field(default=2, ge=1, description="RRF constant; Qdrant's default is 2")
     prefetch_limit: int = Field(default=100, ge=1, le=1000)
 
@@ -49,6 +53,10 @@ class RetrievalSettings(BaseSettings):
     @property
     def lexical_path(self) -> Path:
         return self.data_dir / "lexical.sqlite3"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "models"
 
     @property
     def tantivy_path(self) -> Path:
