@@ -5,6 +5,7 @@ proofs that verify against the root anchored on the ContributionRegistry."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -216,49 +217,116 @@ def test_anchor_survives_a_crash_after_sending_and_a_dropped_transaction(onchain
 REDIS_URL = os.environ.get("OPENCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
-def test_worker_from_assistant_module_anchors_on_its_own(onchain: ChainedApi) -> None:
-    """`celery -A assistant.worker` (how deployments run it) runs the anchoring task."""
+@dataclass
+class Worker:
+    """A real `celery -A assistant.worker` process (how deployments run it) and its task sender."""
+
+    onchain: ChainedApi
+    prefix: str
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, **extra_env: str) -> None:
+        settings = self.onchain.live.settings
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("OPENCHAT_")},
+               "OPENCHAT_DATA_DIR": str(settings.app.data_dir), "OPENCHAT_REDIS_URL": REDIS_URL,
+               "OPENCHAT_REDIS_KEY_PREFIX": self.prefix, "OPENCHAT_CHAIN_RPC_URL": str(settings.payouts.chain_rpc_url),
+               "OPENCHAT_BROKER_VISIBILITY_TIMEOUT": "3", "OPENCHAT_BROKER_RESTORE_INTERVAL": "1", **extra_env}
+        self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as logf:
+            self.proc = subprocess.Popen(
+                [str(Path(sys.executable).with_name("celery")), "-A", "assistant.worker", "worker",
+                 "-Q", "payouts,payouts.chain", "-P", "solo", "-c", "1", "-n", f"anchor-{uuid.uuid4().hex[:6]}@test",
+                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
+                env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
+                cwd=str(Path(__file__).resolve().parents[2]))
+        self.wait_log("ready.")
+
+    def log(self) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(self.offset)
+            return f.read().decode(errors="replace")
+
+    def wait_log(self, needle: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.log():
+            assert self.proc is not None and self.proc.poll() is None, self.log()[-3000:]
+            assert time.monotonic() < deadline, self.log()[-3000:]
+            time.sleep(0.05)
+
+    def send_anchor(self) -> None:
+        from assistant.worker import create_worker_app
+
+        settings = self.onchain.live.settings
+        sender = create_worker_app(load_settings(data_dir=settings.app.data_dir, redis_url=REDIS_URL,
+                                                 redis_key_prefix=self.prefix,
+                                                 chain_rpc_url=settings.payouts.chain_rpc_url))
+        assert "payouts-anchor-contributions" in sender.conf.beat_schedule
+        sender.tasks[anchoring.TASK].apply_async()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture()
+def worker(onchain: ChainedApi) -> Iterator[Worker]:
     import redis
 
     try:
         redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
     except Exception:  # noqa: BLE001 - no Redis here
         pytest.skip(f"no Redis at {REDIS_URL}")
-    api = onchain.live
-    cid = contribute(api, "Sea otters hold hands while sleeping so they do not drift apart.", Account.create().address)
-    settings = api.settings
     prefix = f"openchat-test-{uuid.uuid4().hex[:10]}:"
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("OPENCHAT_")},
-           "OPENCHAT_DATA_DIR": str(settings.app.data_dir), "OPENCHAT_REDIS_URL": REDIS_URL,
-           "OPENCHAT_REDIS_KEY_PREFIX": prefix, "OPENCHAT_CHAIN_RPC_URL": settings.payouts.chain_rpc_url}
-    log_path = Path(settings.app.data_dir) / "assistant-worker.log"
-    celery = Path(sys.executable).with_name("celery")
-    with open(log_path, "wb") as logf:
-        proc = subprocess.Popen([str(celery), "-A", "assistant.worker", "worker", "-Q", "payouts,payouts.chain",
-                                 "-P", "solo", "-c", "1", "-n", f"anchor-{uuid.uuid4().hex[:6]}@test",
-                                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
-                                env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=str(Path(__file__).resolve().parents[2]))
+    w = Worker(onchain, prefix, Path(onchain.live.settings.app.data_dir) / f"worker-{prefix[14:24]}.log")
     try:
-        from assistant.worker import create_worker_app
-
-        sender = create_worker_app(load_settings(data_dir=settings.app.data_dir, redis_url=REDIS_URL,
-                                                 redis_key_prefix=prefix, chain_rpc_url=settings.payouts.chain_rpc_url))
-        assert "payouts-anchor-contributions" in sender.conf.beat_schedule
-        sender.tasks[anchoring.TASK].apply_async()
-        deadline = time.monotonic() + 90
-        while proof_of(api, cid)["chunks"]["items"][0]["status"] != "anchored":
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
-            time.sleep(0.2)
-        (item,) = proof_of(api, cid)["chunks"]["items"]
-        assert verify_on_chain(onchain.client, item)
+        yield w
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        w.stop()
         r = redis.Redis.from_url(REDIS_URL)
         for key in r.scan_iter(match=f"{prefix}*"):
             r.delete(key)
+
+
+def wait_anchored(w: Worker, contribution_id: int) -> dict:
+    deadline = time.monotonic() + 90
+    while (item := proof_of(w.onchain.live, contribution_id)["chunks"]["items"][0])["status"] != "anchored":
+        assert w.proc is not None and w.proc.poll() is None, w.log()[-3000:]
+        assert time.monotonic() < deadline, w.log()[-3000:]
+        time.sleep(0.2)
+    return item
+
+
+def test_worker_from_assistant_module_anchors_on_its_own(onchain: ChainedApi, worker: Worker) -> None:
+    """`celery -A assistant.worker` (how deployments run it) runs the anchoring task."""
+    cid = contribute(onchain.live, "Sea otters hold hands while sleeping so they do not drift apart.",
+                     Account.create().address)
+    worker.start()
+    worker.send_anchor()
+    assert verify_on_chain(onchain.client, wait_anchored(worker, cid))
+
+
+def test_worker_killed_after_the_anchor_is_mined_anchors_once(onchain: ChainedApi, worker: Worker) -> None:
+    """SIGKILL between the mined anchor transaction and its record; the redelivered task finds
+    the root on chain and records it: one on-chain batch, never two."""
+    client = onchain.client
+    cid = contribute(onchain.live, "Bar-tailed godwits fly from Alaska to New Zealand without stopping.",
+                     Account.create().address)
+    worker.start(OPENCHAT_FAULT_PAUSE_SECONDS="60", OPENCHAT_FAULT_PAUSE_TASKS="anchor_contributions")
+    batches = client.batch_count()
+    worker.send_anchor()
+    worker.wait_log("PAUSE anchor_contributions")
+    assert client.batch_count() == batches + 1  # mined...
+    assert proof_of(onchain.live, cid)["chunks"]["items"][0]["status"] == "anchoring"  # ...not recorded
+    worker.stop(signal.SIGKILL)
+    worker.start()  # acks_late: the task comes back once the visibility timeout passes
+    item = wait_anchored(worker, cid)
+    assert client.batch_count() == batches + 1
+    assert item["anchor"]["tx_hash"] and item["anchor"]["batch_id"] == batches
+    assert verify_on_chain(client, item)
