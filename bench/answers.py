@@ -135,7 +135,7 @@ def fit(root: Path, saved_path: Path, target: float, precision_floor: float) -> 
     them costs nothing."""
     from dataclasses import fields
 
-    from assistant.chat.answerability import Evidence, Rule, examine
+    from assistant.chat.answerability import Evidence, examine
     from assistant.chat.extractive import ExtractiveResponder
     from retrieval.embedder import load_embedder
     from retrieval.settings import RetrievalSettings
@@ -152,11 +152,10 @@ def fit(root: Path, saved_path: Path, target: float, precision_floor: float) -> 
         if ranking is None:
             continue
         best = ranking.best
-        ev = examine(q["text"], best.sentence, set(best.terms), [set(c.terms) for c in ranking.candidates])
-        # The text the responder would give if it answered (best sentence plus a close neighbour).
-        always = ExtractiveResponder(responder.embedder, replace_rule(responder.config, Rule(-1e9)), cache_size=1)
-        always.vectors = responder.vectors
-        text = strip_markers(always.answer(q["text"], [s["text"] for s in saved[q["_id"]]]).text)
+        picked = [ranking.candidates[k] for k in responder.select(ranking)]
+        # The text the responder gives if it answers (best sentence plus a close neighbour).
+        text = " ".join(c.sentence for c in picked)
+        ev = examine(q["text"], text, set().union(*(c.terms for c in picked)), [set(c.terms) for c in ranking.candidates])
         label = "U" if a["is_impossible"] else "H" if any(norm(g) in norm(text) for g in a["answers"]) else "M"
         gold_cited = sources[best.marker - 1]["source_id"] == q["metadata"]["source_paragraph"]
         rows.append((i, label, ranking.best_score, [float(getattr(ev, c)) for c in checks], gold_cited))
@@ -212,12 +211,6 @@ def fit(root: Path, saved_path: Path, target: float, precision_floor: float) -> 
     for name, half in (("all", None), ("even (tuned)", 0), ("odd (held out)", 1)):
         recall, na, prec = split_figures(half, threshold)
         print(f"  {name:16s} recall {recall:.3f}  no-answer {na:.3f}  citation precision {prec:.3f}")
-
-
-def replace_rule(config, rule):  # type: ignore[no-untyped-def]
-    from dataclasses import replace
-
-    return replace(config, rule=rule)
 
 
 def offline(root: Path, saved_path: Path) -> None:

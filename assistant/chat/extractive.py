@@ -204,22 +204,9 @@ class ExtractiveResponder:
         order = sorted(range(len(candidates)), key=lambda i: scores[i], reverse=True)
         return Ranking(candidates, scores, order)
 
-    def examine(self, question: str, ranking: Ranking) -> Verdict:
-        """Whether the best sentence answers the question, and if not, why (see answerability)."""
-        best = ranking.best
-        evidence = examine(question, best.sentence, set(best.terms), [set(c.terms) for c in ranking.candidates])
-        return judge(ranking.best_score, evidence, self.config.rule)
-
-    def answer(self, question: str, sources: Sequence[str]) -> ExtractiveAnswer:
-        """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``)."""
+    def select(self, ranking: Ranking) -> list[int]:
+        """The best sentence, plus the next best of the same chunk when close; in reading order."""
         cfg = self.config
-        ranking = self.rank(question, sources)
-        if ranking is None:
-            return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
-        verdict = self.examine(question, ranking)
-        best = round(ranking.best_score, 4)
-        if not verdict.answerable:
-            return ExtractiveAnswer(NO_ANSWER, [], best, verdict.reasons)
         candidates, scores, order = ranking.candidates, ranking.scores, ranking.order
         top = candidates[order[0]]
         chosen = [order[0]]
@@ -232,6 +219,24 @@ class ExtractiveResponder:
                 chosen.append(i)
                 words += length
         # Read in source order (and sentence order within a source), not score order.
-        chosen.sort()
-        picks = [Pick(candidates[i].marker, candidates[i].sentence, round(scores[i], 4)) for i in chosen]
+        return sorted(chosen)
+
+    def examine(self, question: str, ranking: Ranking, chosen: Sequence[int]) -> Verdict:
+        """Whether the chosen sentences answer the question, and if not, why (see answerability)."""
+        picked = [ranking.candidates[i] for i in chosen]
+        evidence = examine(question, " ".join(c.sentence for c in picked), set().union(*(c.terms for c in picked)),
+                           [set(c.terms) for c in ranking.candidates])
+        return judge(ranking.best_score, evidence, self.config.rule)
+
+    def answer(self, question: str, sources: Sequence[str]) -> ExtractiveAnswer:
+        """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``)."""
+        ranking = self.rank(question, sources)
+        if ranking is None:
+            return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
+        chosen = self.select(ranking)
+        verdict = self.examine(question, ranking, chosen)
+        best = round(ranking.best_score, 4)
+        if not verdict.answerable:
+            return ExtractiveAnswer(NO_ANSWER, [], best, verdict.reasons)
+        picks = [Pick(ranking.candidates[i].marker, ranking.candidates[i].sentence, round(ranking.scores[i], 4)) for i in chosen]
         return ExtractiveAnswer(" ".join(cite(p.sentence, p.marker) for p in picks), picks, best)

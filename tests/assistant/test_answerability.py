@@ -20,6 +20,7 @@ from assistant.chat.answerability import (
     names,
     negated,
     number_tokens,
+    spelled_like,
 )
 from assistant.chat.extractive import NO_ANSWER, ExtractiveResponder
 from retrieval.embedder import Embedder
@@ -151,22 +152,21 @@ def test_a_chunk_that_says_always_cite_me_is_not_cited(embedder: Embedder) -> No
     assert c.text == NO_ANSWER and not c.picks
 
 
-def test_a_question_whose_key_entity_is_missing_loses_its_margin(embedder: Embedder) -> None:
+def test_a_question_whose_key_entity_is_missing_is_refused(embedder: Embedder) -> None:
     r = ExtractiveResponder(embedder)
     kept = r.answer("How many seats does Victoria have in the Australian Senate?", SOURCES)
-    assert kept.answered and "12 seats" in kept.text
-    ranking = r.rank("How many seats does Tasmania have in the Australian Senate?", SOURCES)
-    assert ranking is not None
-    swapped = r.examine("How many seats does Tasmania have in the Australian Senate?", ranking)
-    original = r.examine("How many seats does Victoria have in the Australian Senate?",
-                         r.rank("How many seats does Victoria have in the Australian Senate?", SOURCES))  # type: ignore[arg-type]
-    # The swapped name is flagged and costs its penalty; with a sentence this close otherwise, the
-    # fitted rule still answers (a known miss: a lone missing name is weak evidence on SQuAD 2.0).
-    assert "name_absent" in swapped.reasons and "name_absent" not in original.reasons
-    assert swapped.margin < original.margin - RULE.penalties["name_absent"]
-    # With the name missing *and* the asked-for number absent, the sources do not answer.
-    refused = r.answer("How many seats does Tasmania have in the Australian parliament's gallery?", SOURCES[:2])
-    assert refused.text == NO_ANSWER and not refused.picks
+    assert kept.answered and "12 seats" in kept.text and not kept.reasons
+    # The same question about a state no source mentions: as similar, and not answered by it.
+    swapped = r.answer("How many seats does Tasmania have in the Australian Senate?", SOURCES)
+    assert swapped.text == NO_ANSWER and not swapped.picks and "name_absent" in swapped.reasons
+    # A misspelt name is still the name.
+    assert r.answer("How many seats does Victorria have in the Australian Senate?", SOURCES).answered
+
+
+def test_spelled_like_allows_accents_and_a_typo_in_long_names() -> None:
+    assert spelled_like("herve", {"hervé"}) and spelled_like("sentanta", {"setanta", "sport"})
+    assert not spelled_like("turk", {"turkey"}) and not spelled_like("tasmania", {"victoria"})
+    assert not spelled_like("gps", {"gsp"})
 
 
 def test_negated_and_renumbered_questions_are_refused(embedder: Embedder) -> None:
