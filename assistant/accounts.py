@@ -1,5 +1,5 @@
 """Asker accounts: the development balance granted at start-up, and the operator's
-``openchat accounts fund|show`` commands (balances live in the payouts ledger)."""
+``openchat accounts fund|show|key|revoke`` commands (balances and keys live in the payouts ledger)."""
 
 from __future__ import annotations
 
@@ -65,8 +65,34 @@ def show_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def key_cmd(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    try:
+        with Session(engine) as session, session.begin():
+            key = ledger.create_api_key(session, args.account, name=args.name)
+    finally:
+        engine.dispose()
+    # Shown once: only its sha256 is stored.
+    print(json.dumps({"account": args.account, "key": key, "name": args.name}))
+    return 0
+
+
+def revoke_cmd(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    try:
+        with Session(engine) as session, session.begin():
+            revoked = ledger.revoke_api_key(session, args.key)
+    finally:
+        engine.dispose()
+    if not revoked:
+        print("openchat accounts revoke: no such live key", file=sys.stderr)
+        return 1
+    print(json.dumps({"revoked": True}))
+    return 0
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """``openchat accounts fund ACCOUNT AMOUNT`` / ``openchat accounts show ACCOUNT``."""
+    """``openchat accounts fund ACCOUNT AMOUNT`` / ``show ACCOUNT`` / ``key ACCOUNT`` / ``revoke KEY``."""
     p = subparsers.add_parser("accounts", help="asker balances: fund an account, show its balance and journal")
     sub = p.add_subparsers(dest="accounts_command", required=True)
     f = sub.add_parser("fund", help="deposit base units (1 ocUSD = 1,000,000) into an account")
@@ -78,3 +104,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     s.add_argument("account")
     s.add_argument("--entries", type=int, default=20)
     s.set_defaults(func=show_cmd)
+    k = sub.add_parser("key", help="issue an API key for an account (printed once)")
+    k.add_argument("account")
+    k.add_argument("--name", help="a label for the key")
+    k.set_defaults(func=key_cmd)
+    r = sub.add_parser("revoke", help="revoke an API key")
+    r.add_argument("key")
+    r.set_defaults(func=revoke_cmd)

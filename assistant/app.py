@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from assistant.accounts import DEV_ACCOUNT, grant_dev_balance
 from assistant.api import chat, knowledge, payouts
-from assistant.auth import ApiKeys
+from assistant.auth import ApiKeys, LedgerKeys
 from assistant.chat.wiring import build_assistant
 from assistant.db import make_engine, migrate
 from assistant.errors import install_error_handlers
@@ -63,6 +63,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         app.state.jobs = jobs
         app.state.assistant = build_assistant(settings, kb, engine)
         app.state.api_keys = ApiKeys({settings.app.dev_api_key: DEV_ACCOUNT} if settings.app.dev_api_key else {})
+        app.state.ledger_keys = LedgerKeys(engine)
         try:
             yield
         finally:

@@ -6,8 +6,11 @@ import hmac
 from dataclasses import dataclass
 
 from fastapi import Request
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 from assistant.errors import ApiError
+from payouts.ledger import lookup_api_key
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,19 @@ class ApiKeys:
         return None
 
 
+class LedgerKeys:
+    """API keys issued with ``openchat accounts key`` (the ledger keeps only their sha256)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def lookup(self, key: str) -> Principal | None:
+        # A hash lookup: the stored value is sha256(key), so timing reveals nothing of the key.
+        with Session(self.engine) as session:
+            account = lookup_api_key(session, key)
+        return Principal(account) if account is not None else None
+
+
 def require_key(request: Request) -> Principal:
     """FastAPI dependency: the caller's principal, or 401 in OpenAI's shape."""
     header = request.headers.get("authorization", "")
@@ -39,6 +55,9 @@ def require_key(request: Request) -> Principal:
         raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'", "missing_api_key",
                        headers={"WWW-Authenticate": "Bearer"})
     principal = request.app.state.api_keys.lookup(token.strip())
+    ledger_keys = getattr(request.app.state, "ledger_keys", None)
+    if principal is None and ledger_keys is not None:
+        principal = ledger_keys.lookup(token.strip())
     if principal is None:
         raise ApiError(401, "invalid API key", "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
     return principal

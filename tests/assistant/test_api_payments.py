@@ -191,6 +191,12 @@ def test_accounts_cli_funds_and_shows(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "positive" in bad.stderr
     missing = cli("show", "nobody")
     assert missing.returncode == 1 and "no account" in missing.stderr
+    issued = cli("key", "alice", "--name", "laptop")
+    assert issued.returncode == 0, issued.stderr
+    key = json.loads(issued.stdout)["key"]
+    assert key.startswith("oc-") and json.loads(issued.stdout)["account"] == "alice"
+    assert cli("revoke", key).returncode == 0
+    assert cli("revoke", key).returncode == 1  # already revoked
 
 
 def test_out_of_range_ids_are_client_errors(api: LiveServer) -> None:
@@ -199,3 +205,20 @@ def test_out_of_range_ids_are_client_errors(api: LiveServer) -> None:
         assert_openai_error(c.get("/v1/contributions/0/proof"), 400)
         assert_openai_error(c.get(f"/v1/contributors/{new_address()}", params={"offset": 2**70}), 400)
         assert_openai_error(c.get("/v1/contributions/1/proof", params={"offset": 2**70}), 400)
+
+
+def test_ledger_issued_keys_authenticate_and_pay(api: LiveServer, koala: str) -> None:
+    account = f"acct-{uuid.uuid4().hex[:8]}"
+    with Session(engine(api)) as s, s.begin():
+        key = ledger.create_api_key(s, account, name="test")
+    with pytest.raises(openai.APIStatusError) as err:  # a known key, but nothing to pay with
+        ask(api, key, CITED)
+    assert err.value.status_code == 402
+    with Session(engine(api)) as s, s.begin():
+        ledger.deposit(s, account, PRICE)
+    assert ask(api, key, CITED)["price"] == PRICE
+    assert balance_of(api, account) == 0
+    with Session(engine(api)) as s, s.begin():
+        assert ledger.revoke_api_key(s, key)
+    with pytest.raises(openai.AuthenticationError):
+        ask(api, key, CITED)
