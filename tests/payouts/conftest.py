@@ -184,3 +184,39 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     r = redis.Redis.from_url(REDIS_URL)
     for key in r.scan_iter(match=f"{prefix}*"):
         r.delete(key)
+
+
+class OwnRedis:
+    """A redis-server of our own (append-only file, fsync always), to kill and restart."""
+
+    def __init__(self, tmp: Path):
+        from payouts.localchain import free_port
+
+        self.port = free_port()
+        self.dir = tmp / "redis"
+        self.dir.mkdir()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import redis as redis_py
+
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                redis_py.Redis.from_url(self.url, socket_timeout=1).ping()
+                return
+            except redis_py.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+            self.proc = None

@@ -24,16 +24,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from payouts import ledger
+from payouts.chain import ChainClient
 from payouts.models import Contributor, Credit, Settlement, Voucher
 from payouts.settings import PayoutsSettings
 from payouts.vouchers import SignedVoucher, recover_signer
 from payouts.worker import create_celery
 from tests.conftest import new_address
-from tests.payouts.conftest import Stack
+from tests.payouts.conftest import OwnRedis, Stack
 
 PRICE = 10_000
 FEE_BPS = 1_000
@@ -71,23 +72,28 @@ def all_settled(stack: Stack, people: list[str]) -> bool:
 
 
 def assert_money_rules(stack: Stack, people: list[str]) -> None:
-    with Session(stack.engine) as s:
+    check_money_rules(stack.engine, stack.client, people)
+
+
+def check_money_rules(engine: Engine, client: ChainClient, people: list[str]) -> None:
+    """Every money rule, in the ledger and against the chain, for ``people``'s channels."""
+    with Session(engine) as s:
         assert ledger.check_invariants(s) == []
         t = ledger.totals(s)
         assert t.debits == t.credits + t.fees
         assert t.settled <= t.vouchered <= t.batched <= t.credits
         assert s.scalar(select(func.count()).select_from(Settlement).where(Settlement.status == "pending")) == 0
-        for c in contributors(stack, people).values():
-            ch = stack.client.get_channel(stack.client.channel_id(c.address))
+        for c in s.scalars(select(Contributor).where(Contributor.address.in_(people))):
+            ch = client.get_channel(client.channel_id(c.address))
             if c.vouchered:
                 assert ch.deposited >= c.vouchered  # every voucher is cashable
                 v = ledger.latest_voucher(s, c.address)
                 signed = SignedVoucher(v.chain_id, v.contract, bytes.fromhex(v.channel_id[2:]),
                                        v.cumulative_amount, bytes.fromhex(v.signature[2:]))
-                assert recover_signer(signed) == stack.client.hub.address
+                assert recover_signer(signed) == client.hub.address
                 assert v.cumulative_amount == c.vouchered == c.batched
             assert ch.paid == c.settled <= ch.deposited  # paid exactly once, within the deposit
-            assert stack.client.token_balance(c.address) == c.settled
+            assert client.token_balance(c.address) == c.settled
 
 
 def test_answers_to_batches_to_vouchers_to_settlement(stack: Stack) -> None:
@@ -353,42 +359,6 @@ def test_reconcile_cli_spots_and_heals_a_difference(stack: Stack) -> None:
     stack.wait_for(lambda: all_settled(stack, [late]), what="ledger catches up with the chain")
     assert run_cli(stack, "reconcile").returncode == 0
     assert_money_rules(stack, [late])
-
-
-class OwnRedis:
-    """A redis-server of our own (append-only file, fsync always), to kill and restart."""
-
-    def __init__(self, tmp: Path):
-        from payouts.localchain import free_port
-
-        self.port = free_port()
-        self.dir = tmp / "redis"
-        self.dir.mkdir()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        import redis as redis_py
-
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-             "--save", "", "--appendonly", "yes", "--appendfsync", "always"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                redis_py.Redis.from_url(self.url, socket_timeout=1).ping()
-                return
-            except redis_py.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-            self.proc = None
 
 
 @pytest.mark.slow  # ~15 s: broker killed and restarted twice
