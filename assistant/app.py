@@ -24,6 +24,7 @@ from assistant.metrics import metrics_registry, render
 from assistant.observer import RequestObserver
 from assistant.settings import Settings
 from assistant.web import mount_web
+from payouts.anchoring import AnchorTrees
 from payouts.worker import CHAIN_QUEUE, QUEUE, create_celery
 from retrieval.embedder import Embedder, load_embedder
 from retrieval.jobs import DatasetJobs
@@ -64,6 +65,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         app.state.assistant = build_assistant(settings, kb, engine)
         app.state.api_keys = ApiKeys({settings.app.dev_api_key: DEV_ACCOUNT} if settings.app.dev_api_key else {})
         app.state.ledger_keys = LedgerKeys(engine)
+        app.state.anchor_trees = AnchorTrees(engine)
         try:
             yield
         finally:

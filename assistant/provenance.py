@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from payouts.anchoring import leaf_proofs
+from payouts.anchoring import AnchorTrees, leaf_proofs
 from payouts.merkle import ContributionLeaf
 from payouts.models import AnchoredLeaf
 from retrieval.models import Chunk, Contribution
@@ -26,7 +26,8 @@ def unanchored_chunk_leaves(session: Session, limit: int) -> list[ContributionLe
     return [ContributionLeaf(who, bytes.fromhex(h), int(cid)) for who, h, cid in rows]
 
 
-def contribution_proofs(session: Session, contribution_id: int, limit: int, offset: int) -> dict[str, Any] | None:
+def contribution_proofs(session: Session, contribution_id: int, limit: int, offset: int,
+                        trees: AnchorTrees | None = None) -> dict[str, Any] | None:
     """A contribution's chunks, each with its Merkle proof once anchored (``status`` anchored,
     or pending until the next anchoring run); None when there is no such contribution."""
     contribution = session.get(Contribution, contribution_id)
@@ -35,7 +36,7 @@ def contribution_proofs(session: Session, contribution_id: int, limit: int, offs
     total = session.scalar(select(func.count()).select_from(Chunk).where(Chunk.contribution_id == contribution_id))
     chunks = session.execute(select(Chunk.id, Chunk.content_hash).where(Chunk.contribution_id == contribution_id)
                              .order_by(Chunk.id).limit(limit).offset(offset)).all()
-    proofs = leaf_proofs(session, [h for _, h in chunks])
+    proofs = leaf_proofs(session, [h for _, h in chunks], trees.get if trees is not None else None)
     items = []
     for chunk_id, content_hash in chunks:
         proof = proofs.get(content_hash)

@@ -79,7 +79,8 @@ async def get_contribution_proof(
 ) -> dict[str, Any]:
     """Each chunk's Merkle proof of origin against the root anchored on the ContributionRegistry:
     leaf values, proof, root, anchor tx hash/block and registry address (public: proofs are)."""
-    body = await run_in_threadpool(_read, request, contribution_proofs, contribution_id, limit, offset)
+    trees = getattr(request.app.state, "anchor_trees", None)
+    body = await run_in_threadpool(_read, request, contribution_proofs, contribution_id, limit, offset, trees)
     if body is None:
         raise ApiError(404, f"no contribution {contribution_id}", "not_found", "contribution_id")
     return body

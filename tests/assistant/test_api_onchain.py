@@ -171,6 +171,13 @@ def test_anchored_contributions_prove_their_origin(onchain: ChainedApi) -> None:
         assert verify_on_chain(client, item)
         forged = {**item, "leaf_values": [Account.create().address, *item["leaf_values"][1:]]}
         assert not verify_on_chain(client, forged)  # someone else cannot claim the text
+    # The API's per-process tree cache serves the very proofs a fresh rebuild gives.
+    trees = anchoring.AnchorTrees(onchain.res.db())
+    with Session(onchain.res.db()) as s:
+        hashes = [proof_of(api, cid)["chunks"]["items"][0]["content_hash"][2:] for cid in ids]
+        assert anchoring.leaf_proofs(s, hashes, trees.get) == anchoring.leaf_proofs(s, hashes)
+        anchor_id = s.scalar(select(func.min(ContributionAnchor.id)))
+    assert trees.get(anchor_id) is trees.get(anchor_id)
     # A retried task anchors nothing again.
     assert anchoring.run_anchor(onchain.res, unanchored_chunk_leaves) == {"anchors": 0, "leaves": 0, "recovered": 0}
     assert client.batch_count() == batches + out["anchors"]
