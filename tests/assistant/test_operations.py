@@ -5,6 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -163,3 +167,47 @@ def test_healthz_checks_each_dependency(started: list[LiveServer], embedder: Emb
     samples = scrape(down)  # /metrics still answers, and says which source it could not read
     assert value(samples, "openchat_scrape_error", source="broker") == 1
     assert value(samples, "openchat_scrape_error", source="database") == 0
+
+
+def test_serve_drains_a_stream_in_flight_on_sigterm(tmp_path: Path) -> None:
+    """SIGTERM mid-stream: the stream still ends with [DONE], then the process exits after
+    running the lifespan's shutdown."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCHAT_")}
+    env.update(OPENCHAT_DATA_DIR=str(tmp_path), OPENCHAT_PORT=str(port), OPENCHAT_DEV_API_KEY=DEV_KEY)
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "serve"], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, cwd=Path(__file__).resolve().parents[2])
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            try:
+                if httpx.get(url + "/healthz", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        body = {"model": "openchat-extractive", "stream": True,
+                "messages": [{"role": "user", "content": "What do we know about graceful shutdown?"}]}
+        lines: list[str] = []
+        with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=60,
+                          headers={"Authorization": f"Bearer {DEV_KEY}", "X-Request-ID": "draining"}) as reply:
+            assert reply.status_code == 200
+            for line in reply.iter_lines():
+                if line.strip() and not lines:
+                    proc.send_signal(signal.SIGTERM)  # the stream has started
+                if line.strip():
+                    lines.append(line)
+        assert lines[-1] == "data: [DONE]", lines
+        # uvicorn re-raises the signal after its graceful shutdown: "killed by SIGTERM" is normal.
+        assert proc.wait(timeout=60) in (0, -signal.SIGTERM)
+        text = log_path.read_text()
+        assert "Application shutdown complete" in text
+        access = [json.loads(x) for x in text.splitlines() if x.startswith("{") and '"draining"' in x]
+        assert access and access[0]["status"] == 200 and access[0]["route"] == "/v1/chat/completions"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
