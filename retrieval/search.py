@@ -25,9 +25,12 @@ class SearchResult:
 class Searcher:
     """Finds the chunks that best match a question."""
 
-    def __init__(self, index: ChunkIndex, embedder: Embedder, lexical_threads: int = 4) -> None:
+    def __init__(
+        self, index: ChunkIndex, embedder: Embedder, lexical_threads: int = 4, parallel: bool = True
+    ) -> None:
         self.index = index
         self.embedder = embedder
+        self.parallel = parallel
         self._pool = ThreadPoolExecutor(max_workers=lexical_threads, thread_name_prefix="lexical")
 
     def close(self) -> None:
@@ -36,13 +39,17 @@ class Searcher:
     def search(self, query: str, top_k: int = 10, filters: Filters = Filters(), mode: Mode = "hybrid") -> list[SearchResult]:
         """The top_k chunks for the query, best first."""
         terms = analyse(query) if mode != "dense" else []
-        pending = None
+        pending = lexical = None
         if mode == "hybrid" and self.index.sidecar is not None:
-            # The lexical side runs while the query is embedded: both release the GIL, so the
-            # search takes about the longer of the two, not their sum.
-            pending = self._pool.submit(self.index.lexical, terms, self.index.prefetch_limit, filters)
+            if self.parallel:
+                # The lexical side runs while the query is embedded: both release the GIL, so
+                # the search takes about the longer of the two, not their sum.
+                pending = self._pool.submit(self.index.lexical, terms, self.index.prefetch_limit, filters)
+            else:
+                lexical = self.index.lexical(terms, self.index.prefetch_limit, filters)
         vector = self.embedder.embed_query(query) if mode != "sparse" else None
-        lexical = pending.result() if pending is not None else None
+        if pending is not None:
+            lexical = pending.result()
         hits = self.index.search(vector, terms, top_k, filters, mode, lexical=lexical)
         return [
             SearchResult(
