@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from assistant.settings import load_settings
 from retrieval.embedder import Embedder
@@ -35,7 +36,7 @@ class _SlowProvider(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.0"
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -85,15 +86,11 @@ def web(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory, slow_provi
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    from playwright.sync_api import expect
-
+def browser() -> Iterator[Browser]:
     # The machine is shared and small: a first answer (cold caches) can take seconds.
     expect.set_options(timeout=20_000)
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
     with sync_playwright() as p:
         # Debian's chromium, never `playwright install`: the browser comes from apt.
         b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
@@ -112,21 +109,21 @@ class PageWatch:
 
 
 @pytest.fixture
-def page(browser: object, web: LiveServer, request: pytest.FixtureRequest) -> Iterator[object]:
+def page(browser: Browser, web: LiveServer, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh browser context (its own sessionStorage) on the desktop viewport."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=web.url)  # type: ignore[attr-defined]
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=web.url)
     context.grant_permissions(["clipboard-read", "clipboard-write"])
     pg = context.new_page()
     watch = PageWatch()
     pg.on("pageerror", lambda exc: watch.errors.append(str(exc)))
     pg.on("request", lambda req: watch.requests.append(req.url))
 
-    def on_dialog(dialog: object) -> None:
-        watch.dialogs.append(f"{dialog.type}: {dialog.message}")  # type: ignore[attr-defined]
-        if dialog.type == "confirm" and watch.accept_confirms:  # type: ignore[attr-defined]
-            dialog.accept()  # type: ignore[attr-defined]
+    def on_dialog(dialog: Dialog) -> None:
+        watch.dialogs.append(f"{dialog.type}: {dialog.message}")
+        if dialog.type == "confirm" and watch.accept_confirms:
+            dialog.accept()
         else:
-            dialog.dismiss()  # type: ignore[attr-defined]
+            dialog.dismiss()
 
     pg.on("dialog", on_dialog)
     pg.watch = watch  # type: ignore[attr-defined]
@@ -139,15 +136,15 @@ def page(browser: object, web: LiveServer, request: pytest.FixtureRequest) -> It
     assert not watch.errors, f"script errors on the page: {watch.errors}"
 
 
-def shot(page: object, name: str, full_page: bool = False) -> Path:
+def shot(page: Page, name: str, full_page: bool = False) -> Path:
     """Save a screenshot under test-output/web/ (looked at by a person, not compared)."""
     SHOTS.mkdir(parents=True, exist_ok=True)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=full_page)  # type: ignore[attr-defined]
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
-def contribute(web: LiveServer, text: str, contributor: str, title: str | None = None) -> dict:
+def contribute(web: LiveServer, text: str, contributor: str, title: str | None = None) -> dict[str, object]:
     with httpx.Client(base_url=web.url, headers={"Authorization": f"Bearer {DEV_KEY}"}, timeout=60) as c:
         resp = c.post("/v1/contributions", json={"text": text, "contributor": contributor, "title": title})
         assert resp.status_code == 201, resp.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import DEV_KEY, LiveServer, new_address
 from tests.web.conftest import SLOW_MODEL, SLOW_WORDS, contribute, shot
@@ -18,7 +18,7 @@ def ask(page: Page, question: str) -> None:
     page.keyboard.press("Enter")
 
 
-def last_answer(page: Page):  # noqa: ANN201 (a Playwright locator)
+def last_answer(page: Page) -> Locator:
     return page.locator(".msg.assistant").last
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from eth_account import Account
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from assistant.settings import load_settings
 from payouts.deploy import ensure_deployment_for_settings
@@ -42,9 +42,8 @@ def chained(embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
 
 
 @pytest.fixture
-def chain_page(browser: object, chained: tuple[LiveServer, Resources]) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=chained[0].url,  # type: ignore[attr-defined]
-                                  accept_downloads=True)
+def chain_page(browser: Browser, chained: tuple[LiveServer, Resources]) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=chained[0].url, accept_downloads=True)
     context.grant_permissions(["clipboard-read", "clipboard-write"])
     pg = context.new_page()
     errors: list[str] = []
