@@ -86,7 +86,7 @@ export function formatToken(units) {
   return `${formatAmount(units)} ocUSD`;
 }
 
-/** 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed -> 0x5aAe…BeAed */
+/** 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed -> 0x5aAe…eAed */
 export function shortAddress(address) {
   if (!address || address.length < 14) return address || "";
   return `${address.slice(0, 6)}…${address.slice(-4)}`;
