@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ def mount_web(app: FastAPI, web_dir: Path = WEB_DIR) -> None:
     static = web_dir / "static"
     modules = web_dir / "node_modules"
 
-    def page(name: str) -> Any:
+    def page(name: str) -> Callable[[], Awaitable[FileResponse]]:
         async def serve() -> FileResponse:
             return FileResponse(web_dir / name, media_type="text/html", headers={"Cache-Control": "no-cache"})
         return serve
