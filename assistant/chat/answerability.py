@@ -91,11 +91,20 @@ _TYPE_RULES: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
 )
 
 
+# Where a question's own wh-phrase can stand: at the start of a clause, perhaps after a
+# preposition ("In what year ..."). A wh-word inside a clause ("How do bees tell others where
+# flowers are?", "What happened when ...?") does not say what the answer is.
+_CLAUSE_START = re.compile(r"(?:^|[,;:.?!]\s*)[\"'“‘(]?(?:(?:and|but|so|in|at|on|by|from|during|for|to|of|since|until|after|before|with)\s+)?", re.I)
+
+
 def answer_type(question: str) -> AnswerType:
     """The kind of span the question asks for; "other" when its wording does not say."""
-    for pattern, kind in _TYPE_RULES:
-        if pattern.search(question):
-            return kind
+    for start in _CLAUSE_START.finditer(question):
+        head = question[start.end():]
+        for pattern, kind in _TYPE_RULES:
+            match = pattern.match(head)
+            if match:
+                return kind
     return "other"
 
 

@@ -94,8 +94,8 @@ def cite(sentence: str, marker: int) -> str:
 class VectorCache:
     """An embedder that remembers: chunk text is immutable, so its vectors never go stale.
 
-    It satisfies retrieval's ``Embedder`` protocol, so search can use it too and a question
-    is embedded once per answer (search, sentence scoring and citation checks share it).
+    It satisfies retrieval's ``Embedder`` protocol, so search can use it too; sentence vectors
+    are shared by sentence scoring and citation checks.
     """
 
     def __init__(self, embedder: Embedder, size: int) -> None:
@@ -111,6 +111,12 @@ class VectorCache:
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self.get(texts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        # Search's query vector comes from the embedder's own (faster, approximate) query
+        # encoder and cache; the responder scores with exact vectors, which its constants were
+        # fitted on, so the two are not shared.
+        return self.embedder.embed_query(text)
 
     def get(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:

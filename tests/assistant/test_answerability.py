@@ -39,6 +39,10 @@ from retrieval.lexical import analyse
         ("Where is Trim Castle?", "place"),
         ("Which country borders Victoria to the north?", "place"),
         ("What is the capital of Victoria?", "other"),
+        ("Other than Melbourne, which city is in Victoria?", "place"),
+        # A wh-word inside a clause is not the question's own.
+        ("How do honey bees tell others where flowers are?", "other"),
+        ("What happened when Rollo died?", "other"),
     ],
 )
 def test_answer_type_follows_the_question_wording(question: str, kind: str) -> None:
