@@ -25,11 +25,12 @@ def _settings(args: argparse.Namespace) -> PayoutsSettings:
 
 def status(args: argparse.Namespace) -> int:
     """Ledger totals: debits, fees, credits; unbatched → batched → vouchered → settled."""
-    from payouts.db import make_engine
+    from payouts.db import begin_snapshot, make_engine
 
     settings = _settings(args)
     engine = make_engine(settings.effective_database_url)
     with Session(engine) as s:
+        begin_snapshot(s)  # totals from separate statements must add up on a running system
         totals = asdict(ledger.totals(s))
         if args.contributor:
             from payouts.models import Contributor

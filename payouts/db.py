@@ -34,3 +34,17 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def begin_snapshot(session: Session) -> None:
+    """Start ``session``'s transaction as one consistent snapshot, so figures read by separate
+    statements agree while the API and the workers keep writing (reconcile, status)."""
+    if session.in_transaction():
+        raise RuntimeError("begin_snapshot must come before the session's first statement")
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":  # READ COMMITTED, the default, takes a new snapshot per statement
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    elif dialect == "sqlite":
+        # pysqlite opens a transaction only before a write, so each SELECT would read the latest
+        # commit; an explicit BEGIN holds one WAL snapshot from the first read to the rollback.
+        session.connection().exec_driver_sql("BEGIN")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from payouts import ledger
 from payouts.chain import ChainClient
+from payouts.db import begin_snapshot
 from payouts.models import Contributor, Settlement
 
 
@@ -34,6 +35,9 @@ class Report:
 
 
 def reconcile(session: Session, client: ChainClient | None) -> Report:
+    """Every difference between the ledger's own figures, and between the ledger and the chain."""
+    if not session.in_transaction():  # a caller's open transaction keeps its own isolation
+        begin_snapshot(session)
     report = Report(problems=list(ledger.check_invariants(session)))
     pending = session.scalar(select(func.count()).select_from(Settlement).where(Settlement.status == "pending"))
     if pending:
