@@ -15,9 +15,10 @@ the paragraph does not hold. Each such edit leaves a mark that a named check loo
 - ``untyped``: "when" needs a date or time in the sentence, "how many" a number, "who" and
   "where" a name, each one the question does not already name.
 
-The checks lower the sentence's relevance score by fixed penalties, and the answer stands only
-above a threshold: one linear rule whose terms each say why a refusal happened. The weights are
-a logistic fit on the even-numbered squad2-dev-5 questions (``bench/answers.py --fit``).
+The checks run on the answer the responder would give (its one or two sentences). Each fired
+check lowers the best sentence's relevance score by a fixed penalty, and the answer stands only
+above a threshold: one linear rule whose terms each say why a refusal happened (``RULE``, fitted
+on the even-numbered squad2-dev-5 questions by ``bench/answers.py --fit``).
 """
 
 from __future__ import annotations
@@ -43,13 +44,13 @@ QUESTION_TERMS = frozenset(
     )
 )
 
-_NEGATION = re.compile(r"\b(?:not|never|no|none|without|cannot|nor|neither|nobody|nothing|nowhere)\b|n[’']t\b", re.I)
+_NEGATION = re.compile(r"\b(?:not|never|no|none|without|cannot|nor|neither|nobody|nothing|nowhere)\b|n[’']t\b", re.IGNORECASE)
 # Numbers, number words and ordinals, compared as lower-cased tokens ("1,000" stays one).
 _NUMBER = re.compile(
     r"\b(?:\d[\d,.]*\d|\d)(?:s|st|nd|rd|th)?\b|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
     r"thirteen|fifteen|twenty|thirty|forty|fifty|hundred|thousand|million|billion|first|second|third|fourth|"
     r"fifth|sixth|seventh|eighth|ninth|tenth|dozen|half|twice)\b",
-    re.I,
+    re.IGNORECASE,
 )
 _MONTH = (r"january|february|march|april|may|june|july|august|september|october|november|december|"
           r"jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec")
@@ -58,15 +59,19 @@ _DATE = re.compile(
     rf"\b(?:\d{{3,4}}s?|\d{{1,2}}(?:st|nd|rd|th)\b|(?:{_MONTH})|monday|tuesday|wednesday|thursday|friday|saturday|"
     rf"sunday|spring|summer|autumn|winter|bce?|ad|centur(?:y|ies)|decades?|years?|months?|weeks?|days?|hours?|ago|"
     rf"era|period|age|today|currently|recently|until|since|during|before|after|later|earlier|then|once)\b",
-    re.I,
+    re.IGNORECASE,
 )
 _CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*")
 _WORD = re.compile(r"[\w'’-]+")
 # Sentence openers that are capitalised by grammar, not by being names.
 _COMMON_OPENERS = frozenset(
-    "the a an in on at by for from to of with as after before during since while when where this that these "
-    "those it its he she they his her their there however although though but and or also many some most one "
-    "two several each both all other such despite because if what which who how why".split()
+    [
+     "the", "a", "an", "in", "on", "at", "by", "for", "from", "to", "of", "with", "as", "after",
+     "before", "during", "since", "while", "when", "where", "this", "that", "these", "those", "it",
+     "its", "he", "she", "they", "his", "her", "their", "there", "however", "although", "though",
+     "but", "and", "or", "also", "many", "some", "most", "one", "two", "several", "each", "both",
+     "all", "other", "such", "despite", "because", "if",
+    ]
 )
 # Opposites whose swap turns an answerable question into an unanswerable one (SQuAD 2.0's
 # "antonym" edits); only general, frequent pairs, so the list does not encode the data set.
@@ -82,19 +87,19 @@ _OPPOSITES = (
 # Which answer type a question asks for, by its wording; first match wins.
 _TYPE_RULES: tuple[tuple[re.Pattern[str], AnswerType], ...] = (
     (re.compile(r"\bhow (?:many|much|long|far|old|big|large|high|tall|deep|wide|often|fast|heavy)\b"
-                r"|\bwhat (?:percentage|percent|proportion|fraction|number|amount|size|population)\b", re.I), "number"),
-    (re.compile(r"\bwhen\b|\b(?:what|which) (?:year|years|century|centuries|decade|date|day|month|time|era|period)\b", re.I),
+                r"|\bwhat (?:percentage|percent|proportion|fraction|number|amount|size|population)\b", re.IGNORECASE), "number"),
+    (re.compile(r"\bwhen\b|\b(?:what|which) (?:year|years|century|centuries|decade|date|day|month|time|era|period)\b", re.IGNORECASE),
      "date"),
-    (re.compile(r"\bwho(?:m|se)?\b", re.I), "person"),
+    (re.compile(r"\bwho(?:m|se)?\b", re.IGNORECASE), "person"),
     (re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|state|region|continent|island|town|province|county|nation)\b",
-                re.I), "place"),
+                re.IGNORECASE), "place"),
 )
 
 
 # Where a question's own wh-phrase can stand: at the start of a clause, perhaps after a
 # preposition ("In what year ..."). A wh-word inside a clause ("How do bees tell others where
 # flowers are?", "What happened when ...?") does not say what the answer is.
-_CLAUSE_START = re.compile(r"(?:^|[,;:.?!]\s*)[\"'“‘(]?(?:(?:and|but|so|in|at|on|by|from|during|for|to|of|since|until|after|before|with)\s+)?", re.I)
+_CLAUSE_START = re.compile(r"(?:^|[,;:.?!]\s*)[\"'“‘(]?(?:(?:and|but|so|in|at|on|by|from|during|for|to|of|since|until|after|before|with)\s+)?", re.IGNORECASE)
 
 
 def answer_type(question: str) -> AnswerType:
@@ -112,6 +117,9 @@ def _tokens(pattern: re.Pattern[str], text: str) -> set[str]:
     return {m.group(0).casefold() for m in pattern.finditer(text)}
 
 
+QUESTION_WORDS = frozenset(["what", "which", "who", "whom", "whose", "when", "where", "why", "how"])
+
+
 def names(text: str) -> list[str]:
     """Capitalised words (the parts of names), leaving out a grammatical sentence opener."""
     body = text.lstrip("\"'“‘( ")
@@ -119,9 +127,6 @@ def names(text: str) -> list[str]:
     if found and body.startswith(found[0]) and found[0].casefold() in _COMMON_OPENERS | QUESTION_WORDS:
         found = found[1:]
     return found
-
-
-QUESTION_WORDS = frozenset("what which who whom whose when where why how".split())
 
 
 def has_answer_type(kind: AnswerType, sentence: str, question: str) -> bool:
@@ -175,15 +180,6 @@ def idf_weights(terms: Iterable[str], documents: Sequence[set[str]]) -> dict[str
         for t in wanted & doc:
             df[t] += 1
     return {t: math.log(1 + len(documents) / (df[t] + 0.5)) for t in wanted}
-
-
-def coverage(terms: Iterable[str], text_terms: set[str], idf: Mapping[str, float]) -> float:
-    """IDF-weighted share of the terms the text contains; 1.0 when there are no terms."""
-    wanted = set(terms)
-    total = sum(idf.get(t, 1.0) for t in wanted)
-    if total == 0:
-        return 1.0
-    return sum(idf.get(t, 1.0) for t in wanted & text_terms) / total
 
 
 # A name found in at most this many source sentences is a detail, not the sources' subject.

@@ -34,7 +34,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.chat.answerability import RULE, Rule, Verdict, content_terms, examine, idf_weights, judge
+from assistant.chat.answerability import (
+    RULE,
+    Rule,
+    Verdict,
+    content_terms,
+    examine,
+    idf_weights,
+    judge,
+)
 from assistant.chat.sentences import split_sentences
 from retrieval.embedder import Embedder
 from retrieval.lexical import analyse
