@@ -161,7 +161,7 @@ def drained(state: dict[str, int]) -> bool:
     return state["unbatched"] == 0 and state["behind"] == 0 and state["pending"] == 0 and state["answers"] > 0
 
 
-@pytest.mark.slow  # about 90 s: one `openchat run` start, 20 s of traffic with three faults, the drain
+@pytest.mark.slow  # 60-120 s: one `openchat run` start, ~30 s of traffic with three faults, the drain
 def test_traffic_survives_broker_worker_and_chain_faults(system: System) -> None:
     engine = create_engine(f"sqlite:///{system.data_dir / 'openchat.sqlite3'}")
     people = [new_address(), new_address()]
