@@ -138,8 +138,8 @@ class ChunkIndex:
     def _local_vectors_as_float32(self) -> None:
         # qdrant-client's local mode (1.20) reloads stored vectors with np.array(lists), as
         # float64, while points added in the running process are float32: after a restart
-        # every dense scan reads twice the bytes, measured 4-17x slower at 11k points (see
-        # docs/retrieval.md). Casting its matrix back is the only lever short of a server; it
+        # the matrix takes twice the memory and every dense scan reads twice the bytes (the
+        # latency gain was lost in machine load when measured; see docs/retrieval.md). It
         # reaches into the client's internals, so it does nothing if they look different.
         vectors = self.local_dense_vectors()
         for name, matrix in (vectors or {}).items():
