@@ -242,18 +242,19 @@ def main() -> None:
     }
     local = dense_index.local_dense_vectors()
     if local is not None:
-        # What the dense scan cost before ChunkIndex cast qdrant-client's reloaded float64
-        # matrix back to float32: swap the float64 copy in for one query.
-        f32, f64 = local["dense"], local["dense"].astype("float64")
+        # qdrant-client reloads stored vectors as float64: time the scan over the other dtype
+        # too, by swapping a converted copy in for one query.
+        live = local["dense"]
+        other = live.astype("float32" if live.dtype == "float64" else "float64")
 
-        def dense_f64(text: str) -> None:
-            local["dense"] = f64
+        def dense_other(text: str) -> None:
+            local["dense"] = other
             try:
                 dense_index.search(vectors[text], [], settings.prefetch_limit, mode="dense")
             finally:
-                local["dense"] = f32
+                local["dense"] = live
 
-        variants["step: Qdrant dense top 100, float64 as reloaded"] = dense_f64
+        variants[f"step: Qdrant dense top 100, {other.dtype} copy (live: {live.dtype})"] = dense_other
     baseline = "hybrid: tantivy, exact query"
     if fts is not None:
         baseline = "hybrid: FTS5, exact query (previous default)"

@@ -108,7 +108,6 @@ class ChunkIndex:
                     f"collection {self.collection!r} holds {size}-dim vectors, the embedder makes "
                     f"{self.dim}: re-index into a new collection (OPENCHAT_COLLECTION)"
                 )
-            self._local_vectors_as_float32()
             return
         self.client.create_collection(
             self.collection,
@@ -128,23 +127,16 @@ class ChunkIndex:
                 self.client.create_payload_index(self.collection, key, field_schema=schema)
 
     def local_dense_vectors(self) -> dict[str, np.ndarray] | None:
-        """Qdrant local mode's in-memory dense matrices of this collection; None on a server."""
+        """Qdrant local mode's in-memory dense matrices of this collection; None on a server.
+
+        The benchmark uses it to time the scan over another dtype: qdrant-client reloads
+        stored vectors as float64, which measured faster here than a float32 copy.
+        """
         collections = getattr(getattr(self.client, "_client", None), "collections", None)
         if not isinstance(collections, dict) or self.collection not in collections:
             return None
         vectors = getattr(collections[self.collection], "vectors", None)
         return vectors if isinstance(vectors, dict) else None
-
-    def _local_vectors_as_float32(self) -> None:
-        # qdrant-client's local mode (1.20) reloads stored vectors with np.array(lists), as
-        # float64, while points added in the running process are float32: after a restart
-        # the matrix takes twice the memory and every dense scan reads twice the bytes (the
-        # latency gain was lost in machine load when measured; see docs/retrieval.md). It
-        # reaches into the client's internals, so it does nothing if they look different.
-        vectors = self.local_dense_vectors()
-        for name, matrix in (vectors or {}).items():
-            if isinstance(matrix, np.ndarray) and matrix.dtype == np.float64:
-                vectors[name] = matrix.astype(np.float32)  # type: ignore[index]
 
     def upsert(self, chunks: Sequence[IndexedChunk]) -> None:
         """Write chunks to Qdrant (and the sidecar); idempotent, ids are the ledger's chunk ids."""

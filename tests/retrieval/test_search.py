@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from assistant.db import make_engine, migrate
@@ -69,24 +68,3 @@ def test_query_without_indexable_terms_still_searches_densely(kb: KnowledgeBase)
     assert kb.searcher.search("the of and", top_k=1, mode="sparse") == []
     assert kb.searcher.search("the of and", top_k=1)[0].title == "Hemoglobin"
 
-
-def test_reopened_local_mode_scans_float32_vectors(tmp_path: Path, embedder: Embedder) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    migrate(engine)
-    settings = RetrievalSettings(data_dir=tmp_path)
-    base = open_knowledge_base(settings, engine, embedder)
-    for title, text in DOCS:
-        base.intake.add_snippet(new_address(), text, title=title)
-    before = [r.chunk_id for r in base.searcher.search("oxygen in blood", top_k=3, mode="dense")]
-    base.close()
-    again = open_knowledge_base(settings, engine, embedder)  # qdrant-client reloads as float64
-    try:
-        vectors = again.index.local_dense_vectors()
-        assert vectors is not None and vectors["dense"].dtype == np.float32
-        assert [r.chunk_id for r in again.searcher.search("oxygen in blood", top_k=3, mode="dense")] == before
-        again.intake.add_snippet(new_address(), "Tardigrades survive the vacuum of space.", title="Tardigrades")
-        assert again.index.local_dense_vectors()["dense"].dtype == np.float32  # type: ignore[index]
-        assert again.searcher.search("tardigrades in space", top_k=1)[0].title == "Tardigrades"
-    finally:
-        again.close()
-        engine.dispose()
