@@ -13,11 +13,14 @@ dropped the cosine to 0.85.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 from pathlib import Path
 
 import onnxruntime as ort
+
+log = logging.getLogger(__name__)
 
 # Part of the cache key: a change of recipe must not reuse an old file.
 RECIPE = "dynamic-int8-per-channel-weights-only-v1"
@@ -53,10 +56,17 @@ def quantized_query_model(source: Path, cache_dir: Path) -> Path:
         weights = {i.name for i in graph.initializer}
         activation_products = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] not in weights]
         quantized = Path(tmp) / "query.onnx"
-        quantize_dynamic(
-            folded, quantized, weight_type=QuantType.QInt8, per_channel=True,
-            op_types_to_quantize=["MatMul"], nodes_to_exclude=activation_products,
-        )
+        # onnxruntime.quantization logs a line per tensor on the root logger at INFO; a
+        # one-off build at start-up should not flood the service log with them.
+        logging.disable(logging.INFO)
+        try:
+            quantize_dynamic(
+                folded, quantized, weight_type=QuantType.QInt8, per_channel=True,
+                op_types_to_quantize=["MatMul"], nodes_to_exclude=activation_products,
+            )
+        finally:
+            logging.disable(logging.NOTSET)
+        log.warning("built the int8 query encoder %s", out.name)
         # Atomic: a concurrent builder or a crash never leaves a half-written model behind.
         os.replace(quantized, out)
     return out
