@@ -26,6 +26,8 @@ def serve(args: argparse.Namespace) -> int:
     from assistant.logs import configure_logging
 
     settings = _settings()
+    if args.grace is not None:
+        settings.app.shutdown_grace_seconds = args.grace
     configure_logging(args.log_level)
     app = create_app(settings)
     print(f"OpenChat API on http://{settings.app.host}:{settings.app.port}  (docs: /docs)", flush=True)
@@ -34,7 +36,7 @@ def serve(args: argparse.Namespace) -> int:
     # in flight finish (streams get timeout_graceful_shutdown seconds), then runs the lifespan's
     # shutdown (data-set jobs, vector store, database).
     uvicorn.run(app, host=settings.app.host, port=settings.app.port, log_level=args.log_level,
-                log_config=None, access_log=False, timeout_graceful_shutdown=args.grace)
+                log_config=None, access_log=False, timeout_graceful_shutdown=settings.app.shutdown_grace_seconds)
     return 0
 
 
@@ -116,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the API and web chat")
     p.add_argument("--log-level", default="info")
-    p.add_argument("--grace", type=int, default=20, help="seconds streams may take to finish on shutdown")
+    p.add_argument("--grace", type=int, default=None,
+                   help="seconds streams may take to finish on shutdown (default OPENCHAT_SHUTDOWN_GRACE_SECONDS)")
     p.set_defaults(func=serve)
     p = sub.add_parser("run", help="the whole system: chain, contracts, workers, beat, API (make run)")
     p.set_defaults(func=run_cmd)

@@ -30,6 +30,9 @@ class AppSettings(BaseSettings):
         description="A development API key; set it empty to disable.",
     )
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
+    shutdown_grace_seconds: int = Field(
+        default=20, ge=0, description="On SIGTERM/SIGINT: seconds requests and answer streams in flight may take to finish.",
+    )
     dev_balance: int = Field(
         default=100_000_000, ge=0,
         description="Base units (100,000,000 = 100 ocUSD) deposited once into the dev key's account at start-up; 0: none.",

@@ -68,7 +68,9 @@ def child_commands(settings: Settings, python: str = sys.executable) -> dict[str
     """The argv of every child, in start order: the ONE place to change how each is launched."""
     data_dir = settings.app.data_dir.resolve()
     celery = [python, "-m", "celery", "-A", celery_app_module()]
-    common = ["--without-gossip", "--without-mingle", "-l", "INFO"]
+    # No gossip, mingle or heartbeat events: nothing here uses them, and their broker
+    # channels are what break when Redis restarts under a worker (kombu issue 582).
+    common = ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"]
     return {
         "worker": [*celery, "worker", "-Q", QUEUE, "-c", "2", "-n", "default@%h", *common],
         "worker-chain": [*celery, "worker", "-Q", CHAIN_QUEUE, "-P", "solo", "-c", "1", "-n", "chain@%h", *common],

@@ -165,7 +165,10 @@ async def chat_completions(
         })}
         yield {"data": "[DONE]"}
 
-    return EventSourceResponse(events(), ping=15)
+    # sse-starlette cuts streams the moment the server is told to stop; an answer stream is
+    # short and finite, so let it finish within the server's own graceful-shutdown window.
+    grace = max(request.app.state.settings.app.shutdown_grace_seconds - 1, 0)
+    return EventSourceResponse(events(), ping=15, shutdown_grace_period=grace)
 
 
 @router.get("/models")
