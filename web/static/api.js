@@ -14,7 +14,9 @@ export async function apiKey() {
   let key = sessionStorage.getItem(KEY_NAME);
   if (!key) {
     const cfg = await config();
-    if (cfg.dev_api_key) {
+    // A key saved while the config was loading (the key dialog) wins over the dev key.
+    key = sessionStorage.getItem(KEY_NAME);
+    if (!key && cfg.dev_api_key) {
       key = cfg.dev_api_key;
       sessionStorage.setItem(KEY_NAME, key);
     }
