@@ -67,7 +67,8 @@ def reconcile_cmd(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
     else:
-        for key in ("contributors", "channels", "ledger_vouchered", "ledger_settled", "chain_deposited", "chain_paid"):
+        for key in ("contributors", "channels", "ledger_vouchered", "ledger_settled", "chain_deposited", "chain_paid",
+                    "pending_settlements"):
             print(f"{key:>18}  {out[key]}")
         print("OK: ledger and chain agree" if report.ok else f"{len(report.problems)} difference(s):")
         for p in report.problems:

@@ -224,9 +224,10 @@ def test_traffic_survives_broker_worker_and_chain_faults(system: System) -> None
     drain_seconds = time.monotonic() - t0
 
     # 3. The real CLI: the ledger agreed with itself mid-traffic; now ledger and chain agree.
-    assert live["ok"] and not live["chain_checked"], live
+    assert live["ok"] and not live["chain_checked"], (live["problems"], live)
     report = reconcile_cli(system)
     assert report["ok"] and report["chain_checked"] and not report["problems"], report
+    assert report["pending_settlements"] == 0, report
     assert report["chain_paid"] == report["ledger_settled"] == report["ledger_vouchered"] == state["credits"]
 
     # 4. The ledger holds exactly what the clients were told, and the money rules hold on chain.
