@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,6 +28,7 @@ from payouts.localchain import LocalChain, LocalChainError, find_anvil
 from payouts.models import ContributionAnchor
 from payouts.tasks import Resources, run_aggregate, run_issue_vouchers, run_settle
 from tests.conftest import DEV_KEY, LiveServer, start_server
+from tests.payouts.conftest import REDIS_URL, worker_argv
 
 PRICE, FEE = 10_000, 1_000
 
@@ -221,7 +221,6 @@ def test_anchor_survives_a_crash_after_sending_and_a_dropped_transaction(onchain
     assert err.value.name == "DuplicateRoot"
 
 
-REDIS_URL = os.environ.get("OPENCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 
 
 @dataclass
@@ -242,9 +241,7 @@ class Worker:
         self.offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
-                [str(Path(sys.executable).with_name("celery")), "-A", "assistant.worker", "worker",
-                 "-Q", "payouts,payouts.chain", "-P", "solo", "-c", "1", "-n", f"anchor-{uuid.uuid4().hex[:6]}@test",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"],
+                worker_argv("assistant.worker", f"anchor-{uuid.uuid4().hex[:6]}@test"),
                 env=env, stdout=logf, stderr=subprocess.STDOUT, start_new_session=True,
                 cwd=str(Path(__file__).resolve().parents[2]))
         self.wait_log("ready.")

@@ -56,6 +56,12 @@ REDIS_URL = os.environ.get("OPENCHAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/13
 CELERY = Path(sys.executable).with_name("celery")
 
 
+def worker_argv(app_module: str, name: str, *args: str) -> list[str]:
+    """How tests run a Celery worker: one solo process on both queues, no gossip/mingle/heartbeat."""
+    return [str(CELERY), "-A", app_module, "worker", "-Q", "payouts,payouts.chain", "-P", "solo", "-c", "1",
+            "-n", name, "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO", *args]
+
+
 @dataclass
 class Stack:
     """A real anvil (contracts deployed), Redis, a migrated ledger DB and a Celery worker
@@ -80,9 +86,7 @@ class Stack:
         self.log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as logf:
             self.proc = subprocess.Popen(
-                [str(CELERY), "-A", "payouts.worker", "worker", "-Q", "payouts,payouts.chain",
-                 "-P", "solo", "-c", "1", "-n", f"w{self.starts}-{uuid.uuid4().hex[:6]}@test",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO", *args],
+                worker_argv("payouts.worker", f"w{self.starts}-{uuid.uuid4().hex[:6]}@test", *args),
                 env={**{k: v for k, v in os.environ.items() if not k.startswith("OPENCHAT_")},
                      **self.env, **env}, stdout=logf, stderr=subprocess.STDOUT,
                 start_new_session=True, cwd=str(Path(__file__).resolve().parents[2]),
