@@ -22,6 +22,7 @@ from assistant.health import run_checks
 from assistant.limits import BodyLimit
 from assistant.metrics import metrics_registry, render
 from assistant.observer import RequestObserver
+from assistant.ratelimit import build_rate_limits, rate_limit_metrics
 from assistant.settings import Settings
 from assistant.web import mount_web
 from payouts.anchoring import AnchorTrees
@@ -41,6 +42,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         return create_celery(settings.payouts)
 
     registry, http_metrics = metrics_registry(lambda: app.state.engine, celery_app, (QUEUE, CHAIN_QUEUE))
+    limit_metrics = rate_limit_metrics(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +67,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         app.state.assistant = build_assistant(settings, kb, engine)
         app.state.api_keys = ApiKeys({settings.app.dev_api_key: DEV_ACCOUNT} if settings.app.dev_api_key else {})
         app.state.ledger_keys = LedgerKeys(engine)
+        app.state.rate_limits = build_rate_limits(settings, limit_metrics)
         app.state.anchor_trees = AnchorTrees(engine)
         try:
             yield

@@ -1,41 +1,180 @@
-"""Per-account rate limits: a token bucket per API key's account, in process memory.
+"""Per-account rate limits, shared by every API replica.
 
-One API process holds the buckets; behind several processes each enforces its own share
-(a Redis-backed limiter would be the shared form, when a deployment needs it).
+Counting is the `limits` library's (the one slowapi uses), with its sliding-window-counter
+strategy: in Redis when ``OPENCHAT_REDIS_URL`` is set, so every replica draws on one budget per
+account; in process memory otherwise. Why that strategy: it keeps two integers per account and
+window (the moving window keeps one timestamp per allowed request, O(limit) memory and work), it
+has no boundary burst (a fixed window lets twice the limit through across a window edge), and in
+Redis an allowed request costs one atomic round-trip (one Lua script: read, weigh, increment).
+A refused request costs a second one, to read when the window frees a slot (``Retry-After``).
+
+When Redis fails the limiter fails open (to this process's own memory budget), logs a warning and
+counts ``openchat_rate_limit_store_errors_total``: a rate limiter guards capacity, it is not the
+guard of money (answers are paid from balances, in the ledger's transaction) nor of access (keys
+are checked first), so refusing every request because the counter store is down would turn a
+Redis outage into a whole-API outage. The local budget still bounds each key per replica.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.strategies import SlidingWindowCounterRateLimiter
+from prometheus_client import CollectorRegistry, Counter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from assistant.auth import Principal, require_key
+from assistant.errors import ApiError
+from assistant.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHAT = "chat"
+WRITE = "write"
+# Seconds a Redis call may take: a dead or unreachable Redis must cost a request little.
+REDIS_TIMEOUT = 0.5
+# After a Redis failure, seconds the limiter uses its local budget before trying Redis again,
+# so a Redis that times out delays one request per pause, not every request (limits has no
+# circuit breaker of its own).
+RETRY_SHARED_AFTER = 2.0
 
 
-class RateLimiter:
-    """``per_minute`` requests a minute on average, up to ``burst`` at once; 0 turns it off."""
+def window(per_minute: int, burst: int, kind: str) -> RateLimitItem | None:
+    """``per_minute`` requests a minute, at most ``burst`` at once, as one sliding window: ``burst``
+    requests per ``60 * burst / per_minute`` seconds (whole seconds, at least one). None: no limit."""
+    if per_minute <= 0:
+        return None
+    seconds = max(1, round(60 * burst / per_minute))
+    amount = max(1, round(per_minute * seconds / 60))
+    return RateLimitItemPerSecond(amount, seconds, namespace=kind)
 
-    def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = per_minute / 60.0
-        self.burst = max(1, burst)
+
+@dataclass(frozen=True)
+class RateLimitMetrics:
+    """Refusals by endpoint class, and failures of the shared counter store."""
+
+    refused: Counter
+    store_errors: Counter
+
+
+def rate_limit_metrics(registry: CollectorRegistry) -> RateLimitMetrics:
+    return RateLimitMetrics(
+        refused=Counter("openchat_rate_limited", "Requests refused with 429, by endpoint class.", ["kind"],
+                        registry=registry),
+        store_errors=Counter("openchat_rate_limit_store_errors",
+                             "Rate-limit checks Redis did not answer (it failed, or in the pause after a "
+                             "failure), served from the replica's own budget.",
+                             registry=registry),
+    )
+
+
+def _acquire(limiter: SlidingWindowCounterRateLimiter, item: RateLimitItem, account: str) -> float | None:
+    if limiter.hit(item, account):
+        return None
+    return max(0.0, limiter.get_window_stats(item, account).reset_time - time.time())
+
+
+class RateLimits:
+    """Per-account budgets by endpoint class; ``shared`` (Redis) first, this process's memory when
+    there is none or it fails."""
+
+    def __init__(self, items: Mapping[str, RateLimitItem | None], shared: Storage | None = None,
+                 metrics: RateLimitMetrics | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.items = dict(items)
+        self.metrics = metrics
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # account -> (tokens, last time)
+        self._local = SlidingWindowCounterRateLimiter(MemoryStorage())
+        self._shared = SlidingWindowCounterRateLimiter(shared) if shared is not None else None
+        self._shared_down_until: float | None = None
         self._lock = threading.Lock()
 
-    def acquire(self, account: str) -> float | None:
-        """Take one token; None if allowed, else the seconds until the next token."""
-        if self.rate <= 0:
+    def hit(self, kind: str, account: str) -> float | None:
+        """Count one request of ``account``; None if allowed, else the seconds until a slot frees."""
+        item = self.items.get(kind)
+        if item is None:
             return None
-        now = self.clock()
+        wait = self._hit_shared(item, account) if self._shared is not None else _acquire(self._local, item, account)
+        if wait is not None and self.metrics is not None:
+            self.metrics.refused.labels(kind).inc()
+        return wait
+
+    def _hit_shared(self, item: RateLimitItem, account: str) -> float | None:
+        assert self._shared is not None
+        down_until = self._shared_down_until
+        if down_until is None or self.clock() >= down_until:
+            try:
+                wait = _acquire(self._shared, item, account)
+            except StorageError as exc:
+                self._shared_failed(exc)
+            else:
+                if down_until is not None:
+                    self._shared_down_until = None
+                    log.warning("rate limits: Redis answers again; limits are shared across replicas again")
+                return wait
+        elif self.metrics is not None:
+            self.metrics.store_errors.inc()  # still counted as failing while paused
+        return _acquire(self._local, item, account)
+
+    def _shared_failed(self, exc: StorageError) -> None:
+        if self.metrics is not None:
+            self.metrics.store_errors.inc()
         with self._lock:
-            tokens, last = self._buckets.get(account, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-            if tokens >= 1.0:
-                self._buckets[account] = (tokens - 1.0, now)
-                return None
-            self._buckets[account] = (tokens, now)
-            return (1.0 - tokens) / self.rate
+            first = self._shared_down_until is None
+            self._shared_down_until = self.clock() + RETRY_SHARED_AFTER
+        if first:
+            log.warning("rate limits: Redis unavailable (%s); failing open to this replica's own budget",
+                        exc.storage_error)
+
+
+def build_rate_limits(settings: Settings, metrics: RateLimitMetrics | None = None) -> RateLimits:
+    """The API's limits: chat completions and writes, each its own budget per account; shared in
+    ``OPENCHAT_REDIS_URL`` when set (no connection is made until the first request)."""
+    app = settings.app
+    items = {CHAT: window(app.chat_rate_per_minute, app.chat_rate_burst, CHAT),
+             WRITE: window(app.write_rate_per_minute, app.write_rate_burst, WRITE)}
+    shared = None
+    if settings.payouts.redis_url:
+        shared = RedisStorage(settings.payouts.redis_url, key_prefix=f"{settings.payouts.redis_key_prefix}ratelimit",
+                              wrap_exceptions=True, socket_timeout=REDIS_TIMEOUT,
+                              socket_connect_timeout=REDIS_TIMEOUT,
+                              # One immediate retry: a pooled connection that died with a Redis
+                              # restart is replaced; no back-off sleeps added to a request.
+                              retry=Retry(NoBackoff(), 1))
+    return RateLimits(items, shared, metrics)
 
 
 def retry_after_header(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+def _limited(kind: str) -> Callable[[Request, Principal], Principal]:
+    def dependency(request: Request, principal: Annotated[Principal, Depends(require_key)]) -> Principal:
+        limits: RateLimits = request.app.state.rate_limits
+        wait = limits.hit(kind, principal.account)
+        if wait is not None:
+            item = limits.items[kind]
+            assert item is not None
+            raise ApiError(429, f"rate limit of {item.amount} {kind} requests per {item.get_expiry()} s reached "
+                                f"for this key's account; retry in {max(1, math.ceil(wait))} s",
+                           "rate_limit_exceeded", headers=retry_after_header(wait))
+        return principal
+
+    dependency.__name__ = f"{kind}_key"
+    return dependency
+
+
+# FastAPI dependencies: the caller's principal (401 without a valid key), counted against the
+# account's budget for that endpoint class (429 with Retry-After when it is spent).
+chat_key = _limited(CHAT)
+write_key = _limited(WRITE)

@@ -56,6 +56,11 @@ class AppSettings(BaseSettings):
     chat_max_messages: int = Field(default=200, ge=1, description="Messages a chat request may carry.")
     chat_rate_per_minute: int = Field(default=120, ge=0, description="Chat requests per minute per account; 0: no limit.")
     chat_rate_burst: int = Field(default=60, ge=1, description="Chat requests an account may make at once.")
+    write_rate_per_minute: int = Field(
+        default=120, ge=0,
+        description="Writes (contributions, data sets, conversation edits) per minute per account; 0: no limit.",
+    )
+    write_rate_burst: int = Field(default=60, ge=1, description="Writes an account may make at once.")
 
     @field_validator("llm_model", "llm_api_base", "llm_api_key", mode="before")
     @classmethod

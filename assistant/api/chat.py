@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from assistant.auth import Principal, require_key
 from assistant.chat.orchestrator import AnswerRecord, Assistant, ChatRequest, Turn
 from assistant.errors import ApiError, error_body
+from assistant.ratelimit import chat_key, write_key
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 # Recording tasks of streams the client abandoned; held so they are not garbage-collected.
@@ -111,7 +112,7 @@ def _chunk(turn: Turn, created: int, delta: dict[str, Any], finish: str | None =
 async def chat_completions(
     body: ChatCompletionIn,
     svc: Annotated[Assistant, Depends(assistant)],
-    principal: Annotated[Principal, Depends(require_key)],
+    principal: Annotated[Principal, Depends(chat_key)],
     request: Request,
 ) -> JSONResponse | EventSourceResponse:
     """Answer the last user message from the knowledge base, with verified citations."""
@@ -227,7 +228,7 @@ async def rename_conversation(
     conversation_id: str,
     body: ConversationPatch,
     svc: Annotated[Assistant, Depends(assistant)],
-    principal: Annotated[Principal, Depends(require_key)],
+    principal: Annotated[Principal, Depends(write_key)],
 ) -> dict[str, Any]:
     """Rename one of the caller's conversations."""
     conv = await run_in_threadpool(svc.rename_conversation, principal.account, conversation_id, body.title)
@@ -239,7 +240,7 @@ async def rename_conversation(
 async def delete_conversation(
     conversation_id: str,
     svc: Annotated[Assistant, Depends(assistant)],
-    principal: Annotated[Principal, Depends(require_key)],
+    principal: Annotated[Principal, Depends(write_key)],
 ) -> dict[str, Any]:
     """Delete one of the caller's conversations from its lists; its answers stay (money records)."""
     await run_in_threadpool(svc.delete_conversation, principal.account, conversation_id)

@@ -13,8 +13,9 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.ids import MAX_ID, RowId
-from assistant.auth import Principal, require_key
+from assistant.auth import Principal
 from assistant.errors import ApiError
+from assistant.ratelimit import write_key
 from retrieval.addresses import AddressError, checksum_address
 from retrieval.intake import IntakeReport
 from retrieval.knowledge import KnowledgeBase
@@ -82,7 +83,7 @@ async def contribute_snippet(
     body: SnippetIn,
     request: Request,
     kb: Annotated[KnowledgeBase, Depends(knowledge)],
-    _: Annotated[Principal, Depends(require_key)],
+    _: Annotated[Principal, Depends(write_key)],
 ) -> ContributionOut:
     """Add one snippet; an exact or near copy of stored text is refused with 409."""
     contributor = _address(body.contributor)
@@ -103,7 +104,7 @@ async def contribute_snippet(
 async def upload_dataset(
     request: Request,
     kb: Annotated[KnowledgeBase, Depends(knowledge)],
-    _: Annotated[Principal, Depends(require_key)],
+    _: Annotated[Principal, Depends(write_key)],
     file: Annotated[UploadFile, File(description="JSONL, CSV, Markdown or plain text, UTF-8.")],
     contributor: Annotated[str, Form()],
     format: Annotated[Literal["jsonl", "csv", "markdown", "text"] | None, Form()] = None,

@@ -26,9 +26,9 @@ from assistant.chat.extractive import ExtractiveResponder
 from assistant.chat.ledger import AnswerLedger, Credit, LedgerAnswer
 from assistant.chat.llm import Delta, LlmGateway, provider_error
 from assistant.chat.prompt import PromptSource, build_prompt
+from assistant.db import write_session
 from assistant.errors import ApiError
 from assistant.models import Answer, Citation, Conversation, Message
-from assistant.ratelimit import RateLimiter, retry_after_header
 from retrieval.knowledge import KnowledgeBase
 from retrieval.lexical import analyse
 from retrieval.search import Searcher, SearchResult
@@ -105,14 +105,13 @@ class Assistant:
     """Answers questions from the knowledge base and records every answer."""
 
     def __init__(self, kb: KnowledgeBase, engine: Engine, gateway: LlmGateway, ledger: AnswerLedger,
-                 top_k: int = 5, default_max_tokens: int = 512, limiter: RateLimiter | None = None) -> None:
+                 top_k: int = 5, default_max_tokens: int = 512) -> None:
         self.kb = kb
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self.gateway = gateway
         self.ledger = ledger
         self.top_k = top_k
         self.default_max_tokens = default_max_tokens
-        self.limiter = limiter or RateLimiter(0, 1)
         self.extractive = ExtractiveResponder(kb.embedder)
         # Same index, but through the caching embedder: the question is embedded once.
         self.searcher = Searcher(kb.index, self.extractive.vectors)
@@ -122,10 +121,6 @@ class Assistant:
 
     async def start(self, req: ChatRequest) -> Turn:
         """Check the request, retrieve sources and start the model; errors raise ``ApiError``."""
-        wait = self.limiter.acquire(req.account)
-        if wait is not None:
-            raise ApiError(429, f"rate limit reached for account {req.account!r}; retry in {wait:.1f}s",
-                           "rate_limit_exceeded", headers=retry_after_header(wait))
         if req.model not in self.models():
             raise ApiError(404, f"the model {req.model!r} does not exist; GET /v1/models lists the models", "model_not_found", "model")
         if not req.messages or req.messages[-1]["role"] != "user" or not req.messages[-1]["content"].strip():
@@ -214,7 +209,7 @@ class Assistant:
         for c in cited:
             by_contributor[c.contributor] = by_contributor.get(c.contributor, 0) + c.weight_ppm
         now = datetime.now(UTC)
-        with self.sessions.begin() as session:  # one transaction: answer, citations, debit, credits
+        with write_session(self.sessions) as session:  # one transaction: answer, citations, debit, credits
             conversation_id = req.conversation_id
             if conversation_id is None:
                 conversation_id = f"conv_{uuid.uuid4().hex}"

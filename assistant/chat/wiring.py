@@ -7,7 +7,6 @@ from sqlalchemy import Engine
 from assistant.chat.ledger import AnswerLedger, FreeLedger, PayoutsLedger
 from assistant.chat.llm import LlmGateway
 from assistant.chat.orchestrator import Assistant
-from assistant.ratelimit import RateLimiter
 from assistant.settings import Settings
 from retrieval.knowledge import KnowledgeBase
 
@@ -20,5 +19,4 @@ def build_assistant(settings: Settings, kb: KnowledgeBase, engine: Engine, ledge
         price = settings.payouts.price_per_answer
         ledger = PayoutsLedger(price, settings.payouts.platform_fee_bps) if price else FreeLedger()
     return Assistant(kb, engine, gateway, ledger, top_k=settings.app.chat_top_k,
-                     default_max_tokens=settings.app.llm_max_tokens,
-                     limiter=RateLimiter(settings.app.chat_rate_per_minute, settings.app.chat_rate_burst))
+                     default_max_tokens=settings.app.llm_max_tokens)
