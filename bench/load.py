@@ -73,6 +73,42 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError("no VmRSS")
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_table() -> dict[int, tuple[int, float]]:
+    """pid -> (parent pid, CPU seconds user+system) of every live process, from /proc."""
+    table = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "; comm may hold spaces
+        table[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK)
+    return table
+
+
+def tree_cpu(root: int, table: dict[int, tuple[int, float]]) -> float:
+    """CPU seconds of ``root`` and its live descendants (the prefork pool of a Celery worker)."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += table.get(pid, (0, 0.0))[1]
+        todo += children.get(pid, [])
+    return total
+
+
+def cpu_by_child(pids: dict[str, int]) -> dict[str, float]:
+    table = proc_table()
+    return {name: tree_cpu(pid, table) for name, pid in pids.items()}
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
@@ -171,9 +207,14 @@ def main() -> int:
             info = json.loads((data_dir / "supervisor.json").read_text())
             api_pid = int(info["children"]["api"])
             asyncio.run(load(url, args.clients, args.warmup, None))
+            pids = {name: int(pid) for name, pid in info["children"].items()}
+            if info.get("anvil"):
+                pids["anvil"] = int(info["anvil"])
             rss_start = rss_mib(api_pid)
             results = Results()
+            cpu_start, wall_start = cpu_by_child(pids), time.monotonic()
             elapsed = asyncio.run(load(url, args.clients, args.seconds, results))
+            cpu_end, wall = cpu_by_child(pids), time.monotonic() - wall_start
             rss_end = rss_mib(api_pid)
             served = len(results.latencies)
             failed = sum(results.errors.values())
@@ -182,6 +223,12 @@ def main() -> int:
             print(f"latency ms: p50 {1000 * statistics.median(results.latencies):.0f}, "
                   f"p90 {1000 * pct(results.latencies, 0.90):.0f}, p99 {1000 * pct(results.latencies, 0.99):.0f}, "
                   f"max {1000 * max(results.latencies):.0f}")
+            # CPU per answer hardly depends on what else the machine runs (wall-clock figures
+            # do): it is the figure to compare between runs. 2 cores / 100 answers/s = 20 ms.
+            used = {name: cpu_end[name] - cpu_start[name] for name in pids}
+            print("CPU ms per answer: " + ", ".join(f"{name} {1000 * sec / max(1, served):.1f}" for name, sec in used.items())
+                  + f", all {1000 * sum(used.values()) / max(1, served):.1f}; API busy "
+                  f"{100 * used['api'] / wall:.0f}% of one core; load average {os.getloadavg()[0]:.2f}")
             print(f"API RSS MiB: start {rss_start:.0f}, end {rss_end:.0f} ({100 * (rss_end / rss_start - 1):+.1f}%)")
             problems = check_ledger(data_dir, results)
             print(f"ledger vs answers served: {'OK' if not problems else problems[:10]}")
