@@ -119,8 +119,10 @@ class RateLimits:
                 self._shared_failed(exc)
             else:
                 if down_until is not None:
-                    self._shared_down_until = None
-                    log.warning("rate limits: Redis answers again; limits are shared across replicas again")
+                    with self._lock:  # one line for the recovery, whichever thread sees it first
+                        recovered, self._shared_down_until = self._shared_down_until is not None, None
+                    if recovered:
+                        log.warning("rate limits: Redis answers again; limits are shared across replicas again")
                 return wait
         elif self.metrics is not None:
             self.metrics.store_errors.inc()  # still counted as failing while paused
