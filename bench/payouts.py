@@ -3,9 +3,13 @@ contributor of the hub's batched settlement, all on real services.
 
     python bench/payouts.py                      # SQLite + PostgreSQL (if reachable) + anvil
     python bench/payouts.py --credits 100000 --contributors 1000 --no-chain
+    python bench/payouts.py --compare 3 --no-chain   # aggregate: schema 0005 vs head, alternating
 
 * aggregate: N credits over M contributors (bulk-inserted), batched by ``ledger.aggregate``
-  in one transaction, the way one worker does it (target: >= 20,000 credits/s);
+  in one transaction, the way one worker does it (target: >= 20,000 credits/s); ``--compare R``
+  instead runs it R times alternating with the baseline it replaced (schema revision 0005, where
+  batching UPDATEd ``credits.batch_id``), each run on a fresh database, and prints medians and
+  the ratio;
 * record: ``ledger.record_answer_payment`` per answer (3 cited contributors), one transaction
   each, as the chat flow calls it;
 * settle: ``run_settle`` pushing vouchers for K contributors in transactions of
@@ -21,19 +25,22 @@ from __future__ import annotations
 
 import argparse
 import random
+import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import sqlalchemy as sa
+from alembic import command
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from assistant.db import migrate
+from assistant.db import alembic_config, migrate
 from payouts import ledger
 from payouts.db import make_engine
 from payouts.models import AnswerPayment, Credit, JournalEntry
@@ -47,7 +54,19 @@ def addresses(n: int) -> list[str]:
     return [to_checksum_address(f"0x{uuid.uuid4().hex}{i:08x}") for i in range(n)]
 
 
-def seed_credits(engine: sa.Engine, n_credits: int, people: list[str]) -> None:
+def migrate_to(engine: sa.Engine, revision: str) -> None:
+    if revision == "head":
+        migrate(engine)
+        return
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+
+def seed_credits(engine: sa.Engine, n_credits: int, people: list[str], *, queue: bool = True) -> None:
+    """Bulk-insert paid answers of 4 credits of 1 unit; ``queue=False``: the 0005 schema (no
+    ``unbatched_credits``; a NULL ``credits.batch_id`` meant unbatched)."""
     now = ledger.utcnow()
     per_answer = 4
     n_answers = n_credits // per_answer
@@ -64,8 +83,10 @@ def seed_credits(engine: sa.Engine, n_credits: int, people: list[str]) -> None:
         for i in range(n_answers):
             for who in rnd.sample(people, per_answer):
                 rows.append({"answer_id": f"b{i}", "contributor": who, "amount": 1, "weight": 1,
-                             "batch_id": None, "created_at": now})
+                             "created_at": now})
         s.execute(insert(Credit), rows)
+        if queue:  # what record_answer_payment does with each credit
+            s.execute(sa.text("INSERT INTO unbatched_credits (credit_id) SELECT id FROM credits ORDER BY id"))
         # the seeded answers were paid: deposit, debit and journal them like the ledger does
         total = 4 * n_answers
         ledger.deposit(s, "bench", total)
@@ -75,6 +96,62 @@ def seed_credits(engine: sa.Engine, n_credits: int, people: list[str]) -> None:
         # earned = Σ credits (keeps the CHECK earned >= batched true after aggregate)
         s.execute(sa.text("UPDATE contributors SET earned = (SELECT COALESCE(SUM(amount), 0) "
                           "FROM credits WHERE credits.contributor = contributors.address)"))
+
+
+def aggregate_0005(s: Session, max_credits: int) -> ledger.BatchResult | None:
+    """The aggregate this schema replaced (revision 0005, commit 43abc89): one UPDATE marks the
+    oldest unbatched credits with the batch id and returns them; Python sums them per
+    contributor. The rest of the batch (contributors, items, journal) is the ledger's own code."""
+    batch = ledger._open_batch(s, None)
+    assert isinstance(batch, ledger.PayoutBatch)
+    lock = " FOR UPDATE SKIP LOCKED" if s.get_bind().dialect.name == "postgresql" else ""
+    rows = s.execute(sa.text(
+        "UPDATE credits SET batch_id = :b WHERE id IN (SELECT id FROM credits WHERE batch_id IS NULL "
+        f"ORDER BY id LIMIT :n{lock}) AND batch_id IS NULL RETURNING contributor, amount"),
+        {"b": batch.id, "n": max_credits}).all()
+    per: dict[str, list[int]] = {}
+    for contributor, amount in rows:
+        acc = per.setdefault(contributor, [0, 0])
+        acc[0] += int(amount)
+        acc[1] += 1
+    return ledger._close_batch(s, batch, [(c, a, n) for c, (a, n) in per.items()])
+
+
+def time_aggregate(engine: sa.Engine, n_credits: int, n_contributors: int, *, baseline: bool) -> float:
+    """Seconds for one aggregate of ``n_credits`` on a freshly migrated and seeded database."""
+    migrate_to(engine, "0005" if baseline else "head")
+    seed_credits(engine, n_credits, addresses(n_contributors), queue=not baseline)
+    with engine.begin() as c:  # fresh planner statistics for both, as autovacuum would have
+        c.execute(sa.text("ANALYZE"))
+    t0 = time.perf_counter()
+    with Session(engine) as s, s.begin():
+        if baseline:
+            result = aggregate_0005(s, n_credits + 1)
+        else:
+            result = ledger.aggregate(s, max_credits=n_credits + 1)
+    dt = time.perf_counter() - t0
+    assert result is not None and result.credit_count == n_credits - n_credits % 4
+    return dt
+
+
+def compare(label: str, fresh: Callable[[], tuple[sa.Engine, Callable[[], None]]], repeats: int, n_credits: int,
+            n_contributors: int) -> None:
+    """Baseline (0005) and new aggregate alternating, each on a fresh database; medians, ratio."""
+    times: dict[str, list[float]] = {"0005": [], "head": []}
+    for r in range(repeats):
+        order = ["0005", "head"] if r % 2 == 0 else ["head", "0005"]
+        for rev in order:
+            engine, drop = fresh()
+            try:
+                times[rev].append(time_aggregate(engine, n_credits, n_contributors, baseline=rev == "0005"))
+            finally:
+                engine.dispose()
+                drop()
+            print(f"{label:>10}  aggregate   {rev:>4} run {r + 1}: {n_credits / times[rev][-1]:>9,.0f} credits/s",
+                  flush=True)
+    old, new = statistics.median(times["0005"]), statistics.median(times["head"])
+    print(f"{label:>10}  aggregate   median of {repeats}: 0005 {n_credits / old:,.0f} credits/s, "
+          f"head {n_credits / new:,.0f} credits/s, head/0005 = x{old / new:.2f}")
 
 
 def bench_db(label: str, engine: sa.Engine, n_credits: int, n_contributors: int, n_answers: int) -> None:
@@ -135,6 +212,32 @@ def bench_chain(n: int) -> None:
                   f"{sum(gas) / out['channels']:,.0f} gas per contributor")
 
 
+def pg_database() -> tuple[sa.Engine, Callable[[], None]]:
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"openchat_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return make_engine(str(sa.engine.make_url(PG_ADMIN).set(database=name).render_as_string(False))), drop
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            def fresh_sqlite() -> tuple[sa.Engine, Callable[[], None]]:
+                path = Path(tmp) / f"{uuid.uuid4().hex[:8]}.sqlite3"
+                return make_engine(f"sqlite:///{path}"), lambda: path.unlink()
+
+            compare("sqlite", fresh_sqlite, args.compare, args.credits, args.contributors)
+    if not args.no_postgres:
+        compare("postgres", pg_database, args.compare, args.credits, args.contributors)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--credits", type=int, default=100_000)
@@ -143,11 +246,18 @@ def main() -> int:
     ap.add_argument("--settle-contributors", type=int, default=200)
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-chain", action="store_true")
+    ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--compare", type=int, default=0, metavar="R",
+                    help="aggregate only: R runs of schema 0005 vs head, alternating")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = make_engine(f"sqlite:///{tmp}/bench.sqlite3")
-        bench_db("sqlite", engine, args.credits, args.contributors, args.answers)
-        engine.dispose()
+    if args.compare:
+        run_compare(args)
+        return 0
+    if not args.no_sqlite:
+        with tempfile.TemporaryDirectory() as tmp:
+            engine = make_engine(f"sqlite:///{tmp}/bench.sqlite3")
+            bench_db("sqlite", engine, args.credits, args.contributors, args.answers)
+            engine.dispose()
     if not args.no_postgres:
         name = f"openchat_bench_{uuid.uuid4().hex[:8]}"
         try:

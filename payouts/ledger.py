@@ -5,9 +5,10 @@ caller commits (``with Session(engine) as s, s.begin(): ...``). Integer base uni
 
 Concurrency: balances move with single conditional ``UPDATE ... SET x = x + :d WHERE ...``
 statements (no read-modify-write), so concurrent writers never lose an update; ``aggregate``
-locks the credits it takes (PostgreSQL: ``FOR UPDATE SKIP LOCKED``; SQLite: its first statement
-is a write, which takes the database's write lock) and marks them with a conditional
-``UPDATE ... WHERE batch_id IS NULL``, so no credit is ever batched twice.
+takes credits off the ``unbatched_credits`` queue (PostgreSQL: ``DELETE ... FOR UPDATE SKIP
+LOCKED ... RETURNING``; SQLite: its first statement is a write, which takes the database's write
+lock) and records each in ``batch_credits``, whose primary key is the credit: no credit is ever
+batched twice, and the database would refuse it if the code tried.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,7 @@ from payouts.models import (
     Account,
     AnswerPayment,
     ApiKey,
+    BatchCredit,
     Contributor,
     Credit,
     JournalEntry,
@@ -34,6 +36,7 @@ from payouts.models import (
     PayoutBatchItem,
     Settlement,
     SettlementItem,
+    UnbatchedCredit,
     Voucher,
     utcnow,
 )
@@ -41,6 +44,7 @@ from payouts.split import Charge, price_answer, split
 
 PLATFORM = "platform"
 _C = Contributor.__table__  # Core table: executemany UPDATEs
+_Q = UnbatchedCredit.__table__
 _CHUNK = 5_000  # ids per UPDATE ... IN (...) (well under SQLite's variable limit)
 
 
@@ -268,7 +272,11 @@ def record_answer_payment(
         ensure_contributors(session, list(parts))
         session.execute(insert(Credit), [
             {"answer_id": answer_id, "contributor": a, "amount": amt, "weight": weights[a],
-             "batch_id": None, "created_at": now} for a, amt in sorted(parts.items())])
+             "created_at": now} for a, amt in sorted(parts.items())])
+        # Queue them for batching in the same transaction: a credit is never outside both the
+        # queue and a batch.
+        session.execute(insert(UnbatchedCredit).from_select(
+            ["credit_id"], select(Credit.id).where(Credit.answer_id == answer_id)))
         session.execute(
             update(_C).where(_C.c.address == bindparam("a")).values(earned=_C.c.earned + bindparam("amt")),
             [{"a": a, "amt": amt} for a, amt in sorted(parts.items())],
@@ -298,14 +306,23 @@ def aggregate(
     """Batch unbatched credits per contributor, in the caller's transaction.
 
     Returns None when nothing was unbatched. Safe to run concurrently: on PostgreSQL each run
-    locks the credits it takes (``SKIP LOCKED``: concurrent runs take disjoint sets); on SQLite
-    the first statement is a write, so runs are serialised by the write lock. A credit is
-    marked with ``WHERE batch_id IS NULL`` and only the rows actually marked are summed, so no
-    credit is batched twice. With ``idempotency_key`` (e.g. the task id), a replay of a run
-    that committed returns that batch and batches nothing more.
+    locks the queue rows it takes (``SKIP LOCKED``: concurrent runs take disjoint sets); on SQLite
+    the first statement is a write, so runs are serialised by the write lock. Only the queue rows
+    this run deleted are batched and summed, and ``batch_credits``' primary key refuses a credit
+    in two batches. With ``idempotency_key`` (e.g. the task id), a replay of a run that committed
+    returns that batch and batches nothing more.
     """
+    batch = _open_batch(session, idempotency_key)
+    if isinstance(batch, BatchResult):
+        return batch
+    take = _take_postgresql if session.get_bind().dialect.name == "postgresql" else _take_sqlite
+    return _close_batch(session, batch, take(session, batch.id, max_credits))
+
+
+def _open_batch(session: Session, key: str | None) -> PayoutBatch | BatchResult:
+    """The batch row of this run (its INSERT is the transaction's first write), or the result of
+    the run that already committed under ``key``."""
     now = utcnow()
-    key = idempotency_key
     if key is not None:
         _insert_ignore(session, PayoutBatch.__table__, [
             {"idempotency_key": key, "credit_count": 0, "total": 0, "created_at": now}])
@@ -313,26 +330,22 @@ def aggregate(
         assert batch is not None
         if batch.credit_count:  # committed earlier by this key: a redelivered task
             return _batch_result(session, batch, replayed=True)
-    else:
-        batch = PayoutBatch(idempotency_key=None, credit_count=0, total=0, created_at=now)
-        session.add(batch)
-        session.flush()  # the INSERT: first statement is a write
+        return batch
+    batch = PayoutBatch(idempotency_key=None, credit_count=0, total=0, created_at=now)
+    session.add(batch)
+    session.flush()  # the INSERT: first statement is a write
+    return batch
+
+
+def _close_batch(session: Session, batch: PayoutBatch, taken: list[tuple[str, int, int]]) -> BatchResult | None:
+    """Raise each contributor's batched amount by what ``taken`` (contributor, Σ amount, count)
+    holds, with items and journal rows; drops the empty batch and returns None when nothing was taken."""
     batch_id = batch.id
-    # One statement takes and marks the credits: the subquery picks (PostgreSQL: and row-locks,
-    # skipping rows a concurrent run holds) the oldest unbatched credits, the outer condition
-    # re-checks batch_id IS NULL, and RETURNING yields exactly the rows this run marked.
-    taken = (select(Credit.id).where(Credit.batch_id.is_(None)).order_by(Credit.id)
-             .limit(max_credits).with_for_update(skip_locked=True).scalar_subquery())
-    rows = session.execute(
-        update(Credit).where(Credit.id.in_(taken), Credit.batch_id.is_(None))
-        .values(batch_id=batch_id).returning(Credit.contributor, Credit.amount)
-        .execution_options(synchronize_session=False)
-    ).all()
     per: dict[str, int] = {}
     counts: dict[str, int] = {}
-    for contributor, amount in rows:
-        per[contributor] = per.get(contributor, 0) + int(amount)
-        counts[contributor] = counts.get(contributor, 0) + 1
+    for contributor, amount, n in taken:
+        per[contributor] = int(amount)
+        counts[contributor] = int(n)
     if not per:
         session.delete(batch)
         session.flush()
@@ -357,6 +370,37 @@ def aggregate(
                     .values(credit_count=count, total=total)
                     .execution_options(synchronize_session=False))
     return BatchResult(batch_id, count, total, per, cumulative)
+
+
+def _take_postgresql(session: Session, batch_id: int, max_credits: int) -> list[tuple[str, int, int]]:
+    """Move the oldest ``max_credits`` queued credits into the batch; (contributor, Σ amount,
+    count) per contributor. One statement: the DELETE takes the queue rows (row-locked, skipping
+    those a concurrent run holds; RETURNING yields only rows this statement deleted), the INSERT
+    records their membership, and only one row per contributor comes back to Python."""
+    picked = (select(_Q.c.credit_id).order_by(_Q.c.credit_id).limit(max_credits)
+              .with_for_update(skip_locked=True).scalar_subquery())
+    taken = delete(_Q).where(_Q.c.credit_id.in_(picked)).returning(_Q.c.credit_id).cte("taken")
+    member = insert(BatchCredit).from_select(
+        ["credit_id", "batch_id"], select(taken.c.credit_id, literal(batch_id, BatchCredit.batch_id.type))
+    ).cte("member")
+    stmt = (select(Credit.contributor, func.sum(Credit.amount), func.count())
+            .join(taken, taken.c.credit_id == Credit.id).group_by(Credit.contributor).add_cte(member))
+    return [tuple(r) for r in session.execute(stmt).all()]  # type: ignore[misc]
+
+
+def _take_sqlite(session: Session, batch_id: int, max_credits: int) -> list[tuple[str, int, int]]:
+    """The same as :func:`_take_postgresql` in three statements (SQLite has no data-modifying
+    CTEs). The transaction holds the database's write lock since its first statement, so the
+    queue cannot change between them."""
+    session.execute(insert(BatchCredit).from_select(
+        ["credit_id", "batch_id"],
+        select(_Q.c.credit_id, literal(batch_id, BatchCredit.batch_id.type)).order_by(_Q.c.credit_id).limit(max_credits)))
+    in_batch = select(BatchCredit.credit_id).where(BatchCredit.batch_id == batch_id)
+    session.execute(delete(_Q).where(_Q.c.credit_id.in_(in_batch)))
+    return [tuple(r) for r in session.execute(  # type: ignore[misc]
+        select(Credit.contributor, func.sum(Credit.amount), func.count())
+        .join(BatchCredit, BatchCredit.credit_id == Credit.id).where(BatchCredit.batch_id == batch_id)
+        .group_by(Credit.contributor)).all()]
 
 
 def _batch_result(session: Session, batch: PayoutBatch, *, replayed: bool) -> BatchResult:
@@ -541,10 +585,19 @@ def check_invariants(session: Session) -> list[str]:
         j = int(q(select(func.coalesce(func.sum(JournalEntry.delta), 0)).where(JournalEntry.holder == f"account:{acc}")).scalar_one())
         if j != bal:
             problems.append(f"account {acc}: balance {bal} != journal {j}")
+    # every credit is queued or in a batch, never both, never neither (a lost credit)
+    queued = select(UnbatchedCredit.credit_id).where(UnbatchedCredit.credit_id == Credit.id).exists()
+    in_batch = select(BatchCredit.credit_id).where(BatchCredit.credit_id == Credit.id).exists()
+    lost = int(q(select(func.count()).select_from(Credit).where(~queued, ~in_batch)).scalar_one())
+    if lost:
+        problems.append(f"{lost} credits neither queued for batching nor in a batch (lost)")
+    both = int(q(select(func.count()).select_from(Credit).where(queued, in_batch)).scalar_one())
+    if both:
+        problems.append(f"{both} credits both queued for batching and in a batch")
     # per contributor: earned = Σ credits, batched = Σ batched credits = Σ batch items
     earned = dict(q(select(Credit.contributor, func.sum(Credit.amount)).group_by(Credit.contributor)).all())
-    batched = dict(q(select(Credit.contributor, func.sum(Credit.amount)).where(Credit.batch_id.is_not(None))
-                     .group_by(Credit.contributor)).all())
+    batched = dict(q(select(Credit.contributor, func.sum(Credit.amount))
+                     .join(BatchCredit, BatchCredit.credit_id == Credit.id).group_by(Credit.contributor)).all())
     items = dict(q(select(PayoutBatchItem.contributor, func.sum(PayoutBatchItem.amount)).group_by(PayoutBatchItem.contributor)).all())
     top_voucher = dict(q(select(Voucher.contributor, func.max(Voucher.cumulative_amount)).group_by(Voucher.contributor)).all())
     for a, e, b, v, s in q(select(Contributor.address, Contributor.earned, Contributor.batched,
@@ -561,7 +614,8 @@ def check_invariants(session: Session) -> list[str]:
     for bid, cnt, tot, n, t in q(
         select(PayoutBatch.id, PayoutBatch.credit_count, PayoutBatch.total,
                func.count(Credit.id), func.coalesce(func.sum(Credit.amount), 0))
-        .outerjoin(Credit, Credit.batch_id == PayoutBatch.id)
+        .outerjoin(BatchCredit, BatchCredit.batch_id == PayoutBatch.id)
+        .outerjoin(Credit, Credit.id == BatchCredit.credit_id)
         .group_by(PayoutBatch.id, PayoutBatch.credit_count, PayoutBatch.total)).all():
         if cnt != n or tot != t:
             problems.append(f"batch {bid}: recorded {cnt}/{tot}, credits {n}/{t}")
@@ -590,7 +644,8 @@ def totals(session: Session) -> Totals:
         debits=one(select(func.coalesce(func.sum(AnswerPayment.total), 0))),
         fees=one(select(func.coalesce(func.sum(AnswerPayment.fee), 0))),
         credits=one(select(func.coalesce(func.sum(Credit.amount), 0))),
-        unbatched=one(select(func.coalesce(func.sum(Credit.amount), 0)).where(Credit.batch_id.is_(None))),
+        unbatched=one(select(func.coalesce(func.sum(Credit.amount), 0))
+                      .join(UnbatchedCredit, UnbatchedCredit.credit_id == Credit.id)),
         batched=one(select(func.coalesce(func.sum(Contributor.batched), 0))),
         vouchered=one(select(func.coalesce(func.sum(Contributor.vouchered), 0))),
         settled=one(select(func.coalesce(func.sum(Contributor.settled), 0))),

@@ -8,7 +8,9 @@ base's; ``credits.answer_id`` names the assistant's answer without a foreign key
 
 Lifecycle of money (each row is one state, every change of a balance is also a journal row):
 ``accounts.balance`` (asker) → ``answer_payments`` (one per answer: total = fee + pool) →
-``credits`` (per answer and contributor; ``batch_id`` NULL until batched) → ``payout_batches``
+``credits`` (per answer and contributor; insert-only) + ``unbatched_credits`` (its queue entry,
+written in the same transaction) → ``batch_credits`` (the credit's one batch; the queue entry is
+deleted in the same transaction) → ``payout_batches``
 / ``payout_batch_items`` (raise ``contributors.batched``, the cumulative amount owed) →
 ``vouchers`` (signed EIP-712 cumulative amount; ``contributors.vouchered``) →
 ``settlements`` / ``settlement_items`` (on-chain pushes; ``contributors.settled``).
@@ -132,7 +134,9 @@ class PayoutBatch(Base):
 
 
 class Credit(Base):
-    """A contributor's share of one answer's pool."""
+    """A contributor's share of one answer's pool. Insert-only (the database refuses UPDATE and
+    DELETE): which batch took it is a ``batch_credits`` row, so batching never rewrites this wide,
+    five-index row (that rewrite was most of aggregate's time on PostgreSQL, see docs/payouts.md)."""
 
     __tablename__ = "credits"
     __table_args__ = (
@@ -145,8 +149,27 @@ class Credit(Base):
     contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), index=True)
     amount: Mapped[int] = mapped_column(Money)
     weight: Mapped[int] = mapped_column(BigInteger)
-    batch_id: Mapped[int | None] = mapped_column(ForeignKey("payout_batches.id"), index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UnbatchedCredit(Base):
+    """The queue of credits no batch has taken yet: a row is inserted with its credit (same
+    transaction) and deleted by the aggregate that inserts the credit's ``batch_credits`` row
+    (same transaction), so every credit is in exactly one of the two tables."""
+
+    __tablename__ = "unbatched_credits"
+
+    credit_id: Mapped[int] = mapped_column(Id, ForeignKey("credits.id"), primary_key=True, autoincrement=False)
+
+
+class BatchCredit(Base):
+    """Which batch took a credit. The primary key is the credit: the database itself refuses a
+    credit in two batches. Append-only (UPDATE and DELETE refused by triggers)."""
+
+    __tablename__ = "batch_credits"
+
+    credit_id: Mapped[int] = mapped_column(Id, ForeignKey("credits.id"), primary_key=True, autoincrement=False)
+    batch_id: Mapped[int] = mapped_column(Id, ForeignKey("payout_batches.id"), index=True)
 
 
 class PayoutBatchItem(Base):

@@ -7,7 +7,8 @@ so tests and the CLI can run them in-process; :func:`register` wraps them as Cel
 Idempotency, task by task:
 - ``aggregate``: the batch's idempotency key is the task id (+ the loop round): a redelivered
   task whose transaction committed finds its batch and batches nothing more; one that did not
-  commit was rolled back. Credits are marked ``WHERE batch_id IS NULL``: never twice.
+  commit was rolled back. A credit is taken off the ``unbatched_credits`` queue by the run
+  that batches it, and ``batch_credits``' primary key (the credit) refuses it a second batch.
 - ``issue_vouchers``: the channel's deposit is read from the chain before any open/top-up, so a
   retry after a mined deposit does not deposit again; the voucher for a cumulative amount is
   unique in the ledger, and vouchered amounts only rise.

@@ -10,7 +10,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from payouts.ledger import checksum
-from payouts.models import Contributor, Credit, PayoutBatchItem, Settlement, SettlementItem, Voucher
+from payouts.models import (
+    BatchCredit,
+    Contributor,
+    Credit,
+    PayoutBatchItem,
+    Settlement,
+    SettlementItem,
+    Voucher,
+)
 from payouts.vouchers import voucher_typed_data
 
 
@@ -38,21 +46,22 @@ def _settlement_tx(session: Session, address: str, cumulative: int) -> tuple[str
 
 def _credit_rows(session: Session, where: Any, limit: int, offset: int) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(Credit, PayoutBatchItem.cumulative)
-        .outerjoin(PayoutBatchItem, (PayoutBatchItem.batch_id == Credit.batch_id)
+        select(Credit, BatchCredit.batch_id, PayoutBatchItem.cumulative)
+        .outerjoin(BatchCredit, BatchCredit.credit_id == Credit.id)
+        .outerjoin(PayoutBatchItem, (PayoutBatchItem.batch_id == BatchCredit.batch_id)
                    & (PayoutBatchItem.contributor == Credit.contributor))
         .where(where).order_by(Credit.id.desc()).limit(limit).offset(offset)
     ).all()
     people = {c.address: c for c in session.scalars(
         select(Contributor).where(Contributor.address.in_({r[0].contributor for r in rows})))}
     out = []
-    for credit, cumulative in rows:
+    for credit, batch_id, cumulative in rows:
         c = people[credit.contributor]
-        status = _status(credit.batch_id, cumulative, c)
+        status = _status(batch_id, cumulative, c)
         tx_hash, block = _settlement_tx(session, c.address, cumulative) if status == "settled" else (None, None)
         out.append({
             "answer_id": credit.answer_id, "contributor": credit.contributor, "amount": int(credit.amount),
-            "weight": int(credit.weight), "status": status, "batch_id": credit.batch_id,
+            "weight": int(credit.weight), "status": status, "batch_id": batch_id,
             "cumulative_after_batch": None if cumulative is None else int(cumulative),
             "settlement_tx": tx_hash, "settlement_block": block,
             "created_at": credit.created_at.isoformat(),

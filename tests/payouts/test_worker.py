@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from payouts import ledger
 from payouts.chain import ChainClient
-from payouts.models import Contributor, Credit, Settlement, Voucher
+from payouts.models import BatchCredit, Contributor, Credit, Settlement, Voucher
 from payouts.settings import PayoutsSettings
 from payouts.vouchers import SignedVoucher, recover_signer
 from payouts.worker import create_celery
@@ -53,7 +53,7 @@ def seed(stack: Stack, n_answers: int, people: list[str], *, seed_no: int = 0) -
 
 def unbatched(stack: Stack) -> int:
     with Session(stack.engine) as s:
-        return int(s.scalar(select(func.count()).select_from(Credit).where(Credit.batch_id.is_(None))))
+        return int(s.scalar(select(func.count()).select_from(Credit).outerjoin(BatchCredit, BatchCredit.credit_id == Credit.id).where(BatchCredit.credit_id.is_(None))))
 
 
 def contributors(stack: Stack, people: list[str]) -> dict[str, Contributor]:

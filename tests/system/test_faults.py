@@ -25,7 +25,7 @@ from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import Session
 
 from payouts import ledger
-from payouts.models import AnswerPayment, Contributor, Credit, Settlement
+from payouts.models import AnswerPayment, BatchCredit, Contributor, Credit, Settlement
 from tests.conftest import new_address
 from tests.payouts.test_worker import check_money_rules
 from tests.system.conftest import DEV_KEY, REPO, System
@@ -234,7 +234,7 @@ def test_traffic_survives_broker_worker_and_chain_faults(system: System) -> None
     with Session(engine) as s:
         paid = dict(s.execute(select(AnswerPayment.answer_id, AnswerPayment.total)).all())
         credited = dict(s.execute(select(Credit.answer_id, func.sum(Credit.amount)).group_by(Credit.answer_id)).all())
-        batchless = s.execute(select(func.count()).select_from(Credit).where(Credit.batch_id.is_(None))).scalar_one()
+        batchless = s.execute(select(func.count()).select_from(Credit).outerjoin(BatchCredit, BatchCredit.credit_id == Credit.id).where(BatchCredit.credit_id.is_(None))).scalar_one()
         everyone = list(s.scalars(select(Contributor.address)))
         t = ledger.totals(s)
     served = {o.answer_id: o for o in answered}
