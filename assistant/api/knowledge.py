@@ -25,7 +25,7 @@ from retrieval.store import Filters
 router = APIRouter(prefix="/v1", tags=["knowledge"])
 
 
-def knowledge(request: Request) -> KnowledgeBase:
+async def knowledge(request: Request) -> KnowledgeBase:  # async: no thread hand-off for a read
     return request.app.state.knowledge
 
 
