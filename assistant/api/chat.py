@@ -128,12 +128,8 @@ async def chat_completions(
         max_tokens=body.max_completion_tokens or body.max_tokens, temperature=body.temperature, top_p=body.top_p,
         stop=stop, conversation_id=body.conversation_id,
     )
-    turn = await svc.start(req)
-    created = int(time.time())
     if not body.stream:
-        async for _ in turn.deltas:
-            pass
-        record = await turn.finish()
+        record = await svc.complete(req)
         return JSONResponse({
             "id": f"chatcmpl-{record.id}", "object": "chat.completion", "created": record.created, "model": record.model,
             "system_fingerprint": None,
@@ -141,6 +137,9 @@ async def chat_completions(
                          "logprobs": None, "finish_reason": "stop"}],
             "usage": _usage(record), "citations": _citations(record), "openchat": _openchat(record),
         })
+
+    turn = await svc.start(req)
+    created = int(time.time())
 
     async def events() -> AsyncIterator[dict[str, str]]:
         finished = False

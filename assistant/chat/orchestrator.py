@@ -136,10 +136,7 @@ class Assistant:
 
     async def start(self, req: ChatRequest) -> Turn:
         """Check the request, retrieve sources and start the model; errors raise ``ApiError``."""
-        if req.model not in self.models():
-            raise ApiError(404, f"the model {req.model!r} does not exist; GET /v1/models lists the models", "model_not_found", "model")
-        if not req.messages or req.messages[-1]["role"] != "user" or not req.messages[-1]["content"].strip():
-            raise ApiError(400, "the last message must be a non-empty user message: the question", "invalid_messages", "messages")
+        self._check_request(req)
         question = req.messages[-1]["content"].strip()
         query = search_query(req.messages)
         started = _now()
@@ -153,6 +150,37 @@ class Assistant:
             turn.model_ms = prep.model_ms
             return turn
         return await self._start_llm(req, answer_id, question, prep.sources, started, prep.retrieval_ms)
+
+    async def complete(self, req: ChatRequest) -> AnswerRecord:
+        """A whole answer, not streamed: ``start``, every delta, ``finish``.
+
+        The extractive model's answer is known as soon as its sources are, so its checks,
+        search, answer and record run in one thread hop (the API's most frequent request).
+        """
+        if req.model != EXTRACTIVE_MODEL:
+            turn = await self.start(req)
+            async for _ in turn.deltas:
+                pass
+            return await turn.finish()
+        self._check_request(req)
+        question = req.messages[-1]["content"].strip()
+        query = search_query(req.messages)
+        started = _now()
+        answer_id = f"ans_{uuid.uuid4().hex}"
+
+        def answer() -> AnswerRecord:
+            prep = self._prepare(req, query)
+            turn = Turn(self, req, answer_id, question, prep.sources, _empty(), started, prep.retrieval_ms,
+                        text_parts=[prep.text or ""], model_ms=prep.model_ms)
+            return self._finish(turn)
+
+        return await self.in_thread(answer)
+
+    def _check_request(self, req: ChatRequest) -> None:
+        if req.model not in self.models():
+            raise ApiError(404, f"the model {req.model!r} does not exist; GET /v1/models lists the models", "model_not_found", "model")
+        if not req.messages or req.messages[-1]["role"] != "user" or not req.messages[-1]["content"].strip():
+            raise ApiError(400, "the last message must be a non-empty user message: the question", "invalid_messages", "messages")
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a sync stage of an answer in a worker thread, at most ``cpu_slots`` at a time.
