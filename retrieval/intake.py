@@ -11,10 +11,13 @@ the first row its last committed batch did not cover.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -94,6 +97,49 @@ class _Batch:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
 
+# Where a contribution's report records the local file a CLI ingestion reads.
+LOCAL_FILE_KEY = "local_file"
+
+
+@dataclass(frozen=True)
+class LocalFile:
+    """A data set read from the shell: which file, and which process reads it."""
+
+    path: str
+    size: int
+    sha256: str
+    host: str
+    pid: int
+
+    @classmethod
+    def of(cls, path: Path) -> LocalFile:
+        """Fingerprint ``path`` for this process (reads the whole file once to hash it)."""
+        with path.open("rb") as f:
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
+        return cls(str(path.resolve()), path.stat().st_size, digest, socket.gethostname(), os.getpid())
+
+
+class DatasetBusy(RuntimeError):
+    """Another live process is still reading this data set."""
+
+    def __init__(self, contribution_id: int, pid: int) -> None:
+        super().__init__(f"contribution {contribution_id} is being read by process {pid}")
+        self.contribution_id = contribution_id
+        self.pid = pid
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: it exists
+        return True
+    return True
+
+
 class _Refused(Exception):
     """Rolls a snippet's transaction back when none of its chunks may be stored."""
 
@@ -169,16 +215,45 @@ class Intake:
         title: str | None = None,
         source: str | None = None,
         licence: str | None = None,
+        local_file: LocalFile | None = None,
     ) -> int:
-        """Record a data set about to be read; returns its contribution id."""
+        """Record a data set about to be read; returns its contribution id.
+
+        ``local_file`` marks a data set read from the shell (``openchat ingest``) rather than
+        uploaded: the API leaves it alone at start-up, and the CLI resumes it.
+        """
+        report: dict[str, Any] = {LOCAL_FILE_KEY: asdict(local_file)} if local_file is not None else {}
         with self.sessions.begin() as session:
             contribution = Contribution(
                 contributor=contributor, kind="dataset", filename=filename, format=fmt, title=title,
-                source=source, licence=licence, status="processing", bytes_total=size, report={},
+                source=source, licence=licence, status="processing", bytes_total=size, report=report,
             )
             session.add(contribution)
             session.flush()
             return contribution.id
+
+    def claim_interrupted(self, contributor: str, local_file: LocalFile) -> int | None:
+        """The interrupted CLI data set of this contributor and file, claimed by this process.
+
+        Same file means same name, size and sha256. Returns None when there is none; raises
+        ``DatasetBusy`` when the process that recorded it is still running on this host.
+        """
+        with self.sessions.begin() as session:
+            candidates = session.scalars(
+                select(Contribution).where(
+                    Contribution.kind == "dataset", Contribution.status == "processing",
+                    Contribution.contributor == contributor, Contribution.bytes_total == local_file.size,
+                ).order_by(Contribution.id.desc()).with_for_update()
+            )
+            for contribution in candidates:
+                recorded = (contribution.report or {}).get(LOCAL_FILE_KEY)
+                if not recorded or recorded.get("sha256") != local_file.sha256:
+                    continue
+                if recorded.get("host") == local_file.host and _alive(int(recorded.get("pid", 0))):
+                    raise DatasetBusy(contribution.id, int(recorded["pid"]))
+                contribution.report = {**contribution.report, LOCAL_FILE_KEY: asdict(local_file)}
+                return contribution.id
+        return None
 
     def ingest_dataset(
         self,
@@ -247,13 +322,18 @@ class Intake:
             return IntakeReport.of(contribution)
 
     def unfinished_datasets(self) -> list[int]:
-        """Data sets a previous process was reading when it stopped."""
+        """Uploaded data sets a previous process was reading when it stopped.
+
+        Data sets read by ``openchat ingest`` from a local file are not listed: the API has
+        no copy of that file, and the CLI resumes them (``claim_interrupted``).
+        """
         with self.sessions() as session:
-            return list(
-                session.scalars(
-                    select(Contribution.id).where(Contribution.kind == "dataset", Contribution.status == "processing")
-                )
+            rows = session.execute(
+                select(Contribution.id, Contribution.report)
+                .where(Contribution.kind == "dataset", Contribution.status == "processing")
+                .order_by(Contribution.id)
             )
+            return [cid for cid, report in rows if LOCAL_FILE_KEY not in (report or {})]
 
     # ---- the shared batch path --------------------------------------------------------
     def _write_batch(self, session: Session, contribution: Contribution, items: Sequence[Row | RowError]) -> _Batch:

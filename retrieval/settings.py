@@ -34,6 +34,10 @@ class RetrievalSettings(BaseSettings):
     embed_model: Literal["all-MiniLM-L6-v2-int8"] = "all-MiniLM-L6-v2-int8"
     embed_max_length: int = Field(default=256, ge=16, le=512)
     embed_threads: int = Field(default=0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
+    # Texts per onnxruntime run: the activations of a batch of long chunks dominate an
+    # ingestion's peak memory (16: +300 MB, 4: +13 MB) and 4 embeds as fast as 16 on this
+    # CPU (docs/retrieval.md, Memory).
+    embed_batch_size: int = Field(default=4, ge=1, le=256)
     # Queries run through an int8-quantized copy of the encoder (built once into
     # model_cache_dir; see query_model.py), and repeated queries hit an LRU cache.
     quantized_queries: bool = True

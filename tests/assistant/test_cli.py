@@ -1,19 +1,27 @@
 """`openchat ingest`: the API's intake from the command line, run as a real process."""
 
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+from assistant.db import make_engine
+from retrieval.embedder import Embedder
+from retrieval.knowledge import open_knowledge_base
+from retrieval.settings import RetrievalSettings
 from tests.conftest import new_address
 
 
-def run_cli(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "OPENCHAT_DATA_DIR": str(data_dir)}
+def run_cli(args: list[str], data_dir: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "OPENCHAT_DATA_DIR": str(data_dir), **(extra_env or {})}
     env.pop("OPENCHAT_DATABASE_URL", None)
     env.pop("OPENCHAT_QDRANT_URL", None)
-    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "assistant.cli", *args], check=False, env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 def test_ingest_reports_counts_and_bad_lines(tmp_path: Path) -> None:
@@ -41,3 +49,89 @@ def test_ingest_refuses_bad_arguments(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "cannot tell the format" in proc.stderr
     proc = run_cli(["ingest", str(data), "--contributor", "0xnope"], tmp_path / "data")
     assert proc.returncode == 2 and "not an Ethereum address" in proc.stderr
+
+
+def resume_rows(path: Path, n: int) -> Path:
+    """n rows with a malformed line and exact copies of earlier rows on both sides of any cut."""
+    topics = ["comets", "tectonic plates", "enzymes", "neutron stars", "river deltas", "vaccines", "glaciers"]
+    lines = [json.dumps({"id": f"r{i}", "title": f"Note {i}",
+                         "text": f"Fact {i} about {topics[i % len(topics)]}: reading {i * 37 % 101} was logged "
+                                 f"in {1900 + i} at station {chr(65 + i % 26)}{i}."}) for i in range(n)]
+    lines[5] = "{not json"
+    lines[n // 2] = lines[1]  # a copy, in a batch after the first
+    lines[n - 2] = lines[n // 2 + 3]  # a copy of a row read after the cut
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def ledger_state(db: Path) -> tuple[tuple, list[tuple]]:  # type: ignore[type-arg]
+    with sqlite3.connect(db) as conn:
+        contribution = conn.execute(
+            "SELECT id, status, rows_done, rows_rejected, chunks_stored, chunks_duplicate, chunks_near_duplicate, "
+            "bytes_done, bytes_total, json_extract(report, '$.errors'), json_extract(report, '$.duplicates') "
+            "FROM contributions").fetchall()
+        chunks = conn.execute(
+            "SELECT contribution_id, content_hash, text, title, source_id, position, line, indexed FROM chunks "
+            "ORDER BY position").fetchall()
+    assert len(contribution) == 1
+    return contribution[0], chunks
+
+
+def index_counts(data_dir: Path, embedder: Embedder) -> tuple[int, int]:
+    settings = RetrievalSettings(data_dir=data_dir)
+    engine = make_engine(f"sqlite:///{data_dir / 'openchat.sqlite3'}")
+    kb = open_knowledge_base(settings, engine, embedder)
+    try:
+        return kb.index.count(), kb.index.sidecar.count()  # type: ignore[union-attr]
+    finally:
+        kb.close()
+        engine.dispose()
+
+
+def test_a_killed_ingest_resumes_after_its_last_committed_batch(tmp_path: Path, embedder: Embedder) -> None:
+    data = resume_rows(tmp_path / "rows.jsonl", 80)
+    who = new_address()
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    env = {**os.environ, "OPENCHAT_DATA_DIR": str(killed), "OPENCHAT_INGEST_BATCH_ROWS": "4"}
+    env.pop("OPENCHAT_DATABASE_URL", None)
+    env.pop("OPENCHAT_QDRANT_URL", None)
+    proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "ingest", str(data), "--contributor", who, "--quiet"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    db = killed / "openchat.sqlite3"
+    deadline = time.monotonic() + 240
+    rows_done = 0
+    try:
+        while rows_done < 12:  # three batches committed
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the ingestion committed nothing in time"
+            time.sleep(0.02)
+            if db.exists():
+                with contextlib.suppress(sqlite3.Error), sqlite3.connect(db, timeout=5) as conn:
+                    row = conn.execute("SELECT rows_done FROM contributions").fetchone()
+                    rows_done = row[0] if row else 0
+    finally:
+        proc.kill()
+        proc.wait()
+    cut, _ = ledger_state(db)
+    assert cut[1] == "processing" and 12 <= cut[2] < 80, cut  # killed part-way
+
+    resumed = run_cli(["ingest", str(data), "--contributor", who, "--quiet", "--resume"], killed,
+                      {"OPENCHAT_INGEST_BATCH_ROWS": "4"})
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resuming contribution {cut[0]} of rows.jsonl after {cut[2]} rows" in resumed.stderr
+    summary = json.loads(resumed.stdout.strip().splitlines()[-1])
+    assert summary["contribution_id"] == cut[0] and summary["status"] == "complete"
+
+    reference = run_cli(["ingest", str(data), "--contributor", who, "--quiet"], whole, {"OPENCHAT_INGEST_BATCH_ROWS": "4"})
+    assert reference.returncode == 0, reference.stderr
+    after, chunks = ledger_state(db)
+    expected, expected_chunks = ledger_state(whole / "openchat.sqlite3")
+    assert after == expected  # same counts, report and status as one uninterrupted run
+    assert chunks == expected_chunks  # the same chunks, once each, all indexed
+    assert after[3] == 1 and after[5] == 2 and after[4] == len(chunks) > 0 and all(c[-1] for c in chunks)
+    # Qdrant and tantivy hold each stored chunk once: no point lost or doubled by the kill.
+    assert index_counts(killed, embedder) == (len(chunks), len(chunks))
+
+    # Nothing left to resume now: --resume says so; a plain run makes a new contribution of copies.
+    again = run_cli(["ingest", str(data), "--contributor", who, "--quiet", "--resume"], killed)
+    assert again.returncode == 2 and "nothing to resume" in again.stderr

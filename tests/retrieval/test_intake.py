@@ -14,7 +14,7 @@ from sqlalchemy import func, select, update
 from assistant.db import make_engine, migrate
 from retrieval.embedder import Embedder
 from retrieval.knowledge import KnowledgeBase, open_knowledge_base
-from retrieval.models import Chunk
+from retrieval.models import Chunk, Contribution
 from retrieval.settings import RetrievalSettings
 from tests.conftest import new_address
 
@@ -132,3 +132,31 @@ def test_chunks_of_one_row_are_never_near_copies_of_each_other(kb: KnowledgeBase
     cid = kb.intake.open_dataset(new_address(), path.name, "jsonl", path.stat().st_size)
     report = kb.intake.ingest_dataset(cid, path)
     assert report.chunks_near_duplicate == 0 and report.chunks_stored >= 2
+
+
+def test_a_cli_data_set_is_resumed_by_the_cli_not_by_the_api(kb: KnowledgeBase, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from retrieval.intake import DatasetBusy, LocalFile
+
+    who = new_address()
+    path = rows_file(tmp_path / "rows.jsonl", 6)
+    local = LocalFile.of(path)
+    assert local.size == path.stat().st_size and len(local.sha256) == 64
+    uploaded = kb.intake.open_dataset(who, path.name, "jsonl", local.size)
+    cli = kb.intake.open_dataset(who, path.name, "jsonl", local.size, local_file=local)
+    # The API's start-up resumes uploads only: it has no copy of a file read from the shell.
+    assert kb.intake.unfinished_datasets() == [uploaded]
+    # Another file of the same name and size, or another contributor, is not this data set.
+    assert kb.intake.claim_interrupted(who, replace(local, sha256="0" * 64)) is None
+    assert kb.intake.claim_interrupted(new_address(), local) is None
+    # The process that recorded it (this one) is not "another live reader": it may resume it.
+    assert kb.intake.claim_interrupted(who, local) == cli
+    # A live process on this host that is not us still holds it (pid 1 always exists).
+    with kb.intake.sessions.begin() as s:
+        row = s.get(Contribution, cli)
+        row.report = {**row.report, "local_file": {**row.report["local_file"], "pid": 1}}
+    with pytest.raises(DatasetBusy):
+        kb.intake.claim_interrupted(who, local)
+    kb.intake.finish(cli, "complete", None)
+    assert kb.intake.claim_interrupted(who, local) is None  # finished: nothing to resume
