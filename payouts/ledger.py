@@ -43,8 +43,13 @@ from payouts.models import (
 from payouts.split import Charge, price_answer, split
 
 PLATFORM = "platform"
-_C = Contributor.__table__  # Core table: executemany UPDATEs
+# Core tables: executemany UPDATEs, and the per-answer statements (see record_answer_payment)
+_C = Contributor.__table__
 _Q = UnbatchedCredit.__table__
+_A = Account.__table__
+_AP = AnswerPayment.__table__
+_CR = Credit.__table__
+_J = JournalEntry.__table__
 _CHUNK = 5_000  # ids per UPDATE ... IN (...) (well under SQLite's variable limit)
 
 
@@ -79,7 +84,7 @@ def _insert_ignore(session: Session, table, rows: list[dict]) -> None:  # type: 
         return
     dialect = session.get_bind().dialect.name
     mod = postgresql if dialect == "postgresql" else sqlite
-    session.execute(mod.insert(table).on_conflict_do_nothing(), rows)
+    session.connection().execute(mod.insert(table).on_conflict_do_nothing(), rows)
 
 
 def _journal(session: Session, rows: list[dict]) -> None:
@@ -90,7 +95,7 @@ def _journal(session: Session, rows: list[dict]) -> None:
             r.setdefault("balance_after", None)
             r.setdefault("answer_id", None)
             r.setdefault("ref", None)
-        session.execute(insert(JournalEntry), rows)
+        session.connection().execute(insert(_J), rows)
 
 
 # ---------------------------------------------------------------- accounts and keys
@@ -101,7 +106,7 @@ def ensure_account(session: Session, account: str) -> None:
 
 
 def balance(session: Session, account: str) -> int:
-    value = session.scalar(select(Account.balance).where(Account.id == account))
+    value = session.connection().scalar(select(_A.c.balance).where(_A.c.id == account))
     return int(value or 0)
 
 
@@ -239,50 +244,56 @@ def record_answer_payment(
         if w:
             key = checksum(address)
             weights[key] = weights.get(key, 0) + w
-    if session.get_bind().dialect.name == "sqlite":
+    # Core statements on the connection, not ORM-enabled ones: this runs inside every answer's
+    # write transaction, which on SQLite is serialised, so its Python cost is the API's ceiling
+    # (ORM bulk inserts were ~1/4 of the API's GIL time under load).
+    conn = session.connection()
+    if conn.dialect.name == "sqlite":
         # SQLite: make the transaction's first statement a write so it holds the write lock
         # before reading (a deferred read-then-write can fail if another writer commits between).
         ensure_account(session, account)
-    existing = session.get(AnswerPayment, answer_id)
+    existing = conn.execute(
+        select(_AP.c.total, _AP.c.fee, _AP.c.pool).where(_AP.c.answer_id == answer_id)).first()
     if existing is not None:
-        credits = dict(session.execute(
-            select(Credit.contributor, Credit.amount).where(Credit.answer_id == answer_id)).all())
+        credits = dict(conn.execute(
+            select(_CR.c.contributor, _CR.c.amount).where(_CR.c.answer_id == answer_id)).all())
         return AnswerPaymentResult(
-            answer_id, Charge(existing.total, existing.fee, existing.pool),
+            answer_id, Charge(int(existing.total), int(existing.fee), int(existing.pool)),
             {k: int(v) for k, v in credits.items()}, balance(session, account), True)
     charge = price_answer(price, fee_bps, cited=bool(weights))
     parts = split(charge.pool, weights)
     # Debit first: one conditional UPDATE, so two concurrent answers can't both spend the same
     # funds (and on SQLite this write takes the database's write lock).
-    new_balance = session.execute(
-        update(Account).where(Account.id == account, Account.balance >= charge.total)
-        .values(balance=Account.balance - charge.total).returning(Account.balance)
+    new_balance = conn.execute(
+        update(_A).where(_A.c.id == account, _A.c.balance >= charge.total)
+        .values(balance=_A.c.balance - charge.total).returning(_A.c.balance)
     ).scalar_one_or_none()
     if new_balance is None:
         raise InsufficientBalance(account, balance(session, account), charge.total)
     now = utcnow()
-    session.execute(insert(AnswerPayment), [{
+    conn.execute(insert(_AP), {
         "answer_id": answer_id, "account_id": account, "price": price, "fee_bps": fee_bps,
-        "total": charge.total, "fee": charge.fee, "pool": charge.pool, "created_at": now}])
+        "total": charge.total, "fee": charge.fee, "pool": charge.pool, "created_at": now})
     journal = [{"holder": f"account:{account}", "kind": "answer_debit", "delta": -charge.total,
                 "balance_after": int(new_balance), "answer_id": answer_id}]
     if charge.fee:
         journal.append({"holder": PLATFORM, "kind": "fee", "delta": charge.fee, "answer_id": answer_id})
     if parts:
-        ensure_contributors(session, list(parts))
-        session.execute(insert(Credit), [
+        ordered = sorted(parts.items())
+        ensure_contributors(session, [a for a, _ in ordered])
+        conn.execute(insert(_CR), [
             {"answer_id": answer_id, "contributor": a, "amount": amt, "weight": weights[a],
-             "created_at": now} for a, amt in sorted(parts.items())])
+             "created_at": now} for a, amt in ordered])
         # Queue them for batching in the same transaction: a credit is never outside both the
         # queue and a batch.
-        session.execute(insert(UnbatchedCredit).from_select(
-            ["credit_id"], select(Credit.id).where(Credit.answer_id == answer_id)))
-        session.execute(
+        conn.execute(insert(_Q).from_select(
+            ["credit_id"], select(_CR.c.id).where(_CR.c.answer_id == answer_id)))
+        conn.execute(
             update(_C).where(_C.c.address == bindparam("a")).values(earned=_C.c.earned + bindparam("amt")),
-            [{"a": a, "amt": amt} for a, amt in sorted(parts.items())],
+            [{"a": a, "amt": amt} for a, amt in ordered],
         )
         journal += [{"holder": f"contributor:{a}", "kind": "earned", "delta": amt, "answer_id": answer_id}
-                    for a, amt in sorted(parts.items())]
+                    for a, amt in ordered]
     _journal(session, journal)
     return AnswerPaymentResult(answer_id, charge, parts, int(new_balance))
 
