@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.ids import MAX_ID, RowId
-from assistant.auth import Principal
+from assistant.auth import Principal, require_key
 from assistant.errors import ApiError
 from assistant.ratelimit import write_key
 from retrieval.addresses import AddressError, checksum_address
@@ -180,8 +180,10 @@ class SearchOut(BaseModel):
 
 
 @router.post("/search", response_model=SearchOut)
-async def search(body: SearchIn, kb: Annotated[KnowledgeBase, Depends(knowledge)]) -> SearchOut:
-    """Hybrid (dense + BM25) search over the knowledge base, fused with RRF."""
+async def search(body: SearchIn, kb: Annotated[KnowledgeBase, Depends(knowledge)],
+                 _: Annotated[Principal, Depends(require_key)]) -> SearchOut:
+    """Hybrid (dense + BM25) search over the knowledge base, fused with RRF (needs an API key:
+    it returns contributed text whole, so it is not open to anonymous scraping)."""
     f = body.filters or SearchFilters()
     filters = Filters(
         contributor=_address(f.contributor, "filters.contributor") if f.contributor else None,

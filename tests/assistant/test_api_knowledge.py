@@ -42,7 +42,7 @@ def upload(api: LiveServer, name: str, data: bytes, contributor: str, wait: bool
 
 
 def search(api: LiveServer, query: str, **kw: Any) -> list[dict[str, Any]]:
-    with api.client(None) as c:
+    with api.client() as c:
         resp = c.post("/v1/search", json={"query": query, **kw})
     assert resp.status_code == 200, resp.text
     return resp.json()["data"]
@@ -213,7 +213,9 @@ def test_dataset_needs_valid_contributor_and_file(api: LiveServer) -> None:
 
 
 def test_search_validation_and_filters(api: LiveServer) -> None:
-    with api.client(None) as c:
+    with api.client(None) as anonymous:  # search returns contributed text whole: a key is needed
+        assert_openai_error(anonymous.post("/v1/search", json={"query": "x"}), 401, "missing_api_key")
+    with api.client() as c:
         assert_openai_error(c.post("/v1/search", json={"query": ""}), 400)
         assert_openai_error(c.post("/v1/search", json={"query": "x", "top_k": 0}), 400)
         assert_openai_error(c.post("/v1/search", json={"query": "x", "filters": {"contributor": "bad"}}), 400, "invalid_address")

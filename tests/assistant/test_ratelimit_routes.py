@@ -8,11 +8,12 @@ import re
 from tests.assistant.test_api_knowledge import assert_openai_error
 from tests.conftest import LiveServer
 
-# Non-GET routes that are reads, open to anyone on purpose like the GET reads: search takes its
-# query as a JSON body (the README's example calls it without a key).
-PUBLIC_READS = {("POST", "/v1/search")}
-# The writes the issue names; the walk must find at least these, so it cannot pass on an empty app.
-KNOWN_WRITES = {("POST", "/v1/chat/completions"), ("POST", "/v1/contributions"), ("POST", "/v1/datasets"),
+# Non-GET routes open to anyone on purpose: none. Search is a read but returns contributed text
+# whole, so it needs a key like every other route that reads the knowledge base's contents.
+PUBLIC_READS: set[tuple[str, str]] = set()
+# The routes the issues name (search and the writes); the walk must find at least these, so it
+# cannot pass on an empty app.
+KNOWN_WRITES = {("POST", "/v1/search"), ("POST", "/v1/chat/completions"), ("POST", "/v1/contributions"), ("POST", "/v1/datasets"),
                 ("PATCH", "/v1/conversations/{conversation_id}"), ("DELETE", "/v1/conversations/{conversation_id}")}
 
 
