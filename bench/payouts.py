@@ -4,6 +4,7 @@ contributor of the hub's batched settlement, all on real services.
     python bench/payouts.py                      # SQLite + PostgreSQL (if reachable) + anvil
     python bench/payouts.py --credits 100000 --contributors 1000 --no-chain
     python bench/payouts.py --compare 3 --no-chain   # aggregate: schema 0005 vs head, alternating
+    python bench/payouts.py --no-sqlite --no-postgres --settle-contributors 0   # latency only
 
 * aggregate: N credits over M contributors (bulk-inserted), batched by ``ledger.aggregate``
   in one transaction, the way one worker does it (target: >= 20,000 credits/s); ``--compare R``
@@ -16,9 +17,17 @@ contributor of the hub's batched settlement, all on real services.
   ``push_batch_size`` channels; first payment (fresh token balance slot) and repeat payment
   (target: <= 30,000 gas per contributor paid).
 
-Answer -> voucher latency is not simulated here: beat runs ``aggregate`` every
-``payout_interval`` and ``aggregate`` queues ``issue_vouchers`` at once, so the worst case is
-one interval plus the two tasks' run time (tens of ms each, see the figures above).
+* latency (on by default; ``--no-latency`` or ``--no-chain`` skips it, ~5 min): answer ->
+  voucher at the DEFAULT ``payout_interval`` (60 s), nothing sent by hand. A real ``celery
+  worker -B`` (embedded beat; the tests' ``Stack`` harness), anvil with the contracts deployed,
+  a SQLite ledger on a temp dir, Redis db 9 under a private key prefix (the embedded broker when
+  Redis is unreachable). ``--latency-answers`` answers (3 cited contributors each) are recorded
+  at random moments over ``--latency-intervals`` intervals; for each, the time from its commit
+  until every credit of it reads ``vouchered`` (``views.answer_credits``, the API's status),
+  polled every 100 ms. Prints median / p90 / max in seconds and in intervals, the part after the
+  batch opened (aggregate + channel opening + signing + broker hop), and the target check
+  (<= 2 x interval). Beat fires every interval and ``aggregate`` queues ``issue_vouchers`` at
+  once, so the latency is the wait for the next tick (up to one interval) plus that part.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -212,6 +222,107 @@ def bench_chain(n: int) -> None:
                   f"{sum(gas) / out['channels']:,.0f} gas per contributor")
 
 
+def epoch(moment: datetime) -> float:
+    """Seconds since the epoch; SQLite hands back naive datetimes, which the ledger wrote in UTC."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def bench_latency(n_answers: int, spread_intervals: float, redis_url: str, seed_no: int = 5) -> None:
+    """Answer -> voucher latency with a real worker and beat at the default payout interval."""
+    import redis
+
+    from payouts.chain import ChainClient
+    from payouts.deploy import ensure_deployment_for_settings
+    from payouts.localchain import LocalChain
+    from payouts.models import PayoutBatch
+    from payouts.settings import PayoutsSettings
+    from payouts.views import answer_credits
+    from payouts.worker import create_celery
+    from tests.payouts.conftest import Stack  # the tests' real-worker harness: process, log, stop
+
+    interval = float(PayoutsSettings.model_fields["payout_interval"].default)
+    with tempfile.TemporaryDirectory() as tmp, LocalChain(Path(tmp), state_interval=0) as chain:
+        data_dir = Path(tmp)
+        prefix = f"openchat-bench-{uuid.uuid4().hex[:10]}:"
+        # the worker gets exactly this environment (Stack drops every other OPENCHAT_ variable)
+        env = {"OPENCHAT_DATA_DIR": tmp, "OPENCHAT_DATABASE_URL": f"sqlite:///{tmp}/ledger.sqlite3",
+               "OPENCHAT_CHAIN_RPC_URL": chain.rpc_url, "OPENCHAT_PAYOUT_INTERVAL": str(interval)}
+        try:
+            redis.Redis.from_url(redis_url, socket_timeout=2).ping()
+            env |= {"OPENCHAT_REDIS_URL": redis_url, "OPENCHAT_REDIS_KEY_PREFIX": prefix}
+            broker = f"Redis {redis_url}"
+        except redis.RedisError:
+            broker = "embedded broker (no Redis)"
+        settings = PayoutsSettings(**{k.removeprefix("OPENCHAT_").lower(): v for k, v in env.items()})
+        deployment = ensure_deployment_for_settings(settings)
+        engine = make_engine(settings.effective_database_url)
+        migrate(engine)
+        client = ChainClient.connect(chain.rpc_url, deployment, settings.hub_private_key.get_secret_value())
+        stack = Stack(data_dir, env, settings, engine, chain, client, create_celery(settings),
+                      data_dir / "worker.log")
+        rnd = random.Random(seed_no)
+        people = addresses(3 * n_answers // 2)  # some contributors recur: top-ups, not only new channels
+        with Session(engine) as s, s.begin():
+            ledger.deposit(s, "asker", n_answers * settings.price_per_answer)
+        offsets = sorted(rnd.uniform(0, spread_intervals * interval) for _ in range(n_answers))
+        committed: dict[str, tuple[float, float]] = {}  # answer -> (monotonic, wall clock) at commit
+        done: dict[str, tuple[float, float, int]] = {}  # answer -> (monotonic, wall, batch id) when vouchered
+        try:
+            stack.start_worker("-B", "-s", str(data_dir / "beat-schedule"))
+            print(f"{'latency':>10}  {n_answers} answers at random moments over {spread_intervals} x "
+                  f"{interval:g} s (default payout_interval); worker -B, {broker}, SQLite, anvil ...", flush=True)
+            t0 = time.monotonic()
+            deadline = t0 + (spread_intervals + 4) * interval
+            nxt = 0
+            while len(done) < n_answers:
+                now = time.monotonic()
+                if now > deadline:
+                    raise TimeoutError(f"{n_answers - len(done)} answers not vouchered:\n{stack.log_text()[-3000:]}")
+                if stack.proc is None or stack.proc.poll() is not None:
+                    raise RuntimeError(f"worker exited:\n{stack.log_text()[-3000:]}")
+                while nxt < n_answers and now >= t0 + offsets[nxt]:
+                    answer_id = f"lat-{nxt}"
+                    weights = {p: rnd.randint(1, 100) for p in rnd.sample(people, 3)}
+                    with Session(engine) as s, s.begin():
+                        ledger.record_answer_payment(s, "asker", answer_id, settings.price_per_answer, weights,
+                                                     fee_bps=settings.platform_fee_bps)
+                    committed[answer_id] = (time.monotonic(), time.time())
+                    nxt += 1
+                with Session(engine) as s:
+                    for answer_id in [a for a in committed if a not in done]:
+                        rows = answer_credits(s, answer_id)
+                        if rows and all(r["status"] in ("vouchered", "settled") for r in rows):
+                            assert len(rows) == 3 and len({r["batch_id"] for r in rows}) == 1, rows
+                            done[answer_id] = (time.monotonic(), time.time(), rows[0]["batch_id"])
+                wake = now + 0.1
+                if nxt < n_answers:
+                    wake = min(wake, t0 + offsets[nxt])
+                time.sleep(max(0.0, wake - time.monotonic()))
+            with Session(engine) as s:
+                opened = {b.id: b.created_at for b in s.scalars(sa.select(PayoutBatch))}
+                problems = ledger.check_invariants(s)
+        finally:
+            stack.stop_worker()
+            engine.dispose()
+            if "OPENCHAT_REDIS_URL" in env:
+                r = redis.Redis.from_url(redis_url)
+                for key in r.scan_iter(match=f"{prefix}*"):
+                    r.delete(key)
+    latency = sorted(done[a][0] - committed[a][0] for a in done)
+    # a batch's created_at is set when aggregate adds its row, i.e. when the run starts
+    after_open = sorted(done[a][1] - epoch(opened[done[a][2]]) for a in done)
+    median, p90, worst = (statistics.median(latency), statistics.quantiles(latency, n=10, method="inclusive")[8],
+                          max(latency))
+    print(f"{'latency':>10}  answer -> voucher: median {median:.1f} s ({median / interval:.2f} x interval), "
+          f"p90 {p90:.1f} s ({p90 / interval:.2f} x), max {worst:.1f} s ({worst / interval:.2f} x); "
+          f"{len(opened)} batches")
+    print(f"{'latency':>10}  of which after the batch opened (aggregate + channels + signing + broker + poll): "
+          f"median {statistics.median(after_open):.2f} s, max {max(after_open):.2f} s")
+    verdict = "met" if worst <= 2 * interval else "MISSED"
+    print(f"{'latency':>10}  target answer -> voucher <= 2 x interval ({2 * interval:g} s): {verdict} "
+          f"(max {worst / interval:.2f} x); invariants {'ok' if not problems else problems[:3]}")
+
+
 def pg_database() -> tuple[sa.Engine, Callable[[], None]]:
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     name = f"openchat_bench_{uuid.uuid4().hex[:8]}"
@@ -247,6 +358,12 @@ def main() -> int:
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-chain", action="store_true")
     ap.add_argument("--no-sqlite", action="store_true")
+    ap.add_argument("--no-latency", action="store_true", help="skip answer -> voucher latency (~5 min)")
+    ap.add_argument("--latency-answers", type=int, default=20)
+    ap.add_argument("--latency-intervals", type=float, default=3.5,
+                    help="answers are spread over this many payout intervals")
+    ap.add_argument("--latency-redis", default="redis://127.0.0.1:6379/9")
+    ap.add_argument("--latency-seed", type=int, default=5, help="seed of the answers' moments and citations")
     ap.add_argument("--compare", type=int, default=0, metavar="R",
                     help="aggregate only: R runs of schema 0005 vs head, alternating")
     args = ap.parse_args()
@@ -274,8 +391,10 @@ def main() -> int:
                 engine.dispose()
                 with admin.connect() as c:
                     c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    if not args.no_chain:
+    if not args.no_chain and args.settle_contributors:
         bench_chain(args.settle_contributors)
+    if not args.no_chain and not args.no_latency:
+        bench_latency(args.latency_answers, args.latency_intervals, args.latency_redis, args.latency_seed)
     return 0
 
 
