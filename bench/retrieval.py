@@ -128,7 +128,8 @@ def main() -> None:
         corpus = corpus[: args.limit_docs]
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="openchat-bench-"))
     # No query cache: the benchmark's queries repeat across runs, a cache would hide the encoder.
-    overrides: dict[str, object] = {"data_dir": data_dir, "query_cache_size": 0}
+    # Sparse vectors stored beside tantivy too: the Qdrant-native path is compared on the same points.
+    overrides: dict[str, object] = {"data_dir": data_dir, "query_cache_size": 0, "qdrant_sparse": True}
     if args.rrf_k:
         overrides["rrf_k"] = args.rrf_k
     settings = RetrievalSettings(**overrides)
@@ -187,7 +188,8 @@ def main() -> None:
     cached = load_embedder(settings.model_copy(update={"query_cache_size": 4096}))
 
     def searcher(sidecar, emb=embedder, parallel: bool = True) -> Searcher:  # type: ignore[no-untyped-def]
-        index = ChunkIndex(kb.client, settings.collection, embedder.dim, sidecar, settings.rrf_k, settings.prefetch_limit)
+        index = ChunkIndex(kb.client, settings.collection, embedder.dim, sidecar, settings.rrf_k, settings.prefetch_limit,
+                           sparse=True)
         return Searcher(index, emb, parallel=parallel)
 
     runs = {}

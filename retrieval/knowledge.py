@@ -13,6 +13,7 @@ from retrieval.embedder import Embedder
 from retrieval.intake import Intake
 from retrieval.lexical import FtsIndex, LexicalIndex
 from retrieval.search import Searcher
+from retrieval.heap import release_freed_memory
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkIndex
 from retrieval.tantivy_index import TantivyIndex
@@ -43,6 +44,9 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
     else:
         settings.qdrant_path.mkdir(parents=True, exist_ok=True)
         client = QdrantClient(path=str(settings.qdrant_path))
+        # Local mode unpickles every stored point on open; hand the transient heap back (about
+        # a quarter of the reopened RSS, bench/local_store_memory.py).
+        release_freed_memory()
     kind = settings.lexical_index
     if kind == "auto":
         kind = "qdrant" if settings.qdrant_url else "tantivy"
@@ -51,8 +55,20 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
         sidecar = TantivyIndex(settings.tantivy_path)
     elif kind == "sqlite":
         sidecar = FtsIndex(settings.lexical_path)
-    index = ChunkIndex(client, settings.collection, embedder.dim, sidecar, settings.rrf_k, settings.prefetch_limit)
-    index.ensure_collection()
+    sparse = settings.qdrant_sparse if settings.qdrant_sparse is not None else sidecar is None
+    if sidecar is None and not sparse:
+        client.close()
+        raise ValueError("OPENCHAT_QDRANT_SPARSE=false needs a lexical sidecar: with OPENCHAT_LEXICAL_INDEX=qdrant "
+                         "the sparse vectors are the lexical index")
+    index = ChunkIndex(client, settings.collection, embedder.dim, sidecar, settings.rrf_k, settings.prefetch_limit,
+                       sparse=sparse)
+    try:
+        index.ensure_collection()
+    except Exception:
+        if sidecar is not None:
+            sidecar.close()
+        client.close()  # local mode locks its folder until closed
+        raise
     chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
     intake = Intake(engine, index, embedder, chunker, settings.near_duplicate_threshold, settings.ingest_batch_rows)
     filled = intake.fill_sidecar()

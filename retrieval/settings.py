@@ -21,6 +21,11 @@ class RetrievalSettings(BaseSettings):
     # auto: tantivy beside Qdrant local mode, Qdrant's sparse vectors on a server; sqlite is
     # the older FTS5 sidecar (same analyser, slower top-k; see docs/retrieval.md).
     lexical_index: Literal["auto", "tantivy", "sqlite", "qdrant"] = "auto"
+    # Store Qdrant's sparse (BM25) vectors? Unset: only when Qdrant answers the lexical side
+    # itself. Beside a sidecar they are never read, and local mode holds them in Python lists:
+    # 3.7 of its 9.8 kB RSS a point (docs/retrieval.md, Memory). The benchmark sets it to
+    # compare the two lexical paths on one collection.
+    qdrant_sparse: bool | None = None
     # Chunks are sized for the embedder's 256 word-piece window: 200 llama-index tokens
     # (tiktoken) is about 230-250 word pieces for English prose, so nothing is truncated.
     chunk_size: int = Field(default=200, ge=32, le=2048)

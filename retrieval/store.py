@@ -83,6 +83,7 @@ class ChunkIndex:
         sidecar: LexicalIndex | None = None,
         rrf_k: int = 2,
         prefetch_limit: int = 100,
+        sparse: bool = True,
     ) -> None:
         self.client = client
         self.collection = collection
@@ -90,6 +91,8 @@ class ChunkIndex:
         self.sidecar = sidecar
         self.rrf_k = rrf_k
         self.prefetch_limit = prefetch_limit
+        # Whether points carry Qdrant sparse vectors; an existing collection's own config wins.
+        self.sparse = sparse
 
     @property
     def lexical_backend(self) -> Literal["tantivy", "sqlite", "qdrant"]:
@@ -108,6 +111,14 @@ class ChunkIndex:
                     f"collection {self.collection!r} holds {size}-dim vectors, the embedder makes "
                     f"{self.dim}: re-index into a new collection (OPENCHAT_COLLECTION)"
                 )
+            has_sparse = LEXICAL in (info.config.params.sparse_vectors or {})
+            if self.sidecar is None and not has_sparse:
+                raise RuntimeError(
+                    f"collection {self.collection!r} was built beside a lexical sidecar and has no sparse "
+                    f"vectors: keep OPENCHAT_LEXICAL_INDEX=tantivy, or re-index into a new collection "
+                    f"(OPENCHAT_COLLECTION) to search with Qdrant's own sparse vectors"
+                )
+            self.sparse = has_sparse
             return
         self.client.create_collection(
             self.collection,
@@ -115,7 +126,9 @@ class ChunkIndex:
             # local mode re-normalises every stored vector per COSINE query (measured 37 ms
             # of a 42 ms query at 11k points), and a server gives the same ranking either way.
             vectors_config={DENSE: models.VectorParams(size=self.dim, distance=models.Distance.DOT)},
-            sparse_vectors_config={LEXICAL: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            sparse_vectors_config=(
+                {LEXICAL: models.SparseVectorParams(modifier=models.Modifier.IDF)} if self.sparse else None
+            ),
         )
         with warnings.catch_warnings():
             # Local mode ignores payload indexes (and says so); a server needs them for filters.
@@ -145,7 +158,10 @@ class ChunkIndex:
         points = [
             models.PointStruct(
                 id=c.chunk_id,
-                vector={DENSE: c.vector.tolist(), LEXICAL: _sparse(document_vector(c.terms))},
+                vector=(
+                    {DENSE: c.vector.tolist(), LEXICAL: _sparse(document_vector(c.terms))} if self.sparse
+                    else {DENSE: c.vector.tolist()}
+                ),
                 payload={
                     "chunk_id": c.chunk_id,
                     "contributor": c.contributor,

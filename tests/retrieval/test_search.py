@@ -68,3 +68,36 @@ def test_query_without_indexable_terms_still_searches_densely(kb: KnowledgeBase)
     assert kb.searcher.search("the of and", top_k=1, mode="sparse") == []
     assert kb.searcher.search("the of and", top_k=1)[0].title == "Hemoglobin"
 
+
+
+def test_sparse_vectors_are_stored_only_where_they_are_read(tmp_path: Path, embedder: Embedder) -> None:
+    """Beside the tantivy sidecar Qdrant holds no sparse vectors (local mode keeps them in RAM and
+    nothing reads them); OPENCHAT_QDRANT_SPARSE=true stores them too; a sidecar-built collection
+    refuses to serve Qdrant's own sparse path rather than find nothing."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+
+    def sparse_config(kb: KnowledgeBase) -> object:
+        return kb.client.get_collection(kb.settings.collection).config.params.sparse_vectors
+
+    lean = open_knowledge_base(RetrievalSettings(data_dir=tmp_path), engine, embedder)
+    try:
+        assert lean.index.lexical_backend == "tantivy" and not lean.index.sparse and not sparse_config(lean)
+        title, text = DOCS[0]
+        assert lean.intake.add_snippet(new_address(), text, title=title).chunks_stored == 1
+        [point] = lean.client.scroll(lean.settings.collection, with_vectors=True)[0]
+        assert set(point.vector) == {"dense"}  # type: ignore[arg-type]
+        assert [r.title for r in lean.searcher.search("hemoglobin oxygen", top_k=1, mode="sparse")] == [title]
+    finally:
+        lean.close()
+    with pytest.raises(RuntimeError, match="no sparse vectors"):
+        open_knowledge_base(RetrievalSettings(data_dir=tmp_path, lexical_index="qdrant"), engine, embedder)
+    with pytest.raises(ValueError, match="OPENCHAT_QDRANT_SPARSE"):
+        open_knowledge_base(RetrievalSettings(data_dir=tmp_path / "x", lexical_index="qdrant", qdrant_sparse=False),
+                            engine, embedder)
+    full = open_knowledge_base(RetrievalSettings(data_dir=tmp_path / "full", qdrant_sparse=True), engine, embedder)
+    try:
+        assert full.index.sparse and sparse_config(full)
+    finally:
+        full.close()
+        engine.dispose()
