@@ -15,9 +15,8 @@ contributor of the hub's batched settlement, all on real services.
   each, as the chat flow calls it;
 * settle: ``run_settle`` pushing vouchers for K contributors in transactions of
   ``push_batch_size`` channels; first payment (fresh token balance slot) and repeat payment
-  (target: <= 30,000 gas per contributor paid).
-
-* latency (on by default; ``--no-latency`` or ``--no-chain`` skips it, ~5 min): answer ->
+  (target: <= 30,000 gas per contributor paid; ``--settle-contributors 0`` skips it);
+* latency (on by default; ``--no-latency`` or ``--no-chain`` skips it, 3-4 min): answer ->
   voucher at the DEFAULT ``payout_interval`` (60 s), nothing sent by hand. A real ``celery
   worker -B`` (embedded beat; the tests' ``Stack`` harness), anvil with the contracts deployed,
   a SQLite ledger on a temp dir, Redis db 9 under a private key prefix (the embedded broker when
@@ -358,7 +357,7 @@ def main() -> int:
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--no-chain", action="store_true")
     ap.add_argument("--no-sqlite", action="store_true")
-    ap.add_argument("--no-latency", action="store_true", help="skip answer -> voucher latency (~5 min)")
+    ap.add_argument("--no-latency", action="store_true", help="skip answer -> voucher latency (3-4 min)")
     ap.add_argument("--latency-answers", type=int, default=20)
     ap.add_argument("--latency-intervals", type=float, default=3.5,
                     help="answers are spread over this many payout intervals")
