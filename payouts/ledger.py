@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import bindparam, delete, func, insert, literal, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -78,13 +78,21 @@ def _int(value: object, name: str) -> int:
     return value
 
 
+def _core(session: Session) -> Connection:
+    """The session's connection for Core statements, after flushing any pending ORM changes
+    (``Session.execute`` autoflushes; a bare connection would not see them)."""
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    return session.connection()
+
+
 def _insert_ignore(session: Session, table, rows: list[dict]) -> None:  # type: ignore[no-untyped-def]
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     mod = postgresql if dialect == "postgresql" else sqlite
-    session.connection().execute(mod.insert(table).on_conflict_do_nothing(), rows)
+    _core(session).execute(mod.insert(table).on_conflict_do_nothing(), rows)
 
 
 def _journal(session: Session, rows: list[dict]) -> None:
@@ -95,7 +103,7 @@ def _journal(session: Session, rows: list[dict]) -> None:
             r.setdefault("balance_after", None)
             r.setdefault("answer_id", None)
             r.setdefault("ref", None)
-        session.connection().execute(insert(_J), rows)
+        _core(session).execute(insert(_J), rows)
 
 
 # ---------------------------------------------------------------- accounts and keys
@@ -106,7 +114,7 @@ def ensure_account(session: Session, account: str) -> None:
 
 
 def balance(session: Session, account: str) -> int:
-    value = session.connection().scalar(select(_A.c.balance).where(_A.c.id == account))
+    value = _core(session).scalar(select(_A.c.balance).where(_A.c.id == account))
     return int(value or 0)
 
 
@@ -247,7 +255,7 @@ def record_answer_payment(
     # Core statements on the connection, not ORM-enabled ones: this runs inside every answer's
     # write transaction, which on SQLite is serialised, so its Python cost is the API's ceiling
     # (ORM bulk inserts were ~1/4 of the API's GIL time under load).
-    conn = session.connection()
+    conn = _core(session)
     if conn.dialect.name == "sqlite":
         # SQLite: make the transaction's first statement a write so it holds the write lock
         # before reading (a deferred read-then-write can fail if another writer commits between).

@@ -11,7 +11,16 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from payouts import ledger
-from payouts.models import AnswerPayment, BatchCredit, Contributor, Credit, JournalEntry, PayoutBatchItem
+from payouts.models import (
+    Account,
+    AnswerPayment,
+    BatchCredit,
+    Contributor,
+    Credit,
+    JournalEntry,
+    PayoutBatchItem,
+    utcnow,
+)
 from tests.conftest import new_address
 
 FEE_BPS = 1_000  # 10 %
@@ -226,3 +235,15 @@ def test_floats_and_bad_addresses_are_refused(engine: Engine) -> None:
             ledger.record_answer_payment(s, "hal", "h2", 10, {"0xnot-an-address": 1}, fee_bps=FEE_BPS)
         with pytest.raises(TypeError), s.begin():
             ledger.deposit(s, "hal", 1.0)  # type: ignore[arg-type]
+
+
+def test_payment_sees_pending_orm_changes_of_its_transaction(engine: Engine) -> None:
+    """The payment runs Core statements on the session's connection (they are the hot path);
+    pending ORM changes of the same transaction are flushed first, as Session.execute would."""
+    who = new_address()
+    account = "orm-" + uuid.uuid4().hex[:8]
+    with Session(engine) as s, s.begin():
+        s.add(Account(id=account, balance=20_000, created_at=utcnow()))  # not flushed
+        r = ledger.record_answer_payment(s, account, answer_id(), 10_000, {who: 1}, fee_bps=FEE_BPS)
+        assert r.balance_after == 10_000
+        assert ledger.balance(s, account) == 10_000
