@@ -9,11 +9,12 @@ from qdrant_client import QdrantClient
 from sqlalchemy import Engine
 
 from retrieval.chunking import Chunker
+from retrieval.edge_store import EdgeClient
 from retrieval.embedder import Embedder
+from retrieval.heap import release_freed_memory
 from retrieval.intake import Intake
 from retrieval.lexical import FtsIndex, LexicalIndex
 from retrieval.search import Searcher
-from retrieval.heap import release_freed_memory
 from retrieval.settings import RetrievalSettings
 from retrieval.store import ChunkIndex
 from retrieval.tantivy_index import TantivyIndex
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class KnowledgeBase:
     settings: RetrievalSettings
-    client: QdrantClient
+    client: QdrantClient | EdgeClient
     index: ChunkIndex
     embedder: Embedder
     intake: Intake
@@ -39,8 +40,12 @@ class KnowledgeBase:
 
 def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: Embedder) -> KnowledgeBase:
     """Connect to (or open) the vector store and wire the intake and search around it."""
-    if settings.qdrant_url:
+    store = settings.resolved_vector_store()
+    client: QdrantClient | EdgeClient
+    if store == "server":
         client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=30)
+    elif store == "edge":
+        client = EdgeClient(settings.edge_path)
     else:
         settings.qdrant_path.mkdir(parents=True, exist_ok=True)
         client = QdrantClient(path=str(settings.qdrant_path))
@@ -49,7 +54,8 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
         release_freed_memory()
     kind = settings.lexical_index
     if kind == "auto":
-        kind = "qdrant" if settings.qdrant_url else "tantivy"
+        # Edge and a server score sparse vectors natively (docs/retrieval.md); local mode needs a sidecar.
+        kind = "tantivy" if store == "local" else "qdrant"
     sidecar: LexicalIndex | None = None
     if kind == "tantivy":
         sidecar = TantivyIndex(settings.tantivy_path)

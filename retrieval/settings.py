@@ -8,6 +8,9 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# The embedded store a new data dir gets (docs/retrieval.md, Qdrant Edge).
+EMBEDDED_DEFAULT: Literal["local", "edge"] = "local"
+
 
 class RetrievalSettings(BaseSettings):
     """Where the vector store lives and how text is chunked, embedded and deduplicated."""
@@ -18,7 +21,11 @@ class RetrievalSettings(BaseSettings):
     qdrant_url: str | None = Field(default=None, description="Qdrant server; unset: local mode.")
     qdrant_api_key: str | None = None
     collection: str = "chunks"
-    # auto: tantivy beside Qdrant local mode, Qdrant's sparse vectors on a server; sqlite is
+    # The embedded vector store when no server is set: qdrant-client's local mode (every point
+    # as Python objects in RAM) or Qdrant Edge (the Rust engine in-process, mmap'ed segments
+    # under data_dir/edge). auto: whichever the data dir already holds, else EMBEDDED_DEFAULT.
+    vector_store: Literal["auto", "local", "edge"] = "auto"
+    # auto: tantivy beside Qdrant local mode, Qdrant's sparse vectors on a server and on Edge; sqlite is
     # the older FTS5 sidecar (same analyser, slower top-k; see docs/retrieval.md).
     lexical_index: Literal["auto", "tantivy", "sqlite", "qdrant"] = "auto"
     # Store Qdrant's sparse (BM25) vectors? Unset: only when Qdrant answers the lexical side
@@ -58,6 +65,26 @@ class RetrievalSettings(BaseSettings):
     @property
     def qdrant_path(self) -> Path:
         return self.data_dir / "qdrant"
+
+    @property
+    def edge_path(self) -> Path:
+        return self.data_dir / "edge"
+
+    def resolved_vector_store(self) -> Literal["server", "local", "edge"]:
+        """Where the vectors live: a server when a URL is set, else the embedded store.
+
+        auto keeps a data dir on the store it was built with (an edge/ or qdrant/ folder
+        with a collection in it), so changing the default never strands existing data.
+        """
+        if self.qdrant_url:
+            return "server"
+        if self.vector_store != "auto":
+            return self.vector_store
+        if (self.edge_path / self.collection).exists():
+            return "edge"
+        if (self.qdrant_path / "collection" / self.collection).exists():
+            return "local"
+        return EMBEDDED_DEFAULT
 
     @property
     def lexical_path(self) -> Path:

@@ -1,8 +1,11 @@
 """The chunk index: Qdrant (dense + sparse vectors, payload) with hybrid search.
 
+The client is qdrant-client (local mode or a server) or ``EdgeClient`` (Qdrant Edge in
+process, ``edge_store.py``), which answers the same calls with the same models.
+
 Two lexical back ends answer the same hybrid query:
 - ``qdrant``: Qdrant's own sparse vectors with the IDF modifier, prefetched beside the
-  dense query and fused with RRF in one Query API call (what a Qdrant server does well);
+  dense query and fused with RRF in one Query API call (what a Qdrant server and Edge do well);
 - ``tantivy`` or ``sqlite``: the embedded default's sidecar (``tantivy_index.py``, or the FTS5
   table in ``lexical.py``), fused with the same RRF formula in Python, because Qdrant local
   mode scores sparse vectors in pure Python.
@@ -19,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from qdrant_client import QdrantClient, models
 
+from retrieval.edge_store import EdgeClient
 from retrieval.fusion import rrf
 from retrieval.lexical import FtsIndex, LexicalIndex, SparseVector, document_vector, query_vector
 from retrieval.tantivy_index import TantivyIndex
@@ -77,7 +81,7 @@ class ChunkIndex:
 
     def __init__(
         self,
-        client: QdrantClient,
+        client: QdrantClient | EdgeClient,
         collection: str,
         dim: int,
         sidecar: LexicalIndex | None = None,

@@ -1,4 +1,5 @@
-"""Hybrid search on every lexical back end: the embedded tantivy and FTS5 sidecars, Qdrant's sparse vectors."""
+"""Hybrid search on every lexical back end: the embedded tantivy and FTS5 sidecars, Qdrant's sparse vectors
+(local mode and Qdrant Edge)."""
 
 from __future__ import annotations
 
@@ -31,12 +32,15 @@ QUERIES = {
 }
 
 
-@pytest.fixture(params=["tantivy", "sqlite", "qdrant"])
+@pytest.fixture(params=["tantivy", "sqlite", "qdrant", "edge"])
 def kb(request: pytest.FixtureRequest, tmp_path: Path, embedder: Embedder) -> Iterator[KnowledgeBase]:
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     migrate(engine)
-    base = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, lexical_index=request.param), engine, embedder)
-    assert base.index.lexical_backend == request.param
+    # edge: Qdrant Edge with its native sparse vectors (the lexical default there).
+    settings = (RetrievalSettings(data_dir=tmp_path, vector_store="edge") if request.param == "edge"
+                else RetrievalSettings(data_dir=tmp_path, vector_store="local", lexical_index=request.param))
+    base = open_knowledge_base(settings, engine, embedder)
+    assert base.index.lexical_backend == ("qdrant" if request.param == "edge" else request.param)
     yield base
     base.close()
     engine.dispose()

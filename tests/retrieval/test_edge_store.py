@@ -1,0 +1,97 @@
+"""The knowledge base on Qdrant Edge: intake, dedupe, filters, persistence, and which store a data dir gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.db import make_engine, migrate
+from retrieval.edge_store import EdgeClient
+from retrieval.embedder import Embedder
+from retrieval.knowledge import open_knowledge_base
+from retrieval.settings import RetrievalSettings
+from retrieval.store import Filters
+from tests.conftest import new_address
+from tests.retrieval.test_intake import rows_file
+
+FACTS = [
+    "Octopuses have three hearts and blue, copper-based blood.",
+    "The Danube flows through ten countries before it reaches the Black Sea.",
+    "Tardigrades survive vacuum, radiation and decades without water.",
+]
+
+
+def test_edge_store_intake_search_and_reopen(tmp_path: Path, embedder: Embedder) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    settings = RetrievalSettings(data_dir=tmp_path, vector_store="edge", ingest_batch_rows=4)
+    kb = open_knowledge_base(settings, engine, embedder)
+    alice, bob = new_address(), new_address()
+    try:
+        assert isinstance(kb.client, EdgeClient) and kb.index.sidecar is None and kb.index.sparse
+        for text in FACTS:
+            assert kb.intake.add_snippet(alice, text).chunks_stored == 1
+        path = rows_file(tmp_path / "rows.jsonl", 12)
+        cid = kb.intake.open_dataset(bob, path.name, "jsonl", path.stat().st_size)
+        stored = kb.intake.ingest_dataset(cid, path).chunks_stored
+        assert kb.index.count() == len(FACTS) + stored
+        # Exact and near copies are refused through the store's nearest-neighbour lookup.
+        copy = kb.intake.add_snippet(bob, FACTS[0].upper())
+        near = kb.intake.add_snippet(bob, FACTS[1].replace("flows", "runs"))  # cosine 0.96
+        assert copy.chunks_stored == near.chunks_stored == 0
+        assert kb.index.count() == len(FACTS) + stored
+        assert kb.searcher.search("how many hearts does an octopus have", top_k=1)[0].text == FACTS[0]
+        only_bob = kb.searcher.search("octopus hearts glaciers", top_k=20, filters=Filters(contributor=bob))
+        assert only_bob and {r.contributor for r in only_bob} == {bob}
+        by_contribution = kb.searcher.search("station", top_k=50, filters=Filters(contribution_id=cid), mode="sparse")
+        assert len(by_contribution) == stored and {r.contribution_id for r in by_contribution} == {cid}
+    finally:
+        kb.close()
+    assert (tmp_path / "edge" / "chunks").is_dir() and not (tmp_path / "qdrant").exists()
+    # Reopened with the default settings: auto finds the Edge store and everything is still there.
+    kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path), engine, embedder)
+    try:
+        assert isinstance(kb.client, EdgeClient) and kb.index.count() == len(FACTS) + stored
+        [hit] = kb.searcher.search("Danube Black Sea", top_k=1)
+        assert hit.text == FACTS[1] and hit.contributor == alice
+        # A point lost between the ledger and the store is put back at start-up.
+        kb.client.delete(kb.index.collection, points_selector=[hit.chunk_id])
+        from sqlalchemy import update
+
+        from retrieval.models import Chunk
+
+        with kb.intake.sessions.begin() as s:
+            s.execute(update(Chunk).where(Chunk.id == hit.chunk_id).values(indexed=False))
+        assert kb.intake.reindex_pending() == 1
+        assert kb.searcher.search("Danube Black Sea", top_k=1, mode="sparse")[0].chunk_id == hit.chunk_id
+    finally:
+        kb.close()
+        engine.dispose()
+
+
+def test_a_data_dir_keeps_the_store_it_was_built_with(tmp_path: Path) -> None:
+    fresh = RetrievalSettings(data_dir=tmp_path / "fresh")
+    assert fresh.resolved_vector_store() in ("local", "edge")
+    assert RetrievalSettings(data_dir=tmp_path, qdrant_url="http://qdrant:6333").resolved_vector_store() == "server"
+    local = tmp_path / "old"
+    (local / "qdrant" / "collection" / "chunks").mkdir(parents=True)
+    assert RetrievalSettings(data_dir=local).resolved_vector_store() == "local"
+    edge = tmp_path / "new"
+    (edge / "edge" / "chunks").mkdir(parents=True)
+    assert RetrievalSettings(data_dir=edge).resolved_vector_store() == "edge"
+    assert RetrievalSettings(data_dir=edge, vector_store="local").resolved_vector_store() == "local"
+
+
+def test_edge_store_is_locked_to_one_process_at_a_time(tmp_path: Path, embedder: Embedder) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    settings = RetrievalSettings(data_dir=tmp_path, vector_store="edge")
+    kb = open_knowledge_base(settings, engine, embedder)
+    try:
+        kb.intake.add_snippet(new_address(), FACTS[2])
+        with pytest.raises(Exception, match="WAL"):
+            EdgeClient(settings.edge_path).count(settings.collection)
+    finally:
+        kb.close()
+        engine.dispose()
