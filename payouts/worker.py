@@ -25,6 +25,7 @@ from typing import Any
 
 from celery import Celery
 
+from payouts.broker import TRANSPORT as REDIS_TRANSPORT
 from payouts.settings import PayoutsSettings
 
 QUEUE = "payouts"
@@ -36,7 +37,10 @@ def create_celery(settings: PayoutsSettings | None = None) -> Celery:
     app = Celery("openchat-payouts", broker=settings.broker_url, set_as_current=False)
     # kombu's SQLAlchemy transport hands its transport options to create_engine(): none there.
     transport: dict[str, Any] = {}
+    broker_transport = None  # from the URL's scheme
     if settings.redis_url:
+        if settings.redis_url.startswith("redis://"):  # rediss:// and sentinel keep kombu's own
+            broker_transport = REDIS_TRANSPORT
         transport["visibility_timeout"] = settings.broker_visibility_timeout
         transport["global_keyprefix"] = settings.redis_key_prefix
         # Sweep for tasks of dead workers every broker_restore_interval seconds (kombu's default
@@ -44,6 +48,7 @@ def create_celery(settings: PayoutsSettings | None = None) -> Celery:
         transport["unacked_restore_interval"] = settings.broker_restore_interval
         transport["unacked_restore_throttle"] = 1
     app.conf.update(
+        broker_transport=broker_transport,
         broker_transport_options=transport,
         broker_connection_retry_on_startup=True,
         task_acks_late=True,
