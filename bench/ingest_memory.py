@@ -10,9 +10,11 @@ in child processes, sampling their resident memory every 50 ms:
    stopping it with SIGINT (it pauses after the current batch). Its memory is the libraries,
    one onnxruntime session and a batch's activations; Qdrant local mode also keeps every
    point (vectors, payload, sparse vector) in memory, about 10 kB a chunk measured, which
-   grows with the index (docs/retrieval.md, Memory).
+   grows with the index (docs/retrieval.md, Memory). ``--store edge`` runs the intake on Qdrant
+   Edge instead (OPENCHAT_VECTOR_STORE=edge): mmap'ed segments, native sparse vectors, no
+   sidecar; RSS is then printed with its anonymous part (file pages are page cache).
 
-    .venv/bin/python bench/ingest_memory.py [--mb 50] [--seconds 180] [--every 10]
+    .venv/bin/python bench/ingest_memory.py [--mb 50] [--seconds 180] [--every 10] [--store local|edge]
 """
 
 from __future__ import annotations
@@ -45,11 +47,11 @@ def make_file(path: Path, mb: int) -> int:
     return rows
 
 
-def rss_mb(pid: int) -> float:
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) / 1024
     except FileNotFoundError:
         pass
@@ -83,8 +85,8 @@ def watch(cmd: list[str], env: dict[str, str], seconds: float | None, db: Path |
             if db is not None and db.exists():
                 stored, rows = committed(db)
                 chunks = f", {stored} chunks / {rows} rows committed"
-            print(f"  t={elapsed:5.0f} s  RSS {now:5.0f} MB (peak in last {every:.0f} s {window_peak:5.0f}, overall {peak:5.0f}){chunks}",
-                  flush=True)
+            print(f"  t={elapsed:5.0f} s  RSS {now:5.0f} MB (peak in last {every:.0f} s {window_peak:5.0f}, overall {peak:5.0f}; "
+                  f"anonymous {rss_mb(proc.pid, 'RssAnon'):5.0f}){chunks}", flush=True)
             window_peak, next_print = 0.0, next_print + every
         if seconds is not None and elapsed > seconds:
             # `openchat ingest` pauses after the batch it is writing on SIGINT.
@@ -122,6 +124,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=180)
     ap.add_argument("--every", type=float, default=10, help="print RSS every this many seconds")
     ap.add_argument("--skip-read", action="store_true", help="skip the reading-only measurement")
+    ap.add_argument("--store", choices=["local", "edge"], default="local", help="OPENCHAT_VECTOR_STORE of the run")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="openchat-mem-"))
     path = tmp / "big.jsonl"
@@ -130,6 +133,8 @@ def main() -> None:
     env = {**os.environ, "OPENCHAT_DATA_DIR": str(tmp / "data"), "PYTHONPATH": str(ROOT)}
     env.pop("OPENCHAT_DATABASE_URL", None)
     env.pop("OPENCHAT_QDRANT_URL", None)
+    env["OPENCHAT_VECTOR_STORE"] = args.store
+    print(f"# vector store: {args.store}")
     print(f"# load average {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f} at start")
     if not args.skip_read:
         peak, _, _ = watch([sys.executable, "-c", READ_ONLY, str(path)], env, None, every=args.every)

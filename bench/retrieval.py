@@ -4,7 +4,8 @@ Ingests ../shared/data/scifact through the same intake as POST /v1/datasets (Qdr
 mode + the tantivy sidecar, the embedded default), then prints nDCG@10 and Recall@100 on a
 split for dense-only, sparse-only and hybrid search, on every lexical back end (tantivy,
 the older FTS5 sidecar when the data dir has one, and Qdrant's own sparse vectors with the
-IDF modifier, which a server uses), the search latency p50/p99 of the variants, measured
+IDF modifier, which a server uses), the same points copied into Qdrant Edge (native sparse
+vectors + RRF in one query, and Edge beside tantivy), the search latency p50/p99 of the variants, measured
 interleaved query by query in one process so they share the machine's load (median of
 repeats, ratios to the previous default), and ingestion chunks/s beside the embedder's raw
 chunks/s measured in the same process.
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import select  # noqa: E402
 
 from assistant.db import make_engine, migrate  # noqa: E402
+from retrieval.edge_store import EdgeClient, copy_points  # noqa: E402
 from retrieval.embedder import load_embedder  # noqa: E402
 from retrieval.lexical import FtsIndex  # noqa: E402
 from retrieval.search import Searcher  # noqa: E402
@@ -121,6 +123,8 @@ def main() -> None:
     ap.add_argument("--paired", type=int, metavar="N",
                     help="only measure intake vs embedder throughput, alternating, on the first N documents")
     ap.add_argument("--raw-sample", type=int, default=400, help="chunks embedded alone for the raw figure")
+    ap.add_argument("--edge-optimize", action="store_true",
+                    help="run Edge's optimizer (HNSW index, immutable segments) before measuring")
     args = ap.parse_args()
 
     corpus, queries, qrels = load_beir(Path(args.data), args.split)
@@ -187,8 +191,22 @@ def main() -> None:
     exact = load_embedder(settings.model_copy(update={"quantized_queries": False}))
     cached = load_embedder(settings.model_copy(update={"query_cache_size": 4096}))
 
-    def searcher(sidecar, emb=embedder, parallel: bool = True) -> Searcher:  # type: ignore[no-untyped-def]
-        index = ChunkIndex(kb.client, settings.collection, embedder.dim, sidecar, settings.rrf_k, settings.prefetch_limit,
+    # Qdrant Edge with the very same points (vectors and payload copied, nothing re-embedded).
+    edge_client = EdgeClient(data_dir / "edge")
+    if not edge_client.collection_exists(settings.collection):
+        ChunkIndex(edge_client, settings.collection, embedder.dim, sparse=True).ensure_collection()
+        t0 = time.perf_counter()
+        copied = copy_points(kb.client, edge_client, settings.collection)
+        print(f"edge: copied {copied} points from local mode in {time.perf_counter() - t0:.1f} s")
+    if args.edge_optimize:
+        t0 = time.perf_counter()
+        edge_client.optimize(settings.collection)
+        print(f"edge: optimized (HNSW, immutable segments) in {time.perf_counter() - t0:.1f} s")
+    info = edge_client.get_collection(settings.collection)
+    print(f"edge: {info.points_count} points in {info.segments_count} segments, {info.indexed_vectors_count} vectors indexed")
+
+    def searcher(sidecar, emb=embedder, parallel: bool = True, client=kb.client) -> Searcher:  # type: ignore[no-untyped-def]
+        index = ChunkIndex(client, settings.collection, embedder.dim, sidecar, settings.rrf_k, settings.prefetch_limit,
                            sparse=True)
         return Searcher(index, emb, parallel=parallel)
 
@@ -203,6 +221,10 @@ def main() -> None:
         ("hybrid (tantivy, exact query encoder)", searcher(tantivy, exact), "hybrid"),
         ("hybrid (FTS5 + RRF, exact encoder)", searcher(fts, exact), "hybrid"),
         ("hybrid (Qdrant prefetch + RRF)", searcher(None), "hybrid"),
+        ("dense (Edge)", searcher(None, client=edge_client), "dense"),
+        ("sparse (Edge IDF)", searcher(None, client=edge_client), "sparse"),
+        ("hybrid (Edge prefetch + RRF)", searcher(None, client=edge_client), "hybrid"),
+        ("hybrid (Edge dense + tantivy RRF)", searcher(tantivy, client=edge_client), "hybrid"),
     ]
     for label, s, mode in [] if args.latency_only else quality:
         if "FTS5" in label and fts is None:
@@ -220,6 +242,11 @@ def main() -> None:
         print(f"agreement top-10 overlap: sparse tantivy vs Qdrant {overlap('sparse (tantivy, embedded)', 'sparse (Qdrant IDF)'):.3f}, "
               f"hybrid embedded vs Qdrant {overlap('hybrid (tantivy + RRF, embedded)', 'hybrid (Qdrant prefetch + RRF)'):.3f}"
               + (f", sparse tantivy vs FTS5 {overlap('sparse (tantivy, embedded)', 'sparse (FTS5)'):.3f}" if fts else ""))
+        print(f"agreement top-10 overlap, Edge: dense vs local {overlap('dense (Edge)', 'dense (int8 query encoder)'):.3f}, "
+              f"sparse vs local Qdrant IDF {overlap('sparse (Edge IDF)', 'sparse (Qdrant IDF)'):.3f}, "
+              f"sparse vs tantivy {overlap('sparse (Edge IDF)', 'sparse (tantivy, embedded)'):.3f}, "
+              f"hybrid vs local Qdrant {overlap('hybrid (Edge prefetch + RRF)', 'hybrid (Qdrant prefetch + RRF)'):.3f}, "
+              f"hybrid vs embedded default {overlap('hybrid (Edge prefetch + RRF)', 'hybrid (tantivy + RRF, embedded)'):.3f}")
 
     # Latency: what POST /v1/search does for top_k=10 (embed the query, both searches, fuse,
     # fetch payloads), without HTTP, for each variant and each step alone. Every query runs
@@ -229,6 +256,7 @@ def main() -> None:
 
     default = searcher(tantivy)
     dense_index = default.index
+    edge_dense = searcher(None, client=edge_client).index
     vectors = {queries[q]: exact.embed_query(queries[q]) for q in qids}
     top_ids = {queries[q]: [(h.chunk_id, h.score) for h in default.search(queries[q], top_k=10)] for q in qids}
     variants: dict[str, object] = {
@@ -236,6 +264,10 @@ def main() -> None:
         "hybrid: tantivy, int8 query, sequential": top10(searcher(tantivy, parallel=False)),
         "hybrid: tantivy, exact query": top10(searcher(tantivy, exact)),
         "hybrid: repeated query (cache hit)": top10(searcher(tantivy, cached)),
+        "hybrid: Edge, native sparse + RRF in one query": top10(searcher(None, client=edge_client)),
+        "hybrid: Edge dense + tantivy, parallel": top10(searcher(tantivy, client=edge_client)),
+        "step: Edge dense top 100": lambda t: edge_dense.search(vectors[t], [], settings.prefetch_limit, mode="dense"),
+        "step: Edge sparse top 100": lambda t: edge_dense.search(None, analyse(t), settings.prefetch_limit, mode="sparse"),
         "step: query embedding, exact": exact.embed_query,
         "step: query embedding, int8": embedder.embed_query,
         "step: tantivy top 100": lambda t: tantivy.search(analyse(t), settings.prefetch_limit),  # type: ignore[union-attr]
@@ -300,6 +332,7 @@ def main() -> None:
     print(f"load average during the run: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     if fts is not None:
         fts.close()
+    edge_client.close()
     kb.close()
 
 

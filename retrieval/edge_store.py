@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,10 @@ class EdgeClient:
                 if shard is None:
                     if not self.collection_exists(name):
                         raise ValueError(f"Collection {name} not found")
-                    shard = self._shards[name] = edge.EdgeShard.load(str(self._path(name)))
+                    try:
+                        shard = self._shards[name] = edge.EdgeShard.load(str(self._path(name)))
+                    except Exception as exc:  # Edge raises bare Exception; callers catch RuntimeError
+                        raise RuntimeError(f"cannot open the Qdrant Edge store {self._path(name)}: {exc}") from exc
         return shard
 
     def collection_exists(self, name: str) -> bool:
@@ -229,3 +232,28 @@ class EdgeClient:
         for shard in shards:
             shard.flush()
             shard.close()
+
+
+def copy_points(
+    source: Any, target: EdgeClient, collection: str, batch: int = 512,
+    extra_vectors: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> int:
+    """Copy every point (vectors and payload) of a qdrant-client collection into an Edge one.
+
+    The target collection must exist; ``extra_vectors`` adds vectors the source lacks, from
+    the payload. Moves a local-mode data dir to Edge without re-embedding; returns the count.
+    """
+    done, offset = 0, None
+    while True:
+        records, offset = source.scroll(collection, limit=batch, offset=offset, with_payload=True, with_vectors=True)
+        if records:
+            target.upsert(collection, [
+                models.PointStruct(id=r.id, payload=r.payload, vector={
+                    **(r.vector if isinstance(r.vector, dict) else {}),
+                    **(extra_vectors(r.payload or {}) if extra_vectors else {}),
+                })
+                for r in records
+            ])
+            done += len(records)
+        if offset is None:
+            return done

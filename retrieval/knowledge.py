@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from qdrant_client import QdrantClient
 from sqlalchemy import Engine
 
 from retrieval.chunking import Chunker
-from retrieval.edge_store import EdgeClient
+from retrieval.edge_store import EdgeClient, copy_points
 from retrieval.embedder import Embedder
 from retrieval.heap import release_freed_memory
-from retrieval.intake import Intake
-from retrieval.lexical import FtsIndex, LexicalIndex
+from retrieval.intake import Intake, _embedding_text
+from retrieval.lexical import FtsIndex, LexicalIndex, analyse, document_vector
 from retrieval.search import Searcher
 from retrieval.settings import RetrievalSettings
-from retrieval.store import ChunkIndex
+from retrieval.store import LEXICAL, ChunkIndex, sparse_vector
 from retrieval.tantivy_index import TantivyIndex
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,31 @@ class KnowledgeBase:
         if self.index.sidecar is not None:
             self.index.sidecar.close()
         self.client.close()
+
+
+def _copy_local_store(settings: RetrievalSettings, index: ChunkIndex) -> int:
+    """Fill a new Edge collection from the data dir's local-mode one, if any (no re-embedding).
+
+    Beside tantivy local mode keeps no sparse vectors; they are made from the stored text.
+    """
+    if not (settings.qdrant_path / "collection" / settings.collection).exists():
+        return 0
+    local = QdrantClient(path=str(settings.qdrant_path))
+    try:
+        if not local.collection_exists(settings.collection):
+            return 0
+        sparse_config = local.get_collection(settings.collection).config.params.sparse_vectors or {}
+
+        def sparse_of(payload: dict[str, Any]) -> dict[str, Any]:
+            terms = analyse(_embedding_text(payload.get("title"), payload.get("text", "")))
+            return {LEXICAL: sparse_vector(document_vector(terms))}
+
+        needs_sparse = index.sparse and LEXICAL not in sparse_config
+        assert isinstance(index.client, EdgeClient)
+        return copy_points(local, index.client, settings.collection, extra_vectors=sparse_of if needs_sparse else None)
+    finally:
+        local.close()
+        release_freed_memory()
 
 
 def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: Embedder) -> KnowledgeBase:
@@ -69,7 +95,13 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
     index = ChunkIndex(client, settings.collection, embedder.dim, sidecar, settings.rrf_k, settings.prefetch_limit,
                        sparse=sparse)
     try:
+        fresh = not client.collection_exists(settings.collection)
         index.ensure_collection()
+        if fresh and isinstance(client, EdgeClient):
+            moved = _copy_local_store(settings, index)
+            if moved:
+                log.warning("copied %d points from Qdrant local mode (%s) into Qdrant Edge (%s); the old folder "
+                            "can be deleted", moved, settings.qdrant_path, settings.edge_path)
     except Exception:
         if sidecar is not None:
             sidecar.close()

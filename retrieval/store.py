@@ -72,7 +72,7 @@ class Hit:
     payload: dict[str, Any] = field(default_factory=dict)
 
 
-def _sparse(vec: SparseVector) -> models.SparseVector:
+def sparse_vector(vec: SparseVector) -> models.SparseVector:
     return models.SparseVector(indices=vec.indices, values=vec.values)
 
 
@@ -163,7 +163,7 @@ class ChunkIndex:
             models.PointStruct(
                 id=c.chunk_id,
                 vector=(
-                    {DENSE: c.vector.tolist(), LEXICAL: _sparse(document_vector(c.terms))} if self.sparse
+                    {DENSE: c.vector.tolist(), LEXICAL: sparse_vector(document_vector(c.terms))} if self.sparse
                     else {DENSE: c.vector.tolist()}
                 ),
                 payload={
@@ -245,7 +245,7 @@ class ChunkIndex:
         qfilter: models.Filter | None,
         mode: Mode,
     ) -> list[Hit]:
-        sparse = _sparse(query_vector(terms))
+        sparse = sparse_vector(query_vector(terms))
         if mode == "sparse":
             if not sparse.indices:
                 return []

@@ -95,3 +95,27 @@ def test_edge_store_is_locked_to_one_process_at_a_time(tmp_path: Path, embedder:
     finally:
         kb.close()
         engine.dispose()
+
+
+def test_a_local_mode_data_dir_moves_to_edge_without_re_embedding(tmp_path: Path, embedder: Embedder) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    who = new_address()
+    kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, vector_store="local"), engine, embedder)
+    try:
+        assert kb.index.lexical_backend == "tantivy" and not kb.index.sparse  # no sparse vectors to copy
+        for text in FACTS:
+            kb.intake.add_snippet(who, text, title="Fact")
+    finally:
+        kb.close()
+    assert RetrievalSettings(data_dir=tmp_path).resolved_vector_store() == "local"  # auto keeps it
+    kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, vector_store="edge"), engine, embedder)
+    try:
+        assert isinstance(kb.client, EdgeClient) and kb.index.count() == len(FACTS)
+        for mode in ("sparse", "dense", "hybrid"):
+            [hit] = kb.searcher.search("tardigrades survive vacuum", top_k=1, mode=mode)  # type: ignore[arg-type]
+            assert hit.text == FACTS[2] and hit.contributor == who and hit.title == "Fact"
+    finally:
+        kb.close()
+        engine.dispose()
+    assert RetrievalSettings(data_dir=tmp_path).resolved_vector_store() == "edge"
