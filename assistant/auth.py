@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from fastapi import Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from assistant.errors import ApiError
 from payouts.ledger import lookup_api_key
@@ -47,8 +48,10 @@ class LedgerKeys:
         return Principal(account) if account is not None else None
 
 
-def require_key(request: Request) -> Principal:
+async def require_key(request: Request) -> Principal:
     """FastAPI dependency: the caller's principal, or 401 in OpenAI's shape."""
+    # async: FastAPI runs a plain ``def`` dependency in a worker thread, a hand-off on every
+    # request; only the ledger's key lookup (a database read) goes to a thread.
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -57,7 +60,7 @@ def require_key(request: Request) -> Principal:
     principal = request.app.state.api_keys.lookup(token.strip())
     ledger_keys = getattr(request.app.state, "ledger_keys", None)
     if principal is None and ledger_keys is not None:
-        principal = ledger_keys.lookup(token.strip())
+        principal = await run_in_threadpool(ledger_keys.lookup, token.strip())
     if principal is None:
         raise ApiError(401, "invalid API key", "invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
     return principal

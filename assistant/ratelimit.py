@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -33,6 +33,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 from prometheus_client import CollectorRegistry, Counter
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from starlette.concurrency import run_in_threadpool
 
 from assistant.auth import Principal, require_key
 from assistant.errors import ApiError
@@ -99,6 +100,11 @@ class RateLimits:
         self._shared_down_until: float | None = None
         self._lock = threading.Lock()
 
+    @property
+    def shared(self) -> bool:
+        """Whether counts live in Redis (a network call per hit) rather than process memory."""
+        return self._shared is not None
+
     def hit(self, kind: str, account: str) -> float | None:
         """Count one request of ``account``; None if allowed, else the seconds until a slot frees."""
         item = self.items.get(kind)
@@ -160,10 +166,15 @@ def retry_after_header(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
-def _limited(kind: str) -> Callable[[Request, Principal], Principal]:
-    def dependency(request: Request, principal: Annotated[Principal, Depends(require_key)]) -> Principal:
+def _limited(kind: str) -> Callable[[Request, Principal], Awaitable[Principal]]:
+    async def dependency(request: Request, principal: Annotated[Principal, Depends(require_key)]) -> Principal:
         limits: RateLimits = request.app.state.rate_limits
-        wait = limits.hit(kind, principal.account)
+        if limits.items.get(kind) is None:
+            return principal
+        # Counting in process memory is a dict update: done on the event loop. Redis is I/O,
+        # so the shared count runs in a worker thread.
+        wait = (await run_in_threadpool(limits.hit, kind, principal.account) if limits.shared
+                else limits.hit(kind, principal.account))
         if wait is not None:
             item = limits.items[kind]
             assert item is not None

@@ -39,6 +39,12 @@ from retrieval.search import Searcher, SearchResult
 SNIPPET_CHARS = 300
 T = TypeVar("T")
 
+# Built once (see payouts.ledger: building a statement per answer cost more than running it).
+_INSERT_CONVERSATION = insert(Conversation)
+_INSERT_ANSWER = insert(Answer)
+_INSERT_MESSAGES = insert(Message)
+_INSERT_CITATIONS = insert(Citation)
+
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -288,7 +294,7 @@ class Assistant:
         with write_session(self.sessions) as session:
             conn = session.connection()
             if req.conversation_id is None:
-                conn.execute(insert(Conversation), {"id": conversation_id, "account": req.account,
+                conn.execute(_INSERT_CONVERSATION, {"id": conversation_id, "account": req.account,
                                                     "title": _title(turn.question), "created_at": now, "updated_at": now})
             else:
                 conv = session.get(Conversation, conversation_id)
@@ -299,13 +305,13 @@ class Assistant:
                 LedgerAnswer(turn.id, req.account, req.model, prompt_tokens, completion_tokens, len(cited)),
                 by_contributor,
             )
-            conn.execute(insert(Answer), {
+            conn.execute(_INSERT_ANSWER, {
                 "id": turn.id, "account": req.account, "conversation_id": conversation_id, "model": req.model,
                 "question": turn.question, "text": text, "answered": bool(cited), "price": entry.price,
                 "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "created_at": now})
-            conn.execute(insert(Message), messages)
+            conn.execute(_INSERT_MESSAGES, messages)
             if citations:
-                conn.execute(insert(Citation), citations)
+                conn.execute(_INSERT_CITATIONS, citations)
         record_ms = (_now() - t0) * 1000
         total_ms = (_now() - turn.started) * 1000
         return AnswerRecord(
