@@ -27,6 +27,7 @@ afterwards (``bench/answers.py --fit``). The odd half is held out; ``bench/answe
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections import OrderedDict
@@ -176,6 +177,11 @@ class Ranking:
         return self.scores[self.order[0]]
 
 
+def _analysed_sentences(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
+    """A source's sentences (3 characters or more) with their analysed terms, in order."""
+    return tuple((sentence, frozenset(analyse(sentence))) for sentence in split_sentences(text) if len(sentence) >= 3)
+
+
 class ExtractiveResponder:
     """Selects, orders and cites the source sentences that answer a question."""
 
@@ -183,6 +189,9 @@ class ExtractiveResponder:
         self.embedder = embedder
         self.config = config
         self.vectors = VectorCache(embedder, cache_size)
+        # Chunk text never changes, so neither do its sentences and their terms; a popular chunk
+        # is split and analysed once, not on every answer that retrieves it.
+        self._sentences = functools.lru_cache(maxsize=8_192)(_analysed_sentences)
 
     def rank(self, question: str, sources: Sequence[str]) -> Ranking | None:
         """Score every sentence of the sources against the question; None when there are none."""
@@ -191,10 +200,9 @@ class ExtractiveResponder:
         # and counting them lowered every sentence's overlap alike.
         q_terms = content_terms(question) or set(analyse(question))
         candidates = [
-            Candidate(marker, sentence, frozenset(analyse(sentence)))
+            Candidate(marker, sentence, terms)
             for marker, text in enumerate(sources, start=1)
-            for sentence in split_sentences(text)
-            if len(sentence) >= 3
+            for sentence, terms in self._sentences(text)
         ]
         if not candidates:
             return None
