@@ -10,7 +10,7 @@ from assistant.db import make_engine, migrate
 from retrieval.edge_store import EdgeClient
 from retrieval.embedder import Embedder
 from retrieval.knowledge import open_knowledge_base
-from retrieval.settings import RetrievalSettings
+from retrieval.settings import EMBEDDED_DEFAULT, RetrievalSettings
 from retrieval.store import Filters
 from tests.conftest import new_address
 from tests.retrieval.test_intake import rows_file
@@ -50,7 +50,7 @@ def test_edge_store_intake_search_and_reopen(tmp_path: Path, embedder: Embedder)
         kb.close()
     assert (tmp_path / "edge" / "chunks").is_dir() and not (tmp_path / "qdrant").exists()
     # Reopened with the default settings: auto finds the Edge store and everything is still there.
-    kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path), engine, embedder)
+    kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, vector_store="auto"), engine, embedder)
     try:
         assert isinstance(kb.client, EdgeClient) and kb.index.count() == len(FACTS) + stored
         [hit] = kb.searcher.search("Danube Black Sea", top_k=1)
@@ -71,15 +71,15 @@ def test_edge_store_intake_search_and_reopen(tmp_path: Path, embedder: Embedder)
 
 
 def test_a_data_dir_keeps_the_store_it_was_built_with(tmp_path: Path) -> None:
-    fresh = RetrievalSettings(data_dir=tmp_path / "fresh")
-    assert fresh.resolved_vector_store() in ("local", "edge")
+    fresh = RetrievalSettings(data_dir=tmp_path / "fresh", vector_store="auto")
+    assert fresh.resolved_vector_store() == EMBEDDED_DEFAULT
     assert RetrievalSettings(data_dir=tmp_path, qdrant_url="http://qdrant:6333").resolved_vector_store() == "server"
     local = tmp_path / "old"
     (local / "qdrant" / "collection" / "chunks").mkdir(parents=True)
-    assert RetrievalSettings(data_dir=local).resolved_vector_store() == "local"
+    assert RetrievalSettings(data_dir=local, vector_store="auto").resolved_vector_store() == "local"
     edge = tmp_path / "new"
     (edge / "edge" / "chunks").mkdir(parents=True)
-    assert RetrievalSettings(data_dir=edge).resolved_vector_store() == "edge"
+    assert RetrievalSettings(data_dir=edge, vector_store="auto").resolved_vector_store() == "edge"
     assert RetrievalSettings(data_dir=edge, vector_store="local").resolved_vector_store() == "local"
 
 
@@ -108,7 +108,7 @@ def test_a_local_mode_data_dir_moves_to_edge_without_re_embedding(tmp_path: Path
             kb.intake.add_snippet(who, text, title="Fact")
     finally:
         kb.close()
-    assert RetrievalSettings(data_dir=tmp_path).resolved_vector_store() == "local"  # auto keeps it
+    assert RetrievalSettings(data_dir=tmp_path, vector_store="auto").resolved_vector_store() == "local"  # kept
     kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, vector_store="edge"), engine, embedder)
     try:
         assert isinstance(kb.client, EdgeClient) and kb.index.count() == len(FACTS)
@@ -118,4 +118,4 @@ def test_a_local_mode_data_dir_moves_to_edge_without_re_embedding(tmp_path: Path
     finally:
         kb.close()
         engine.dispose()
-    assert RetrievalSettings(data_dir=tmp_path).resolved_vector_store() == "edge"
+    assert RetrievalSettings(data_dir=tmp_path, vector_store="auto").resolved_vector_store() == "edge"
