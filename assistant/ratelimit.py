@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 CHAT = "chat"
 WRITE = "write"
+READ = "read"
 # Seconds a Redis call may take: a dead or unreachable Redis must cost a request little.
 REDIS_TIMEOUT = 0.5
 # After a Redis failure, seconds the limiter uses its local budget before trying Redis again,
@@ -150,7 +151,8 @@ def build_rate_limits(settings: Settings, metrics: RateLimitMetrics | None = Non
     ``OPENCHAT_REDIS_URL`` when set (no connection is made until the first request)."""
     app = settings.app
     items = {CHAT: window(app.chat_rate_per_minute, app.chat_rate_burst, CHAT),
-             WRITE: window(app.write_rate_per_minute, app.write_rate_burst, WRITE)}
+             WRITE: window(app.write_rate_per_minute, app.write_rate_burst, WRITE),
+             READ: window(app.read_rate_per_minute, app.read_rate_burst, READ)}
     shared = None
     if settings.payouts.redis_url:
         shared = RedisStorage(settings.payouts.redis_url, key_prefix=f"{settings.payouts.redis_key_prefix}ratelimit",
@@ -191,3 +193,4 @@ def _limited(kind: str) -> Callable[[Request, Principal], Awaitable[Principal]]:
 # account's budget for that endpoint class (429 with Retry-After when it is spent).
 chat_key = _limited(CHAT)
 write_key = _limited(WRITE)
+read_key = _limited(READ)

@@ -61,6 +61,11 @@ class AppSettings(BaseSettings):
         description="Writes (contributions, data sets, conversation edits) per minute per account; 0: no limit.",
     )
     write_rate_burst: int = Field(default=60, ge=1, description="Writes an account may make at once.")
+    read_rate_per_minute: int = Field(
+        default=600, ge=0,
+        description="Authenticated reads (search, conversations, answers) per minute per account; 0: no limit.",
+    )
+    read_rate_burst: int = Field(default=120, ge=1, description="Reads an account may make at once.")
 
     @field_validator("llm_model", "llm_api_base", "llm_api_key", mode="before")
     @classmethod

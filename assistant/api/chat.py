@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
-from assistant.auth import Principal, require_key
+from assistant.auth import Principal
 from assistant.chat.orchestrator import AnswerRecord, Assistant, ChatRequest, Turn
 from assistant.errors import ApiError, error_body
-from assistant.ratelimit import chat_key, write_key
+from assistant.ratelimit import chat_key, read_key, write_key
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 # Recording tasks of streams the client abandoned; held so they are not garbage-collected.
@@ -189,7 +189,7 @@ async def get_model(model_id: str, svc: Annotated[Assistant, Depends(assistant)]
 @router.get("/conversations")
 async def list_conversations(
     svc: Annotated[Assistant, Depends(assistant)],
-    principal: Annotated[Principal, Depends(require_key)],
+    principal: Annotated[Principal, Depends(read_key)],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """The caller's conversations, most recent first."""
@@ -203,7 +203,7 @@ async def list_conversations(
 async def get_conversation(
     conversation_id: str,
     svc: Annotated[Assistant, Depends(assistant)],
-    principal: Annotated[Principal, Depends(require_key)],
+    principal: Annotated[Principal, Depends(read_key)],
 ) -> dict[str, Any]:
     """One of the caller's conversations with its messages; someone else's is 404."""
     conv, messages = await run_in_threadpool(svc.conversation, principal.account, conversation_id)
@@ -252,7 +252,7 @@ async def delete_conversation(
 async def get_answer(
     answer_id: str,
     svc: Annotated[Assistant, Depends(assistant)],
-    principal: Annotated[Principal, Depends(require_key)],
+    principal: Annotated[Principal, Depends(read_key)],
 ) -> dict[str, Any]:
     """An answer and its cited sources: chunk, contributor, weight, credit and payout status
     (credited → batched → vouchered → settled, with the settling transaction)."""

@@ -13,9 +13,9 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.ids import MAX_ID, RowId
-from assistant.auth import Principal, require_key
+from assistant.auth import Principal
 from assistant.errors import ApiError
-from assistant.ratelimit import write_key
+from assistant.ratelimit import read_key, write_key
 from retrieval.addresses import AddressError, checksum_address
 from retrieval.intake import IntakeReport
 from retrieval.knowledge import KnowledgeBase
@@ -181,7 +181,7 @@ class SearchOut(BaseModel):
 
 @router.post("/search", response_model=SearchOut)
 async def search(body: SearchIn, kb: Annotated[KnowledgeBase, Depends(knowledge)],
-                 _: Annotated[Principal, Depends(require_key)]) -> SearchOut:
+                 _: Annotated[Principal, Depends(read_key)]) -> SearchOut:
     """Hybrid (dense + BM25) search over the knowledge base, fused with RRF (needs an API key:
     it returns contributed text whole, so it is not open to anonymous scraping)."""
     f = body.filters or SearchFilters()

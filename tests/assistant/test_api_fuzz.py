@@ -32,7 +32,7 @@ def fuzz_server(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) ->
     data_dir: Path = tmp_path_factory.mktemp("fuzz")
     # Rate limits are tested on their own; here they would only turn generated cases into 429s.
     live = start_server(load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, chat_rate_per_minute=0,
-                                      write_rate_per_minute=0), embedder)
+                                      write_rate_per_minute=0, read_rate_per_minute=0), embedder)
     with live.client() as client:
         client.post("/v1/contributions", json={
             "text": "The Eiffel Tower in Paris is 330 metres tall and was completed in 1889.",

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 import time
+import uuid
 from collections.abc import Iterator
 
 import openai
 import pytest
+from sqlalchemy.orm import Session
 
 from assistant.ratelimit import CHAT, WRITE, RateLimits, window
 from assistant.settings import load_settings
+from payouts import ledger
 from retrieval.embedder import Embedder
 from tests.assistant.test_api_knowledge import assert_openai_error
 from tests.conftest import DEV_KEY, LiveServer, new_address, start_server
@@ -51,7 +54,8 @@ def test_no_item_means_unlimited() -> None:
 @pytest.fixture(scope="module")
 def limited(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = load_settings(data_dir=tmp_path_factory.mktemp("limited"), dev_api_key=DEV_KEY,
-                             chat_rate_per_minute=1, chat_rate_burst=2, write_rate_per_minute=1, write_rate_burst=2)
+                             chat_rate_per_minute=1, chat_rate_burst=2, write_rate_per_minute=1, write_rate_burst=2,
+                             read_rate_per_minute=1, read_rate_burst=4)
     assert settings.payouts.redis_url is None  # the memory storage
     live = start_server(settings, embedder)
     yield live
@@ -87,13 +91,33 @@ def test_writes_have_their_own_budget(limited: LiveServer) -> None:
         assert_openai_error(c.post("/v1/datasets", files=files, data={"contributor": who}), 429, "rate_limit_exceeded")
         assert_openai_error(c.patch("/v1/conversations/conv_x", json={"title": "t"}), 429, "rate_limit_exceeded")
         assert_openai_error(c.delete("/v1/conversations/conv_x"), 429, "rate_limit_exceeded")
-        # Reads are not limited, and nothing was half-written by the refused requests.
+        # Reads have their own budget (not spent by the writes), and nothing was half-written
+        # by the refused requests.
         assert c.get("/v1/conversations").status_code == 200
         stored = c.post("/v1/search", json={"query": "One more fact", "top_k": 10}).json()["data"]
         assert [h["text"] for h in stored if h["contributor"] == who and "One more" in h["text"]] == []
     with limited.client(key="wrong-key") as wrong:  # a bad key is 401 before any budget is looked at
         assert_openai_error(wrong.post("/v1/contributions", json={"text": "x", "contributor": who}), 401,
                             "invalid_api_key")
+
+
+def test_reads_have_their_own_budget(limited: LiveServer) -> None:
+    """Search returns contributed text whole: a key may not page through the knowledge base
+    without limit. Search, conversations and answers share the read budget."""
+    account = f"reader-{uuid.uuid4().hex[:8]}"  # a budget of its own, whatever ran before
+    with Session(limited.server.config.app.state.engine) as s, s.begin():
+        key = ledger.create_api_key(s, account, name="reads")
+        ledger.deposit(s, account, 10**9)
+    with limited.client(key=key) as c:
+        for _ in range(4):  # the burst
+            assert c.post("/v1/search", json={"query": "octopus", "top_k": 5}).status_code == 200
+        for refused in (c.post("/v1/search", json={"query": "octopus", "top_k": 5}), c.get("/v1/conversations"),
+                        c.get("/v1/conversations/conv_x"), c.get("/v1/answers/ans_x")):
+            assert_openai_error(refused, 429, "rate_limit_exceeded")
+            assert refused.headers["Retry-After"].isdigit() and int(refused.headers["Retry-After"]) >= 1
+        # Chat is another budget: still open to this account.
+        chat = c.post("/v1/chat/completions", json={"model": "openchat-extractive", "messages": ASK})
+        assert chat.status_code == 200, chat.text
 
 
 def test_refusals_are_counted_in_metrics(limited: LiveServer) -> None:
