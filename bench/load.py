@@ -10,7 +10,7 @@ every 200 answer has its ``answer_payments`` row with the price it reported, Σ 
 answer = what the response said, the ledger's invariants, and (after a payout round) ledger vs
 chain with ``payouts.reconcile``.
 
-    .venv/bin/python bench/load.py [--clients 16] [--seconds 60] [--warmup 5]
+    .venv/bin/python bench/load.py [--clients 16] [--seconds 60] [--warmup 5] [--set OPENCHAT_X=value]
 """
 
 from __future__ import annotations
@@ -145,10 +145,13 @@ async def load(url: str, clients: int, seconds: float, out: Results | None) -> f
         return time.monotonic() - started
 
 
-def start_system(data_dir: Path, port: int, payout_interval: float) -> subprocess.Popen[bytes]:
+def start_system(data_dir: Path, port: int, payout_interval: float,
+                 extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    # The shell's OPENCHAT_* settings are left out (the run must be the embedded defaults);
+    # --set adds the ones a run is about.
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCHAT_")}
     env.update(OPENCHAT_DATA_DIR=str(data_dir), OPENCHAT_PORT=str(port), OPENCHAT_CHAT_RATE_PER_MINUTE="0",
-               OPENCHAT_PAYOUT_INTERVAL=str(payout_interval))
+               OPENCHAT_PAYOUT_INTERVAL=str(payout_interval), **(extra or {}))
     out = (data_dir.parent / "run.out").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "run"], env=env, cwd=REPO,
                             stdout=out, stderr=subprocess.STDOUT)
@@ -197,12 +200,15 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument("--payout-interval", type=float, default=5.0)
+    parser.add_argument("--set", action="append", default=[], metavar="OPENCHAT_X=value",
+                        help="a setting for the system under test, e.g. OPENCHAT_VECTOR_STORE=edge")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="openchat-load-") as tmp:
         data_dir = Path(tmp) / "data"
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        proc = start_system(data_dir, port, args.payout_interval)
+        extra = dict(item.split("=", 1) for item in args.set)
+        proc = start_system(data_dir, port, args.payout_interval, extra)
         try:
             info = json.loads((data_dir / "supervisor.json").read_text())
             api_pid = int(info["children"]["api"])
