@@ -8,11 +8,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import uvicorn
 
 from assistant.app import create_app
@@ -117,3 +119,20 @@ def new_address() -> str:
     from eth_utils import to_checksum_address
 
     return to_checksum_address(f"0x{uuid.uuid4().hex}{next(_counter):08x}")
+
+
+@contextmanager
+def redis_scratch_prefix(url: str, name: str) -> Iterator[str]:
+    """A key prefix of one test's own on the machine's Redis (skips when there is none); its keys
+    are deleted afterwards."""
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {url}")
+    value = f"openchat-{name}-{uuid.uuid4().hex[:10]}:"
+    try:
+        yield value
+    finally:
+        r = redis.Redis.from_url(url)
+        for key in r.scan_iter(match=f"{value}*"):
+            r.delete(key)

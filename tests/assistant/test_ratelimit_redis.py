@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,14 @@ import redis
 
 from assistant.settings import Settings, load_settings
 from retrieval.embedder import Embedder
-from tests.conftest import DEV_KEY, LiveServer, free_port, new_address, start_server
+from tests.conftest import (
+    DEV_KEY,
+    LiveServer,
+    free_port,
+    new_address,
+    redis_scratch_prefix,
+    start_server,
+)
 from tests.payouts.conftest import OwnRedis
 
 # Our own database number on the machine's Redis, so no other test's keys are in the way.
@@ -35,15 +41,8 @@ def limited_settings(data_dir: Path, redis_url: str | None, prefix: str) -> Sett
 @pytest.fixture
 def prefix() -> Iterator[str]:
     """A key prefix of this test's own; its keys are removed afterwards."""
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
-    except redis.RedisError:
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    value = f"openchat-ratelimit-test-{uuid.uuid4().hex[:10]}:"
-    yield value
-    r = redis.Redis.from_url(REDIS_URL)
-    for key in r.scan_iter(match=f"{value}*"):
-        r.delete(key)
+    with redis_scratch_prefix(REDIS_URL, "ratelimit-test") as value:
+        yield value
 
 
 def pair(tmp_path: Path, embedder: Embedder, redis_url: str | None, prefix: str) -> tuple[LiveServer, LiveServer]:

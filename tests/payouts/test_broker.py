@@ -19,18 +19,14 @@ from kombu.transport import redis as kombu_redis
 from payouts.broker import TRANSPORT, RedisTransport
 from payouts.settings import PayoutsSettings
 from payouts.worker import create_celery
-from tests.payouts.conftest import REDIS_URL, redis_available
+from tests.conftest import redis_scratch_prefix
+from tests.payouts.conftest import REDIS_URL
 
 
 @pytest.fixture
 def prefix() -> Iterator[str]:
-    if not redis_available():
-        pytest.skip(f"no Redis at {REDIS_URL}")
-    prefix = f"openchat-broker-test-{uuid.uuid4().hex[:10]}:"
-    yield prefix
-    r = redis.Redis.from_url(REDIS_URL)
-    for key in r.scan_iter(match=f"{prefix}*"):
-        r.delete(key)
+    with redis_scratch_prefix(REDIS_URL, "broker-test") as value:
+        yield value
 
 
 def hold_unacked_task(transport: type, prefix: str) -> tuple[Connection, object, str]:
