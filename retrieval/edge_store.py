@@ -22,6 +22,8 @@ from qdrant_client.http import (
     models as rest,  # models.QueryResponse is fastembed's, not the Query API's
 )
 
+from retrieval.heap import release_freed_memory
+
 _DISTANCES = {models.Distance.DOT: edge.Distance.Dot, models.Distance.COSINE: edge.Distance.Cosine,
               models.Distance.EUCLID: edge.Distance.Euclid, models.Distance.MANHATTAN: edge.Distance.Manhattan}
 _SCHEMAS = {models.PayloadSchemaType.KEYWORD: edge.PayloadSchemaType.Keyword,
@@ -30,6 +32,25 @@ _DISTANCE_NAMES = {"Dot": models.Distance.DOT, "Cosine": models.Distance.COSINE,
                    "Euclid": models.Distance.EUCLID, "Manhattan": models.Distance.MANHATTAN}
 # Edge persists a shard's config here (read back by get_collection: Edge has no getter).
 CONFIG_FILE = "edge_config.json"
+# Points written between two maintenance passes (flush + optimize), see EdgeClient.upsert.
+MAINTAIN_EVERY = 4096
+# Largest segment the optimizer builds, in KB of vectors (~20,000 chunks of 384 floats): merging
+# stops there, so a pass re-indexes at most that much (docs/retrieval.md, Qdrant Edge).
+MAX_SEGMENT_KB = 32_000
+
+
+def on_disk_config(vectors: dict[str, Any], sparse_vectors: dict[str, Any]) -> edge.EdgeConfig:
+    """A new shard's config with every component that allows it on disk (Memory.Cold).
+
+    Dense vectors, HNSW graph, sparse vectors and their inverted index, payload and id tracker
+    stay in mmap'ed files the kernel may drop; only the appendable segment's indexes live in RAM.
+    """
+    return edge.EdgeConfig(
+        vectors=vectors, sparse_vectors=sparse_vectors, payload_memory=edge.Memory.Cold,
+        id_tracker_memory=edge.Memory.Cold,
+        hnsw_config=edge.HnswIndexConfig(m=16, ef_construct=100, full_scan_threshold=10_000, memory=edge.Memory.Cold),
+        optimizers=edge.EdgeOptimizersConfig(max_segment_size=MAX_SEGMENT_KB),
+    )
 
 
 def _vector(value: Any) -> Any:
@@ -94,13 +115,18 @@ def _scored(points: Sequence[Any]) -> list[models.ScoredPoint]:
 
 
 class EdgeClient:
-    """One Edge shard per collection under ``root``; thread-safe (the engine locks inside)."""
+    """One Edge shard per collection under ``root``; thread-safe (the engine locks inside).
 
-    def __init__(self, root: Path) -> None:
+    Every ``maintain_every`` points written it flushes and optimizes the shard (0: never).
+    """
+
+    def __init__(self, root: Path, maintain_every: int = MAINTAIN_EVERY) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, edge.EdgeShard] = {}
         self._lock = threading.Lock()
+        self.maintain_every = maintain_every
+        self._written: dict[str, int] = {}
 
     def _path(self, name: str) -> Path:
         return self.root / name
@@ -150,11 +176,13 @@ class EdgeClient:
         vectors_config: dict[str, models.VectorParams],
         sparse_vectors_config: dict[str, models.SparseVectorParams] | None = None,
     ) -> bool:
-        config = edge.EdgeConfig(
-            vectors={name: edge.EdgeVectorParams(size=v.size, distance=_DISTANCES[v.distance])
+        # New shards only: a shard is loaded with its persisted config (older ones keep theirs).
+        config = on_disk_config(
+            vectors={name: edge.EdgeVectorParams(size=v.size, distance=_DISTANCES[v.distance], memory=edge.Memory.Cold)
                      for name, v in vectors_config.items()},
             sparse_vectors={
-                name: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf if s.modifier == models.Modifier.IDF else None)
+                name: edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf if s.modifier == models.Modifier.IDF else None,
+                                                  memory=edge.Memory.Cold)
                 for name, s in (sparse_vectors_config or {}).items()
             },
         )
@@ -175,6 +203,23 @@ class EdgeClient:
             for p in points
         ]
         self._shard(collection_name).update(edge.UpdateOperation.upsert_points(converted))
+        written = self._written.get(collection_name, 0) + len(converted)
+        if self.maintain_every and written >= self.maintain_every:
+            written = 0
+            self.maintain(collection_name)
+        self._written[collection_name] = written
+
+    def maintain(self, collection_name: str) -> None:
+        """Flush, then move the appendable segment's points into on-disk segments.
+
+        Edge has no background flusher or optimizer: unflushed updates and the appendable
+        segment (its sparse index and id tracker are in RAM) grow with every point until then.
+        Blocks the caller (seconds; up to ~20 s when segments merge, docs/retrieval.md).
+        """
+        shard = self._shard(collection_name)
+        shard.flush()
+        shard.optimize()
+        release_freed_memory()  # the engine frees through glibc; give the pages back
 
     def delete(self, collection_name: str, points_selector: Sequence[int]) -> None:
         self._shard(collection_name).update(edge.UpdateOperation.delete_points(list(points_selector)))

@@ -71,7 +71,7 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
     if store == "server":
         client = QdrantClient(url=settings.qdrant_url, api_key=settings.qdrant_api_key, timeout=30)
     elif store == "edge":
-        client = EdgeClient(settings.edge_path)
+        client = EdgeClient(settings.edge_path, settings.edge_maintain_every)
     else:
         settings.qdrant_path.mkdir(parents=True, exist_ok=True)
         client = QdrantClient(path=str(settings.qdrant_path))

@@ -25,6 +25,9 @@ class RetrievalSettings(BaseSettings):
     # as Python objects in RAM) or Qdrant Edge (the Rust engine in-process, mmap'ed segments
     # under data_dir/edge). auto: whichever the data dir already holds, else EMBEDDED_DEFAULT.
     vector_store: Literal["auto", "local", "edge"] = "auto"
+    # Edge: flush + optimize after this many points written (0: never), which keeps its RAM
+    # flat during a large ingest (docs/retrieval.md, Qdrant Edge).
+    edge_maintain_every: int = Field(default=4096, ge=0)
     # auto: tantivy beside Qdrant local mode, Qdrant's sparse vectors on a server and on Edge; sqlite is
     # the older FTS5 sidecar (same analyser, slower top-k; see docs/retrieval.md).
     lexical_index: Literal["auto", "tantivy", "sqlite", "qdrant"] = "auto"
