@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+import qdrant_edge as edge
 
 from assistant.db import make_engine, migrate
-from retrieval.edge_store import EdgeClient
+from retrieval.edge_store import CONFIG_FILE, EdgeClient
 from retrieval.embedder import Embedder
 from retrieval.knowledge import open_knowledge_base
 from retrieval.settings import EMBEDDED_DEFAULT, RetrievalSettings
-from retrieval.store import Filters
+from retrieval.lexical import analyse
+from retrieval.store import ChunkIndex, Filters, IndexedChunk
 from tests.conftest import new_address
 from tests.retrieval.test_intake import rows_file
 
@@ -20,6 +24,7 @@ FACTS = [
     "The Danube flows through ten countries before it reaches the Black Sea.",
     "Tardigrades survive vacuum, radiation and decades without water.",
 ]
+ADDRESS = "0x" + "ab" * 20
 
 
 def test_edge_store_intake_search_and_reopen(tmp_path: Path, embedder: Embedder) -> None:
@@ -119,3 +124,67 @@ def test_a_local_mode_data_dir_moves_to_edge_without_re_embedding(tmp_path: Path
         kb.close()
         engine.dispose()
     assert RetrievalSettings(data_dir=tmp_path, vector_store="auto").resolved_vector_store() == "edge"
+
+
+def _points(ids: range) -> list[IndexedChunk]:
+    rng = np.random.default_rng(3)
+    out = []
+    for cid in ids:
+        vec = rng.standard_normal(384).astype(np.float32)
+        text = f"point {cid} about tardigrades" if cid % 2 else f"point {cid} about the danube"
+        out.append(IndexedChunk(chunk_id=cid, vector=vec / np.linalg.norm(vec), terms=analyse(text),
+                                contributor=ADDRESS, contribution_id=1, content_hash=f"{cid:064x}", text=text,
+                                title="T", source_id=str(cid)))
+    return out
+
+
+def test_new_edge_stores_keep_every_component_on_disk(tmp_path: Path) -> None:
+    client = EdgeClient(tmp_path, maintain_every=50)
+    try:
+        index = ChunkIndex(client, "chunks", 384, sidecar=None, sparse=True)
+        index.ensure_collection()
+        config = json.loads((tmp_path / "chunks" / CONFIG_FILE).read_text())
+        assert config["payload_memory"] == config["id_tracker_memory"] == "cold"
+        assert config["vectors"]["dense"]["memory"] == config["sparse_vectors"]["lexical"]["memory"] == "cold"
+        assert config["hnsw_config"]["memory"] == "cold"
+        assert config["sparse_vectors"]["lexical"]["modifier"] == "idf"
+        # Upserts past maintain_every flush and optimize in between; nothing is lost or hidden.
+        for start in range(1, 131, 20):
+            index.upsert(_points(range(start, start + 20)))
+        assert index.count() == 140
+        hits = index.search(None, analyse("tardigrades"), 100, mode="sparse")
+        assert len(hits) == 70 and all(h.chunk_id % 2 for h in hits)
+    finally:
+        client.close()
+    assert EdgeClient(tmp_path).count("chunks").count == 140
+
+
+def test_an_edge_store_made_before_the_on_disk_config_keeps_opening(tmp_path: Path) -> None:
+    # The config Edge stores were created with before (placements left to Edge's defaults).
+    old = edge.EdgeShard.create(str(tmp_path / "chunks"), edge.EdgeConfig(
+        vectors={"dense": edge.EdgeVectorParams(size=384, distance=edge.Distance.Dot)},
+        sparse_vectors={"lexical": edge.EdgeSparseVectorParams(modifier=edge.Modifier.Idf)}))
+    old.close()
+    client = EdgeClient(tmp_path, maintain_every=10)
+    try:
+        index = ChunkIndex(client, "chunks", 384, sidecar=None, sparse=True)
+        index.ensure_collection()
+        index.upsert(_points(range(1, 31)))
+        assert index.count() == 30 and len(index.search(None, analyse("danube"), 100, mode="sparse")) == 15
+    finally:
+        client.close()
+    # Loaded with its persisted config: the shard keeps its own placements (Edge's defaults).
+    config = json.loads((tmp_path / "chunks" / CONFIG_FILE).read_text())
+    assert "memory" not in config["vectors"]["dense"] and "memory" not in config["sparse_vectors"]["lexical"]
+
+
+def test_settings_set_the_edge_maintenance_interval(tmp_path: Path, embedder: Embedder) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, vector_store="edge", edge_maintain_every=7),
+                             engine, embedder)
+    try:
+        assert isinstance(kb.client, EdgeClient) and kb.client.maintain_every == 7
+    finally:
+        kb.close()
+        engine.dispose()
