@@ -14,6 +14,8 @@ LYREBIRD = "Lyrebirds can imitate chainsaws, camera shutters and car alarms with
 
 
 def ask(page: Page, question: str) -> None:
+    # The page takes one question at a time (Enter is ignored while an answer is in flight).
+    expect(page.locator("body")).not_to_have_class(re.compile(r"\bbusy\b"))
     page.fill("#prompt", question)
     page.keyboard.press("Enter")
 

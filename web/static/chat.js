@@ -324,7 +324,8 @@ async function ask(question) {
     if (final && final.openchat.conversation_id) {
       const isNew = state.conversationId !== final.openchat.conversation_id;
       state.conversationId = final.openchat.conversation_id;
-      if (isNew) await loadConversations();
+      // Not awaited: the next question may be typed while the list refreshes.
+      if (isNew) loadConversations();
     }
   } catch (err) {
     if (err.name === "AbortError") {
