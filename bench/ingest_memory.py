@@ -31,8 +31,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = ("cell protein gene enzyme membrane signal pathway receptor tissue patient dose trial "
-         "cohort variant binding expression kinase neuron cortex plasma lipid insulin glucose").split()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from store_memory_cgroup import cgroup_report, make_cgroup
+
+WORDS = ["cell", "protein", "gene", "enzyme", "membrane", "signal", "pathway", "receptor", "tissue", "patient", "dose", "trial", "cohort", "variant", "binding", "expression", "kinase", "neuron", "cortex", "plasma", "lipid", "insulin", "glucose"]
 
 
 def make_file(path: Path, mb: int) -> int:
@@ -71,9 +73,15 @@ def committed(db: Path) -> tuple[int, int]:
 
 
 def watch(cmd: list[str], env: dict[str, str], seconds: float | None, db: Path | None = None,
-          every: float = 10.0) -> tuple[float, float, int]:
-    """Run cmd, sampling its RSS every 50 ms; print RSS (and committed chunks) every ``every`` s."""
+          every: float = 10.0, cgroup: Path | None = None) -> tuple[float, float, int]:
+    """Run cmd, sampling its RSS every 50 ms; print RSS (and committed chunks) every ``every`` s.
+
+    With ``cgroup`` the process is moved into it right after it starts (before its imports),
+    so the cgroup's limit is on the whole process.
+    """
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    if cgroup is not None:
+        (cgroup / "cgroup.procs").write_text(str(proc.pid))
     start, peak, last, window_peak, next_print = time.monotonic(), 0.0, 0.0, 0.0, every
     while proc.poll() is None:
         now = rss_mb(proc.pid)
@@ -86,7 +94,9 @@ def watch(cmd: list[str], env: dict[str, str], seconds: float | None, db: Path |
                 stored, rows = committed(db)
                 chunks = f", {stored} chunks / {rows} rows committed"
             print(f"  t={elapsed:5.0f} s  RSS {now:5.0f} MB (peak in last {every:.0f} s {window_peak:5.0f}, overall {peak:5.0f}; "
-                  f"anonymous {rss_mb(proc.pid, 'RssAnon'):5.0f}){chunks}", flush=True)
+                  f"anonymous {rss_mb(proc.pid, 'RssAnon'):5.0f}, file {rss_mb(proc.pid, 'RssFile'):4.0f}){chunks}"
+                  + (f", cgroup usage {int((cgroup / 'memory.usage_in_bytes').read_text()) / 2**20:.0f} MiB" if cgroup else ""),
+                  flush=True)
             window_peak, next_print = 0.0, next_print + every
         if seconds is not None and elapsed > seconds:
             # `openchat ingest` pauses after the batch it is writing on SIGINT.
@@ -125,6 +135,8 @@ def main() -> None:
     ap.add_argument("--every", type=float, default=10, help="print RSS every this many seconds")
     ap.add_argument("--skip-read", action="store_true", help="skip the reading-only measurement")
     ap.add_argument("--store", choices=["local", "edge"], default="local", help="OPENCHAT_VECTOR_STORE of the run")
+    ap.add_argument("--cgroup-mb", type=int, help="run `openchat ingest` in a cgroup v1 memory limit of this many MiB "
+                    "(whole process; needs root; see bench/store_memory_cgroup.py)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="openchat-mem-"))
     path = tmp / "big.jsonl"
@@ -140,9 +152,18 @@ def main() -> None:
         peak, _, _ = watch([sys.executable, "-c", READ_ONLY, str(path)], env, None, every=args.every)
         print(f"reading + chunking the whole file: peak RSS {peak:.0f} MB")
     print(f"openchat ingest, RSS over time (stopped with SIGINT after {args.seconds:.0f} s):")
-    peak, last, _ = watch([sys.executable, "-m", "assistant.cli", "ingest", str(path), "--quiet",
-                            "--contributor", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"], env, args.seconds,
-                           tmp / "data" / "openchat.sqlite3", args.every)
+    cgroup = make_cgroup(f"openchat-ingestmem-{os.getpid()}", args.cgroup_mb) if args.cgroup_mb else None
+    try:
+        peak, last, code = watch([sys.executable, "-m", "assistant.cli", "ingest", str(path), "--quiet",
+                                  "--contributor", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"], env, args.seconds,
+                                 tmp / "data" / "openchat.sqlite3", args.every, cgroup)
+        if cgroup is not None:
+            r = cgroup_report(cgroup)
+            print(f"cgroup limit {args.cgroup_mb} MiB: exit code {code}, failcnt {r['failcnt']}, "
+                  f"max usage {r['max_usage_mib']:.0f} MiB, oom_kill {r['oom_kill']}")
+    finally:
+        if cgroup is not None:
+            cgroup.rmdir()
     import sqlite3
 
     db = sqlite3.connect(tmp / "data" / "openchat.sqlite3")

@@ -107,12 +107,25 @@ def read(cg: Path, name: str) -> str:
     return (cg / name).read_text().strip()
 
 
-def run(variant: str, points: int, limit_mb: int) -> dict[str, object]:
-    cg = CGROUP_ROOT / f"openchat-storemem-{os.getpid()}-{variant}"
+def make_cgroup(name: str, limit_mb: int) -> Path:
+    """A fresh v1 memory cgroup with a hard limit and no swap (anonymous memory must fit)."""
+    cg = CGROUP_ROOT / name
     cg.mkdir()
+    (cg / "memory.limit_in_bytes").write_text(str(limit_mb * 1024 * 1024))
+    (cg / "memory.swappiness").write_text("0")
+    return cg
+
+
+def cgroup_report(cg: Path) -> dict[str, float]:
+    """Times the limit was hit (reclaim ran), the peak charge and the OOM kills in the cgroup."""
+    oom = dict(line.split() for line in read(cg, "memory.oom_control").splitlines())
+    return {"failcnt": int(read(cg, "memory.failcnt")), "max_usage_mib": int(read(cg, "memory.max_usage_in_bytes")) / 2**20,
+            "oom_kill": int(oom.get("oom_kill", 0))}
+
+
+def run(variant: str, points: int, limit_mb: int) -> dict[str, object]:
+    cg = make_cgroup(f"openchat-storemem-{os.getpid()}-{variant}", limit_mb)
     try:
-        (cg / "memory.limit_in_bytes").write_text(str(limit_mb * 1024 * 1024))
-        (cg / "memory.swappiness").write_text("0")  # no swap escape: anonymous memory must fit
         with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
             proc = subprocess.Popen([sys.executable, __file__, "--child", variant, "--points", str(points),
                                      "--path", tmp], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -129,11 +142,8 @@ def run(variant: str, points: int, limit_mb: int) -> dict[str, object]:
                       f"file {s['file_mib']:5.0f} MiB  cgroup usage {int(read(cg, 'memory.usage_in_bytes')) / 2**20:5.0f} MiB"
                       f"  {s.get('t', 0):5.0f} s", flush=True)
             code = proc.wait()
-            oom = dict(line.split() for line in read(cg, "memory.oom_control").splitlines())
             return {"variant": variant, "returncode": code, "completed": stages[-1]["stage"] == "done",
-                    "failcnt": int(read(cg, "memory.failcnt")),
-                    "max_usage_mib": int(read(cg, "memory.max_usage_in_bytes")) / 2**20,
-                    "oom_kill": int(oom.get("oom_kill", 0)), "ready": ready, "stages": stages[1:]}
+                    **cgroup_report(cg), "ready": ready, "stages": stages[1:]}
     finally:
         cg.rmdir()
 
@@ -160,7 +170,8 @@ def main() -> None:
         assert isinstance(ready, dict)
         inserted = [s for s in stages if s["stage"] == "inserted"]
         growth = ((inserted[0]["anon_mib"] - stages[0]["anon_mib"]) * 1024 / inserted[0]["points"]) if inserted else float("nan")
-        print(f"{r['variant']:16s} {'completed' if r['completed'] else 'FAILED (rc %s)' % r['returncode']:18s} "
+        status = "completed" if r["completed"] else f"FAILED (rc {r['returncode']})"
+        print(f"{r['variant']:16s} {status:18s} "
               f"failcnt {r['failcnt']:6d}  max usage {r['max_usage_mib']:5.0f} MiB  oom_kill {r['oom_kill']}  "
               f"last stage {last['stage']} anon {last['anon_mib']:.0f} MiB file {last['file_mib']:.0f} MiB "
               f"(baseline anon {ready['anon_mib']:.0f} file {ready['file_mib']:.0f}); "
