@@ -133,7 +133,10 @@ def main() -> None:
     data_dir = Path(args.data_dir) if args.data_dir else Path(tempfile.mkdtemp(prefix="openchat-bench-"))
     # No query cache: the benchmark's queries repeat across runs, a cache would hide the encoder.
     # Sparse vectors stored beside tantivy too: the Qdrant-native path is compared on the same points.
-    overrides: dict[str, object] = {"data_dir": data_dir, "query_cache_size": 0, "qdrant_sparse": True}
+    # The knowledge base under test is local mode; the Edge store beside it in the same data dir is
+    # opened apart (vector_store=auto would pick that one, and Edge allows one opener).
+    overrides: dict[str, object] = {"data_dir": data_dir, "query_cache_size": 0, "qdrant_sparse": True,
+                                    "vector_store": "local"}
     if args.rrf_k:
         overrides["rrf_k"] = args.rrf_k
     settings = RetrievalSettings(**overrides)
