@@ -14,7 +14,10 @@ in child processes, sampling their resident memory every 50 ms:
    Edge instead (OPENCHAT_VECTOR_STORE=edge): mmap'ed segments, native sparse vectors, no
    sidecar; RSS is then printed with its anonymous part (file pages are page cache).
 
-    .venv/bin/python bench/ingest_memory.py [--mb 50] [--seconds 180] [--every 10] [--store local|edge]
+   ``--cgroup-mb N`` runs `openchat ingest` inside a cgroup v1 memory limit of N MiB (whole
+   process) and prints memory.failcnt, max usage and OOM kills (bench/store_memory_cgroup.py).
+
+    .venv/bin/python bench/ingest_memory.py [--mb 50] [--seconds 180] [--every 10] [--store local|edge] [--cgroup-mb 512]
 """
 
 from __future__ import annotations
