@@ -13,8 +13,8 @@ from assistant.db import make_engine, migrate
 from retrieval.edge_store import CONFIG_FILE, EdgeClient
 from retrieval.embedder import Embedder
 from retrieval.knowledge import open_knowledge_base
-from retrieval.settings import EMBEDDED_DEFAULT, RetrievalSettings
 from retrieval.lexical import analyse
+from retrieval.settings import EMBEDDED_DEFAULT, RetrievalSettings
 from retrieval.store import ChunkIndex, Filters, IndexedChunk
 from tests.conftest import new_address
 from tests.retrieval.test_intake import rows_file
