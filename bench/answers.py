@@ -135,7 +135,7 @@ def fit(root: Path, saved_path: Path, target: float, precision_floor: float) -> 
     them costs nothing."""
     from dataclasses import fields
 
-    from assistant.chat.answerability import Evidence, examine
+    from assistant.chat.answerability import Evidence
     from assistant.chat.extractive import ExtractiveResponder
     from retrieval.embedder import load_embedder
     from retrieval.settings import RetrievalSettings
@@ -155,7 +155,7 @@ def fit(root: Path, saved_path: Path, target: float, precision_floor: float) -> 
         picked = [ranking.candidates[k] for k in responder.select(ranking)]
         # The text the responder gives if it answers (best sentence plus a close neighbour).
         text = " ".join(c.sentence for c in picked)
-        ev = examine(q["text"], text, set().union(*(c.terms for c in picked)), [set(c.terms) for c in ranking.candidates])
+        ev = responder.evidence(q["text"], ranking, responder.select(ranking))
         label = "U" if a["is_impossible"] else "H" if any(norm(g) in norm(text) for g in a["answers"]) else "M"
         gold_cited = sources[best.marker - 1]["source_id"] == q["metadata"]["source_paragraph"]
         rows.append((i, label, ranking.best_score, [float(getattr(ev, c)) for c in checks], gold_cited))

@@ -11,10 +11,18 @@ the paragraph does not hold. Each such edit leaves a mark that a named check loo
 - ``name_absent`` / ``name_elsewhere``: a name the question mentions is in no source, or is
   missing from the sentence while a few other source sentences have it (the sentence is about
   something else; a name every sentence shares, like the article's subject, does not count);
+- ``name_recombined``: a name of several words ("Mount Gippsland", "California University")
+  whose words are all in the sources but never together, in that order ("Mount Bogong ... the
+  Gippsland", "University of California");
 - ``antonym``: the question says "smallest" where the sentence says "largest";
+- ``opposite``: a question word found in no source whose WordNet antonym the sentence says
+  ("circuit simplicity" against "circuit complexity", "included" against "excluded");
 - ``swapped``: the question copies a stretch of the sentence with one word changed, the words
   on both sides of it the same ("captures the formal notion of" against "captures the informal
   notion of", "how many full time janitors does" against "full time teachers");
+- ``close_call``: another source's best sentence, saying something else, scores within
+  ``CLOSE_CALL`` of the best one: the sources do not single out an answer (set by the
+  responder, which holds the ranking; the text checks below cannot see it);
 - ``untyped``: "when" needs a date or time in the sentence, "how many" a number, "who" and
   "where" a name, each one the question does not already name.
 
@@ -34,6 +42,7 @@ from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from typing import Literal
 
+from assistant.chat.antonyms import antonym_stems
 from retrieval.lexical import STOPWORDS, analyse
 
 AnswerType = Literal["date", "number", "person", "place", "other"]
@@ -198,7 +207,10 @@ class Evidence:
     number_missing: bool = False
     name_absent: bool = False
     name_elsewhere: bool = False
+    name_recombined: bool = False
     antonym: bool = False
+    opposite: bool = False
+    close_call: bool = False
     untyped: bool = False
     swapped: bool = False
 
@@ -295,8 +307,107 @@ def swapped_word(question: str, sentence: str, context: int = SWAP_CONTEXT) -> t
     return None
 
 
-def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[set[str]]) -> Evidence:
-    """Run every check on the answer's sentences; ``pool`` is the analysed terms of every source sentence."""
+# Lower-case words that join the parts of one name ("Robert of Jumieges", "Edward the Confessor").
+_NAME_JOINERS = frozenset(["of", "the", "de", "du", "da", "di", "del", "la", "le", "von", "van", "al"])
+# Capitalised only because they open a question ("Does BSkyB ...?"); never a name's first part.
+_QUESTION_OPENERS = QUESTION_WORDS | frozenset(
+    ["is", "are", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should", "has", "have", "had"])
+_NAME_TOKEN = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
+
+
+def _folded_words(text: str) -> list[str]:
+    """Lower-cased, accent-free words; a possessive "'s" dropped, hyphens splitting words."""
+    return [fold(w) for w in _PLAIN_WORD.findall(re.sub(r"['’]s\b", "", text).casefold())]
+
+
+def multiword_names(question: str) -> list[str]:
+    """Names of two or more capitalised words in the question ("Mount Gippsland", "Robert of
+    Jumieges"), split at punctuation, a possessive ending one; a question's opener is no part."""
+    found: list[str] = []
+    run: list[str] = []
+    previous_end = 0
+
+    def close() -> None:
+        while run and run[-1].casefold() in _NAME_JOINERS:
+            run.pop()
+        if sum(w[:1].isupper() for w in run) >= 2:
+            found.append(" ".join(run))
+        run.clear()
+
+    for index, match in enumerate(_NAME_TOKEN.finditer(question)):
+        if question[previous_end:match.start()].strip():  # punctuation between: a list, not one name
+            close()
+        previous_end = match.end()
+        word = re.sub(r"['’]s$", "", match.group(0))
+        if word[:1].isupper() and not (index == 0 and word.casefold() in _COMMON_OPENERS | _QUESTION_OPENERS):
+            run.append(word)
+            if word != match.group(0):
+                close()
+        elif run and word.casefold() in _NAME_JOINERS:
+            run.append(word)
+        else:
+            close()
+    close()
+    return found
+
+
+def _like(word: str, other: str) -> bool:
+    """Equal, or a typo of a long word (spelled_like's test, for one pair of folded words)."""
+    return word == other or (len(word) >= 4 and word[:1] == other[:1] and abs(len(word) - len(other)) <= 2
+                             and SequenceMatcher(None, word, other).ratio() >= SPELLING_RATIO)
+
+
+def recombined_name(question: str, sentences: Sequence[str]) -> str | None:
+    """A multi-word name of the question whose words all occur in the sentences but never side by
+    side in its order, or None: SQuAD 2.0's writers recombine a paragraph's names ("Mount
+    Gippsland" from "Gippsland" and "Mount Bogong"). A name with a word found nowhere is
+    ``name_absent``'s case, not this one."""
+    names_found = multiword_names(question)
+    if not names_found:
+        return None
+    texts = [_folded_words(s) for s in sentences]
+    vocabulary = {w for words in texts for w in words}
+    for name in names_found:
+        parts = _folded_words(name)
+        if not all(any(_like(p, w) for w in vocabulary) for p in parts):
+            continue
+        n = len(parts)
+        if not any(all(_like(parts[k], words[j + k]) for k in range(n))
+                   for words in texts for j in range(len(words) - n + 1) if _like(parts[0], words[j])):
+            return name
+    return None
+
+
+# Words that negate the word after them: "not known" says what "unknown" says.
+_NEGATORS = frozenset(["not", "never", "no", "t", "cannot", "without", "nor", "neither"])
+
+
+def opposite_word(question: str, answer: str, pool_terms: set[str],
+                  opposites: Mapping[str, frozenset[str]] | None = None) -> tuple[str, str] | None:
+    """A question word that no source has and whose WordNet opposite the answer says, or None.
+
+    SQuAD 2.0's antonym edits ("circuit simplicity" for "circuit complexity"). The word must be
+    absent from every source sentence, not just the answer: a right answer often uses an
+    opposite beside the asked word ("Emma, sister of Richard" for "Who was Emma's brother?"),
+    and then the asked word is elsewhere in the sources. An opposite the answer negates ("not
+    known" for "unknown") is a paraphrase. Returns (question term, answer word)."""
+    table = antonym_stems() if opposites is None else opposites
+    q_terms = content_terms(question)
+    answer_words = _stems(answer)
+    for term in sorted(q_terms):
+        others = table.get(term)
+        if not others or spelled_like(term, pool_terms):
+            continue
+        for k, (word, stem) in enumerate(answer_words):
+            if stem in others and stem not in q_terms and not any(w in _NEGATORS for w, _ in answer_words[max(0, k - 2):k]):
+                return term, word
+    return None
+
+
+def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[set[str]],
+            sentences: Sequence[str] = ()) -> Evidence:
+    """Run every check on the answer's sentences; ``pool`` is the analysed terms of every source
+    sentence, ``sentences`` their text (for the names' word order)."""
     pool_terms = set().union(*pool) if pool else set()
     q_numbers = number_tokens(question) - COUNTING_WORDS
     q_digits = {t for t in analyse(question) if any(ch.isdigit() for ch in t)}
@@ -309,7 +420,9 @@ def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[s
         number_missing=bool(q_numbers - number_tokens(answer)),
         name_absent=bool(absent),
         name_elsewhere=any(sum(t in terms for terms in pool) <= NAME_DETAIL_SENTENCES for t in missing),
+        name_recombined=recombined_name(question, sentences) is not None,
         antonym=antonym_swap(question, answer),
+        opposite=opposite_word(question, answer, pool_terms) is not None,
         untyped=not has_answer_type(answer_type(question), answer, question),
         swapped=swapped_word(question, answer) is not None,
     )
@@ -354,5 +467,6 @@ def judge(score: float, evidence: Evidence, rule: Rule) -> Verdict:
 RULE = Rule(
     threshold=0.443,
     penalties={"negated": 1.0, "number_absent": 0.5, "number_missing": 1.0, "name_absent": 0.5,
-               "name_elsewhere": 0.5, "antonym": 0.5, "untyped": 0.0, "swapped": 1.0},
+               "name_elsewhere": 0.5, "name_recombined": 1.0, "antonym": 0.15, "opposite": 0.5,
+               "close_call": 1.0, "untyped": 0.0, "swapped": 1.0},
 )

@@ -32,12 +32,13 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from assistant.chat.answerability import (
     RULE,
+    Evidence,
     Rule,
     Verdict,
     content_terms,
@@ -182,6 +183,26 @@ def _analysed_sentences(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
     return tuple((sentence, frozenset(analyse(sentence))) for sentence in split_sentences(text) if len(sentence) >= 3)
 
 
+# Score gap under which another source's best sentence ties with the best one (scores lie in
+# about 0.3-1.3; fitted with the rule, docs/assistant.md).
+CLOSE_CALL = 0.01
+
+
+def close_call(ranking: Ranking, gap: float = CLOSE_CALL) -> bool:
+    """Whether another source's sentence, with other words than the best one, scores within
+    ``gap`` of it. The same sentence in two sources (overlapping contributions) is agreement,
+    not a tie, so it does not count."""
+    best = ranking.best
+    top = ranking.best_score
+    for i in ranking.order[1:]:
+        if top - ranking.scores[i] >= gap:
+            return False
+        other = ranking.candidates[i]
+        if other.marker != best.marker and other.terms != best.terms:
+            return True
+    return False
+
+
 class ExtractiveResponder:
     """Selects, orders and cites the source sentences that answer a question."""
 
@@ -245,12 +266,16 @@ class ExtractiveResponder:
         # Read in source order (and sentence order within a source), not score order.
         return sorted(chosen)
 
-    def examine(self, question: str, ranking: Ranking, chosen: Sequence[int]) -> Verdict:
-        """Whether the chosen sentences answer the question, and if not, why (see answerability)."""
+    def evidence(self, question: str, ranking: Ranking, chosen: Sequence[int]) -> Evidence:
+        """The answerability checks' findings on the chosen sentences (see answerability)."""
         picked = [ranking.candidates[i] for i in chosen]
         evidence = examine(question, " ".join(c.sentence for c in picked), set().union(*(c.terms for c in picked)),
-                           [set(c.terms) for c in ranking.candidates])
-        return judge(ranking.best_score, evidence, self.config.rule)
+                           [set(c.terms) for c in ranking.candidates], [c.sentence for c in ranking.candidates])
+        return replace(evidence, close_call=close_call(ranking))
+
+    def examine(self, question: str, ranking: Ranking, chosen: Sequence[int]) -> Verdict:
+        """Whether the chosen sentences answer the question, and if not, why (see answerability)."""
+        return judge(ranking.best_score, self.evidence(question, ranking, chosen), self.config.rule)
 
     def answer(self, question: str, sources: Sequence[str]) -> ExtractiveAnswer:
         """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``)."""

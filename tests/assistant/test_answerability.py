@@ -15,14 +15,17 @@ from assistant.chat.answerability import (
     has_answer_type,
     idf_weights,
     judge,
+    multiword_names,
     name_terms,
     names,
     negated,
     number_tokens,
+    opposite_word,
+    recombined_name,
     spelled_like,
     swapped_word,
 )
-from assistant.chat.extractive import NO_ANSWER, ExtractiveResponder
+from assistant.chat.extractive import NO_ANSWER, Candidate, ExtractiveResponder, Ranking, close_call
 from retrieval.embedder import Embedder
 from retrieval.lexical import analyse
 
@@ -121,6 +124,67 @@ def test_examine_reports_a_swapped_word() -> None:
     ev = examine("Where is Victoria ranked in terms of GDP per capita?", sentence, terms, [terms])
     assert ev.swapped and "swapped" in ev.reasons()
     assert not examine("Where is Victoria ranked in terms of GSP per capita?", sentence, terms, [terms]).swapped
+
+
+def test_multiword_names_stop_at_punctuation_possessives_and_openers() -> None:
+    assert multiword_names("How high is Victoria's Mount Gippsland?") == ["Mount Gippsland"]
+    assert multiword_names("Who made Robert of Jumieges earl of Hereford?") == ["Robert of Jumieges"]
+    # A list is several names; an auxiliary opening the question is no part of one.
+    assert multiword_names("Who was the enemy in Italy, the Byzantine Empire and Armenia?") == ["Byzantine Empire"]
+    assert multiword_names("Does BSkyB carry any control?") == []
+    assert multiword_names("What is the name of the Los Angeles rail system?") == ["Los Angeles"]
+
+
+def test_recombined_name_needs_every_word_present_but_never_together() -> None:
+    sources = ["Mount Bogong is the highest peak, far from the wet climate of Gippsland.",
+               "There are 5 University of California campuses."]
+    assert recombined_name("How high is Mount Gippsland?", sources) == "Mount Gippsland"
+    assert recombined_name("How many California University campuses are there?", sources) == "California University"
+    assert recombined_name("How high is Mount Bogong?", sources) is None
+    # A typo is still the name; a name with a word found nowhere is name_absent's case.
+    assert recombined_name("How high is Mount Bogongg?", sources) is None
+    assert recombined_name("How high is Mount Kosciuszko?", sources) is None
+
+
+def test_opposite_word_is_a_wordnet_antonym_of_a_word_no_source_has() -> None:
+    answer = "Many important complexity classes can be defined by bounding the time used by the algorithm."
+    pool = set(analyse(answer))
+    assert opposite_word("What unit is measured to determine circuit simplicity?", answer, pool) == ("simplic", "complexity")
+    # Irregular forms come from WordNet's exception lists ("lost" is a form of "lose").
+    won = "The club won the final in 1998."
+    assert opposite_word("When did the club lose the final?", won, set(analyse(won))) == ("lose", "won")
+    assert opposite_word("When was the final lost?", won, set(analyse(won))) == ("lost", "won")
+    # The asked word elsewhere in the sources: an opposite beside it is not an edit ("Emma,
+    # sister of Richard" answers "Who was Emma's brother?").
+    sister = "Emma, sister of Duke Richard II, married King Ethelred."
+    assert opposite_word("Who was Emma's brother?", sister, set(analyse(sister)) | {"brother"}) is None
+    # A negated opposite says the same thing: "not known" for "unknown".
+    known = "It is not known whether L is strictly contained in P."
+    assert opposite_word("What is unknown about L?", known, set(analyse(known))) is None
+
+
+def test_close_call_is_a_tie_between_sources_saying_different_things() -> None:
+    def ranking(rows: list[tuple[int, str, float]]) -> Ranking:
+        candidates = [Candidate(m, s, frozenset(analyse(s))) for m, s, _ in rows]
+        scores = [score for *_, score in rows]
+        return Ranking(candidates, scores, sorted(range(len(rows)), key=lambda i: -scores[i]))
+
+    a, b = "Rollo led the Normans.", "Richard led the Normans."
+    assert close_call(ranking([(1, a, 0.900), (2, b, 0.895)]))
+    assert not close_call(ranking([(1, a, 0.900), (2, b, 0.850)]))
+    # The same sentence from two contributions is agreement; a tie within one source is no tie.
+    assert not close_call(ranking([(1, a, 0.900), (2, a, 0.900), (2, b, 0.700)]))
+    assert not close_call(ranking([(1, a, 0.900), (1, b, 0.899)]))
+
+
+def test_examine_reports_the_new_checks() -> None:
+    sentence = "Mount Bogong is the highest peak; Gippsland lies to the southeast."
+    terms = set(analyse(sentence))
+    ev = examine("How high is Mount Gippsland?", sentence, terms, [terms], [sentence])
+    assert ev.name_recombined and "name_recombined" in ev.reasons()
+    sentence = "BSkyB had been excluded from the ONdigital consortium."
+    terms = set(analyse(sentence))
+    assert examine("What consortium was BSkyB included with?", sentence, terms, [terms], [sentence]).opposite
 
 
 def test_content_terms_drop_question_words() -> None:
