@@ -457,12 +457,12 @@ def judge(score: float, evidence: Evidence, rule: Rule) -> Verdict:
 
 
 # Fitted by ``bench/answers.py --fit --precision 0.885`` on the even half of squad2-dev-5 (the
-# odd half held out): coordinate ascent on the objective itself, each penalty from a coarse
-# grid, from the better of two starts (a logistic regression of "right answer" vs
-# "unanswerable", or the rule before ``swapped`` existed): the most no-answer accuracy at answer
-# recall >= 0.80 on that half. The precision floor is 0.885, not 0.89: refusing an unanswerable
-# question that cites the paragraph it was written against lowers the benchmark's citation
-# precision, and at 0.89 neither start met the floor (all questions, HTTP: see docs/assistant.md).
+# odd half held out), last on 2026-12-01 with name_recombined, opposite and close_call:
+# coordinate ascent on the objective itself, each penalty from a coarse grid, from the better of
+# two starts (a logistic regression of "right answer" vs "unanswerable", or the rule in force):
+# the most no-answer accuracy at answer recall >= 0.80 on that half. The precision floor is
+# 0.885, not 0.89: refusing an unanswerable question that cites the paragraph it was written
+# against lowers the benchmark's citation precision (all questions, HTTP: docs/assistant.md).
 # Best scores lie between about 0.3 and 1.3: a penalty of 0.5 or more is a veto in practice.
 RULE = Rule(
     threshold=0.443,

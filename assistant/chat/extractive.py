@@ -168,6 +168,7 @@ class Ranking:
     candidates: list[Candidate]
     scores: list[float]
     order: list[int]
+    vectors: np.ndarray | None = None  # the candidates' unit sentence vectors, when known
 
     @property
     def best(self) -> Candidate:
@@ -186,19 +187,25 @@ def _analysed_sentences(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
 # Score gap under which another source's best sentence ties with the best one (scores lie in
 # about 0.3-1.3; fitted with the rule, docs/assistant.md).
 CLOSE_CALL = 0.01
+# Sentence cosine at or above which two sources' sentences say the same thing: a tie between
+# them is agreement (two contributions of one fact), not a question the sources leave open.
+AGREEMENT_COSINE = 0.9
 
 
 def close_call(ranking: Ranking, gap: float = CLOSE_CALL) -> bool:
-    """Whether another source's sentence, with other words than the best one, scores within
-    ``gap`` of it. The same sentence in two sources (overlapping contributions) is agreement,
-    not a tie, so it does not count."""
-    best = ranking.best
-    top = ranking.best_score
+    """Whether another source's sentence saying something else scores within ``gap`` of the best.
+
+    The same sentence, or one close in meaning (``AGREEMENT_COSINE``), from another source is
+    agreement between contributions, so it does not count."""
+    first = ranking.order[0]
+    best = ranking.candidates[first]
     for i in ranking.order[1:]:
-        if top - ranking.scores[i] >= gap:
+        if ranking.best_score - ranking.scores[i] >= gap:
             return False
         other = ranking.candidates[i]
-        if other.marker != best.marker and other.terms != best.terms:
+        if other.marker == best.marker or other.terms == best.terms:
+            continue
+        if ranking.vectors is None or float(ranking.vectors[first] @ ranking.vectors[i]) < AGREEMENT_COSINE:
             return True
     return False
 
@@ -247,7 +254,7 @@ class ExtractiveResponder:
             for i, c in enumerate(candidates)
         ]
         order = sorted(range(len(candidates)), key=lambda i: scores[i], reverse=True)
-        return Ranking(candidates, scores, order)
+        return Ranking(candidates, scores, order, sent_vecs)
 
     def select(self, ranking: Ranking) -> list[int]:
         """The best sentence, plus the next best of the same chunk when close; in reading order."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from assistant.chat.answerability import (
@@ -175,6 +176,18 @@ def test_close_call_is_a_tie_between_sources_saying_different_things() -> None:
     # The same sentence from two contributions is agreement; a tie within one source is no tie.
     assert not close_call(ranking([(1, a, 0.900), (2, a, 0.900), (2, b, 0.700)]))
     assert not close_call(ranking([(1, a, 0.900), (1, b, 0.899)]))
+    # Two sources saying one thing in other words agree: their sentence vectors are close.
+    tie = ranking([(1, a, 0.900), (2, b, 0.895)])
+    same = np.array([[1.0, 0.0], [0.96, 0.28]], dtype=np.float32)
+    assert not close_call(Ranking(tie.candidates, tie.scores, tie.order, same))
+    apart = np.array([[1.0, 0.0], [0.6, 0.8]], dtype=np.float32)
+    assert close_call(Ranking(tie.candidates, tie.scores, tie.order, apart))
+
+
+def test_two_contributions_of_one_fact_are_not_a_tie(embedder: Embedder) -> None:
+    sources = ["Octopuses have three hearts and blue blood.", "An octopus has three hearts, and its blood is blue."]
+    a = ExtractiveResponder(embedder).answer("How many hearts does an octopus have?", sources)
+    assert a.answered and "three hearts" in a.text and "close_call" not in a.reasons
 
 
 def test_examine_reports_the_new_checks() -> None:
