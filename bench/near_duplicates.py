@@ -22,8 +22,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from retrieval.embedder import load_embedder  # noqa: E402
-from retrieval.settings import RetrievalSettings  # noqa: E402
+from retrieval.embedder import load_embedder
+from retrieval.settings import RetrievalSettings
 
 SWAPS = {"increase": "rise", "increased": "raised", "decrease": "drop", "significant": "notable",
          "patients": "subjects", "study": "analysis", "results": "findings", "however": "but",

@@ -27,19 +27,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import select
 
-from assistant.db import make_engine, migrate  # noqa: E402
-from retrieval.edge_store import EdgeClient, copy_points  # noqa: E402
-from retrieval.embedder import load_embedder  # noqa: E402
-from retrieval.lexical import FtsIndex  # noqa: E402
-from retrieval.search import Searcher  # noqa: E402
-from retrieval.store import ChunkIndex  # noqa: E402
-from retrieval.intake import _embedding_text  # noqa: E402
-from retrieval.knowledge import open_knowledge_base  # noqa: E402
-from retrieval.lexical import analyse  # noqa: E402
-from retrieval.models import Chunk  # noqa: E402
-from retrieval.settings import RetrievalSettings  # noqa: E402
+from assistant.db import make_engine, migrate
+from retrieval.edge_store import EdgeClient, copy_points
+from retrieval.embedder import load_embedder
+from retrieval.intake import _embedding_text
+from retrieval.knowledge import open_knowledge_base
+from retrieval.lexical import (
+    FtsIndex,
+    analyse,
+)
+from retrieval.models import Chunk
+from retrieval.search import Searcher
+from retrieval.settings import RetrievalSettings
+from retrieval.store import ChunkIndex
 
 CONTRIBUTOR = "0x000000000000000000000000000000000005c1Fa"
 

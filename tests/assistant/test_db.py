@@ -65,10 +65,9 @@ def test_write_session_holds_the_write_lock_from_its_start(engine: Engine, tmp_p
     # BEGIN IMMEDIATE: another process (here: another engine) cannot write meanwhile.
     other = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     try:
-        with write_session(sessionmaker(engine)):
-            with other.connect() as conn:
-                conn.exec_driver_sql("PRAGMA busy_timeout = 0")
-                with pytest.raises(Exception, match="locked"):
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+        with write_session(sessionmaker(engine)), other.connect() as conn:
+            conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+            with pytest.raises(Exception, match="locked"):
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
     finally:
         other.dispose()

@@ -13,7 +13,6 @@ from alembic.script import ScriptDirectory
 from assistant.db import alembic_config, make_engine, migrate
 from tests.conftest import drop_postgres_database, postgres_database
 
-
 # Every module that declares tables; a missing one (not built yet) is left out.
 MODEL_MODULES = ["retrieval.models", "assistant.models", "payouts.models"]
 

@@ -3,7 +3,14 @@ from pathlib import Path
 
 import pytest
 
-from retrieval.lexical import FtsIndex, LexicalIndex, analyse, document_vector, query_vector, term_id
+from retrieval.lexical import (
+    FtsIndex,
+    LexicalIndex,
+    analyse,
+    document_vector,
+    query_vector,
+    term_id,
+)
 from retrieval.tantivy_index import TantivyIndex
 
 SIDECARS: dict[str, Callable[[Path], LexicalIndex]] = {

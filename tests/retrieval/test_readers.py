@@ -3,7 +3,15 @@ import json
 
 import pytest
 
-from retrieval.readers import BLOCK_CHARS, DatasetError, Row, RowError, check_text_file, detect_format, read_rows
+from retrieval.readers import (
+    BLOCK_CHARS,
+    DatasetError,
+    Row,
+    RowError,
+    check_text_file,
+    detect_format,
+    read_rows,
+)
 
 
 def rows(data: bytes, fmt: str, max_row_chars: int = 10_000) -> list[Row | RowError]:

@@ -7,9 +7,8 @@ Create Date: 2026-11-25 12:01:14.509563
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0003'
 down_revision = '0002'

@@ -6,9 +6,8 @@ Create Date: 2026-11-25 13:55:00.000000
 """
 from __future__ import annotations
 
-from alembic import op
 import sqlalchemy as sa
-
+from alembic import op
 
 revision = '0004'
 down_revision = '0003'
