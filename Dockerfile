@@ -23,6 +23,11 @@ COPY payouts payouts
 COPY contracts/artifacts contracts/artifacts
 COPY web web
 COPY --from=web /src/web/node_modules web/node_modules
+# The embedding model's derived files (optimized graph, int8 query encoder) are built into the
+# image: otherwise each new data volume builds them on the API's first start, and the quantizer
+# alone peaks at ~0.5 GB, enough to OOM-kill a container under a tight memory limit.
+ENV OPENCHAT_MODEL_DIR=/opt/openchat/models
+RUN openchat models && chown -R openchat /opt/openchat
 USER openchat
 ENV OPENCHAT_DATA_DIR=/var/lib/openchat OPENCHAT_HOST=0.0.0.0 OPENCHAT_PORT=8000
 EXPOSE 8000

@@ -48,6 +48,15 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def models_cmd(args: argparse.Namespace) -> int:
+    """Build the embedding model's derived files now, so that no service start has to."""
+    from retrieval.embedder import prepare_models
+
+    for path in prepare_models(_settings().retrieval):
+        print(path)
+    return 0
+
+
 def run_cmd(args: argparse.Namespace) -> int:
     """The whole system on this machine (see assistant.supervisor)."""
     from assistant.supervisor import run
@@ -208,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=ingest)
     p = sub.add_parser("migrate", help="bring the database schema up to date")
     p.set_defaults(func=migrate_cmd)
+    p = sub.add_parser("models", help="build the embedding model's derived files (optimized graph, int8 query encoder)")
+    p.set_defaults(func=models_cmd)
     from payouts.cli import add_parser as add_payouts_parser
 
     add_payouts_parser(sub)

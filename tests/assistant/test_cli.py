@@ -135,3 +135,21 @@ def test_a_killed_ingest_resumes_after_its_last_committed_batch(tmp_path: Path, 
     # Nothing left to resume now: --resume says so; a plain run makes a new contribution of copies.
     again = run_cli(["ingest", str(data), "--contributor", who, "--quiet", "--resume"], killed)
     assert again.returncode == 2 and "nothing to resume" in again.stderr
+
+
+def test_models_builds_the_derived_files_a_service_then_reuses(tmp_path: Path) -> None:
+    """`openchat models` (an image's build step) makes what a first start would otherwise build."""
+    model_dir = tmp_path / "models"
+    proc = run_cli(["models"], tmp_path / "data", {"OPENCHAT_MODEL_DIR": str(model_dir)})
+    assert proc.returncode == 0, proc.stderr
+    built = [Path(line) for line in proc.stdout.split()]
+    assert {p.parent for p in built} == {model_dir} and len(built) == 2
+    assert any(".query-" in p.name for p in built) and any(".optimized-" in p.name for p in built)
+    stamps = {p: p.stat().st_mtime_ns for p in built}
+    # A service on a new data dir with the same model dir builds nothing and writes nothing there.
+    from retrieval.embedder import load_embedder
+
+    embedder = load_embedder(RetrievalSettings(data_dir=tmp_path / "data", model_dir=model_dir))
+    assert embedder.embed_query("How many hearts does an octopus have?").shape == (embedder.dim,)
+    assert {p: p.stat().st_mtime_ns for p in built} == stamps and sorted(model_dir.iterdir()) == sorted(built)
+    assert not (tmp_path / "data" / "models").exists()

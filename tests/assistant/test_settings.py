@@ -28,6 +28,11 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     assert s.app.port == 9001 and s.retrieval.data_dir == tmp_path
     assert s.retrieval.qdrant_url == "http://qdrant:6333"
     assert s.app.effective_database_url == "postgresql+psycopg://u@db/openchat"
+    assert s.retrieval.model_cache_dir == tmp_path / "models"  # derived model files: in the data dir
+    monkeypatch.setenv("OPENCHAT_MODEL_DIR", str(tmp_path / "image-models"))
+    assert load_settings().retrieval.model_cache_dir == tmp_path / "image-models"
+    monkeypatch.setenv("OPENCHAT_MODEL_DIR", "")  # empty is unset
+    assert load_settings().retrieval.model_cache_dir == tmp_path / "models"
 
 
 @pytest.mark.parametrize(

@@ -121,3 +121,6 @@ def test_dockerfile_builds_what_the_services_run() -> None:
         assert f"COPY {path} {path}" in text, path
         assert (REPO / path).exists()
     assert (REPO / "web" / "package-lock.json").exists()
+    # The derived model files are built at image build time, where the services will look.
+    build = text.index("RUN openchat models")
+    assert "ENV OPENCHAT_MODEL_DIR=" in text[:build] and build < text.index("USER openchat")
