@@ -320,6 +320,12 @@ def _folded_words(text: str) -> list[str]:
     return [fold(w) for w in _PLAIN_WORD.findall(re.sub(r"['’]s\b", "", text).casefold())]
 
 
+# Words in the longest name looked at ("On the Computational Complexity of Science" has 6), and
+# names looked at in one question (real ones hold a few).
+MAX_NAME_WORDS = 6
+MAX_NAMES = 8
+
+
 def multiword_names(question: str) -> list[str]:
     """Names of two or more capitalised words in the question ("Mount Gippsland", "Robert of
     Jumieges"), split at punctuation, a possessive ending one; a question's opener is no part."""
@@ -330,7 +336,9 @@ def multiword_names(question: str) -> list[str]:
     def close() -> None:
         while run and run[-1].casefold() in _NAME_JOINERS:
             run.pop()
-        if sum(w[:1].isupper() for w in run) >= 2:
+        # A longer run of capitals is a title or shouting, not a name; the cap also bounds the
+        # work a contrived question can cause (contributed and asked text are untrusted).
+        if 2 <= sum(w[:1].isupper() for w in run) and len(run) <= MAX_NAME_WORDS:
             found.append(" ".join(run))
         run.clear()
 
@@ -367,9 +375,9 @@ def recombined_name(question: str, sentences: Sequence[str]) -> str | None:
         return None
     texts = [_folded_words(s) for s in sentences]
     vocabulary = {w for words in texts for w in words}
-    for name in names_found:
+    for name in names_found[:MAX_NAMES]:
         parts = _folded_words(name)
-        if not all(any(_like(p, w) for w in vocabulary) for p in parts):
+        if not all(p in vocabulary or any(_like(p, w) for w in vocabulary) for p in parts):
             continue
         n = len(parts)
         if not any(all(_like(parts[k], words[j + k]) for k in range(n))

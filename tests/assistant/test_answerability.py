@@ -134,6 +134,9 @@ def test_multiword_names_stop_at_punctuation_possessives_and_openers() -> None:
     assert multiword_names("Who was the enemy in Italy, the Byzantine Empire and Armenia?") == ["Byzantine Empire"]
     assert multiword_names("Does BSkyB carry any control?") == []
     assert multiword_names("What is the name of the Los Angeles rail system?") == ["Los Angeles"]
+    # A run of capitals longer than a name is a title or shouting, and bounds the work a
+    # contrived question can cause.
+    assert multiword_names("WHO " + " ".join(["Big"] * 40) + " Name?") == []
 
 
 def test_recombined_name_needs_every_word_present_but_never_together() -> None:
