@@ -37,6 +37,24 @@ def rss_mib(field: str = "VmRSS") -> float:
     raise RuntimeError(f"no {field}")
 
 
+def chunk_batch(rng: random.Random, words: list[str], first: int, last: int) -> list:
+    """Chunk-shaped points ``first``..``last``: a 384-d unit vector, ~800 characters of text and
+    its BM25 terms, ChunkIndex's payload fields (REPO must be on sys.path)."""
+    import numpy as np
+
+    from retrieval.lexical import analyse
+    from retrieval.store import IndexedChunk
+
+    batch = []
+    for cid in range(first, last + 1):
+        text = " ".join(rng.choice(words) for _ in range(120))[:800]
+        vec = np.random.default_rng(cid).standard_normal(384).astype(np.float32)
+        batch.append(IndexedChunk(chunk_id=cid, vector=vec / np.linalg.norm(vec), terms=analyse(text),
+                                  contributor="0x" + "ab" * 20, contribution_id=1, content_hash=f"{cid:064x}",
+                                  text=text, title="A title", source_id=f"src-{cid}"))
+    return batch
+
+
 def child(points: int, variant: str, path: str) -> None:
     sys.path.insert(0, str(REPO))
     import numpy as np
@@ -45,7 +63,7 @@ def child(points: int, variant: str, path: str) -> None:
     from retrieval.edge_store import EdgeClient
     from retrieval.heap import release_freed_memory
     from retrieval.lexical import analyse
-    from retrieval.store import ChunkIndex, IndexedChunk
+    from retrieval.store import ChunkIndex
 
     def open_client() -> QdrantClient | EdgeClient:
         return EdgeClient(Path(path)) if variant == "edge" else QdrantClient(path=path)
@@ -57,14 +75,7 @@ def child(points: int, variant: str, path: str) -> None:
     index.ensure_collection()
     before = rss_mib()
     for start in range(0, points, 128):
-        batch = []
-        for cid in range(start + 1, min(points, start + 128) + 1):
-            text = " ".join(rng.choice(words) for _ in range(120))[:800]
-            vec = np.random.default_rng(cid).standard_normal(384).astype(np.float32)
-            batch.append(IndexedChunk(chunk_id=cid, vector=vec / np.linalg.norm(vec), terms=analyse(text),
-                                      contributor="0x" + "ab" * 20, contribution_id=1, content_hash=f"{cid:064x}",
-                                      text=text, title="A title", source_id=f"src-{cid}"))
-        index.upsert(batch)
+        index.upsert(chunk_batch(rng, words, start + 1, min(points, start + 128)))
     inserted = rss_mib() - before
     client.close()
     release_freed_memory()

@@ -30,18 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from local_store_memory import REPO, chunk_batch, rss_mib
+
 CGROUP_ROOT = Path("/sys/fs/cgroup/memory")
 LABELS = {"edge": "Qdrant Edge, on-disk config + maintenance (flush + optimize every 4,096 points)",
           "edge-nomaintain": "Qdrant Edge, on-disk config, no maintenance",
           "local": "Qdrant local mode, dense + payload (beside tantivy, the default)"}
-
-
-def status_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field}")
 
 
 def child(points: int, variant: str, path: str) -> None:
@@ -52,7 +47,7 @@ def child(points: int, variant: str, path: str) -> None:
     from retrieval.edge_store import EdgeClient
     from retrieval.heap import release_freed_memory
     from retrieval.lexical import analyse
-    from retrieval.store import ChunkIndex, IndexedChunk
+    from retrieval.store import ChunkIndex
 
     def open_index() -> ChunkIndex:
         if variant == "local":
@@ -61,11 +56,11 @@ def child(points: int, variant: str, path: str) -> None:
         return ChunkIndex(client, "chunks", 384, sidecar=None, sparse=True)
 
     def report(stage: str, **extra: float) -> None:
-        print(json.dumps({"stage": stage, "anon_mib": status_mib("RssAnon"), "file_mib": status_mib("RssFile"),
+        print(json.dumps({"stage": stage, "anon_mib": rss_mib("RssAnon"), "file_mib": rss_mib("RssFile"),
                           "t": time.perf_counter() - t0, **extra}), flush=True)
 
     t0 = time.perf_counter()
-    print(json.dumps({"stage": "ready", "anon_mib": status_mib("RssAnon"), "file_mib": status_mib("RssFile")}), flush=True)
+    print(json.dumps({"stage": "ready", "anon_mib": rss_mib("RssAnon"), "file_mib": rss_mib("RssFile")}), flush=True)
     sys.stdin.readline()  # the parent has moved this process into the cgroup
     rng = random.Random(7)
     words = [f"w{i}" for i in range(30_000)]
@@ -73,14 +68,7 @@ def child(points: int, variant: str, path: str) -> None:
     index.ensure_collection()
     report("start")
     for start in range(0, points, 128):
-        batch = []
-        for cid in range(start + 1, min(points, start + 128) + 1):
-            text = " ".join(rng.choice(words) for _ in range(120))[:800]
-            vec = np.random.default_rng(cid).standard_normal(384).astype(np.float32)
-            batch.append(IndexedChunk(chunk_id=cid, vector=vec / np.linalg.norm(vec), terms=analyse(text),
-                                      contributor="0x" + "ab" * 20, contribution_id=1, content_hash=f"{cid:064x}",
-                                      text=text, title="A title", source_id=f"src-{cid}"))
-        index.upsert(batch)
+        index.upsert(chunk_batch(rng, words, start + 1, min(points, start + 128)))
         if (start // 128) % 64 == 63:
             report("insert", points=start + 128)
     report("inserted", points=points)
