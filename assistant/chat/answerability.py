@@ -223,6 +223,12 @@ def fold(term: str) -> str:
     return "".join(ch for ch in unicodedata.normalize("NFKD", term) if not unicodedata.combining(ch))
 
 
+def _like(word: str, other: str) -> bool:
+    """Equal, or a typo of a long word (one pair of folded words; see spelled_like)."""
+    return word == other or (len(word) >= 4 and word[:1] == other[:1] and abs(len(word) - len(other)) <= 2
+                             and SequenceMatcher(None, word, other).ratio() >= SPELLING_RATIO)
+
+
 def spelled_like(term: str, terms: set[str]) -> bool:
     """Whether the terms hold this one, allowing accents and a typo in a long name.
 
@@ -234,11 +240,8 @@ def spelled_like(term: str, terms: set[str]) -> bool:
     folded = fold(term)
     if len(folded) < 4:
         return any(fold(t) == folded for t in terms)
-    return any(
-        t[:1] == folded[:1] and abs(len(t) - len(folded)) <= 2
-        and (fold(t) == folded or SequenceMatcher(None, folded, fold(t)).ratio() >= SPELLING_RATIO)
-        for t in terms
-    )
+    # The raw first letter and length sift the candidates before any is folded.
+    return any(t[:1] == folded[:1] and abs(len(t) - len(folded)) <= 2 and _like(folded, fold(t)) for t in terms)
 
 
 # difflib ratio above which two names are one name misspelt: "sentanta"/"setanta" 0.93,
@@ -357,12 +360,6 @@ def multiword_names(question: str) -> list[str]:
             close()
     close()
     return found
-
-
-def _like(word: str, other: str) -> bool:
-    """Equal, or a typo of a long word (spelled_like's test, for one pair of folded words)."""
-    return word == other or (len(word) >= 4 and word[:1] == other[:1] and abs(len(word) - len(other)) <= 2
-                             and SequenceMatcher(None, word, other).ratio() >= SPELLING_RATIO)
 
 
 def recombined_name(question: str, sentences: Sequence[str]) -> str | None:
