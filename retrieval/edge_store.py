@@ -203,11 +203,13 @@ class EdgeClient:
             for p in points
         ]
         self._shard(collection_name).update(edge.UpdateOperation.upsert_points(converted))
-        written = self._written.get(collection_name, 0) + len(converted)
-        if self.maintain_every and written >= self.maintain_every:
-            written = 0
+        # Counted under the lock: concurrent writers must not lose each other's points.
+        with self._lock:
+            written = self._written.get(collection_name, 0) + len(converted)
+            due = bool(self.maintain_every) and written >= self.maintain_every
+            self._written[collection_name] = 0 if due else written
+        if due:
             self.maintain(collection_name)
-        self._written[collection_name] = written
 
     def maintain(self, collection_name: str) -> None:
         """Flush, then move the appendable segment's points into on-disk segments.
