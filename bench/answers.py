@@ -152,10 +152,10 @@ def fit(root: Path, saved_path: Path, target: float, precision_floor: float) -> 
         if ranking is None:
             continue
         best = ranking.best
-        picked = [ranking.candidates[k] for k in responder.select(ranking)]
+        chosen = responder.select(ranking)
         # The text the responder gives if it answers (best sentence plus a close neighbour).
-        text = " ".join(c.sentence for c in picked)
-        ev = responder.evidence(q["text"], ranking, responder.select(ranking))
+        text = " ".join(ranking.candidates[k].sentence for k in chosen)
+        ev = responder.evidence(q["text"], ranking, chosen)
         label = "U" if a["is_impossible"] else "H" if any(norm(g) in norm(text) for g in a["answers"]) else "M"
         gold_cited = sources[best.marker - 1]["source_id"] == q["metadata"]["source_paragraph"]
         rows.append((i, label, ranking.best_score, [float(getattr(ev, c)) for c in checks], gold_cited))
