@@ -47,12 +47,13 @@ def child(points: int, variant: str, path: str) -> None:
     from retrieval.edge_store import EdgeClient
     from retrieval.heap import release_freed_memory
     from retrieval.lexical import analyse
+    from retrieval.settings import EDGE_MAINTAIN_EVERY
     from retrieval.store import ChunkIndex
 
     def open_index() -> ChunkIndex:
         if variant == "local":
             return ChunkIndex(QdrantClient(path=path), "chunks", 384, sidecar=None, sparse=False)
-        client = EdgeClient(Path(path), maintain_every=0 if variant == "edge-nomaintain" else 4096)
+        client = EdgeClient(Path(path), maintain_every=0 if variant == "edge-nomaintain" else EDGE_MAINTAIN_EVERY)
         return ChunkIndex(client, "chunks", 384, sidecar=None, sparse=True)
 
     def report(stage: str, **extra: float) -> None:

@@ -23,6 +23,7 @@ from qdrant_client.http import (
 )
 
 from retrieval.heap import release_freed_memory
+from retrieval.settings import EDGE_MAINTAIN_EVERY
 
 _DISTANCES = {models.Distance.DOT: edge.Distance.Dot, models.Distance.COSINE: edge.Distance.Cosine,
               models.Distance.EUCLID: edge.Distance.Euclid, models.Distance.MANHATTAN: edge.Distance.Manhattan}
@@ -32,8 +33,6 @@ _DISTANCE_NAMES = {"Dot": models.Distance.DOT, "Cosine": models.Distance.COSINE,
                    "Euclid": models.Distance.EUCLID, "Manhattan": models.Distance.MANHATTAN}
 # Edge persists a shard's config here (read back by get_collection: Edge has no getter).
 CONFIG_FILE = "edge_config.json"
-# Points written between two maintenance passes (flush + optimize), see EdgeClient.upsert.
-MAINTAIN_EVERY = 4096
 # Largest segment the optimizer builds, in KB of vectors (~20,000 chunks of 384 floats): merging
 # stops there, so a pass re-indexes at most that much (docs/retrieval.md, Qdrant Edge).
 MAX_SEGMENT_KB = 32_000
@@ -120,7 +119,7 @@ class EdgeClient:
     Every ``maintain_every`` points written it flushes and optimizes the shard (0: never).
     """
 
-    def __init__(self, root: Path, maintain_every: int = MAINTAIN_EVERY) -> None:
+    def __init__(self, root: Path, maintain_every: int = EDGE_MAINTAIN_EVERY) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self._shards: dict[str, edge.EdgeShard] = {}

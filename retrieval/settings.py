@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 EMBEDDED_DEFAULT: Literal["local", "edge"] = "local"
 
 
+# Points Qdrant Edge takes between two maintenance passes (flush + optimize; docs/retrieval.md).
+EDGE_MAINTAIN_EVERY = 4096
+
+
 class RetrievalSettings(BaseSettings):
     """Where the vector store lives and how text is chunked, embedded and deduplicated."""
 
@@ -31,7 +35,7 @@ class RetrievalSettings(BaseSettings):
     vector_store: Literal["auto", "local", "edge"] = "auto"
     # Edge: flush + optimize after this many points written (0: never), which keeps its RAM
     # flat during a large ingest (docs/retrieval.md, Qdrant Edge).
-    edge_maintain_every: int = Field(default=4096, ge=0)
+    edge_maintain_every: int = Field(default=EDGE_MAINTAIN_EVERY, ge=0)
     # auto: tantivy beside Qdrant local mode, Qdrant's sparse vectors on a server and on Edge; sqlite is
     # the older FTS5 sidecar (same analyser, slower top-k; see docs/retrieval.md).
     lexical_index: Literal["auto", "tantivy", "sqlite", "qdrant"] = "auto"
