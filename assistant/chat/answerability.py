@@ -183,12 +183,28 @@ def negated(question: str, sentence: str) -> bool:
     return bool(_NEGATION.search(question)) and not _NEGATION.search(sentence)
 
 
+# Compass directions exclude each other as a pair of opposites does ("to the south" against "to
+# the east"); adjective and compound forms fold to one direction each ("south-eastern" -> "southeast").
+_DIRECTION = re.compile(r"\b(north|south)?-?(east|west)?(?:ern|erly|ward|wards)?\b", re.IGNORECASE)
+
+
+def directions(text: str) -> set[str]:
+    """The compass directions the text names in lower case, folded ("northern" -> "north");
+    capitalised ones are parts of names ("South Australia", "West Francia")."""
+    return {(m.group(1) or "") + (m.group(2) or "")
+            for m in _DIRECTION.finditer(text) if (m.group(1) or m.group(2)) and m.group(0).islower()}
+
+
 def antonym_swap(question: str, sentence: str) -> bool:
-    """The question uses one of a pair of opposites where the sentence uses the other."""
+    """The question uses one of a pair of opposites where the sentence uses the other, or names
+    a compass direction where the sentence names only others."""
     q = {w.casefold() for w in _WORD.findall(question)}
     s = {w.casefold() for w in _WORD.findall(sentence)}
-    return any((a in q and a not in s and b in s and b not in q) or (b in q and b not in s and a in s and a not in q)
-               for a, b in _OPPOSITES)
+    if any((a in q and a not in s and b in s and b not in q) or (b in q and b not in s and a in s and a not in q)
+           for a, b in _OPPOSITES):
+        return True
+    asked, said = directions(question), directions(sentence)
+    return bool(asked and said and not asked & said)
 
 
 def idf_weights(terms: Iterable[str], documents: Sequence[set[str]]) -> dict[str, float]:
@@ -286,14 +302,33 @@ _FUNCTION_WORDS = frozenset(
     "over under after before following during since until about against between through without within among "
     "upon via than then also can could will would should may might must shall this that these those it its "
     "their there here which who whom whose what when where why how and or but not no".split())
-# Stands for the start and the end of a text: a swap at the very end of the question and of the
-# sentence ("laid out by various companies?" / "by various researchers.") agrees there.
+# Stands for a clause's edge: the start and end of a text and a comma, semicolon, colon or
+# bracket in it. A swap at the end of a question and of a clause ("laid out by various
+# companies?" / "by various researchers.") agrees there.
 _EDGE = ("", "")
+_CLAUSE_BREAK = re.compile(r"[,;:()\[\]]")
+# Auxiliaries that end a question's fronted wh-phrase: "How many full time janitors | does
+# Victoria have?" copies "... full-time teachers." up to the auxiliary.
+_FRONTING_AUXILIARIES = frozenset(["does", "did", "do", "is", "are", "was", "were", "has", "have", "had", "can",
+                                   "could", "will", "would"])
+_FRONTED = frozenset(["how", "what", "which", "whose"])
 
 
-def _context_stems(text: str) -> list[tuple[str, str]]:
-    """``_stems`` with function-word forms merged, between two edge markers."""
-    return [_EDGE, *((w, _CONTEXT_FORMS.get(w, st)) for w, st in _stems(text)), _EDGE]
+def _context_stems(text: str, question: bool = False) -> list[tuple[str, str]]:
+    """``_stems`` with function-word forms merged and an edge marker at each clause's edge
+    (in a question, also where its fronted wh-phrase ends)."""
+    out = [_EDGE]
+    for clause in _CLAUSE_BREAK.split(text):
+        pairs = _stems(clause)
+        if not pairs:
+            continue
+        for k, (w, st) in enumerate(pairs):
+            if (question and k > 1 and w in _FRONTING_AUXILIARIES and pairs[0][0] in _FRONTED
+                    and not any(x in _FRONTING_AUXILIARIES for x, _ in pairs[1:k])):
+                out.append(_EDGE)
+            out.append((w, _CONTEXT_FORMS.get(w, st)))
+        out.append(_EDGE)
+    return out
 
 
 def swapped_word(question: str, sentence: str, context: int = SWAP_CONTEXT) -> tuple[str, str] | None:
@@ -305,7 +340,7 @@ def swapped_word(question: str, sentence: str, context: int = SWAP_CONTEXT) -> t
     (allowing a typo), a different sentence word that the question lacks, and the same words
     on both sides of the two, at least ``context`` of them in all (up to two a side; the end
     of both texts counts as one), one not a stop word. Returns (question word, sentence word)."""
-    q = _context_stems(question)
+    q = _context_stems(question, question=True)
     s = _context_stems(sentence)
     s_stems = {st for _, st in s}
     q_stems = {st for _, st in q}
