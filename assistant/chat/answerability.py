@@ -392,9 +392,11 @@ def exchanged_roles(question: str, sentence: str) -> tuple[str, str] | None:
     phrase)."""
     q = [pair for pair in _context_stems(question) if pair != _EDGE]
     s = [pair for pair in _context_stems(sentence) if pair != _EDGE]
-    positions: dict[str, list[int]] = {}
-    for j, (_, stem) in enumerate(s):
-        positions.setdefault(stem, []).append(j)
+    stems = [st for _, st in s]
+    # Every run of 3 to EXCHANGE_GAP + 2 sentence stems, reversed ends first, so each question
+    # pair is one lookup: linear in both texts, whatever a contrived text repeats.
+    runs = {(run[-1], *run[1:-1], run[0]): k for n in range(3, EXCHANGE_GAP + 3)
+            for k in range(len(stems) - n + 1) for run in [tuple(stems[k:k + n])]}
 
     def content(pair: tuple[str, str]) -> bool:
         return len(pair[0]) > 1 and pair[0] not in STOPWORDS and pair[0] not in _FUNCTION_WORDS and pair[1] not in QUESTION_TERMS
@@ -406,21 +408,19 @@ def exchanged_roles(question: str, sentence: str) -> tuple[str, str] | None:
             j = i + gap + 1
             if j >= len(q) or not content(q[j]) or q[i][1] == q[j][1]:
                 continue
-            middle = [st for _, st in q[i + 1:j]]
-            for k in positions.get(q[j][1], ()):
-                end = k + gap + 1
-                if end < len(s) and s[end][1] == q[i][1] and [st for _, st in s[k + 1:end]] == middle:
-                    return " ".join(w for w, _ in q[i:j + 1]), " ".join(w for w, _ in s[k:end + 1])
+            k = runs.get(tuple(st for _, st in q[i:j + 1]))
+            if k is not None:
+                return " ".join(w for w, _ in q[i:j + 1]), " ".join(w for w, _ in s[k:k + gap + 2])
     # "Who <verb> <name> ...?": the name is the verb's object; the sentence makes it the subject.
-    if len(q) >= 3 and q[0][0] == "who" and content(q[1]) and q[1][0] not in _BE_FORMS:
-        verb = q[1][1]
-        named = next((pair for pair in q[2:5] if content(pair)), None)
-        for p in positions.get(verb, ())[:1] if named else ():
-            before = {st for _, st in s[max(0, p - _CLAUSE_REACH):p]}
-            after = [w for w, _ in s[p + 1:p + 1 + _CLAUSE_REACH]]
-            passive = (p > 0 and s[p - 1][0] in _BE_FORMS) or "by" in after[:4]
-            if named[1] in before and named[1] not in {st for _, st in s[p + 1:p + 1 + _CLAUSE_REACH]} and not passive:
-                return " ".join(w for w, _ in q[:3]), " ".join(w for w, _ in s[max(0, p - 2):p + 2])
+    if len(q) < 3 or q[0][0] != "who" or not content(q[1]) or q[1][0] in _BE_FORMS or q[1][1] not in stems:
+        return None
+    named = next((pair for pair in q[2:5] if content(pair)), None)
+    p = stems.index(q[1][1])
+    before = set(stems[max(0, p - _CLAUSE_REACH):p])
+    after = stems[p + 1:p + 1 + _CLAUSE_REACH]
+    passive = (p > 0 and s[p - 1][0] in _BE_FORMS) or "by" in after[:4]
+    if named and named[1] in before and named[1] not in after and not passive:
+        return f"who {q[1][0]} ... {named[0]}", " ".join(w for w, _ in s[max(0, p - 2):p + 2])
     return None
 
 

@@ -12,7 +12,9 @@ from assistant.chat.answerability import (
     answer_type,
     antonym_swap,
     content_terms,
+    directions,
     examine,
+    exchanged_roles,
     has_answer_type,
     idf_weights,
     judge,
@@ -92,12 +94,47 @@ def test_negation_mismatch() -> None:
     assert negated("What cannot be solved quickly?", "Hard problems are solved slowly.")
     assert not negated("What was not used?", "Steam was not used.")
     assert not negated("What was used?", "Steam was used.")
+    # Verbs that say their event did not happen negate as "not" does, on either side.
+    assert negated("When did BSkyB fail launching its HDTV service?", "BSkyB launched its HDTV service on 22 May 2006.")
+    assert negated("What made it impossible for Sky to launch a digital service?", "Astra enabled Sky to launch it.")
+    assert negated("When did BSkyB decide to stop giving away free digiboxes?", "BSkyB decided to give away free digiboxes.")
+    assert not negated("When did the launch fail?", "The launch failed in 1998.")
+    assert not negated("What did the Normans not do?", "They failed to hold Sicily.")
 
 
 def test_antonym_swap() -> None:
     assert antonym_swap("What are the 15 smallest cities?", "It passes through the 15 largest cities.")
     assert not antonym_swap("What are the 15 largest cities?", "It passes through the 15 largest cities.")
     assert not antonym_swap("Which is larger, small or large?", "Large is larger than small.")
+    # Compass directions exclude each other; in a name ("South Australia") they are the name's.
+    assert antonym_swap("What desert is to the south near Arizona?", "To the east is the Colorado Desert.")
+    assert not antonym_swap("What desert is to the east near Arizona?", "To the east is the Colorado Desert.")
+    assert not antonym_swap("What is to the south of Victoria?", "Victoria borders South Australia.")
+    assert not antonym_swap("Which regions lie north of Los Angeles?", "The northern regions are rural.")
+    assert directions("south-eastern Australia, the westward route, Northeastern megalopolis") == {"southeast", "west"}
+
+
+def test_exchanged_roles() -> None:
+    farms = "Cattle and citrus were major industries until farmlands were turned into suburbs."
+    assert exchanged_roles("What were major industries until suburbs were turned into farmlands?", farms) == (
+        "suburbs were turned into farmlands", "farmlands were turned into suburbs")
+    assert exchanged_roles("When were farmlands turned into suburbs?", farms) is None
+    assert exchanged_roles("When were farmlands turned into suburbs again?", farms) is None
+    # "Who <verb> X?" asks for X's subject; a sentence whose subject is X (active voice) is about
+    # whom X <verb>ed.
+    normans = "The invading Normans and their descendants replaced the Anglo-Saxons as the ruling class."
+    assert exchanged_roles("Who replaced the Normans as the ruling class?", normans) is not None
+    assert exchanged_roles("Who replaced the Anglo-Saxons as the ruling class?", normans) is None
+    assert exchanged_roles("Who replaced the Normans?", "The Normans were replaced by the Angevins.") is None
+    assert exchanged_roles("Who replaced the Normans?", "The Normans had been replaced by the Angevins.") is None
+
+
+def test_examine_reports_exchanged_roles() -> None:
+    sentence = 'On 27 January 2014, Microsoft announced "that SkyDrive will soon become OneDrive".'
+    terms = set(analyse(sentence))
+    ev = examine("When did Microsoft announce OneDrive will soon become SkyDrive?", sentence, terms, [terms])
+    assert ev.exchanged and "exchanged" in ev.reasons()
+    assert not examine("When did Microsoft announce SkyDrive will soon become OneDrive?", sentence, terms, [terms]).exchanged
 
 
 def test_swapped_word_is_one_word_changed_inside_a_copied_stretch() -> None:
@@ -117,6 +154,22 @@ def test_swapped_word_is_one_word_changed_inside_a_copied_stretch() -> None:
     assert swapped_word("Who joined the Armenian sate further south?", "Many joined the Armenian state further south.") is None
     janitors = "Victoria has 1,548 public schools with 63,519 full time teachers and 560,000 students."
     assert swapped_word("How many schools with full time janitors and students?", janitors) == ("janitors", "teachers")
+    # A clause's edge agrees as context: the end of both texts, a comma, and the auxiliary that
+    # ends a question's fronted wh-phrase.
+    laid = "Numerous foundations were laid out by various researchers."
+    assert swapped_word("What were laid out by various companies?", laid) == ("companies", "researchers")
+    assert swapped_word("What were laid out by various companies in 1930?", laid) is None
+    assert swapped_word("How many full time janitors does Victoria have?", "Victoria has about 63,519 full-time teachers.") == (
+        "janitors", "teachers")
+    assert swapped_word("Within 30 days how many digiboxes had been discarded?",
+                        "Within 30 days, over 100,000 digiboxes had been sold, which helped BSkyB.") == ("discarded", "sold")
+    # Function words agree whatever their form ("a"/"an", "is"/"are", "has"/"have") ...
+    assert swapped_word("What can be viewed as a limited collection of instances?",
+                        "A problem can be viewed as an infinite collection of instances.") == ("limited", "infinite")
+    assert swapped_word("What has uncomplicated definitions that do not fit?",
+                        "Some classes have complicated definitions that do not fit.") == ("uncomplicated", "complicated")
+    # ... and are never the swapped word: a changed preposition is grammar.
+    assert swapped_word("Which team was suspended from the MLS?", "Chivas were suspended following the 2014 MLS season.") is None
 
 
 def test_examine_reports_a_swapped_word() -> None:
