@@ -237,6 +237,7 @@ class Evidence:
     untyped: bool = False
     swapped: bool = False
     exchanged: bool = False
+    denied: bool = False
 
     def reasons(self) -> tuple[str, ...]:
         return tuple(k for k, v in vars(self).items() if v)
@@ -373,6 +374,39 @@ def swapped_word(question: str, sentence: str, context: int = SWAP_CONTEXT) -> t
             if agree >= context and content:
                 return word, s[j][0]
     return None
+
+
+# Words that deny what follows them; a yes/no question's answer may well be one ("Does BSkyB
+# carry any control?" / "BSkyB does not carry any control").
+_DENIALS = frozenset(["not", "never", "no", "nor", "neither", "without", "cannot"])
+_YES_NO_OPENERS = frozenset(["does", "did", "do", "is", "are", "was", "were", "can", "could", "will", "would",
+                             "has", "have", "had", "should"])
+DENIED_STRETCH = 2  # words the question copies right after the sentence's denial
+
+
+def denied_stretch(question: str, sentence: str) -> str | None:
+    """The sentence's denial of what the question asks about, or None: a negation right before
+    words the question copies ("Turing machines are not intended as a practical ..." for "What are
+    intended as a practical computing technology?"), the question not negated, not a yes/no
+    question, and the words nowhere in the sentence without the denial. SQuAD 2.0's writers
+    drop a "not" as often as they add one."""
+    if _NEGATION.search(question):
+        return None
+    q_pairs = _stems(question)
+    if not q_pairs or q_pairs[0][0] in _YES_NO_OPENERS:
+        return None
+    q = [st for _, st in q_pairs]
+    s = _stems(re.sub(r"n['’]t\b", " not", sentence))
+    stems = [st for _, st in s]
+    asked = {tuple(q[j:j + DENIED_STRETCH]) for j in range(len(q) - DENIED_STRETCH + 1)}
+    denied: set[tuple[str, ...]] = set()
+    plain: set[tuple[str, ...]] = set()
+    for k in range(1, len(s) - DENIED_STRETCH + 1):
+        run = tuple(stems[k:k + DENIED_STRETCH])
+        if run in asked and any(w not in STOPWORDS for w, _ in s[k:k + DENIED_STRETCH]):
+            (denied if s[k - 1][0] in _DENIALS else plain).add(run)
+    found = sorted(denied - plain)
+    return "not " + " ".join(found[0]) if found else None
 
 
 # Words between two exchanged ones ("were turned into"), at most.
@@ -545,6 +579,7 @@ def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[s
         untyped=not has_answer_type(answer_type(question), answer, question),
         swapped=swapped_word(question, answer) is not None,
         exchanged=exchanged_roles(question, answer) is not None,
+        denied=denied_stretch(question, answer) is not None,
     )
 
 
@@ -588,5 +623,6 @@ RULE = Rule(
     threshold=0.399,
     penalties={"negated": 1.0, "number_absent": 0.5, "number_missing": 1.0, "name_absent": 0.5,
                "name_elsewhere": 0.5, "name_recombined": 1.0, "antonym": 0.5, "opposite": 1.0,
-               "close_call": 1.0, "untyped": 0.0, "swapped": 1.0, "exchanged": 1.0},
+               "close_call": 1.0, "untyped": 0.0, "swapped": 1.0, "exchanged": 1.0,
+               "denied": 1.0},
 )

@@ -12,6 +12,7 @@ from assistant.chat.answerability import (
     answer_type,
     antonym_swap,
     content_terms,
+    denied_stretch,
     directions,
     examine,
     exchanged_roles,
@@ -127,6 +128,18 @@ def test_exchanged_roles() -> None:
     assert exchanged_roles("Who replaced the Anglo-Saxons as the ruling class?", normans) is None
     assert exchanged_roles("Who replaced the Normans?", "The Normans were replaced by the Angevins.") is None
     assert exchanged_roles("Who replaced the Normans?", "The Normans had been replaced by the Angevins.") is None
+
+
+def test_denied_stretch_is_a_negation_before_words_the_question_copies() -> None:
+    turing = "Turing machines are not intended as a practical computing technology."
+    assert denied_stretch("What are intended as a practical computing technology?", turing) == "not intend as"
+    assert denied_stretch("What is more difficult than multiplication?", "Squaring isn't more difficult than it.") == "not more difficult"
+    # A negated question, a yes/no question (its answer may be "no"), or the words also said
+    # plainly in the sentence: no denial.
+    assert denied_stretch("What are not intended as a practical computing technology?", turing) is None
+    assert denied_stretch("Does BSkyB carry any control?", "BSkyB does not carry any control over content.") is None
+    assert denied_stretch("What implies that isomorphism is NP-complete?",
+                          "If isomorphism is NP-complete, it collapses; it is believed isomorphism is not NP-complete.") is None
 
 
 def test_examine_reports_exchanged_roles() -> None:
