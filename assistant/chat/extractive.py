@@ -16,9 +16,10 @@ No model weights can be downloaded here, so the default "model" is an algorithm:
    recall); each sentence cites its chunk with ``[n]``;
 4. say plainly that the sources do not answer when ``answerability.judge`` refuses the best
    sentence: its score, less a penalty for each check that fires (the question is negated and
-   the sentence is not; a number or name the question names is missing; an antonym swap; one word
-   of a stretch the question copies from the sentence changed; no span of the asked-for type), is
-   below a threshold. ``ExtractiveAnswer.reasons`` names the checks.
+   the sentence is not, or the reverse; a number or name the question names is missing; an
+   antonym swap; one word of a stretch the question copies from the sentence changed; two
+   things related the other way round; no span of the asked-for type), is below a threshold.
+   ``ExtractiveAnswer.reasons`` names the checks.
 
 The scoring weights were tuned on the even-numbered questions of squad2-dev-5 by a grid search
 over (W_COS, W_LEX, W_CHUNK, SECOND_MARGIN); the answerability rule was fitted on the same half
