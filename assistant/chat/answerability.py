@@ -350,8 +350,9 @@ def swapped_word(question: str, sentence: str, context: int = SWAP_CONTEXT) -> t
     one word ("formal" for "informal", "janitors" for "teachers"); a paraphrase changes more,
     or keeps the word. So a swap is: a content word of the question absent from the sentence
     (allowing a typo), a different sentence word that the question lacks, and the same words
-    on both sides of the two, at least ``context`` of them in all (up to two a side; the end
-    of both texts counts as one), one not a stop word. Returns (question word, sentence word)."""
+    on both sides of the two, at least ``context`` of them in all (up to two a side; a clause's
+    edge in both texts counts as one, see ``_context_stems``), one not a stop word. Neither word
+    is a function word. Returns (question word, sentence word)."""
     q = _context_stems(question, question=True)
     s = _context_stems(sentence)
     s_stems = {st for _, st in s}
@@ -412,10 +413,10 @@ def denied_stretch(question: str, sentence: str) -> str | None:
     asked = {tuple(q[j:j + DENIED_STRETCH]) for j in range(len(q) - DENIED_STRETCH + 1)}
     denied: set[tuple[str, ...]] = set()
     plain: set[tuple[str, ...]] = set()
-    for k in range(1, len(s) - DENIED_STRETCH + 1):
+    for k in range(len(s) - DENIED_STRETCH + 1):
         run = tuple(stems[k:k + DENIED_STRETCH])
         if run in asked and any(w not in STOPWORDS for w, _ in s[k:k + DENIED_STRETCH]):
-            (denied if s[k - 1][0] in _DENIALS else plain).add(run)
+            (denied if k and s[k - 1][0] in _DENIALS else plain).add(run)
     found = sorted(denied - plain)
     return "not " + " ".join(found[0]) if found else None
 

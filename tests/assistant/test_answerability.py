@@ -138,6 +138,7 @@ def test_denied_stretch_is_a_negation_before_words_the_question_copies() -> None
     # plainly in the sentence: no denial.
     assert denied_stretch("What are not intended as a practical computing technology?", turing) is None
     assert denied_stretch("Does BSkyB carry any control?", "BSkyB does not carry any control over content.") is None
+    assert denied_stretch("What is intended as a practical tool?", "Intended as a tool, it is not intended as a toy.") is None
     assert denied_stretch("What implies that isomorphism is NP-complete?",
                           "If isomorphism is NP-complete, it collapses; it is believed isomorphism is not NP-complete.") is None
 
