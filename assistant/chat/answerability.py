@@ -11,6 +11,9 @@ the paragraph does not hold. Each such edit leaves a mark that a named check loo
   for "What are intended as ...?");
 - ``number_absent`` / ``number_missing``: a number, number word or ordinal the question names
   is in no source / not in the sentence ("the 1100s" against a sentence about "the 12th");
+- ``number_moved``: the sentence has the question's number, but counting something else, and
+  what the question counts with another number ("eight Combined Statistical Areas" against "one
+  Combined Statistical Area, eight Metropolitan Statistical Areas");
 - ``name_absent`` / ``name_elsewhere``: a name the question mentions is in no source, or is
   missing from the sentence while a few other source sentences have it (the sentence is about
   something else; a name every sentence shares, like the article's subject, does not count);
@@ -245,6 +248,7 @@ class Evidence:
     swapped: bool = False
     exchanged: bool = False
     denied: bool = False
+    number_moved: bool = False
 
     def reasons(self) -> tuple[str, ...]:
         return tuple(k for k, v in vars(self).items() if v)
@@ -421,6 +425,59 @@ def denied_stretch(question: str, sentence: str) -> str | None:
     return "not " + " ".join(found[0]) if found else None
 
 
+_COUNT_TOKEN = re.compile(r"\d[\d,.]*\d|\d|[^\W\d_]+")
+_YEAR = re.compile(r"1\d{3}|20\d{2}")
+_MONTH_WORDS = frozenset(_MONTH.split("|"))
+_NUMBER_REACH = 2  # words between a number and what it counts, at most ("34 cities", "200,000 in population")
+
+
+def _counted(tokens: Sequence[tuple[str, str]], k: int, step: int) -> str | None:
+    """Next to token k, the first word that is not a function word (step 1 after, -1 before),
+    within ``_NUMBER_REACH`` words past the next one; None when none is."""
+    for j in range(k + step, k + step * (_NUMBER_REACH + 2), step):
+        if not 0 <= j < len(tokens):
+            return None
+        word = tokens[j][0]
+        if word not in STOPWORDS and word not in _FUNCTION_WORDS:
+            return word if step < 0 else tokens[j][1]
+    return None
+
+
+def moved_number(question: str, sentence: str) -> tuple[str, str] | None:
+    """A number of the question that the sentence has, but counting something else, while what
+    the question counts has another number there, or None: "What consists of eight Combined
+    Statistical Areas?" against "one Combined Statistical Area, eight Metropolitan Statistical
+    Areas". Years and months are dates, not counts, and are left out. Returns (number, word)."""
+    def tokens(text: str) -> list[tuple[str, str]]:
+        out = []
+        for w in _COUNT_TOKEN.findall(text.casefold()):
+            terms = analyse(w) if not w[0].isdigit() else [w]
+            out.append((w, terms[0] if terms else w))
+        return out
+
+    def is_count(word: str | None) -> bool:
+        return bool(word) and bool(_NUMBER.fullmatch(word)) and not _YEAR.fullmatch(word)
+
+    q, s = tokens(question), tokens(sentence)
+    # What each number of the sentence counts, and which numbers count each word: one pass.
+    counts: dict[str, set[str | None]] = {}
+    counted_by: dict[str, set[str]] = {}
+    for j, (word, stem) in enumerate(s):
+        if is_count(word):
+            counts.setdefault(word, set()).add(_counted(s, j, 1))
+        before = _counted(s, j, -1)
+        if is_count(before):
+            counted_by.setdefault(stem, set()).add(before)  # type: ignore[arg-type]
+    for k, (number, _) in enumerate(q):
+        # "one", "two", "first" in a question count what it asks for ("name one"): not a claim.
+        counted = _counted(q, k, 1) if is_count(number) and number not in COUNTING_WORDS else None
+        if counted is None or counted in QUESTION_TERMS or is_count(counted) or counted in _MONTH_WORDS:
+            continue
+        if number in counts and counted not in counts[number] and counted_by.get(counted, set()) - {number}:
+            return number, counted
+    return None
+
+
 # Words between two exchanged ones ("were turned into"), at most.
 EXCHANGE_GAP = 4
 # Words looked at on each side of the verb for "Who <verb> <name>?" (one clause, roughly).
@@ -592,6 +649,7 @@ def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[s
         swapped=swapped_word(question, answer) is not None,
         exchanged=exchanged_roles(question, answer) is not None,
         denied=denied_stretch(question, answer) is not None,
+        number_moved=moved_number(question, answer) is not None,
     )
 
 
@@ -637,5 +695,5 @@ RULE = Rule(
     penalties={"negated": 1.0, "number_absent": 0.5, "number_missing": 1.0, "name_absent": 0.5,
                "name_elsewhere": 0.5, "name_recombined": 1.0, "antonym": 0.5, "opposite": 1.0,
                "close_call": 1.0, "untyped": 0.0, "swapped": 1.0, "exchanged": 1.0,
-               "denied": 1.0},
+               "denied": 1.0, "number_moved": 1.0},
 )

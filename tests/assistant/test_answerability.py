@@ -19,6 +19,7 @@ from assistant.chat.answerability import (
     has_answer_type,
     idf_weights,
     judge,
+    moved_number,
     multiword_names,
     name_terms,
     names,
@@ -141,6 +142,18 @@ def test_denied_stretch_is_a_negation_before_words_the_question_copies() -> None
     assert denied_stretch("What is intended as a practical tool?", "Intended as a tool, it is not intended as a toy.") is None
     assert denied_stretch("What implies that isomorphism is NP-complete?",
                           "If isomorphism is NP-complete, it collapses; it is believed isomorphism is not NP-complete.") is None
+
+
+def test_moved_number_counts_something_else() -> None:
+    areas = "It consists of one Combined Statistical Area, eight Metropolitan Statistical Areas and one metropolitan division."
+    assert moved_number("What consists of eight Combined Statistical Areas?", areas) == ("eight", "combin")
+    assert moved_number("What consists of eight Metropolitan Statistical Areas?", areas) is None
+    cities = "There are twelve cities with more than 200,000 residents and 34 cities over 100,000 in population."
+    assert moved_number("Where are there 34 cities over 200,000 in population?", cities) == ("200,000", "popul")
+    assert moved_number("Where are there 34 cities over 100,000 in population?", cities) is None
+    # Years and months are dates, not counts; "one" in a question names what it asks for.
+    assert moved_number("What ran from November 2006 to July 2009?", "It ran from 30 November 2006 until 30 July 2009.") is None
+    assert moved_number("Name one Combined Statistical Area.", areas) is None
 
 
 def test_examine_reports_exchanged_roles() -> None:
