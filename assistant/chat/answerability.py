@@ -394,9 +394,14 @@ def swapped_word(question: str, sentence: str, context: int = SWAP_CONTEXT) -> t
 
 # Words that deny what follows them; a yes/no question's answer may well be one ("Does BSkyB
 # carry any control?" / "BSkyB does not carry any control").
-_DENIALS = frozenset(["not", "never", "no", "nor", "neither", "without", "cannot"])
-_YES_NO_OPENERS = frozenset(["does", "did", "do", "is", "are", "was", "were", "can", "could", "will", "would",
-                             "has", "have", "had", "should"])
+# Words that negate the word after them ("t" is what is left of "n't" once split): "not known"
+# says what "unknown" says.
+_NEGATORS = frozenset(["not", "never", "no", "t", "cannot", "without", "nor", "neither"])
+# denied_stretch spells "n't" out as "not", so a lone "t" there is a letter ("T(n)"), not a negation.
+_DENIALS = _NEGATORS - {"t"}
+# Auxiliaries that open a yes/no question ("Does BSkyB carry ...?").
+_AUXILIARIES = frozenset(["is", "are", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should",
+                          "has", "have", "had"])
 DENIED_STRETCH = 2  # words the question copies right after the sentence's denial
 
 
@@ -409,7 +414,7 @@ def denied_stretch(question: str, sentence: str) -> str | None:
     if _NEGATION.search(question):
         return None
     q_pairs = _stems(question)
-    if not q_pairs or q_pairs[0][0] in _YES_NO_OPENERS:
+    if not q_pairs or q_pairs[0][0] in _AUXILIARIES:
         return None
     q = [st for _, st in q_pairs]
     s = _stems(re.sub(r"n['’]t\b", " not", sentence))
@@ -431,15 +436,14 @@ _MONTH_WORDS = frozenset(_MONTH.split("|"))
 _NUMBER_REACH = 2  # words between a number and what it counts, at most ("34 cities", "200,000 in population")
 
 
-def _counted(tokens: Sequence[tuple[str, str]], k: int, step: int) -> str | None:
-    """Next to token k, the first word that is not a function word (step 1 after, -1 before),
-    within ``_NUMBER_REACH`` words past the next one; None when none is."""
+def _counted(tokens: Sequence[tuple[str, str]], k: int, step: int) -> tuple[str, str] | None:
+    """Next to token k, the first (word, stem) that is not a function word (step 1 after, -1
+    before), within ``_NUMBER_REACH`` words past the next one; None when none is."""
     for j in range(k + step, k + step * (_NUMBER_REACH + 2), step):
         if not 0 <= j < len(tokens):
             return None
-        word = tokens[j][0]
-        if word not in STOPWORDS and word not in _FUNCTION_WORDS:
-            return word if step < 0 else tokens[j][1]
+        if tokens[j][0] not in STOPWORDS and tokens[j][0] not in _FUNCTION_WORDS:
+            return tokens[j]
     return None
 
 
@@ -464,13 +468,15 @@ def moved_number(question: str, sentence: str) -> tuple[str, str] | None:
     counted_by: dict[str, set[str]] = {}
     for j, (word, stem) in enumerate(s):
         if is_count(word):
-            counts.setdefault(word, set()).add(_counted(s, j, 1))
+            after = _counted(s, j, 1)
+            counts.setdefault(word, set()).add(after[1] if after else None)
         before = _counted(s, j, -1)
-        if is_count(before):
-            counted_by.setdefault(stem, set()).add(before)  # type: ignore[arg-type]
+        if before and is_count(before[0]):
+            counted_by.setdefault(stem, set()).add(before[0])
     for k, (number, _) in enumerate(q):
         # "one", "two", "first" in a question count what it asks for ("name one"): not a claim.
-        counted = _counted(q, k, 1) if is_count(number) and number not in COUNTING_WORDS else None
+        after = _counted(q, k, 1) if is_count(number) and number not in COUNTING_WORDS else None
+        counted = after[1] if after else None
         if counted is None or counted in QUESTION_TERMS or is_count(counted) or counted in _MONTH_WORDS:
             continue
         if number in counts and counted not in counts[number] and counted_by.get(counted, set()) - {number}:
@@ -530,8 +536,7 @@ def exchanged_roles(question: str, sentence: str) -> tuple[str, str] | None:
 # Lower-case words that join the parts of one name ("Robert of Jumieges", "Edward the Confessor").
 _NAME_JOINERS = frozenset(["of", "the", "de", "du", "da", "di", "del", "la", "le", "von", "van", "al"])
 # Capitalised only because they open a question ("Does BSkyB ...?"); never a name's first part.
-_QUESTION_OPENERS = QUESTION_WORDS | frozenset(
-    ["is", "are", "was", "were", "do", "does", "did", "can", "could", "will", "would", "should", "has", "have", "had"])
+_QUESTION_OPENERS = QUESTION_WORDS | _AUXILIARIES
 _NAME_TOKEN = re.compile(r"[^\W_]+(?:[-'’][^\W_]+)*")
 
 
@@ -598,10 +603,6 @@ def recombined_name(question: str, sentences: Sequence[str]) -> str | None:
                    for words in texts for j in range(len(words) - n + 1) if _like(parts[0], words[j])):
             return name
     return None
-
-
-# Words that negate the word after them: "not known" says what "unknown" says.
-_NEGATORS = frozenset(["not", "never", "no", "t", "cannot", "without", "nor", "neither"])
 
 
 def opposite_word(question: str, answer: str, pool_terms: set[str],
