@@ -20,6 +20,8 @@ class DraftChunk:
     source_id: str | None
     title: str | None
     meta: dict[str, Any] = field(default_factory=dict)
+    speaker: str | None = None
+    timestamp: str | None = None
 
 
 class Chunker:
@@ -35,4 +37,4 @@ class Chunker:
         for row in rows:
             for piece in self.splitter.split_text(row.text):
                 if piece.strip():
-                    yield DraftChunk(piece.strip(), row.line, row.source_id, row.title, row.meta)
+                    yield DraftChunk(piece.strip(), row.line, row.source_id, row.title, row.meta, row.speaker, row.timestamp)

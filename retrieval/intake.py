@@ -33,6 +33,7 @@ from retrieval.hashing import content_hash
 from retrieval.lexical import analyse
 from retrieval.models import Chunk, Contribution, utcnow
 from retrieval.readers import Format, Row, RowError, read_rows
+from retrieval.said import context_line
 from retrieval.store import ChunkIndex, IndexedChunk
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,8 @@ class _Stored:
     title: str | None
     source_id: str | None
     vector: np.ndarray
+    speaker: str | None = None
+    said_at: str | None = None
 
 
 @dataclass
@@ -148,9 +151,12 @@ class _Refused(Exception):
         self.report = report
 
 
-def _embedding_text(title: str | None, text: str) -> str:
-    # The title is part of what a chunk is about (BEIR embeds "title text" too).
-    return f"{title}\n{text}" if title and title not in text else text
+def _embedding_text(title: str | None, text: str, speaker: str | None = None, said_at: str | None = None) -> str:
+    # The title is part of what a chunk is about (BEIR embeds "title text" too); so are the
+    # speaker and the day of a message, which its text rarely says ("I ran a 5K yesterday").
+    said = context_line(speaker, said_at)
+    body = f"{said} {text}" if said else text
+    return f"{title}\n{body}" if title and title not in text else body
 
 
 class Intake:
@@ -183,8 +189,11 @@ class Intake:
         title: str | None = None,
         source: str | None = None,
         licence: str | None = None,
+        speaker: str | None = None,
+        timestamp: str | None = None,
     ) -> IntakeReport:
-        """Store one snippet; nothing is kept of it when every chunk is refused."""
+        """Store one snippet (a message when it has a speaker and a time); nothing is kept of it
+        when every chunk is refused. ``timestamp`` is normalised ISO 8601 (retrieval.said)."""
         with self._write_lock:
             try:
                 with self.sessions.begin() as session:
@@ -194,7 +203,7 @@ class Intake:
                     )
                     session.add(contribution)
                     session.flush()
-                    batch = self._write_batch(session, contribution, [Row(1, text, None, title, {})])
+                    batch = self._write_batch(session, contribution, [Row(1, text, None, title, {}, speaker, timestamp)])
                     self._fold(contribution, batch)
                     if not batch.stored:
                         raise _Refused(IntakeReport.of(contribution))
@@ -371,7 +380,8 @@ class Intake:
                 fresh.append(i)
 
         # Near duplicates: cosine to a stored chunk or to an accepted chunk of this batch.
-        vectors = self.embedder.embed([_embedding_text(drafts[i].title, drafts[i].text) for i in fresh])
+        vectors = self.embedder.embed([_embedding_text(drafts[i].title, drafts[i].text, drafts[i].speaker, drafts[i].timestamp)
+                                       for i in fresh])
         nearest = self.index.nearest(vectors, self.threshold)
         slot = {i: pos for pos, i in enumerate(fresh)}
         accepted: list[int] = []
@@ -402,7 +412,8 @@ class Intake:
                     "contribution_id": contribution.id, "contributor": contribution.contributor,
                     "content_hash": hashes[i], "text": drafts[i].text, "title": drafts[i].title,
                     "source_id": drafts[i].source_id, "position": base + n, "line": drafts[i].line,
-                    "meta": drafts[i].meta, "indexed": False, "created_at": utcnow(),
+                    "meta": drafts[i].meta, "speaker": drafts[i].speaker, "said_at": drafts[i].timestamp,
+                    "indexed": False, "created_at": utcnow(),
                 }
                 for n, i in enumerate(accepted)
             ]
@@ -423,7 +434,7 @@ class Intake:
                     continue
                 batch.stored.append(
                     _Stored(inserted[h], contribution.id, contribution.contributor, h, value["text"],
-                            value["title"], value["source_id"], vector_of[h])
+                            value["title"], value["source_id"], vector_of[h], value["speaker"], value["said_at"])
                 )
         return batch
 
@@ -462,9 +473,10 @@ class Intake:
         self.index.upsert(
             [
                 IndexedChunk(
-                    chunk_id=c.id, vector=c.vector, terms=analyse(_embedding_text(c.title, c.text)),
+                    chunk_id=c.id, vector=c.vector, terms=analyse(_embedding_text(c.title, c.text, c.speaker, c.said_at)),
                     contributor=c.contributor, contribution_id=c.contribution_id,
                     content_hash=c.content_hash, text=c.text, title=c.title, source_id=c.source_id,
+                    speaker=c.speaker, said_at=c.said_at,
                 )
                 for c in chunks
             ]
@@ -490,12 +502,14 @@ class Intake:
         while True:
             with self.sessions() as session:
                 rows = list(session.execute(
-                    select(Chunk.id, Chunk.title, Chunk.text, Chunk.contributor, Chunk.contribution_id)
+                    select(Chunk.id, Chunk.title, Chunk.text, Chunk.contributor, Chunk.contribution_id, Chunk.speaker,
+                           Chunk.said_at)
                     .where(Chunk.indexed.is_(True), Chunk.id > last).order_by(Chunk.id).limit(batch)
                 ))
             if not rows:
                 return done
-            sidecar.add((r.id, analyse(_embedding_text(r.title, r.text)), r.contributor, r.contribution_id) for r in rows)
+            sidecar.add((r.id, analyse(_embedding_text(r.title, r.text, r.speaker, r.said_at)), r.contributor, r.contribution_id)
+                        for r in rows)
             done += len(rows)
             last = rows[-1].id
 
@@ -507,10 +521,11 @@ class Intake:
                 rows = list(session.scalars(select(Chunk).where(Chunk.indexed.is_(False)).order_by(Chunk.id).limit(batch)))
             if not rows:
                 return done
-            vectors = self.embedder.embed([_embedding_text(c.title, c.text) for c in rows])
+            vectors = self.embedder.embed([_embedding_text(c.title, c.text, c.speaker, c.said_at) for c in rows])
             self._index(
                 [
-                    _Stored(c.id, c.contribution_id, c.contributor, c.content_hash, c.text, c.title, c.source_id, v)
+                    _Stored(c.id, c.contribution_id, c.contributor, c.content_hash, c.text, c.title, c.source_id, v,
+                            c.speaker, c.said_at)
                     for c, v in zip(rows, vectors)
                 ]
             )

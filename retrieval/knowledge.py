@@ -53,7 +53,8 @@ def _copy_local_store(settings: RetrievalSettings, index: ChunkIndex) -> int:
         sparse_config = local.get_collection(settings.collection).config.params.sparse_vectors or {}
 
         def sparse_of(payload: dict[str, Any]) -> dict[str, Any]:
-            terms = analyse(_embedding_text(payload.get("title"), payload.get("text", "")))
+            terms = analyse(_embedding_text(payload.get("title"), payload.get("text", ""), payload.get("speaker"),
+                                            payload.get("timestamp")))
             return {LEXICAL: sparse_vector(document_vector(terms))}
 
         needs_sparse = index.sparse and LEXICAL not in sparse_config

@@ -83,6 +83,9 @@ class Chunk(Base):
     position: Mapped[int] = mapped_column(Integer)
     line: Mapped[int | None] = mapped_column(Integer)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    # Who said it and when (ISO 8601 as given, normalised: a chat's wall-clock time has no zone).
+    speaker: Mapped[str | None] = mapped_column(Text)
+    said_at: Mapped[str | None] = mapped_column(String(40))
     # False between the ledger commit and the index write; start-up re-indexes such rows.
     indexed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -17,6 +17,8 @@ from typing import Any, BinaryIO, Literal
 from llama_index.core import Document
 from llama_index.core.node_parser import MarkdownNodeParser
 
+from retrieval.said import parse_speaker, parse_timestamp
+
 Format = Literal["jsonl", "csv", "markdown", "text"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "markdown", "text")
 _EXTENSIONS: dict[str, Format] = {
@@ -35,6 +37,8 @@ class Row:
     source_id: str | None = None
     title: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    speaker: str | None = None  # who said or wrote it (retrieval.said)
+    timestamp: str | None = None  # when, normalised ISO 8601
 
 
 @dataclass(frozen=True)
@@ -109,10 +113,16 @@ def _row_from_record(line: int, record: dict[str, Any], max_row_chars: int) -> R
     try:
         source_id = _optional_str(record.get("id"), "id")
         title = _optional_str(record.get("title"), "title")
+        speaker = parse_speaker(record.get("speaker"))
+        timestamp = parse_timestamp(record.get("timestamp"))
     except ValueError as exc:
         return RowError(line, str(exc))
-    meta = {k: v for k, v in record.items() if k not in ("text", "id", "title") and v not in (None, "")}
-    return Row(line, text, source_id, title, meta)
+    meta = {k: v for k, v in record.items() if k not in _FIELDS and v not in (None, "")}
+    return Row(line, text, source_id, title, meta, speaker, timestamp)
+
+
+# A row's own fields; every other key of a record is metadata.
+_FIELDS = frozenset(["text", "id", "title", "speaker", "timestamp"])
 
 
 def _jsonl(stream: BinaryIO, max_row_chars: int, name: str | None) -> Iterator[Row | RowError]:

@@ -20,6 +20,8 @@ class SearchResult:
     contributor: str
     contribution_id: int
     content_hash: str
+    speaker: str | None = None
+    timestamp: str | None = None  # ISO 8601: when it was said or written
 
 
 class Searcher:
@@ -57,6 +59,7 @@ class Searcher:
                 title=h.payload.get("title"), source_id=h.payload.get("source_id"),
                 contributor=h.payload.get("contributor", ""), contribution_id=int(h.payload.get("contribution_id", 0)),
                 content_hash=h.payload.get("content_hash", ""),
+                speaker=h.payload.get("speaker"), timestamp=h.payload.get("timestamp"),
             )
             for h in hits
         ]

@@ -47,6 +47,8 @@ class IndexedChunk:
     text: str
     title: str | None
     source_id: str | None
+    speaker: str | None = None
+    said_at: str | None = None  # ISO 8601
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,8 @@ class ChunkIndex:
                     "text": c.text,
                     "title": c.title,
                     "source_id": c.source_id,
+                    **({"speaker": c.speaker} if c.speaker else {}),
+                    **({"timestamp": c.said_at} if c.said_at else {}),
                 },
             )
             for c in chunks

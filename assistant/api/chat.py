@@ -85,7 +85,7 @@ def _citations(record: AnswerRecord) -> list[dict[str, Any]]:
     return [
         {"marker": c.marker, "chunk_id": c.chunk_id, "title": c.title, "snippet": c.snippet,
          "contributor": c.contributor, "source_id": c.source_id, "contribution_id": c.contribution_id,
-         "weight_ppm": c.weight_ppm}
+         "weight_ppm": c.weight_ppm, "speaker": c.speaker, "timestamp": c.timestamp}
         for c in record.citations
     ]
 
@@ -272,7 +272,8 @@ async def get_answer(
         "usage": {"prompt_tokens": ans.prompt_tokens, "completion_tokens": ans.completion_tokens},
         "sources": [
             {"marker": c.marker, "chunk_id": c.chunk_id, "title": ch.title, "snippet": ch.text[:300],
-             "source_id": ch.source_id, "contributor": c.contributor, "weight_ppm": c.weight_ppm,
+             "source_id": ch.source_id, "speaker": ch.speaker, "timestamp": ch.said_at,
+             "contributor": c.contributor, "weight_ppm": c.weight_ppm,
              "credited_amount": per_source.get(c.marker), "payout_status": status(c.contributor),
              "settlement_tx": (by_contributor.get(c.contributor) or {}).get("settlement_tx")}
             for c, ch in rows

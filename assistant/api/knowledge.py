@@ -20,6 +20,7 @@ from retrieval.addresses import AddressError, checksum_address
 from retrieval.intake import IntakeReport
 from retrieval.knowledge import KnowledgeBase
 from retrieval.readers import DatasetError, check_text_file, detect_format
+from retrieval.said import MAX_SPEAKER_CHARS, MAX_TIMESTAMP_CHARS, parse_speaker, parse_timestamp
 from retrieval.store import Filters
 
 router = APIRouter(prefix="/v1", tags=["knowledge"])
@@ -42,6 +43,21 @@ class SnippetIn(BaseModel):
     title: str | None = Field(default=None, max_length=500)
     source: str | None = Field(default=None, max_length=2000, description="Where the text comes from (URL, book...).")
     licence: str | None = Field(default=None, max_length=200)
+    speaker: str | None = Field(default=None, max_length=MAX_SPEAKER_CHARS,
+                                description="Who said or wrote it (a chat message's speaker); searchable, named in answers.")
+    timestamp: str | None = Field(default=None, max_length=MAX_TIMESTAMP_CHARS,
+                                  description="When it was said or written, ISO 8601 (2023-05-08T13:56); relative "
+                                              "dates in the text (\"yesterday\") are read against it.")
+
+    @field_validator("speaker")
+    @classmethod
+    def _speaker(cls, value: str | None) -> str | None:
+        return parse_speaker(value)
+
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp(cls, value: str | None) -> str | None:
+        return parse_timestamp(value)
 
     @field_validator("text")
     @classmethod
@@ -90,7 +106,8 @@ async def contribute_snippet(
     limit = kb.settings.max_snippet_chars
     if len(body.text) > limit:
         raise ApiError(413, f"text is longer than {limit} characters; upload it as a data set", "text_too_long", "text")
-    report = await run_in_threadpool(kb.intake.add_snippet, contributor, body.text, body.title, body.source, body.licence)
+    report = await run_in_threadpool(kb.intake.add_snippet, contributor, body.text, body.title, body.source, body.licence,
+                                     body.speaker, body.timestamp)
     if report.status == "refused":
         first = report.duplicates[0] if report.duplicates else {}
         origin = f" (chunk {first['chunk_id']})" if "chunk_id" in first else ""
@@ -172,6 +189,8 @@ class SearchHit(BaseModel):
     source_id: str | None
     contributor: str
     contribution_id: int
+    speaker: str | None = None
+    timestamp: str | None = None
 
 
 class SearchOut(BaseModel):
@@ -193,7 +212,8 @@ async def search(body: SearchIn, kb: Annotated[KnowledgeBase, Depends(knowledge)
     return SearchOut(
         data=[
             SearchHit(chunk_id=r.chunk_id, score=r.score, text=r.text, title=r.title, source_id=r.source_id,
-                      contributor=r.contributor, contribution_id=r.contribution_id)
+                      contributor=r.contributor, contribution_id=r.contribution_id, speaker=r.speaker,
+                      timestamp=r.timestamp)
             for r in results
         ]
     )

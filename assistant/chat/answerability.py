@@ -249,6 +249,7 @@ class Evidence:
     exchanged: bool = False
     denied: bool = False
     number_moved: bool = False
+    other_speaker: bool = False
 
     def reasons(self) -> tuple[str, ...]:
         return tuple(k for k, v in vars(self).items() if v)
@@ -654,6 +655,18 @@ def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[s
     )
 
 
+def other_speaker(question: str, claims: Sequence[str], speakers: Sequence[str]) -> bool:
+    """The question asks about a speaker of the sources, and the answer is someone else's
+    message that does not name them: "When did Melanie paint a sunrise?" answered by
+    Caroline's "I painted a sunrise". ``claims`` start with their speaker ("Caroline, 8 May
+    2023: ..."); a speaker is "asked about" when the question names them."""
+    asked = {w.casefold() for w in _WORD.findall(question)}
+    named = [s for s in speakers if s and all(part.casefold() in asked for part in s.split())]
+    if not named or not claims:
+        return False
+    return not any(s.casefold() in claim.casefold() for s in named for claim in claims)
+
+
 # Number words a question uses to count what it asks for ("name one", "what are two
 # examples"), not to name a number the answer must repeat.
 COUNTING_WORDS = frozenset({"one", "two", "first"})
@@ -696,5 +709,5 @@ RULE = Rule(
     penalties={"negated": 1.0, "number_absent": 0.5, "number_missing": 1.0, "name_absent": 0.5,
                "name_elsewhere": 0.5, "name_recombined": 1.0, "antonym": 0.5, "opposite": 1.0,
                "close_call": 1.0, "untyped": 0.0, "swapped": 1.0, "exchanged": 1.0,
-               "denied": 1.0, "number_moved": 1.0},
+               "denied": 1.0, "number_moved": 1.0, "other_speaker": 1.0},
 )

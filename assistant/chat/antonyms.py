@@ -43,7 +43,9 @@ def antonym_stems() -> Mapping[str, frozenset[str]]:
         stems = {s for s in map(_stem, others.split()) if s is not None and s != key}
         if stems:
             table.setdefault(key, set()).update(stems)
-    return {k: frozenset(v) for k, v in table.items()}
+    # Two words that share an opposite are forms of one word, not each other's opposite: the
+    # exception lists make "went" (a form of "go") an opposite of "go" through "come".
+    return {k: frozenset(b for b in v if not table.get(b, set()) & v) for k, v in table.items()}
 
 
 def generate(data_dir: Path | None = None) -> dict[str, set[str]]:

@@ -46,10 +46,16 @@ from assistant.chat.answerability import (
     examine,
     idf_weights,
     judge,
+    other_speaker,
 )
+from assistant.chat.dates import annotate
+from assistant.chat.compose import Composed, bridge, compose_pair
+from assistant.chat.passages import Passage, as_passages
 from assistant.chat.sentences import split_sentences
+from assistant.chat.shapes import shape
 from retrieval.embedder import Embedder
 from retrieval.lexical import analyse
+from retrieval.said import context_line
 
 NO_ANSWER = "My sources do not answer this question."
 MODEL_ID = "openchat-extractive"
@@ -97,10 +103,7 @@ class ExtractiveConfig:
 
 def cite(sentence: str, marker: int) -> str:
     """The sentence with its marker placed before the final punctuation: "... France [1]."."""
-    match = re.search(r"([.!?]+[\"'”’)]*)$", sentence)
-    if match:
-        return f"{sentence[: match.start()]} [{marker}]{match.group(1)}"
-    return f"{sentence} [{marker}]"
+    return Passage(sentence).cited(sentence, marker)
 
 
 class VectorCache:
@@ -155,11 +158,16 @@ class VectorCache:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A source sentence and its analysed terms."""
+    """A source sentence and its analysed terms (a message's with its speaker's and day's)."""
 
     marker: int
     sentence: str
     terms: frozenset[str]
+    stated: str = ""  # what the sentence says with its speaker and day ("Maria, 8 May 2023: I ran ...")
+
+    @property
+    def claim(self) -> str:
+        return self.stated or self.sentence
 
 
 @dataclass(frozen=True)
@@ -181,8 +189,32 @@ class Ranking:
 
 
 def _analysed_sentences(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
-    """A source's sentences (3 characters or more) with their analysed terms, in order."""
-    return tuple((sentence, frozenset(analyse(sentence))) for sentence in split_sentences(text) if len(sentence) >= 3)
+    """A source's sentences that state something, with their analysed terms, in order: a
+    question, a greeting or a thank-you says nothing an answer could rest on (a contribution
+    of bare questions must not answer those questions)."""
+    return tuple((sentence, frozenset(analyse(sentence))) for sentence in split_sentences(text)
+                 if len(sentence) >= 3 and states(sentence))
+
+
+# Words of greetings, thanks and reactions: a sentence of these (and names) states nothing.
+_SOCIAL = frozenset("""hi hey hello hiya yo thanks thank thx you ya bye goodbye see congrats congratulations wow aww
+awesome great cool nice good glad love lol haha omg yeah yes no ok okay sure sounds take care talk soon later welcome
+morning evening night day so much too really that's that it it's is was to hear amazing happy for me my your you're
+oh ah totally absolutely definitely same here again man dude girl buddy friend i i'm im be will keep up the a an
+what sweet fun exciting wonderful fantastic lovely beautiful stuff true agreed right""".split())
+_SOCIAL_WORD = re.compile(r"[\w'’]+")
+
+
+def states(sentence: str) -> bool:
+    """Whether a sentence states something: not a question, not only greetings, thanks or
+    reactions ("Thanks Nate!", "Good to see you!", "That's awesome!")."""
+    text = sentence.strip().strip("\"'“”‘’)").rstrip()
+    if text.endswith("?"):
+        return False
+    words = _SOCIAL_WORD.findall(text)
+    if len(words) > 8:
+        return True
+    return not all(w.casefold().replace("’", "'") in _SOCIAL or w[:1].isupper() for w in words)
 
 
 # Score gap under which another source's best sentence ties with the best one (scores lie in
@@ -221,27 +253,38 @@ class ExtractiveResponder:
         # Chunk text never changes, so neither do its sentences and their terms; a popular chunk
         # is split and analysed once, not on every answer that retrieves it.
         self._sentences = functools.lru_cache(maxsize=8_192)(_analysed_sentences)
+        self._sentences_terms = functools.lru_cache(maxsize=8_192)(lambda text: frozenset(analyse(text)))
 
-    def rank(self, question: str, sources: Sequence[str]) -> Ranking | None:
-        """Score every sentence of the sources against the question; None when there are none."""
+    def rank(self, question: str, sources: Sequence[str | Passage]) -> Ranking | None:
+        """Score every sentence of the sources against the question; None when there are none.
+
+        A message's sentence is scored with its speaker and day: "I ran a 5K" said by Maria
+        answers "What did Maria run?" though its words never name her."""
         cfg = self.config
+        passages = as_passages(sources)
         # The question's own words ("what", "did", "many") are left out: no answer repeats them,
         # and counting them lowered every sentence's overlap alike.
         q_terms = content_terms(question) or set(analyse(question))
-        candidates = [
-            Candidate(marker, sentence, terms)
-            for marker, text in enumerate(sources, start=1)
-            for sentence, terms in self._sentences(text)
-        ]
+        candidates = []
+        for marker, p in enumerate(passages, start=1):
+            context = _said_context(p)
+            for sentence, terms in self._sentences(p.text):
+                if context:
+                    stated = f"{context} {annotate(sentence, p.said)}"
+                    candidates.append(Candidate(marker, sentence, terms | self._sentences_terms(stated), stated))
+                else:
+                    candidates.append(Candidate(marker, sentence, terms))
         if not candidates:
             return None
         q_vec = self.vectors.embed_query(question)
-        sent_vecs = self.vectors.get([c.sentence for c in candidates])
+        # A message is embedded with its speaker ("Maria: I ran a 5K"), plain text as it is.
+        sent_vecs = self.vectors.get([f"{passages[c.marker - 1].speaker}: {c.sentence}" if passages[c.marker - 1].speaker
+                                      else c.sentence for c in candidates])
         sent_cos = sent_vecs @ q_vec
         # A chunk's vector as the normalised mean of its sentences' vectors: close to embedding
         # the chunk itself, at no extra model call (cold chunks dominated the p99 latency).
-        chunk_cos = np.zeros(len(sources), dtype=np.float32)
-        for marker in range(1, len(sources) + 1):
+        chunk_cos = np.zeros(len(passages), dtype=np.float32)
+        for marker in range(1, len(passages) + 1):
             rows = [i for i, c in enumerate(candidates) if c.marker == marker]
             if rows:
                 mean = sent_vecs[rows].mean(axis=0)
@@ -257,43 +300,83 @@ class ExtractiveResponder:
         order = sorted(range(len(candidates)), key=lambda i: scores[i], reverse=True)
         return Ranking(candidates, scores, order, sent_vecs)
 
-    def select(self, ranking: Ranking) -> list[int]:
-        """The best sentence, plus the next best of the same chunk when close; in reading order."""
+    def select(self, ranking: Ranking, passages: Sequence[Passage] = ()) -> list[int]:
+        """The best sentence, plus the next best of the same chunk when close; in reading order.
+
+        From messages, the close sentences may come from other messages of the same speaker:
+        "What activities has Maria done?" is answered by several of her messages, each cited."""
         cfg = self.config
         candidates, scores, order = ranking.candidates, ranking.scores, ranking.order
         top = candidates[order[0]]
+        speaker = passages[top.marker - 1].speaker if passages else None
+        limit = cfg.max_sentences + (MESSAGE_EXTRA if speaker else 0)
         chosen = [order[0]]
         words = len(top.sentence.split())
         for i in order[1:]:
-            if len(chosen) >= cfg.max_sentences or scores[i] < scores[order[0]] - cfg.second_margin:
+            if len(chosen) >= limit or scores[i] < scores[order[0]] - cfg.second_margin:
                 break
-            length = len(candidates[i].sentence.split())
-            if candidates[i].marker == top.marker and words + length <= cfg.max_words and candidates[i].sentence != top.sentence:
+            c = candidates[i]
+            length = len(c.sentence.split())
+            same_source = c.marker == top.marker or (speaker is not None and passages[c.marker - 1].speaker == speaker)
+            if same_source and words + length <= cfg.max_words and all(c.sentence != candidates[k].sentence for k in chosen):
                 chosen.append(i)
                 words += length
         # Read in source order (and sentence order within a source), not score order.
         return sorted(chosen)
 
-    def evidence(self, question: str, ranking: Ranking, chosen: Sequence[int]) -> Evidence:
+    def evidence(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = ()) -> Evidence:
         """The answerability checks' findings on the chosen sentences (see answerability)."""
         picked = [ranking.candidates[i] for i in chosen]
-        evidence = examine(question, " ".join(c.sentence for c in picked), set().union(*(c.terms for c in picked)),
-                           [set(c.terms) for c in ranking.candidates], [c.sentence for c in ranking.candidates])
-        return replace(evidence, close_call=close_call(ranking))
+        evidence = examine(question, " ".join(c.claim for c in picked), set().union(*(c.terms for c in picked)),
+                           [set(c.terms) for c in ranking.candidates], [c.claim for c in ranking.candidates])
+        return replace(evidence, close_call=close_call(ranking),
+                       other_speaker=other_speaker(question, [c.claim for c in picked], speakers))
 
-    def examine(self, question: str, ranking: Ranking, chosen: Sequence[int]) -> Verdict:
+    def examine(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = ()) -> Verdict:
         """Whether the chosen sentences answer the question, and if not, why (see answerability)."""
-        return judge(ranking.best_score, self.evidence(question, ranking, chosen), self.config.rule)
+        return judge(ranking.best_score, self.evidence(question, ranking, chosen, speakers), self.config.rule)
 
-    def answer(self, question: str, sources: Sequence[str]) -> ExtractiveAnswer:
-        """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``)."""
-        ranking = self.rank(question, sources)
+    def answer(self, question: str, sources: Sequence[str | Passage]) -> ExtractiveAnswer:
+        """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``).
+
+        A comparison, choice or yes/no over two named things is answered with a fact about
+        each (and the result); a fact about an entity that the best sentence names is followed
+        to that entity's own source (a bridge); otherwise the best sentence (and a close
+        neighbour) answers, when the answerability checks let it."""
+        passages = as_passages(sources)
+        ranking = self.rank(question, passages)
         if ranking is None:
             return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
-        chosen = self.select(ranking)
-        verdict = self.examine(question, ranking, chosen)
         best = round(ranking.best_score, 4)
+        said = any(p.is_said for p in passages)
+        form = shape(question)
+        if form.kind != "single" and not said:
+            composed = compose_pair(ranking, passages, form)
+            if composed is not None:
+                return self._render(ranking, passages, composed, best)
+        chosen = self.select(ranking, passages)
+        speakers = sorted({p.speaker for p in passages if p.speaker})
+        verdict = self.examine(question, ranking, chosen, speakers)
         if not verdict.answerable:
             return ExtractiveAnswer(NO_ANSWER, [], best, verdict.reasons)
-        picks = [Pick(ranking.candidates[i].marker, ranking.candidates[i].sentence, round(ranking.scores[i], 4)) for i in chosen]
-        return ExtractiveAnswer(" ".join(cite(p.sentence, p.marker) for p in picks), picks, best)
+        hop = bridge(ranking, passages, question, ranking.order[0]) if not said else None
+        if hop is not None and hop not in chosen:
+            return self._render(ranking, passages, Composed((*chosen, hop)), best)
+        return self._render(ranking, passages, Composed(tuple(chosen)), best)
+
+    @staticmethod
+    def _render(ranking: Ranking, passages: Sequence[Passage], composed: Composed, best: float) -> ExtractiveAnswer:
+        picks = [Pick(ranking.candidates[i].marker, ranking.candidates[i].sentence, round(ranking.scores[i], 4))
+                 for i in composed.chosen]
+        body = [passages[p.marker - 1].cited(p.sentence, p.marker) for p in picks]
+        text = " ".join(part for part in (composed.opening, *body, composed.closing) if part)
+        return ExtractiveAnswer(text, picks, best)
+
+
+# Messages of the same speaker an answer may add beyond ``max_sentences``.
+MESSAGE_EXTRA = 1
+
+
+def _said_context(p: Passage) -> str:
+    """What a message's sentences are read with: "Maria, 8 May 2023:" (empty for plain text)."""
+    return context_line(p.speaker, p.timestamp if p.said else None) if p.is_said else ""

@@ -24,11 +24,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from assistant.chat import citations as cit
+from assistant.chat.compose import FOLLOW_UP_RESULTS, follow_ups
 from assistant.chat.extractive import MODEL_ID as EXTRACTIVE_MODEL
 from assistant.chat.extractive import ExtractiveResponder
 from assistant.chat.ledger import AnswerLedger, Credit, LedgerAnswer
 from assistant.chat.llm import Delta, LlmGateway, provider_error
+from assistant.chat.passages import Passage
 from assistant.chat.prompt import PromptSource, build_prompt
+from assistant.chat.shapes import shape
 from assistant.db import write_session
 from assistant.errors import ApiError
 from assistant.models import Answer, Citation, Conversation, Message
@@ -68,6 +71,8 @@ class CitationOut:
     source_id: str | None
     contribution_id: int
     weight_ppm: int
+    speaker: str | None = None
+    timestamp: str | None = None
 
 
 @dataclass
@@ -206,12 +211,30 @@ class Assistant:
             self._check_conversation(req.account, req.conversation_id)
         self._check_payment(req.account)  # 402 before any search or LLM call
         t0 = _now()
-        sources = self.searcher.search(query, self.top_k)
+        sources = self.retrieve(query)
         t1 = _now()
         if req.model != EXTRACTIVE_MODEL:
             return _Prepared(sources, (t1 - t0) * 1000)
-        text = self.extractive.answer(query, [s.text for s in sources]).text
+        text = self.extractive.answer(query, [passage(s) for s in sources]).text
         return _Prepared(sources, (t1 - t0) * 1000, text, (_now() - t1) * 1000)
+
+    def retrieve(self, query: str) -> list[SearchResult]:
+        """The sources for a question: the search's top results, and when the question needs a
+        second source (two things compared, or an entity the first source names) the top
+        results of a second step for each (``compose.follow_ups``), after the first ones."""
+        sources = self.searcher.search(query, self.top_k)
+        passages = [passage(s) for s in sources]
+        form = shape(query)
+        ranking = self.extractive.rank(query, passages) if form.kind == "single" else None
+        seen = {s.chunk_id for s in sources}
+        for follow_up in follow_ups(ranking, passages, query, form):
+            added = 0
+            for s in self.searcher.search(follow_up, self.top_k):
+                if s.chunk_id not in seen and added < FOLLOW_UP_RESULTS:
+                    sources.append(s)
+                    seen.add(s.chunk_id)
+                    added += 1
+        return sources
 
     async def _start_llm(self, req: ChatRequest, answer_id: str, question: str, sources: list[SearchResult],
                          started: float, retrieval_ms: float) -> Turn:
@@ -220,7 +243,7 @@ class Assistant:
         budget = gateway.context_window(req.model) - max_tokens
         if budget <= 0:
             raise ApiError(400, "max_tokens leaves no room for the prompt in the model's context window", "invalid_max_tokens", "max_tokens")
-        psources = [PromptSource(i, s.title, s.text) for i, s in enumerate(sources, start=1)]
+        psources = [PromptSource(i, s.title, passage(s).prompt_text()) for i, s in enumerate(sources, start=1)]
         prompt = await run_in_threadpool(
             build_prompt, req.messages, psources, lambda msgs: gateway.count_tokens(req.model, msgs), budget,
         )
@@ -260,7 +283,8 @@ class Assistant:
         req = turn.request
         t0 = _now()
         embed = self.extractive.vectors.get
-        attribution = cit.attribute(text, [s.text for s in turn.sources], turn.question, embed)
+        # Checked against what each source says with its speaker and day ("Maria said on ...").
+        attribution = cit.attribute(text, [passage(s).checkable() for s in turn.sources], turn.question, embed)
         prompt_tokens, completion_tokens = turn.prompt_tokens, turn.completion_tokens or 0
         if req.model == EXTRACTIVE_MODEL:
             # The extractive "model" reads through the embedder's tokenizer: count with it.
@@ -271,7 +295,7 @@ class Assistant:
             completion_tokens = self.gateway.count_tokens(req.model, [{"role": "assistant", "content": text}])
         cited = [
             CitationOut(m, s.chunk_id, s.title, _snippet(s.text), s.contributor, s.source_id, s.contribution_id,
-                        attribution.weights.get(m, 0))
+                        attribution.weights.get(m, 0), s.speaker, s.timestamp)
             for m in sorted(attribution.weights)
             for s in [turn.sources[m - 1]]
         ]
@@ -386,6 +410,11 @@ def search_query(messages: Sequence[dict[str, str]]) -> str:
     if previous and (_REFERRING.search(question) or len(set(analyse(question))) < 3):
         return f"{previous[-1]} {question}"
     return question
+
+
+def passage(s: SearchResult) -> Passage:
+    """A search result as the answer layer reads it."""
+    return Passage(s.text, s.title, s.speaker, s.timestamp)
 
 
 def _snippet(text: str) -> str:

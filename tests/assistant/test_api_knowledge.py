@@ -61,7 +61,7 @@ def test_snippet_is_stored_and_found(api: LiveServer) -> None:
     assert top["text"] == FACTS[0][1]
     assert top["contributor"] == who  # stored checksummed
     assert top["title"] == "Photosynthesis" and top["contribution_id"] == body["id"]
-    assert set(top) == {"chunk_id", "score", "text", "title", "source_id", "contributor", "contribution_id"}
+    assert set(top) == {"chunk_id", "score", "text", "title", "source_id", "contributor", "contribution_id", "speaker", "timestamp"}
 
 
 def test_copies_are_refused_and_origin_keeps_the_text(api: LiveServer) -> None:

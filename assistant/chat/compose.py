@@ -1,0 +1,181 @@
+"""Answers that combine sources: a fact per entity for comparisons, choices and yes/no
+questions, and a bridge from the entity one source names to the source about it.
+
+Pure functions over a ranking of the sources' sentences (``extractive.Ranking``) and the
+passages. The extractive responder calls them; the orchestrator uses ``follow_ups`` to run the
+second retrieval step whose results these functions then read.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from assistant.chat.passages import Passage
+from assistant.chat.shapes import Shape, Value, about, first_date, mentions, quantities
+from retrieval.lexical import STOPWORDS, analyse
+
+if TYPE_CHECKING:
+    from assistant.chat.extractive import Ranking
+
+# Follow-up results added to the first retrieval's, at most, per follow-up query.
+FOLLOW_UP_RESULTS = 3
+# Names looked at in the best sentences when looking for a bridge.
+MAX_BRIDGE_NAMES = 2
+
+
+@dataclass(frozen=True)
+class Composed:
+    """A composed answer: the chosen candidates (indexes into the ranking) in answer order,
+    what opens the answer ("Yes.") and what closes it (the comparison's result)."""
+
+    chosen: tuple[int, ...]
+    opening: str = ""
+    closing: str = ""
+
+
+_NAME_RUN = re.compile(r"(?:[\"“]([^\"”]{2,80})[\"”])|((?:[A-Z0-9][\w'’.&-]*)(?:\s+(?:(?:of|the|and|de|for|in|on|von|van|&)\s+)*[A-Z0-9][\w'’.&-]*)*)")
+
+
+def names_in(sentence: str, question: str) -> list[str]:
+    """Names the sentence mentions that the question does not: quoted titles and runs of
+    capitalised words; a sentence's first word alone is not a name."""
+    q_terms = set(analyse(question))
+    out: list[str] = []
+    for m in _NAME_RUN.finditer(sentence):
+        name = (m.group(1) or m.group(2) or "").strip(" .,'’")
+        if not name or (m.start() == 0 and " " not in name) or name.isdigit():
+            continue
+        terms = [t for t in analyse(name) if t not in STOPWORDS]
+        if terms and not set(terms) <= q_terms and name not in out:
+            out.append(name)
+    return out
+
+
+def _entity_candidates(ranking: Ranking, passages: Sequence[Passage], entity: str) -> list[int]:
+    """Candidates about the entity, best first: from a passage titled as the entity, then
+    sentences of other passages that name it."""
+    titled = [i for i in ranking.order if about(passages[ranking.candidates[i].marker - 1].title, entity)]
+    naming = [i for i in ranking.order if i not in titled and mentions(ranking.candidates[i].sentence, entity)]
+    return titled + naming
+
+
+def _value(text: str, kind: str | None) -> Value | None:
+    if kind == "date":
+        return first_date(text)
+    found = quantities(text)
+    return found[0] if found else None
+
+
+def _fact(ranking: Ranking, passages: Sequence[Passage], entity: str, kind: str | None) -> tuple[int, Value | None] | None:
+    """The entity's best sentence, preferring one that holds a value of the compared kind."""
+    about_it = _entity_candidates(ranking, passages, entity)
+    if not about_it:
+        return None
+    if kind:
+        for i in about_it:
+            value = _value(ranking.candidates[i].sentence, kind)
+            if value is not None:
+                return i, value
+    return about_it[0], None
+
+
+def compose_pair(ranking: Ranking, passages: Sequence[Passage], shape: Shape) -> Composed | None:
+    """A fact about each of the question's two entities, and for a comparison the result when
+    both values are comparable, for a yes/no "Yes"/"No" first. None when either entity has no
+    sentence about it in the sources."""
+    a, b = shape.entities
+    fa = _fact(ranking, passages, a, shape.value)
+    fb = _fact(ranking, passages, b, shape.value)
+    if fa is None or fb is None or fa[0] == fb[0]:
+        return None
+    (ia, va), (ib, vb) = fa, fb
+    if shape.kind == "comparison" and va is not None and vb is not None and va.key != vb.key:
+        a_wins = (va.key < vb.key) == (shape.wins == "min")
+        (winner, vw), (loser, vl) = ((a, va), (b, vb)) if a_wins else ((b, vb), (a, va))
+        return Composed((ia, ib) if a_wins else (ib, ia), closing=f"So the answer is {winner} ({vw.text}; {loser}: {vl.text}).")
+    if shape.kind == "yesno":
+        yes = _agrees(ranking, passages, shape, ia, ib)
+        return Composed((ia, ib), opening="Yes." if yes else "No.")
+    if shape.kind == "choice":
+        wanted = {t for t in analyse(shape.attribute) if t not in _FRAME}
+        fit_a = len(wanted & _passage_terms(ranking, passages, ia))
+        fit_b = len(wanted & _passage_terms(ranking, passages, ib))
+        if fit_a != fit_b:
+            winner = a if fit_a > fit_b else b
+            order = (ia, ib) if fit_a > fit_b else (ib, ia)
+            return Composed(order, closing=f"So the answer is {winner}.")
+    return Composed((ia, ib))
+
+
+# Words that frame a yes/no or choice question rather than name the property asked about.
+_FRAME = frozenset(analyse("both same which who what whose also either each one the of in from are is was were do does did "
+                           "has have had level kind type"))
+
+
+def _passage_terms(ranking: Ranking, passages: Sequence[Passage], i: int) -> set[str]:
+    p = passages[ranking.candidates[i].marker - 1]
+    return set(analyse(f"{p.title or ''} {p.text}"))
+
+
+def _descriptors(sentence: str, entity: str) -> set[str]:
+    """What a sentence says its subject is, in capitalised words that are not the subject's own
+    name ("American", "Jiangsu"): the values "the same nationality / province" compares."""
+    own = set(analyse(entity))
+    words = re.findall(r"\b[A-Z][\w'’-]+", sentence)
+    return {t for w in words[1:] for t in analyse(w) if t not in own}
+
+
+def _agrees(ranking: Ranking, passages: Sequence[Passage], shape: Shape, ia: int, ib: int) -> bool:
+    """Whether the facts say yes: "the same X" compares what both say (a year, a number, a
+    nationality or place); "both X" asks that each entity's source says X."""
+    sa, sb = ranking.candidates[ia].sentence, ranking.candidates[ib].sentence
+    attribute = shape.attribute.casefold()
+    if re.search(r"\bsame\b", attribute):
+        if re.search(r"\b(?:year|date|decade|century|time)\b", attribute):
+            da, db = first_date(sa), first_date(sb)
+            return da is not None and db is not None and da.text[-4:] == db.text[-4:]
+        if re.search(r"\bnumber\b", attribute):
+            qa, qb = quantities(sa), quantities(sb)
+            return bool(qa) and bool(qb) and qa[0].key == qb[0].key
+        return bool(_descriptors(sa, shape.entities[0]) & _descriptors(sb, shape.entities[1]))
+    wanted = {t for t in analyse(shape.attribute) if t not in _FRAME}
+    if not wanted:
+        return True
+    need = (len(wanted) + 1) // 2
+    return all(len(wanted & _passage_terms(ranking, passages, i)) >= need for i in (ia, ib))
+
+
+def bridge(ranking: Ranking, passages: Sequence[Passage], question: str, first: int) -> int | None:
+    """The second hop: the best sentence of a source about an entity that the best sentence
+    names and the question does not ("the woman who portrayed Corliss Archer" -> "Shirley
+    Temple" -> her own source). The source must have a title of its own, other than the first
+    sentence's source's: sources of one article share one title and are not a second hop."""
+    best = ranking.candidates[first]
+    first_title = passages[best.marker - 1].title
+    for name in names_in(best.sentence, question)[:MAX_BRIDGE_NAMES]:
+        for i in ranking.order:
+            c = ranking.candidates[i]
+            title = passages[c.marker - 1].title
+            if c.marker != best.marker and title and title != first_title and about(title, name):
+                return i
+    return None
+
+
+def follow_ups(ranking: Ranking | None, passages: Sequence[Passage], question: str, shape: Shape) -> list[str]:
+    """Queries for a second retrieval step: each compared entity with what is asked of it, or
+    the question with the entity its best sentence names (a bridge). Empty when the question
+    needs one source, or its sources are messages (a conversation has no entity pages)."""
+    if shape.kind != "single":
+        return [f"{e} {shape.attribute}" for e in shape.entities]
+    if ranking is None or any(p.is_said for p in passages):
+        return []
+    best = ranking.candidates[ranking.order[0]]
+    first_title = passages[best.marker - 1].title
+    out = []
+    for name in names_in(best.sentence, question)[:MAX_BRIDGE_NAMES]:
+        if name != first_title:
+            out.append(f"{question} {name}")
+    return out

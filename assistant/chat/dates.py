@@ -1,0 +1,130 @@
+"""Relative dates in a message, read against when it was said.
+
+"I went to a support group yesterday", said on 8 May 2023, means 7 May 2023; "last week" means
+the week before 8 May 2023. An answer that quotes a message keeps its words and adds what each
+relative date resolves to in brackets, so a "when" question gets a date, not "yesterday".
+
+Only expressions whose meaning is fixed by the moment of speaking are resolved; a vague one
+("recently", "a while ago") is left as it is. Pure functions over text and a datetime.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from retrieval.said import day_text
+
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+                 "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "couple of": 2, "a couple of": 2}
+_UNITS = r"(?P<unit>day|week|weekend|month|year)s?"
+_COUNT = r"(?P<count>\d{1,3}|a couple of|couple of|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
+
+_RELATIVE = re.compile(
+    r"\b(?:"
+    r"(?P<single>yesterday|today|tonight|tomorrow|this morning|this afternoon|this evening|last night)"
+    rf"|(?P<dir>last|next|this|past|coming)\s+(?P<what>{'|'.join(_WEEKDAYS)}|week|weekend|month|year|summer|winter|spring|fall|autumn)"
+    rf"|{_COUNT}\s+{_UNITS}\s+(?P<ago>ago|from now|later)"
+    r")\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A relative date found in a text: where it is and what it means."""
+
+    start: int
+    end: int
+    phrase: str
+    meaning: str
+
+
+def month_text(day: date) -> str:
+    return f"{day:%B %Y}"
+
+
+def _shift_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _count(word: str) -> int:
+    word = word.casefold()
+    return int(word) if word.isdigit() else _NUMBER_WORDS.get(word, 1)
+
+
+def _meaning(match: re.Match[str], said: date) -> str | None:
+    single = match.group("single")
+    if single:
+        s = single.casefold()
+        if s in ("yesterday", "last night"):
+            return day_text(said - timedelta(days=1))
+        if s == "tomorrow":
+            return day_text(said + timedelta(days=1))
+        return day_text(said)
+    direction = (match.group("dir") or "").casefold()
+    if direction:
+        what = match.group("what").casefold()
+        ref = day_text(said)
+        if what in _WEEKDAYS:
+            target = _WEEKDAYS.index(what)
+            if direction in ("last", "past"):
+                back = (said.weekday() - target) % 7 or 7
+                return f"the {what.capitalize()} before {ref}, {day_text(said - timedelta(days=back))}"
+            if direction in ("next", "coming"):
+                ahead = (target - said.weekday()) % 7 or 7
+                return f"the {what.capitalize()} after {ref}, {day_text(said + timedelta(days=ahead))}"
+            return f"the {what.capitalize()} of the week of {ref}"
+        if what in ("week", "weekend"):
+            side = {"last": "before", "past": "before", "next": "after", "coming": "after"}.get(direction, "of")
+            return f"the {what} {side} {ref}"
+        if what == "month":
+            offset = {"last": -1, "past": -1, "next": 1, "coming": 1}.get(direction, 0)
+            return month_text(_shift_months(said, offset))
+        if what == "year":
+            offset = {"last": -1, "past": -1, "next": 1, "coming": 1}.get(direction, 0)
+            return str(said.year + offset)
+        # A season: the one before or after the moment, or the current one.
+        offset = {"last": -1, "past": -1, "next": 1, "coming": 1}.get(direction, 0)
+        season = "autumn" if what == "fall" else what
+        year = said.year + offset if offset and not (season == "winter" and said.month <= 2) else said.year
+        return f"{season} {year}"
+    count = _count(match.group("count"))
+    unit = match.group("unit").casefold()
+    sign = -1 if match.group("ago").casefold() == "ago" else 1
+    if unit == "day":
+        return day_text(said + timedelta(days=sign * count))
+    if unit in ("week", "weekend"):
+        plural = "s" if count > 1 else ""
+        return f"{count} {unit}{plural} {'before' if sign < 0 else 'after'} {day_text(said)}"
+    if unit == "month":
+        return month_text(_shift_months(said, sign * count))
+    return str(said.year + sign * count)
+
+
+def resolve(text: str, said: datetime | date) -> list[Resolved]:
+    """Every relative date in the text with its meaning on the day ``said``."""
+    day = said.date() if isinstance(said, datetime) else said
+    out: list[Resolved] = []
+    for match in _RELATIVE.finditer(text):
+        meaning = _meaning(match, day)
+        if meaning:
+            out.append(Resolved(match.start(), match.end(), match.group(0), meaning))
+    return out
+
+
+def annotate(text: str, said: datetime | date | None) -> str:
+    """The text with each relative date's meaning in brackets after it: "yesterday (7 May 2023)"."""
+    if said is None:
+        return text
+    parts: list[str] = []
+    last = 0
+    for r in resolve(text, said):
+        parts.append(text[last:r.end])
+        parts.append(f" ({r.meaning})")
+        last = r.end
+    parts.append(text[last:])
+    return "".join(parts)

@@ -1,0 +1,247 @@
+"""What a question needs from its sources: one fact, two facts compared, a yes/no over two
+things, or a fact about an entity that another source names (a bridge).
+
+Read from the question's wording only; pure functions. The shapes are English question forms
+("Who was born first, A or B?", "Are A and B both ...?"), not any data set's quirks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from typing import Literal
+
+from retrieval.lexical import analyse
+
+Kind = Literal["single", "comparison", "choice", "yesno"]
+ValueKind = Literal["date", "number"]
+
+_AUXILIARY_START = re.compile(r"^\s*(?:are|is|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.IGNORECASE)
+_CHOICE_START = re.compile(r"^\s*(?:which|who|whose|what)\b", re.IGNORECASE)
+
+# Comparative words: which value wins (the smaller or the larger) and what kind of value decides.
+_EARLIER = r"first|earlier|earliest|older|oldest|sooner"
+_LATER = r"later|latest|last|younger|youngest|newer|newest|more recently|most recently"
+_MORE = r"more|most|larger|largest|bigger|biggest|higher|highest|longer|longest|taller|tallest|greater|greatest|heavier|wider|deeper|further"
+_FEWER = r"fewer|fewest|less|least|smaller|smallest|lower|lowest|shorter|shortest|lighter|narrower"
+_COMPARATIVE = re.compile(rf"\b(?P<earlier>{_EARLIER})\b|\b(?P<later>{_LATER})\b|\b(?P<more>{_MORE})\b|\b(?P<fewer>{_FEWER})\b",
+                          re.IGNORECASE)
+# An entity: a quoted title, or a run of words that starts capitalised or with a digit.
+_QUOTED = re.compile(r"[\"“]([^\"”]{1,120})[\"”]")
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The question's shape: its kind, the entities it names for comparison, and for a
+    comparison which value wins ("min": the earliest or smallest) and of what kind."""
+
+    kind: Kind
+    entities: tuple[str, ...] = ()
+    wins: Literal["min", "max"] | None = None
+    value: ValueKind | None = None
+    attribute: str = ""  # the question's other words: what is compared or asked of each entity
+
+
+def _tidy(entity: str) -> str:
+    entity = entity.strip(" ,;:?.!\"'“”‘’")
+    entity = re.sub(r"^(?:the|a|an)\s+", "", entity, flags=re.IGNORECASE)
+    return entity.strip()
+
+
+def _name_before(text: str) -> str:
+    """The name that ends the text: after its last comma, else its trailing run of capitalised
+    words (joined by of/the/and/de/...), else its last four words."""
+    cut = max(text.rfind(","), text.rfind(":"))
+    if cut >= 0:
+        return _tidy(text[cut + 1:])
+    words = text.split()
+    run: list[str] = []
+    for word in reversed(words):
+        bare = word.strip("\"'“”‘’()")
+        if bare[:1].isupper() or bare[:1].isdigit() or (run and bare.casefold() in ("of", "the", "and", "de", "for", "in", "on", "&")):
+            run.insert(0, word)
+            continue
+        break
+    while run and run[0].strip("\"'“”").casefold() in ("of", "the", "and", "de", "for", "in", "on", "&"):
+        run.pop(0)
+    return _tidy(" ".join(run) if run else " ".join(words[-4:]))
+
+
+def _pair(text: str, joiner: str) -> tuple[str, str] | None:
+    """The two entities around the last ``joiner`` (" or ", " and ") of the text."""
+    quoted = _QUOTED.findall(text)
+    if len(quoted) >= 2 and joiner.strip() in text:
+        return _tidy(quoted[-2]), _tidy(quoted[-1])
+    at = text.lower().rfind(joiner)
+    if at < 0:
+        return None
+    left, right = text[:at], text[at + len(joiner):]
+    # The second entity ends at a comma or where the question goes on ("B, also supplies ...",
+    # "B is closer to ...").
+    right = re.split(r",|\s(?:is|was|are|were|has|have|had)\s", right, maxsplit=1)[0]
+    b = _tidy(right)
+    a = _name_before(left)
+    if not _names_start(b):
+        return None
+    if not a or not b or len(a.split()) > 10 or len(b.split()) > 10:
+        return None
+    return a, b
+
+
+def _attribute(question: str, entities: tuple[str, ...]) -> str:
+    rest = question
+    for e in entities:
+        rest = rest.replace(e, " ")
+    return " ".join(rest.replace(",", " ").split()).strip(" ?")
+
+
+def shape(question: str) -> Shape:
+    """The shape of a question (see ``Shape``); "single" when nothing else fits."""
+    q = " ".join(question.split())
+    if not q.endswith("?"):
+        q = q + "?"
+    body = q[:-1]
+    if _CHOICE_START.match(q) and re.search(r"\bor\b", body):
+        pair = _pair(body, " or ")
+        if pair:
+            # A comparative word outside the two entities decides by a value.
+            attribute = _attribute(body, pair)
+            match = _COMPARATIVE.search(attribute)
+            if match:
+                kind = match.lastgroup
+                wins: Literal["min", "max"] = "min" if kind in ("earlier", "fewer") else "max"
+                value: ValueKind = "date" if kind in ("earlier", "later") else "number"
+                return Shape("comparison", pair, wins, value, attribute)
+            return Shape("choice", pair, attribute=attribute)
+    if _AUXILIARY_START.match(q):
+        head = _AUXILIARY_START.match(q)
+        assert head is not None
+        rest = body[head.end():]
+        for joiner, kind in ((" and ", "yesno"), (" or ", "choice")):
+            pair = _pair_subjects(rest, joiner)
+            if pair:
+                return Shape(kind, pair, attribute=_attribute(rest, pair))  # type: ignore[arg-type]
+    return Shape("single")
+
+
+_JOINERS = frozenset(["of", "the", "and", "de", "for", "in", "on", "&", "a", "an", "to", "by"])
+
+
+def _names_start(word: str) -> bool:
+    bare = word.lstrip("\"'“‘(")
+    return bare[:1].isupper() or bare[:1].isdigit()
+
+
+def _leading_name(text: str) -> str:
+    """The capitalised run (joined by of/the/and/...) that opens the text; a word after a joiner
+    must be capitalised again, so "South of the Border both films" gives "South of the Border"."""
+    run: list[str] = []
+    for word in text.split():
+        bare = word.strip("\"'“”‘’(),")
+        if bare[:1].isupper() or bare[:1].isdigit():
+            run.append(bare if word.endswith(",") else word)
+            if word.endswith(","):
+                break
+        elif run and bare.casefold() in _JOINERS:
+            run.append(word)
+        else:
+            break
+    while run and run[-1].casefold() in _JOINERS:
+        run.pop()
+    return _tidy(" ".join(run))
+
+
+def _pair_subjects(rest: str, joiner: str) -> tuple[str, str] | None:
+    """"Are A and B both X" -> (A, B): the subjects joined by ``joiner``, before the predicate."""
+    quoted = _QUOTED.findall(rest)
+    if len(quoted) >= 2:
+        return _tidy(quoted[0]), _tidy(quoted[1])
+    at = rest.lower().find(joiner)
+    if at <= 0:
+        return None
+    # The first subject starts at its first capitalised word ("the documentaries Out of Place");
+    # the second is the run of capitalised words that opens the rest ("Echosmith formed in ...").
+    words = rest[:at].split()
+    while words and not _names_start(words[0]):
+        words.pop(0)
+    a = _tidy(" ".join(words))
+    b = _leading_name(rest[at + len(joiner):])
+    if not a or not b or len(a.split()) > 8 or len(b.split()) > 8:
+        return None
+    # Both subjects name something: a capital or a digit in each.
+    if not any(w[:1].isupper() or w[:1].isdigit() for w in a.split()) or not any(w[:1].isupper() or w[:1].isdigit() for w in b.split()):
+        return None
+    return a, b
+
+
+_MONTHS = {m: i for i, m in enumerate(
+    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october", "november", "december"],
+    start=1)}
+_MONTH_NAMES = "|".join(_MONTHS)
+_DAY_MONTH_YEAR = re.compile(rf"\b(\d{{1,2}})\s+({_MONTH_NAMES})\s*,?\s+(\d{{3,4}})\b", re.IGNORECASE)
+_MONTH_DAY_YEAR = re.compile(rf"\b({_MONTH_NAMES})\s+(\d{{1,2}})\s*,?\s+(\d{{3,4}})\b", re.IGNORECASE)
+_MONTH_YEAR = re.compile(rf"\b({_MONTH_NAMES})\s+(\d{{3,4}})\b", re.IGNORECASE)
+_YEAR = re.compile(r"\b(1\d{3}|20\d{2})\b")
+_QUANTITY = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*(million|billion|thousand))?(?![\w.])", re.IGNORECASE)
+_SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
+
+
+@dataclass(frozen=True)
+class Value:
+    """A comparable value found in a text: what it says and its order key."""
+
+    text: str
+    key: float
+
+
+def first_date(text: str) -> Value | None:
+    """The first date in the text, as precise as it is written (day, month or year)."""
+    found: list[tuple[int, Value]] = []
+    for m in _DAY_MONTH_YEAR.finditer(text):
+        found.append((m.start(), _date_value(m.group(0), int(m.group(3)), _MONTHS[m.group(2).casefold()], int(m.group(1)))))
+    for m in _MONTH_DAY_YEAR.finditer(text):
+        found.append((m.start(), _date_value(m.group(0), int(m.group(3)), _MONTHS[m.group(1).casefold()], int(m.group(2)))))
+    for m in _MONTH_YEAR.finditer(text):
+        found.append((m.start(), _date_value(m.group(0), int(m.group(2)), _MONTHS[m.group(1).casefold()], 1)))
+    for m in _YEAR.finditer(text):
+        found.append((m.start(), _date_value(m.group(0), int(m.group(1)), 1, 1)))
+    found = [f for f in found if f[1].key > 0]
+    if not found:
+        return None
+    start = min(s for s, _ in found)
+    # At one position the most precise reading (the longest text) wins: "April 23, 1928" over "1928".
+    return max((v for s, v in found if s <= start + 12), key=lambda v: len(v.text))
+
+
+def _date_value(text: str, year: int, month: int, day: int) -> Value:
+    try:
+        return Value(text, float(date(year, month, day).toordinal()))
+    except ValueError:
+        return Value(text, 0.0)
+
+
+def quantities(text: str) -> list[Value]:
+    """Numbers in the text that are not years, with their scale words ("3.5 million")."""
+    out = []
+    for m in _QUANTITY.finditer(text):
+        raw = m.group(1)
+        if _YEAR.fullmatch(raw) and not m.group(2):
+            continue
+        number = float(raw.replace(",", "")) * _SCALE.get((m.group(2) or "").casefold(), 1.0)
+        out.append(Value(m.group(0), number))
+    return out
+
+
+def mentions(text: str, entity: str) -> bool:
+    """Whether the text names the entity: all its analysed terms are there (case and stemming aside)."""
+    wanted = set(analyse(entity))
+    return bool(wanted) and wanted <= set(analyse(text))
+
+
+def about(title: str | None, entity: str) -> bool:
+    """Whether a source's title says it is about the entity ("Shirley Temple" for "Shirley Temple Black")."""
+    if not title:
+        return False
+    t, e = set(analyse(title)), set(analyse(entity))
+    return bool(t) and bool(e) and (t <= e or e <= t)
