@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from assistant.chat.answerability import name_terms
 from assistant.chat.passages import Passage
 from assistant.chat.shapes import Shape, Value, about, first_date, mentions, quantities
 from retrieval.lexical import STOPWORDS, analyse
@@ -36,7 +37,7 @@ class Composed:
     closing: str = ""
 
 
-_NAME_RUN = re.compile(r"(?:[\"“]([^\"”]{2,80})[\"”])|((?:[A-Z0-9][\w'’.&-]*)(?:\s+(?:(?:of|the|and|de|for|in|on|von|van|&)\s+)*[A-Z0-9][\w'’.&-]*)*)")
+_NAME_RUN = re.compile(r"(?:[\"“]([^\"”]{2,80})[\"”])|((?:[A-Z0-9][\w'’.&-]*)(?:\s+(?:(?:of|the|de|von|van|&)\s+)*[A-Z0-9][\w'’.&-]*)*)")
 
 
 def names_in(sentence: str, question: str) -> list[str]:
@@ -148,20 +149,77 @@ def _agrees(ranking: Ranking, passages: Sequence[Passage], shape: Shape, ia: int
     return all(len(wanted & _passage_terms(ranking, passages, i)) >= need for i in (ia, ib))
 
 
+# Sentences of the best source whose names may lead to a second hop (the best and those close).
+BRIDGE_SENTENCES = 3
+
+
+def bridge_names(ranking: Ranking, question: str, first: int | None = None) -> list[str]:
+    """Names that the best source's best sentences mention and the question does not
+    (``first``: the best candidate's index, by default the ranking's best)."""
+    best = ranking.candidates[ranking.order[0] if first is None else first]
+    sentences = [ranking.candidates[i].sentence for i in ranking.order if ranking.candidates[i].marker == best.marker]
+    out: list[str] = []
+    for sentence in sentences[:BRIDGE_SENTENCES]:
+        out.extend(n for n in names_in(sentence, question) if n not in out)
+    return out
+
+
 def bridge(ranking: Ranking, passages: Sequence[Passage], question: str, first: int) -> int | None:
-    """The second hop: the best sentence of a source about an entity that the best sentence
+    """The second hop: the best sentence of a source about an entity that the best source
     names and the question does not ("the woman who portrayed Corliss Archer" -> "Shirley
-    Temple" -> her own source). The source must have a title of its own, other than the first
-    sentence's source's: sources of one article share one title and are not a second hop."""
+    Temple" -> her own source). The source must have a title of its own, other than the best
+    source's: the sources of one article share one title and are not a second hop."""
     best = ranking.candidates[first]
     first_title = passages[best.marker - 1].title
-    for name in names_in(best.sentence, question)[:MAX_BRIDGE_NAMES]:
-        for i in ranking.order:
-            c = ranking.candidates[i]
-            title = passages[c.marker - 1].title
-            if c.marker != best.marker and title and title != first_title and about(title, name):
-                return i
+    names = bridge_names(ranking, question, first)
+    if not names:
+        return None
+    for i in ranking.order:
+        c = ranking.candidates[i]
+        title = passages[c.marker - 1].title
+        if c.marker != best.marker and title and title != first_title and any(about(title, n) for n in names):
+            return i
     return None
+
+
+# Sentences added to cover what the question names, at most.
+MAX_COVER = 2
+
+
+def cover(ranking: Ranking, passages: Sequence[Passage], question: str, chosen: Sequence[int]) -> list[int]:
+    """Sentences of other documents that carry what the question names and the answer lacks:
+    "the 1959 Soviet feature" shown in both "Queen of Blood" and "Battle Beyond the Sun" needs
+    a sentence from each film's source. Only sources whose title differs from every chosen
+    sentence's count: within one document, a name found only elsewhere means the chosen
+    sentence is about something else (``answerability``'s ``name_elsewhere``), and the
+    answerability checks keep that refusal."""
+    titles = {passages[ranking.candidates[i].marker - 1].title for i in chosen}
+    if None in titles:
+        return []
+    wanted = name_terms(question) | {t for t in analyse(question) if any(ch.isdigit() for ch in t)}
+    have = set().union(*(ranking.candidates[i].terms for i in chosen)) | set().union(*(set(analyse(t or "")) for t in titles))
+    missing = wanted - have
+    # What the chosen sentences' sources name, and their titles: a covering source must be one
+    # of those things, or name one of the chosen sources (documents that refer to each other).
+    linked = {t for t in titles if t} | {n for i in chosen for n in names_in(passages[ranking.candidates[i].marker - 1].text, "")}
+    added: list[int] = []
+    for i in ranking.order:
+        if not missing or len(added) >= MAX_COVER:
+            break
+        c = ranking.candidates[i]
+        title = passages[c.marker - 1].title
+        if i in chosen or not title or title in titles or not c.terms & missing or not _linked(c.sentence, title, linked):
+            continue
+        added.append(i)
+        titles.add(title)
+        missing -= c.terms | set(analyse(title))
+    return added
+
+
+def _linked(sentence: str, title: str, linked: set[str]) -> bool:
+    """Whether a source titled ``title`` whose sentence is ``sentence`` refers to, or is referred
+    to by, the chosen sources (``linked``: their titles and the names their texts mention)."""
+    return any(about(title, n) or mentions(sentence, n) for n in linked)
 
 
 def follow_ups(ranking: Ranking | None, passages: Sequence[Passage], question: str, shape: Shape) -> list[str]:
@@ -172,10 +230,7 @@ def follow_ups(ranking: Ranking | None, passages: Sequence[Passage], question: s
         return [f"{e} {shape.attribute}" for e in shape.entities]
     if ranking is None or any(p.is_said for p in passages):
         return []
-    best = ranking.candidates[ranking.order[0]]
-    first_title = passages[best.marker - 1].title
-    out = []
-    for name in names_in(best.sentence, question)[:MAX_BRIDGE_NAMES]:
-        if name != first_title:
-            out.append(f"{question} {name}")
-    return out
+    # Names that already have a source of their own need no second search.
+    titles = [p.title for p in passages if p.title]
+    open_names = [n for n in bridge_names(ranking, question) if not any(about(t, n) for t in titles)]
+    return [f"{question} {name}" for name in open_names[:MAX_BRIDGE_NAMES]]

@@ -49,7 +49,7 @@ from assistant.chat.answerability import (
     other_speaker,
 )
 from assistant.chat.dates import annotate
-from assistant.chat.compose import Composed, bridge, compose_pair
+from assistant.chat.compose import Composed, bridge, compose_pair, cover
 from assistant.chat.passages import Passage, as_passages
 from assistant.chat.sentences import split_sentences
 from assistant.chat.shapes import shape
@@ -225,18 +225,19 @@ CLOSE_CALL = 0.01
 AGREEMENT_COSINE = 0.9
 
 
-def close_call(ranking: Ranking, gap: float = CLOSE_CALL) -> bool:
+def close_call(ranking: Ranking, gap: float = CLOSE_CALL, cited: Sequence[int] = ()) -> bool:
     """Whether another source's sentence saying something else scores within ``gap`` of the best.
 
     The same sentence, or one close in meaning (``AGREEMENT_COSINE``), from another source is
-    agreement between contributions, so it does not count."""
+    agreement between contributions, so it does not count; nor does a sentence the answer
+    itself cites (``cited``: candidate indexes), which is a part of the answer, not a rival."""
     first = ranking.order[0]
     best = ranking.candidates[first]
     for i in ranking.order[1:]:
         if ranking.best_score - ranking.scores[i] >= gap:
             return False
         other = ranking.candidates[i]
-        if other.marker == best.marker or other.terms == best.terms:
+        if other.marker == best.marker or other.terms == best.terms or i in cited:
             continue
         if ranking.vectors is None or float(ranking.vectors[first] @ ranking.vectors[i]) < AGREEMENT_COSINE:
             return True
@@ -329,7 +330,7 @@ class ExtractiveResponder:
         picked = [ranking.candidates[i] for i in chosen]
         evidence = examine(question, " ".join(c.claim for c in picked), set().union(*(c.terms for c in picked)),
                            [set(c.terms) for c in ranking.candidates], [c.claim for c in ranking.candidates])
-        return replace(evidence, close_call=close_call(ranking),
+        return replace(evidence, close_call=close_call(ranking, cited=chosen),
                        other_speaker=other_speaker(question, [c.claim for c in picked], speakers))
 
     def examine(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = ()) -> Verdict:
@@ -347,22 +348,34 @@ class ExtractiveResponder:
         ranking = self.rank(question, passages)
         if ranking is None:
             return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
-        best = round(ranking.best_score, 4)
         said = any(p.is_said for p in passages)
         form = shape(question)
         if form.kind != "single" and not said:
             composed = compose_pair(ranking, passages, form)
             if composed is not None:
-                return self._render(ranking, passages, composed, best)
-        chosen = self.select(ranking, passages)
+                return self._render(ranking, passages, composed, round(ranking.best_score, 4))
+        # The answer rests on the first retrieval step's sources; a second step's sources (a
+        # prefix-free tail, ``Passage.hop == 2``) only complete it. Their candidates come after
+        # the first ones', so indexes into the first ranking hold in the whole one.
+        n_first = sum(1 for p in passages if p.hop == 1)
+        first = ranking if n_first == len(passages) else self.rank(question, passages[:n_first])
+        if first is None:
+            return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
+        best = round(first.best_score, 4)
+        chosen = self.select(first, passages)
+        extra: list[int] = []
+        if not said:
+            hop = bridge(ranking, passages, question, first.order[0])
+            if hop is not None and hop not in chosen:
+                extra.append(hop)
+            extra += cover(ranking, passages, question, [*chosen, *extra])
         speakers = sorted({p.speaker for p in passages if p.speaker})
-        verdict = self.examine(question, ranking, chosen, speakers)
+        # The checks read the whole answer: a name or number the question gives may be in
+        # the second hop's sentence, not the first.
+        verdict = self.examine(question, ranking if extra else first, [*chosen, *extra], speakers)
         if not verdict.answerable:
             return ExtractiveAnswer(NO_ANSWER, [], best, verdict.reasons)
-        hop = bridge(ranking, passages, question, ranking.order[0]) if not said else None
-        if hop is not None and hop not in chosen:
-            return self._render(ranking, passages, Composed((*chosen, hop)), best)
-        return self._render(ranking, passages, Composed(tuple(chosen)), best)
+        return self._render(ranking, passages, Composed((*chosen, *extra)), best)
 
     @staticmethod
     def _render(ranking: Ranking, passages: Sequence[Passage], composed: Composed, best: float) -> ExtractiveAnswer:

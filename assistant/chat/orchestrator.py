@@ -211,17 +211,18 @@ class Assistant:
             self._check_conversation(req.account, req.conversation_id)
         self._check_payment(req.account)  # 402 before any search or LLM call
         t0 = _now()
-        sources = self.retrieve(query)
+        sources, first = self.retrieve(query)
         t1 = _now()
         if req.model != EXTRACTIVE_MODEL:
             return _Prepared(sources, (t1 - t0) * 1000)
-        text = self.extractive.answer(query, [passage(s) for s in sources]).text
+        text = self.extractive.answer(query, [passage(s, 1 if i < first else 2) for i, s in enumerate(sources)]).text
         return _Prepared(sources, (t1 - t0) * 1000, text, (_now() - t1) * 1000)
 
-    def retrieve(self, query: str) -> list[SearchResult]:
-        """The sources for a question: the search's top results, and when the question needs a
-        second source (two things compared, or an entity the first source names) the top
-        results of a second step for each (``compose.follow_ups``), after the first ones."""
+    def retrieve(self, query: str) -> tuple[list[SearchResult], int]:
+        """The sources for a question and how many the first step found: the search's top
+        results, and when the question needs a second source (two things compared, or an entity
+        the first source names) the top results of a second step for each
+        (``compose.follow_ups``), after the first ones."""
         sources = self.searcher.search(query, self.top_k)
         passages = [passage(s) for s in sources]
         form = shape(query)
@@ -234,7 +235,7 @@ class Assistant:
                     sources.append(s)
                     seen.add(s.chunk_id)
                     added += 1
-        return sources
+        return sources, len(passages)
 
     async def _start_llm(self, req: ChatRequest, answer_id: str, question: str, sources: list[SearchResult],
                          started: float, retrieval_ms: float) -> Turn:
@@ -412,9 +413,9 @@ def search_query(messages: Sequence[dict[str, str]]) -> str:
     return question
 
 
-def passage(s: SearchResult) -> Passage:
+def passage(s: SearchResult, hop: int = 1) -> Passage:
     """A search result as the answer layer reads it."""
-    return Passage(s.text, s.title, s.speaker, s.timestamp)
+    return Passage(s.text, s.title, s.speaker, s.timestamp, hop)
 
 
 def _snippet(text: str) -> str:

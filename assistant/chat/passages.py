@@ -25,6 +25,7 @@ class Passage:
     title: str | None = None
     speaker: str | None = None
     timestamp: str | None = None
+    hop: int = 1  # 2: found by a second retrieval step, read only to complete an answer
 
     @property
     def said(self) -> datetime | None:
