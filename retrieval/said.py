@@ -19,7 +19,7 @@ def parse_speaker(value: object) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise ValueError("'speaker' must be a string")
+        raise ValueError("'speaker' must be a string")  # noqa: TRY004 - pydantic and the readers report ValueErrors
     speaker = " ".join(value.split())
     if len(speaker) > MAX_SPEAKER_CHARS:
         raise ValueError(f"'speaker' is longer than {MAX_SPEAKER_CHARS} characters")

@@ -48,8 +48,8 @@ from assistant.chat.answerability import (
     judge,
     other_speaker,
 )
-from assistant.chat.dates import annotate
 from assistant.chat.compose import Composed, bridge, compose_pair, cover
+from assistant.chat.dates import annotate
 from assistant.chat.passages import Passage, as_passages
 from assistant.chat.sentences import split_sentences
 from assistant.chat.shapes import shape
@@ -197,11 +197,16 @@ def _analysed_sentences(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
 
 
 # Words of greetings, thanks and reactions: a sentence of these (and names) states nothing.
-_SOCIAL = frozenset("""hi hey hello hiya yo thanks thank thx you ya bye goodbye see congrats congratulations wow aww
-awesome great cool nice good glad love lol haha omg yeah yes no ok okay sure sounds take care talk soon later welcome
-morning evening night day so much too really that's that it it's is was to hear amazing happy for me my your you're
-oh ah totally absolutely definitely same here again man dude girl buddy friend i i'm im be will keep up the a an
-what sweet fun exciting wonderful fantastic lovely beautiful stuff true agreed right""".split())
+_SOCIAL = frozenset([
+    "hi", "hey", "hello", "hiya", "yo", "thanks", "thank", "thx", "you", "ya", "bye", "goodbye", "see", "congrats",
+    "congratulations", "wow", "aww", "awesome", "great", "cool", "nice", "good", "glad", "love", "lol", "haha",
+    "omg", "yeah", "yes", "no", "ok", "okay", "sure", "sounds", "take", "care", "talk", "soon", "later", "welcome",
+    "morning", "evening", "night", "day", "so", "much", "too", "really", "that's", "that", "it", "it's", "is", "was",
+    "to", "hear", "amazing", "happy", "for", "me", "my", "your", "you're", "oh", "ah", "totally", "absolutely",
+    "definitely", "same", "here", "again", "man", "dude", "girl", "buddy", "friend", "i", "i'm", "im", "be", "will",
+    "keep", "up", "the", "a", "an", "what", "sweet", "fun", "exciting", "wonderful", "fantastic", "lovely",
+    "beautiful", "stuff", "true", "agreed", "right",
+])
 _SOCIAL_WORD = re.compile(r"[\w'’]+")
 
 
