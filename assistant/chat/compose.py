@@ -84,8 +84,8 @@ def _fact(ranking: Ranking, passages: Sequence[Passage], entity: str, kind: str 
 
 
 def compose_pair(ranking: Ranking, passages: Sequence[Passage], shape: Shape) -> Composed | None:
-    """A fact about each of the question's two entities, and for a comparison the result when
-    both values are comparable, for a yes/no "Yes"/"No" first. None when either entity has no
+    """A fact about each of the question's two entities (what they share, for a "pair"), and
+    for a comparison the result when both values are comparable, for a yes/no "Yes"/"No" first. None when either entity has no
     sentence about it in the sources."""
     a, b = shape.entities
     fa = _fact(ranking, passages, a, shape.value)

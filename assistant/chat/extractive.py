@@ -178,6 +178,14 @@ class Ranking:
     scores: list[float]
     order: list[int]
     vectors: np.ndarray | None = None  # the candidates' unit sentence vectors, when known
+    # How well each sentence answers without the credit of being by a speaker the question
+    # names (every message of theirs has it); None when no sentence had it.
+    strengths: list[float] | None = None
+
+    @property
+    def best_strength(self) -> float:
+        """The best sentence's score as evidence that it answers: its speaker's name aside."""
+        return (self.strengths or self.scores)[self.order[0]]
 
     @property
     def best(self) -> Candidate:
@@ -228,6 +236,23 @@ CLOSE_CALL = 0.01
 # Sentence cosine at or above which two sources' sentences say the same thing: a tie between
 # them is agreement (two contributions of one fact), not a question the sources leave open.
 AGREEMENT_COSINE = 0.9
+
+
+def rival_document(ranking: Ranking, passages: Sequence[Passage], gap: float = CLOSE_CALL) -> int | None:
+    """A sentence of another document (another title) that scores within ``gap`` of the best,
+    or None: two documents that answer alike are two candidate answers to show side by side,
+    not a reason to refuse (within one document a close call stays a refusal)."""
+    first = ranking.order[0]
+    title = passages[ranking.candidates[first].marker - 1].title
+    if not title:
+        return None
+    for i in ranking.order[1:]:
+        if ranking.best_score - ranking.scores[i] >= gap:
+            return None
+        other = passages[ranking.candidates[i].marker - 1].title
+        if other and other != title:
+            return i
+    return None
 
 
 def close_call(ranking: Ranking, gap: float = CLOSE_CALL, cited: Sequence[int] = ()) -> bool:
@@ -303,10 +328,16 @@ class ExtractiveResponder:
             + cfg.w_chunk * float(chunk_cos[c.marker - 1])
             for i, c in enumerate(candidates)
         ]
+        # A speaker's name ranks their messages first; it is no evidence that one answers.
+        names = {t for p in passages if p.speaker for t in analyse(p.speaker)} & q_terms
+        strengths = None
+        if names:
+            strengths = [scores[i] - cfg.w_lex * sum(idf[t] for t in c.terms & names) / total
+                         for i, c in enumerate(candidates)]
         order = sorted(range(len(candidates)), key=lambda i: scores[i], reverse=True)
-        return Ranking(candidates, scores, order, sent_vecs)
+        return Ranking(candidates, scores, order, sent_vecs, strengths)
 
-    def select(self, ranking: Ranking, passages: Sequence[Passage] = ()) -> list[int]:
+    def select(self, ranking: Ranking, passages: Sequence[Passage] = (), question: str = "") -> list[int]:
         """The best sentence, plus the next best of the same chunk when close; in reading order.
 
         From messages, the close sentences may come from other messages of the same speaker:
@@ -316,6 +347,7 @@ class ExtractiveResponder:
         top = candidates[order[0]]
         speaker = passages[top.marker - 1].speaker if passages else None
         limit = cfg.max_sentences + (MESSAGE_EXTRA if speaker else 0)
+        topic = (content_terms(question) - set(analyse(speaker))) if speaker and question else set()
         chosen = [order[0]]
         words = len(top.sentence.split())
         for i in order[1:]:
@@ -323,7 +355,11 @@ class ExtractiveResponder:
                 break
             c = candidates[i]
             length = len(c.sentence.split())
-            same_source = c.marker == top.marker or (speaker is not None and passages[c.marker - 1].speaker == speaker)
+            # Another message joins only when it shares a word with the question beyond its
+            # speaker's name: closeness in score alone lets chit-chat in.
+            same_source = c.marker == top.marker or (
+                speaker is not None and passages[c.marker - 1].speaker == speaker
+                and bool(set(analyse(c.sentence)) & topic))
             if same_source and words + length <= cfg.max_words and all(c.sentence != candidates[k].sentence for k in chosen):
                 chosen.append(i)
                 words += length
@@ -340,7 +376,7 @@ class ExtractiveResponder:
 
     def examine(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = ()) -> Verdict:
         """Whether the chosen sentences answer the question, and if not, why (see answerability)."""
-        return judge(ranking.best_score, self.evidence(question, ranking, chosen, speakers), self.config.rule)
+        return judge(ranking.best_strength, self.evidence(question, ranking, chosen, speakers), self.config.rule)
 
     def answer(self, question: str, sources: Sequence[str | Passage]) -> ExtractiveAnswer:
         """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``).
@@ -367,13 +403,16 @@ class ExtractiveResponder:
         if first is None:
             return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
         best = round(first.best_score, 4)
-        chosen = self.select(first, passages)
+        chosen = self.select(first, passages, question)
         extra: list[int] = []
         if not said:
             hop = bridge(ranking, passages, question, first.order[0])
             if hop is not None and hop not in chosen:
                 extra.append(hop)
             extra += cover(ranking, passages, question, [*chosen, *extra])
+            rival = rival_document(first, passages)
+            if rival is not None and rival not in chosen and rival not in extra:
+                extra.append(rival)
         speakers = sorted({p.speaker for p in passages if p.speaker})
         # The checks read the whole answer: a name or number the question gives may be in
         # the second hop's sentence, not the first.

@@ -40,6 +40,10 @@ from retrieval.lexical import analyse
 from retrieval.search import Searcher, SearchResult
 
 SNIPPET_CHARS = 300
+# The first retrieval step reads at least top_k sources, and more short ones up to this many
+# words (about five short encyclopedia paragraphs), at most top_k times the factor.
+SOURCE_WORDS = 400
+SHORT_SOURCES_FACTOR = 3
 T = TypeVar("T")
 
 # Built once (see payouts.ledger: building a statement per answer cost more than running it).
@@ -223,7 +227,16 @@ class Assistant:
         results, and when the question needs a second source (two things compared, or an entity
         the first source names) the top results of a second step for each
         (``compose.follow_ups``), after the first ones."""
-        sources = self.searcher.search(query, self.top_k)
+        found = self.searcher.search(query, self.top_k * SHORT_SOURCES_FACTOR)
+        # Short sources (chat messages) carry a fact each: more of them fit the same reading as
+        # top_k paragraphs, so the first step keeps going until SOURCE_WORDS words.
+        sources = found[: self.top_k]
+        words = sum(len(s.text.split()) for s in sources)
+        for s in found[self.top_k:]:
+            if words >= SOURCE_WORDS:
+                break
+            sources.append(s)
+            words += len(s.text.split())
         passages = [passage(s) for s in sources]
         form = shape(query)
         ranking = self.extractive.rank(query, passages) if form.kind == "single" else None

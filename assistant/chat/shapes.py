@@ -14,7 +14,7 @@ from typing import Literal
 
 from retrieval.lexical import analyse
 
-Kind = Literal["single", "comparison", "choice", "yesno"]
+Kind = Literal["single", "comparison", "choice", "yesno", "pair"]
 ValueKind = Literal["date", "number"]
 
 _AUXILIARY_START = re.compile(r"^\s*(?:are|is|was|were|do|does|did|has|have|had|can|could|will|would|should)\b", re.IGNORECASE)
@@ -92,7 +92,7 @@ def _pair(text: str, joiner: str) -> tuple[str, str] | None:
 def _attribute(question: str, entities: tuple[str, ...]) -> str:
     rest = question
     for e in entities:
-        rest = rest.replace(e, " ")
+        rest = re.sub(rf"(?<!\w){re.escape(e)}(?!\w)", " ", rest)
     return " ".join(rest.replace(",", " ").split()).strip(" ?")
 
 
@@ -114,6 +114,17 @@ def shape(question: str) -> Shape:
                 value: ValueKind = "date" if kind in ("earlier", "later") else "number"
                 return Shape("comparison", pair, wins, value, attribute)
             return Shape("choice", pair, attribute=attribute)
+    # "Both A and B are ...?" is a yes/no question; "A and B were both part of what ...?" or
+    # "What do A and B have in common?" asks what two things share: a fact about each.
+    both = re.match(r"^\s*both\s+", q, re.IGNORECASE)
+    if both or re.search(r"\bboth\b|\bin common\b|\bshared?\b", body, re.IGNORECASE):
+        rest = body[both.end():] if both else body
+        asks = re.search(r"\b(?:what|which|who|whom|whose|where|when|how)\b", rest, re.IGNORECASE)
+        if both or asks or not _AUXILIARY_START.match(q):
+            start = _AUXILIARY_START.match(rest)
+            pair = _pair_subjects(rest[start.end():] if start else rest, " and ")
+            if pair:
+                return Shape("pair" if asks else "yesno", pair, attribute=_attribute(rest, pair))
     if _AUXILIARY_START.match(q):
         head = _AUXILIARY_START.match(q)
         assert head is not None
@@ -126,6 +137,27 @@ def shape(question: str) -> Shape:
 
 
 _JOINERS = frozenset(["of", "the", "and", "de", "for", "in", "on", "&", "a", "an", "to", "by"])
+
+
+def _trailing_name(text: str) -> str:
+    """The capitalised run (joined by of/the/and/...) that ends the text ("the documentaries
+    Out of Place" -> "Out of Place"); a question word is never part of it."""
+    run: list[str] = []
+    for word in reversed(text.split()):
+        bare = word.strip("\"'“”‘’(),")
+        if bare.casefold() in _OPENERS:
+            break
+        if _names_start(bare) or (run and bare.casefold() in _JOINERS):
+            run.insert(0, word)
+            continue
+        break
+    while run and run[0].strip("\"'“”").casefold() in _JOINERS:
+        run.pop(0)
+    return _tidy(" ".join(run))
+
+
+_OPENERS = frozenset(["what", "which", "who", "whom", "whose", "where", "when", "why", "how", "do", "does", "did", "are",
+                      "is", "was", "were", "has", "have", "had", "can", "could", "will", "would", "should", "both"])
 
 
 def _names_start(word: str) -> bool:
@@ -162,10 +194,7 @@ def _pair_subjects(rest: str, joiner: str) -> tuple[str, str] | None:
         return None
     # The first subject starts at its first capitalised word ("the documentaries Out of Place");
     # the second is the run of capitalised words that opens the rest ("Echosmith formed in ...").
-    words = rest[:at].split()
-    while words and not _names_start(words[0]):
-        words.pop(0)
-    a = _tidy(" ".join(words))
+    a = _trailing_name(rest[:at])
     b = _leading_name(rest[at + len(joiner):])
     if not a or not b or len(a.split()) > 8 or len(b.split()) > 8:
         return None
