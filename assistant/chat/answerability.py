@@ -48,7 +48,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 from typing import Literal
 
@@ -250,6 +250,7 @@ class Evidence:
     denied: bool = False
     number_moved: bool = False
     other_speaker: bool = False
+    to_listener: bool = False
 
     def reasons(self) -> tuple[str, ...]:
         return tuple(k for k, v in vars(self).items() if v)
@@ -318,6 +319,11 @@ _FUNCTION_WORDS = frozenset([
     "also", "can", "could", "will", "would", "should", "may", "might", "must", "shall", "this",
     "that", "these", "those", "it", "its", "their", "there", "here", "which", "who", "whom",
     "whose", "what", "when", "where", "why", "how", "and", "or", "but", "not", "no",
+    # Personal pronouns and determiners: a question about someone says "her" where their own
+    # message says "my" ("Joanna's writers group" / "I shared my book with my writers group"),
+    # a change of person, not of fact.
+    "i", "me", "my", "mine", "we", "us", "our", "ours", "you", "your", "yours", "he", "him", "his",
+    "she", "her", "hers", "they", "them", "theirs", "some", "any",
 ])
 # Stands for a clause's edge: the start and end of a text and a comma, semicolon, colon or
 # bracket in it. A swap at the end of a question and of a clause ("laid out by various
@@ -660,11 +666,30 @@ def other_speaker(question: str, claims: Sequence[str], speakers: Sequence[str])
     message that does not name them: "When did Melanie paint a sunrise?" answered by
     Caroline's "I painted a sunrise". ``claims`` start with their speaker ("Caroline, 8 May
     2023: ..."); a speaker is "asked about" when the question names them."""
-    asked = {w.casefold() for w in _WORD.findall(question)}
-    named = [s for s in speakers if s and all(part.casefold() in asked for part in s.split())]
+    named = _asked_speakers(question, speakers)
     if not named or not claims:
         return False
     return not any(s.casefold() in claim.casefold() for s in named for claim in claims)
+
+
+def _asked_speakers(question: str, speakers: Sequence[str]) -> list[str]:
+    """The speakers the question names ("Melanie's grandma" names Melanie)."""
+    asked = {re.sub(r"['’]s$", "", w.casefold()) for w in _WORD.findall(question)}
+    return [s for s in speakers if s and all(part.casefold() in asked for part in s.split())]
+
+
+_SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|u|ur)\b", re.IGNORECASE)
+_FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|we|us|our|ours|i['’]m|i['’]ve|i['’]d|i['’]ll)\b", re.IGNORECASE)
+
+
+def to_listener(question: str, messages: Sequence[str], speakers: Sequence[str]) -> bool:
+    """The question asks about a speaker, and every message the answer quotes speaks of its
+    listener ("So proud of you!", "Your charity race sounds great") and not of its speaker: it
+    tells what the asked person said to someone, not what they did. ``messages``: the quoted
+    sentences, without their speaker."""
+    if not messages or not _asked_speakers(question, speakers):
+        return False
+    return all(_SECOND_PERSON.search(m) and not _FIRST_PERSON.search(m) for m in messages)
 
 
 # Number words a question uses to count what it asks for ("name one", "what are two
@@ -678,6 +703,13 @@ class Rule:
 
     threshold: float
     penalties: Mapping[str, float] = field(default_factory=dict)
+    # The threshold when the best sentence is a chat message: a message is short and is scored
+    # with its speaker's name, so its scores run higher than prose's for the same evidence.
+    said_threshold: float | None = None
+
+    def for_messages(self) -> Rule:
+        """The rule for an answer from chat messages."""
+        return replace(self, threshold=self.said_threshold) if self.said_threshold is not None else self
 
 
 @dataclass(frozen=True)
@@ -709,5 +741,10 @@ RULE = Rule(
     penalties={"negated": 1.0, "number_absent": 0.5, "number_missing": 1.0, "name_absent": 0.5,
                "name_elsewhere": 0.5, "name_recombined": 1.0, "antonym": 0.5, "opposite": 1.0,
                "close_call": 1.0, "untyped": 0.0, "swapped": 1.0, "exchanged": 1.0,
-               "denied": 1.0, "number_moved": 1.0, "other_speaker": 1.0},
+               "denied": 1.0, "number_moved": 1.0, "other_speaker": 1.0,
+               "to_listener": 1.0},
+    # Fitted on the even half of locomo-dev (conversations; the odd half held out), 2026-12-02:
+    # at 0.55 a fifth of the answered adversarial questions are refused for a tenth of the
+    # answerable ones (scripted sweep over 0.3-0.7, docs/assistant.md).
+    said_threshold=0.55,
 )

@@ -47,6 +47,7 @@ from assistant.chat.answerability import (
     idf_weights,
     judge,
     other_speaker,
+    to_listener,
 )
 from assistant.chat.compose import Composed, bridge, compose_pair, cover
 from assistant.chat.dates import annotate
@@ -372,11 +373,13 @@ class ExtractiveResponder:
         evidence = examine(question, " ".join(c.claim for c in picked), set().union(*(c.terms for c in picked)),
                            [set(c.terms) for c in ranking.candidates], [c.claim for c in ranking.candidates])
         return replace(evidence, close_call=close_call(ranking, cited=chosen),
-                       other_speaker=other_speaker(question, [c.claim for c in picked], speakers))
+                       other_speaker=other_speaker(question, [c.claim for c in picked], speakers),
+                       to_listener=to_listener(question, [c.sentence for c in picked if c.stated], speakers))
 
     def examine(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = ()) -> Verdict:
         """Whether the chosen sentences answer the question, and if not, why (see answerability)."""
-        return judge(ranking.best_strength, self.evidence(question, ranking, chosen, speakers), self.config.rule)
+        rule = self.config.rule.for_messages() if ranking.candidates[ranking.order[0]].stated else self.config.rule
+        return judge(ranking.best_strength, self.evidence(question, ranking, chosen, speakers), rule)
 
     def answer(self, question: str, sources: Sequence[str | Passage]) -> ExtractiveAnswer:
         """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``).
