@@ -129,24 +129,55 @@ def _descriptors(sentence: str, entity: str) -> set[str]:
     return {t for w in words[1:] for t in analyse(w) if t not in own}
 
 
+_THRESHOLD = re.compile(r"\b(?P<side>before|after|earlier than|later than|more than|over|at least|fewer than|less than|under)\s+"
+                        r"(?P<value>\d[\d,.]*)", re.IGNORECASE)
+_ABOVE = ("after", "later than", "more than", "over", "at least")
+_NEAR_NOUN = 3  # words around "province" in "Jiangsu province" that name which one
+
+
+def _named_near(sentence: str, noun: str) -> set[str]:
+    """Capitalised words next to a noun ("Jiangsu province", "province of Sichuan")."""
+    words = re.findall(r"[\w'’-]+", sentence)
+    out: set[str] = set()
+    for k, w in enumerate(words):
+        if analyse(w) == analyse(noun):
+            out |= {x.casefold() for x in words[max(0, k - _NEAR_NOUN):k + _NEAR_NOUN + 1] if x[:1].isupper()}
+    return out
+
+
 def _agrees(ranking: Ranking, passages: Sequence[Passage], shape: Shape, ia: int, ib: int) -> bool:
-    """Whether the facts say yes: "the same X" compares what both say (a year, a number, a
-    nationality or place); "both X" asks that each entity's source says X."""
+    """Whether the facts say yes: "the same X" compares what both say (a year, a number, the
+    name next to X, or what each is said to be); "both before 2010" / "more than 50" compares
+    each value with the bound; "both X" asks that each entity's source says every word of X."""
     sa, sb = ranking.candidates[ia].sentence, ranking.candidates[ib].sentence
     attribute = shape.attribute.casefold()
-    if re.search(r"\bsame\b", attribute):
+    same = re.search(r"\bsame\s+(?:\w+\s+)?(?P<noun>\w+)", attribute)
+    if same:
         if re.search(r"\b(?:year|date|decade|century|time)\b", attribute):
             da, db = first_date(sa), first_date(sb)
             return da is not None and db is not None and da.text[-4:] == db.text[-4:]
         if re.search(r"\bnumber\b", attribute):
             qa, qb = quantities(sa), quantities(sb)
             return bool(qa) and bool(qb) and qa[0].key == qb[0].key
+        noun = same.group("noun")
+        near_a, near_b = _named_near(sa, noun), _named_near(sb, noun)
+        if near_a and near_b:
+            return bool(near_a & near_b)
         return bool(_descriptors(sa, shape.entities[0]) & _descriptors(sb, shape.entities[1]))
+    bound = _THRESHOLD.search(shape.attribute)
+    if bound:
+        limit = float(bound.group("value").replace(",", ""))
+        above = bound.group("side").casefold() in _ABOVE
+        is_year = bool(re.fullmatch(r"1\d{3}|20\d{2}", bound.group("value")))
+        values = []
+        for s in (sa, sb):
+            v = first_date(s) if is_year else (quantities(s) or [None])[0]
+            if v is None:
+                return False
+            values.append(float(v.text[-4:]) if is_year else v.key)
+        return all((v > limit) if above else (v < limit) for v in values)
     wanted = {t for t in analyse(shape.attribute) if t not in _FRAME}
-    if not wanted:
-        return True
-    need = (len(wanted) + 1) // 2
-    return all(len(wanted & _passage_terms(ranking, passages, i)) >= need for i in (ia, ib))
+    return all(wanted <= _passage_terms(ranking, passages, i) for i in (ia, ib))
 
 
 # Sentences of the best source whose names may lead to a second hop (the best and those close).

@@ -411,7 +411,8 @@ class ExtractiveResponder:
         if not said:
             hop = bridge(ranking, passages, question, first.order[0])
             if hop is not None and hop not in chosen:
-                extra.append(hop)
+                # The hop's source may need its next sentence too, as the first one's may.
+                extra += [i for i in self.select(_from_hop(ranking, hop)) if i not in chosen]
             extra += cover(ranking, passages, question, [*chosen, *extra])
             rival = rival_document(first, passages)
             if rival is not None and rival not in chosen and rival not in extra:
@@ -431,6 +432,13 @@ class ExtractiveResponder:
         body = [passages[p.marker - 1].cited(p.sentence, p.marker) for p in picks]
         text = " ".join(part for part in (composed.opening, *body, composed.closing) if part)
         return ExtractiveAnswer(text, picks, best)
+
+
+def _from_hop(ranking: Ranking, hop: int) -> Ranking:
+    """The ranking seen from a second hop's sentence: its source's sentences, best first."""
+    marker = ranking.candidates[hop].marker
+    order = [hop] + [i for i in ranking.order if i != hop and ranking.candidates[i].marker == marker]
+    return replace(ranking, order=order)
 
 
 # Messages of the same speaker an answer may add beyond ``max_sentences``.

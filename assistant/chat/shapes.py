@@ -124,7 +124,8 @@ def shape(question: str) -> Shape:
             start = _AUXILIARY_START.match(rest)
             pair = _pair_subjects(rest[start.end():] if start else rest, " and ")
             if pair:
-                return Shape("pair" if asks else "yesno", pair, attribute=_attribute(rest, pair))
+                attribute = _attribute(rest, pair)
+                return Shape("pair" if asks else "yesno", pair, value=_value_kind(attribute), attribute=attribute)
     if _AUXILIARY_START.match(q):
         head = _AUXILIARY_START.match(q)
         assert head is not None
@@ -132,7 +133,8 @@ def shape(question: str) -> Shape:
         for joiner, kind in ((" and ", "yesno"), (" or ", "choice")):
             pair = _pair_subjects(rest, joiner)
             if pair:
-                return Shape(kind, pair, attribute=_attribute(rest, pair))  # type: ignore[arg-type]
+                attribute = _attribute(rest, pair)
+                return Shape(kind, pair, value=_value_kind(attribute), attribute=attribute)  # type: ignore[arg-type]
     return Shape("single")
 
 
@@ -184,6 +186,16 @@ def _leading_name(text: str) -> str:
     return _tidy(" ".join(run))
 
 
+def _value_kind(attribute: str) -> ValueKind | None:
+    """What value a yes/no over two things compares, if any: a year ("in the same year",
+    "before 2010") or a number ("the same number of acts", "more than 50")."""
+    if re.search(r"\b(?:year|date|decade|century)\b|\b(?:before|after)\s+1\d{3}|\b(?:before|after)\s+20\d{2}", attribute, re.IGNORECASE):
+        return "date"
+    if re.search(r"\bnumber\b|\b(?:more|fewer|less)\s+than\s+\d", attribute, re.IGNORECASE):
+        return "number"
+    return None
+
+
 def _pair_subjects(rest: str, joiner: str) -> tuple[str, str] | None:
     """"Are A and B both X" -> (A, B): the subjects joined by ``joiner``, before the predicate."""
     quoted = _QUOTED.findall(rest)
@@ -212,7 +224,11 @@ _DAY_MONTH_YEAR = re.compile(rf"\b(\d{{1,2}})\s+({_MONTH_NAMES})\s*,?\s+(\d{{3,4
 _MONTH_DAY_YEAR = re.compile(rf"\b({_MONTH_NAMES})\s+(\d{{1,2}})\s*,?\s+(\d{{3,4}})\b", re.IGNORECASE)
 _MONTH_YEAR = re.compile(rf"\b({_MONTH_NAMES})\s+(\d{{3,4}})\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(1\d{3}|20\d{2})\b")
-_QUANTITY = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*(million|billion|thousand))?(?![\w.])", re.IGNORECASE)
+_NUMBER_WORDS = {w: i for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                                              "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
+                                              "seventeen", "eighteen", "nineteen", "twenty"])}
+_QUANTITY = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) +
+                       r")(?:\s*(million|billion|thousand))?(?![\w.])", re.IGNORECASE)
 _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
 
 
@@ -257,7 +273,8 @@ def quantities(text: str) -> list[Value]:
         raw = m.group(1)
         if _YEAR.fullmatch(raw) and not m.group(2):
             continue
-        number = float(raw.replace(",", "")) * _SCALE.get((m.group(2) or "").casefold(), 1.0)
+        base = _NUMBER_WORDS[raw.casefold()] if raw.casefold() in _NUMBER_WORDS else float(raw.replace(",", ""))
+        number = base * _SCALE.get((m.group(2) or "").casefold(), 1.0)
         out.append(Value(m.group(0), number))
     return out
 
