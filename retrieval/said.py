@@ -29,7 +29,7 @@ def parse_speaker(value: object) -> str | None:
 def parse_timestamp(value: object) -> str | None:
     """The timestamp in normalised ISO 8601 ("2023-05-08T13:56:00", an offset kept when given);
     None for none. Raises ValueError for text that is not an ISO 8601 date or date-time."""
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if not isinstance(value, str) or len(value) > MAX_TIMESTAMP_CHARS:
         raise ValueError("'timestamp' must be an ISO 8601 date or date-time string, e.g. 2023-05-08T13:56")

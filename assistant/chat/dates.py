@@ -123,8 +123,10 @@ def annotate(text: str, said: datetime | date | None) -> str:
     parts: list[str] = []
     last = 0
     for r in resolve(text, said):
-        parts.append(text[last:r.end])
+        # After a possessive, not inside it: "yesterday's (7 May 2023) class".
+        end = r.end + 2 if text[r.end:r.end + 2] in ("'s", "’s") else r.end
+        parts.append(text[last:end])
         parts.append(f" ({r.meaning})")
-        last = r.end
+        last = end
     parts.append(text[last:])
     return "".join(parts)

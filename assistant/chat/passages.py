@@ -37,7 +37,7 @@ class Passage:
     @property
     def is_said(self) -> bool:
         """Whether this is someone's message (it has a speaker or a time), not plain text."""
-        return bool(self.speaker or self.timestamp)
+        return bool(self.speaker or self.said)
 
     def lead(self) -> str:
         """"Maria said on 8 May 2023", "Maria said", "On 8 May 2023" or "" (plain text)."""

@@ -255,8 +255,10 @@ def first_date(text: str) -> Value | None:
     if not found:
         return None
     start = min(s for s, _ in found)
-    # At one position the most precise reading (the longest text) wins: "April 23, 1928" over "1928".
-    return max((v for s, v in found if s <= start + 12), key=lambda v: len(v.text))
+    first_end = min(s + len(v.text) for s, v in found if s == start)
+    # Readings of the first date (they overlap its first match) compete, the most precise (the
+    # longest) winning: "April 23, 1928" over "1928"; a later date ("1888 – 3 May 1950") does not.
+    return max((v for s, v in found if s < first_end), key=lambda v: len(v.text))
 
 
 def _date_value(text: str, year: int, month: int, day: int) -> Value:

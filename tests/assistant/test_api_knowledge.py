@@ -7,9 +7,10 @@ import time
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
-from tests.conftest import LiveServer, new_address
+from tests.conftest import DEV_KEY, LiveServer, new_address
 
 FACTS = [
     ("Photosynthesis", "Photosynthesis in plants converts light energy, water and carbon dioxide into glucose and oxygen inside chloroplasts."),
@@ -226,3 +227,70 @@ def test_search_validation_and_filters(api: LiveServer) -> None:
 def test_health(api: LiveServer) -> None:
     body = httpx.get(api.url + "/healthz").json()
     assert body["status"] == "ok" and body["checks"]["database"] == "ok" and body["checks"]["vector_store"] == "ok"
+
+
+def test_a_message_keeps_its_speaker_and_normalised_time(api: LiveServer) -> None:
+    who = new_address()
+    text = "I finally repaired the blue rowing boat at the harbour yesterday."
+    with api.client() as c:
+        resp = c.post("/v1/contributions", json={"text": text, "contributor": who, "speaker": "  Oriel   Vance ",
+                                                 "timestamp": "2023-05-08T13:56"})
+    assert resp.status_code == 201, resp.text
+    hit = search(api, "Oriel repaired a rowing boat", filters={"contributor": who}, top_k=1)[0]
+    assert hit["text"] == text
+    assert hit["speaker"] == "Oriel Vance" and hit["timestamp"] == "2023-05-08T13:56:00"
+
+
+def test_plain_knowledge_has_no_speaker_or_time(api: LiveServer) -> None:
+    who = new_address()
+    text = "Lighthouse lenses of the Fresnel type focus a lamp's light into a narrow horizontal beam."
+    with api.client() as c:
+        assert c.post("/v1/contributions", json={"text": text, "contributor": who}).status_code == 201
+    hit = search(api, "Fresnel lighthouse lens", filters={"contributor": who}, top_k=1)[0]
+    assert hit["speaker"] is None and hit["timestamp"] is None
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [({"timestamp": "last Tuesday"}, "timestamp"), ({"timestamp": 20230508}, "timestamp"), ({"speaker": ["Oriel"]}, "speaker")],
+)
+def test_a_bad_speaker_or_timestamp_is_refused_and_nothing_stored(api: LiveServer, extra: dict[str, Any], param: str) -> None:
+    who = new_address()
+    body = {"text": "I saw a heron standing in the millpond this morning.", "contributor": who, **extra}
+    with api.client() as c:
+        err = assert_openai_error(c.post("/v1/contributions", json=body), 400, "invalid_request")
+    assert err["param"] == param and param in err["message"]
+    assert search(api, "heron in the millpond", filters={"contributor": who}) == []
+
+
+def test_dataset_messages_answer_when_questions_with_the_resolved_date(api: LiveServer) -> None:
+    who = new_address()
+    rows: list[dict[str, Any] | str] = [
+        {"id": "m1", "text": "I went to a glassblowing workshop yesterday.", "speaker": "Oriel", "timestamp": "2023-05-08T13:56"},
+        {"id": "m2", "text": "I planted three quince trees last year.", "speaker": "Tamsin", "timestamp": "2023-05-08T14:02"},
+        {"id": "m3", "text": "My kiln cracked during the spring firing.", "speaker": "Oriel", "timestamp": "the eighth of May"},
+    ]
+    body = upload(api, "chat.jsonl", jsonl(rows), who).json()
+    assert body["chunks_stored"] == 2
+    assert [(e["line"], "'the eighth of May' is not ISO 8601" in e["error"]) for e in body["errors"]] == [(3, True)]
+    hit = search(api, "glassblowing workshop", filters={"contribution_id": body["id"]}, top_k=1)[0]
+    assert (hit["speaker"], hit["timestamp"], hit["source_id"]) == ("Oriel", "2023-05-08T13:56:00", "m1")
+
+    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key=DEV_KEY, max_retries=0, timeout=60)
+    completion = client.chat.completions.create(
+        model="openchat-extractive", messages=[{"role": "user", "content": "When did Oriel go to the glassblowing workshop?"}])
+    text = completion.choices[0].message.content
+    # The answer says who said it and when, and what "yesterday" meant that day.
+    assert text is not None and "Oriel said on 8 May 2023" in text and "yesterday (7 May 2023)" in text
+    cites = completion.model_extra["citations"]
+    assert cites and all(c["contributor"] == who for c in cites)
+    assert {(c["speaker"], c["timestamp"]) for c in cites} == {("Oriel", "2023-05-08T13:56:00")}
+    # The recorded answer's sources carry them too.
+    with api.client() as c:
+        recorded = c.get(f"/v1/answers/{completion.model_extra['openchat']['answer_id']}").json()
+    assert {(s["speaker"], s["timestamp"]) for s in recorded["sources"]} == {("Oriel", "2023-05-08T13:56:00")}
+    # Oriel's message is not Tamsin's: asked about Tamsin, the sources do not answer.
+    other = client.chat.completions.create(
+        model="openchat-extractive", messages=[{"role": "user", "content": "When did Tamsin go to the glassblowing workshop?"}])
+    assert other.choices[0].message.content == "My sources do not answer this question."
+    assert other.model_extra["citations"] == []

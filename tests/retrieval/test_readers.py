@@ -91,3 +91,43 @@ def test_format_detection_and_file_checks() -> None:
         check_text_file(b"  \n")
     with pytest.raises(DatasetError, match="not text"):
         check_text_file(b"PK\x03\x04\x00\x00")
+
+
+def test_jsonl_speaker_and_timestamp_are_row_fields_not_metadata() -> None:
+    record = {"id": "m1", "text": "I went to a support group yesterday.", "speaker": "  Caroline ",
+              "timestamp": "2023-05-08T13:56", "session": 3, "empty": ""}
+    out = rows(json.dumps(record).encode(), "jsonl")
+    assert out == [Row(1, "I went to a support group yesterday.", "m1", None, {"session": 3},
+                       speaker="Caroline", timestamp="2023-05-08T13:56:00")]
+
+
+def test_jsonl_row_without_speaker_or_timestamp_has_none() -> None:
+    out = rows(json.dumps({"text": "Plain knowledge.", "speaker": None, "timestamp": ""}).encode(), "jsonl")
+    assert out == [Row(1, "Plain knowledge.")]
+
+
+def test_jsonl_bad_timestamp_or_speaker_is_a_row_error_on_its_line() -> None:
+    data = b"\n".join([
+        json.dumps({"text": "Fine.", "speaker": "Maria", "timestamp": "2023-05-08"}).encode(),
+        json.dumps({"text": "When?", "speaker": "Maria", "timestamp": "last Tuesday"}).encode(),
+        json.dumps({"text": "Who?", "speaker": 42}).encode(),
+        json.dumps({"text": "Also fine."}).encode(),
+    ])
+    out = rows(data, "jsonl")
+    bad = {r.line: r.error for r in out if isinstance(r, RowError)}
+    assert set(bad) == {2, 3}
+    assert "'last Tuesday' is not ISO 8601" in bad[2]
+    assert "'speaker'" in bad[3]
+    # The rows around the bad ones are kept.
+    assert [r.line for r in out if isinstance(r, Row)] == [1, 4]
+
+
+def test_csv_speaker_and_timestamp_columns() -> None:
+    data = (b"text,speaker,timestamp,topic\n"
+            b"I painted a lake.,Melanie,2023-05-08T14:02,art\n"
+            b"Plain fact.,,,\n"
+            b"Bad time.,Melanie,not a time,art\n")
+    out = rows(data, "csv")
+    assert out[0] == Row(2, "I painted a lake.", None, None, {"topic": "art"}, "Melanie", "2023-05-08T14:02:00")
+    assert out[1] == Row(3, "Plain fact.")
+    assert isinstance(out[2], RowError) and out[2].line == 4 and "not ISO 8601" in out[2].error

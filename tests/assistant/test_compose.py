@@ -1,0 +1,199 @@
+"""Answers the extractive responder composes from several sources, with the real embedder: comparisons,
+choices, yes/no questions, bridges, and messages read with their speaker and day."""
+
+from __future__ import annotations
+
+import pytest
+
+from assistant.chat.extractive import (
+    NO_ANSWER,
+    Candidate,
+    ExtractiveResponder,
+    Ranking,
+    close_call,
+    rival_document,
+    states,
+)
+from assistant.chat.passages import Passage
+from retrieval.embedder import Embedder
+from retrieval.lexical import analyse
+
+ADA = Passage("Ada Quill (born 3 March 1901) was a Welsh poet.", "Ada Quill")
+BRAM = Passage("Bram Tolly (born 9 June 1888) was a Welsh painter.", "Bram Tolly")
+BRAM_SCOTTISH = Passage("Bram Tolly (born 9 June 1888) was a Scottish painter.", "Bram Tolly")
+
+NOVEL = Passage("The Glass Orchard is a 1962 novel by Mira Penhallow about a family of apple growers.", "The Glass Orchard")
+AUTHOR = Passage("Mira Penhallow was a Cornish writer who was born in Truro in 1921.", "Mira Penhallow")
+
+CAROLINE = Passage("I went to a support group yesterday.", speaker="Caroline", timestamp="2023-05-08T13:56")
+MELANIE = Passage("I painted a lake last year.", speaker="Melanie", timestamp="2023-05-08T14:02")
+
+
+@pytest.fixture(scope="module")
+def responder(embedder: Embedder) -> ExtractiveResponder:
+    return ExtractiveResponder(embedder)
+
+
+def test_born_first_cites_both_and_names_the_earlier(responder: ExtractiveResponder) -> None:
+    a = responder.answer("Who was born first, Ada Quill or Bram Tolly?", [ADA, BRAM])
+    assert "[1]" in a.text and "[2]" in a.text
+    assert a.text.endswith("So the answer is Bram Tolly (9 June 1888; Ada Quill: 3 March 1901).")
+    # The winner's fact comes first.
+    assert [p.marker for p in a.picks] == [2, 1]
+
+
+def test_born_first_does_not_depend_on_source_order(responder: ExtractiveResponder) -> None:
+    a = responder.answer("Who was born first, Ada Quill or Bram Tolly?", [BRAM, ADA])
+    assert a.text.endswith("So the answer is Bram Tolly (9 June 1888; Ada Quill: 3 March 1901).")
+
+
+def test_younger_names_the_later_born(responder: ExtractiveResponder) -> None:
+    a = responder.answer("Who is younger, Ada Quill or Bram Tolly?", [ADA, BRAM])
+    assert "[1]" in a.text and "[2]" in a.text
+    assert a.text.endswith("So the answer is Ada Quill (3 March 1901; Bram Tolly: 9 June 1888).")
+
+
+def test_born_first_reads_a_life_span_as_the_birth_year(responder: ExtractiveResponder) -> None:
+    lifespan = Passage("Bram Tolly (1888 – 3 May 1950) was a Welsh painter.", "Bram Tolly")
+    a = responder.answer("Who was born first, Ada Quill or Bram Tolly?", [ADA, lifespan])
+    assert "So the answer is Bram Tolly" in a.text
+
+
+def test_both_welsh_says_yes_and_cites_each(responder: ExtractiveResponder) -> None:
+    a = responder.answer("Are Ada Quill and Bram Tolly both Welsh?", [ADA, BRAM])
+    assert a.text.startswith("Yes. ")
+    assert "[1]" in a.text and "[2]" in a.text
+
+
+def test_both_welsh_says_no_when_one_is_not(responder: ExtractiveResponder) -> None:
+    a = responder.answer("Are Ada Quill and Bram Tolly both Welsh?", [ADA, BRAM_SCOTTISH])
+    assert a.text.startswith("No. ")
+    # The fact that makes it "no" is shown.
+    assert "Scottish painter [2]" in a.text
+
+
+def test_same_nationality_compares_what_each_source_says(responder: ExtractiveResponder) -> None:
+    question = "Were Ada Quill and Bram Tolly of the same nationality?"
+    assert responder.answer(question, [ADA, BRAM]).text.startswith("Yes. ")
+    assert responder.answer(question, [ADA, BRAM_SCOTTISH]).text.startswith("No. ")
+
+
+def test_a_choice_names_the_entity_whose_source_fits(responder: ExtractiveResponder) -> None:
+    a = responder.answer("Which is a poet, Ada Quill or Bram Tolly?", [ADA, BRAM])
+    assert a.text.endswith("So the answer is Ada Quill.")
+    assert "[1]" in a.text and "[2]" in a.text
+
+
+def test_what_two_share_gives_a_fact_about_each(responder: ExtractiveResponder) -> None:
+    a = responder.answer("Ada Quill and Bram Tolly were both from what country?", [ADA, BRAM])
+    assert "Welsh poet [1]" in a.text and "Welsh painter [2]" in a.text
+
+
+def test_a_bridge_follows_the_named_author_to_their_own_source(responder: ExtractiveResponder) -> None:
+    a = responder.answer("Where was the author of The Glass Orchard born?", [NOVEL, AUTHOR])
+    assert "Truro" in a.text
+    assert "[1]" in a.text and "[2]" in a.text
+
+
+def test_a_bridge_reads_a_second_retrieval_steps_source(responder: ExtractiveResponder) -> None:
+    second = Passage(AUTHOR.text, AUTHOR.title, hop=2)
+    a = responder.answer("Where was the author of The Glass Orchard born?", [NOVEL, second])
+    assert "born in Truro in 1921 [2]" in a.text and "[1]" in a.text
+
+
+def test_a_second_steps_source_alone_is_not_the_answer(responder: ExtractiveResponder) -> None:
+    # A second step's sources only complete an answer the first step's sources start.
+    unrelated = Passage("Apple growers in Kent prune their trees in winter.", "Apple growing")
+    second = Passage(AUTHOR.text, AUTHOR.title, hop=2)
+    assert responder.answer("Where was Mira Penhallow born?", [unrelated, second]).text == NO_ANSWER
+    # The same source from the first step answers.
+    assert "born in Truro in 1921 [1]" in responder.answer("Where was Mira Penhallow born?", [AUTHOR]).text
+
+
+def test_a_message_answers_when_with_the_resolved_date(responder: ExtractiveResponder) -> None:
+    a = responder.answer("When did Caroline go to the support group?", [CAROLINE, MELANIE])
+    assert a.text == 'Caroline said on 8 May 2023: "I went to a support group yesterday (7 May 2023)." [1]'
+    assert [p.marker for p in a.picks] == [1]
+
+
+def test_another_speakers_message_does_not_answer_for_them(responder: ExtractiveResponder) -> None:
+    a = responder.answer("When did Melanie go to the support group?", [CAROLINE, MELANIE])
+    assert a.text == NO_ANSWER
+    assert "other_speaker" in a.reasons
+
+
+def test_the_asked_speakers_own_message_answers(responder: ExtractiveResponder) -> None:
+    a = responder.answer("When did Melanie paint a lake?", [CAROLINE, MELANIE])
+    assert "Melanie said on 8 May 2023" in a.text and "last year (2022)" in a.text and "[2]" in a.text
+
+
+def test_a_contribution_of_bare_questions_never_answers_them(responder: ExtractiveResponder) -> None:
+    asked = Passage("How many hearts does an octopus have? Do octopuses have blue blood?")
+    assert responder.answer("How many hearts does an octopus have?", [asked]).text == NO_ANSWER
+    assert responder.answer("Do octopuses have blue blood?", [asked]).text == NO_ANSWER
+
+
+def test_with_bare_questions_beside_a_statement_only_the_statement_is_cited(responder: ExtractiveResponder) -> None:
+    asked = Passage("How many hearts does an octopus have? Do octopuses have blue blood?")
+    told = Passage("An octopus has three hearts and blue blood.")
+    a = responder.answer("How many hearts does an octopus have?", [asked, told])
+    assert "three hearts" in a.text
+    assert [p.marker for p in a.picks] == [2] and "[1]" not in a.text
+
+
+def test_greetings_are_not_answers(responder: ExtractiveResponder) -> None:
+    chat = [Passage("Thanks Nate!", speaker="Joanna", timestamp="2023-05-08T13:00"),
+            Passage("Good to see you!", speaker="Nate", timestamp="2023-05-08T13:01")]
+    assert responder.answer("What did Nate say to Joanna?", chat).text == NO_ANSWER
+    assert responder.answer("Who did Joanna thank?", chat).text == NO_ANSWER
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    ["Thanks Nate!", "Good to see you!", "That's awesome!", "Hi Caroline!", "I love it!", "Yes.",
+     "How are you?", '"Is it true?"', "Do octopuses have blue blood?"],
+)
+def test_states_is_false_for_questions_greetings_and_reactions(sentence: str) -> None:
+    assert not states(sentence)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    ["I adopted a puppy last week.", "Thanks Nate, I adopted a puppy!", "I love painting!",
+     "An octopus has three hearts",
+     # More than eight words always say something, even of friendly words.
+     "Hey Mel, it was so good to see you and the kids again at the lake house!"],
+)
+def test_states_is_true_for_statements(sentence: str) -> None:
+    assert states(sentence)
+
+
+def ranking(rows: list[tuple[int, str, float]]) -> Ranking:
+    """A ranking of (marker, sentence, score) rows, best first, as ``ExtractiveResponder.rank`` builds."""
+    candidates = [Candidate(marker, sentence, frozenset(analyse(sentence))) for marker, sentence, _ in rows]
+    scores = [score for _, _, score in rows]
+    return Ranking(candidates, scores, sorted(range(len(rows)), key=lambda i: scores[i], reverse=True))
+
+
+def test_a_close_rival_from_another_document_is_found() -> None:
+    r = ranking([(1, "The bridge opened in 1961.", 0.900), (2, "The bridge opened in 1962.", 0.895)])
+    passages = [Passage("The bridge opened in 1961.", "Tamar Bridge"), Passage("The bridge opened in 1962.", "Tamar crossings")]
+    assert rival_document(r, passages) == 1
+
+
+def test_no_rival_when_far_behind_from_the_same_title_or_untitled() -> None:
+    far = ranking([(1, "The bridge opened in 1961.", 0.900), (2, "The bridge opened in 1962.", 0.800)])
+    two_titled = [Passage("The bridge opened in 1961.", "Tamar Bridge"), Passage("The bridge opened in 1962.", "Tamar crossings")]
+    assert rival_document(far, two_titled) is None
+    close = ranking([(1, "The bridge opened in 1961.", 0.900), (2, "The bridge opened in 1962.", 0.895)])
+    # Two chunks of one article are one document: a close call there stays a refusal.
+    one_title = [Passage("The bridge opened in 1961.", "Tamar Bridge"), Passage("The bridge opened in 1962.", "Tamar Bridge")]
+    assert rival_document(close, one_title) is None
+    assert rival_document(close, [Passage("The bridge opened in 1961."), two_titled[1]]) is None
+
+
+def test_a_close_call_ignores_the_sentences_the_answer_cites() -> None:
+    r = ranking([(1, "The bridge opened in 1961.", 0.900), (2, "The bridge opened in 1962.", 0.895)])
+    assert close_call(r)
+    assert not close_call(r, cited=[0, 1])
+    assert not close_call(ranking([(1, "The bridge opened in 1961.", 0.900), (2, "The bridge opened in 1962.", 0.800)]))

@@ -1,0 +1,141 @@
+"""Relative dates in a message read against when it was said."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from assistant.chat.dates import Resolved, annotate, resolve
+
+# A Saturday, so "last Friday" is the day before and "last Saturday" a week before.
+SATURDAY = date(2023, 7, 15)
+
+
+def meaning(phrase: str, said: date | datetime = SATURDAY) -> str:
+    found = resolve(phrase, said)
+    assert len(found) == 1, found
+    return found[0].meaning
+
+
+@pytest.mark.parametrize(
+    ("phrase", "means"),
+    [
+        ("yesterday", "14 July 2023"),
+        ("today", "15 July 2023"),
+        ("tonight", "15 July 2023"),
+        ("this morning", "15 July 2023"),
+        ("tomorrow", "16 July 2023"),
+        ("last night", "14 July 2023"),
+    ],
+)
+def test_single_day_words(phrase: str, means: str) -> None:
+    assert meaning(phrase) == means
+
+
+@pytest.mark.parametrize(
+    ("phrase", "means"),
+    [
+        ("last week", "the week before 15 July 2023"),
+        ("next week", "the week after 15 July 2023"),
+        ("this week", "the week of 15 July 2023"),
+        ("last weekend", "the weekend before 15 July 2023"),
+        ("this weekend", "the weekend of 15 July 2023"),
+    ],
+)
+def test_weeks_and_weekends_are_named_relative_to_the_day(phrase: str, means: str) -> None:
+    assert meaning(phrase) == means
+
+
+@pytest.mark.parametrize(
+    ("phrase", "means"),
+    [
+        ("last Friday", "the Friday before 15 July 2023, 14 July 2023"),
+        # The same weekday as the day it was said is a week back, not that day.
+        ("last Saturday", "the Saturday before 15 July 2023, 8 July 2023"),
+        ("last Monday", "the Monday before 15 July 2023, 10 July 2023"),
+        ("next Friday", "the Friday after 15 July 2023, 21 July 2023"),
+        ("next Saturday", "the Saturday after 15 July 2023, 22 July 2023"),
+        ("next Sunday", "the Sunday after 15 July 2023, 16 July 2023"),
+    ],
+)
+def test_weekdays_give_the_reference_and_the_date(phrase: str, means: str) -> None:
+    assert meaning(phrase) == means
+
+
+def test_months_cross_year_boundaries() -> None:
+    assert meaning("last month", date(2023, 1, 10)) == "December 2022"
+    assert meaning("next month", date(2023, 12, 10)) == "January 2024"
+    assert meaning("next month") == "August 2023"
+    assert meaning("2 months ago", date(2023, 1, 31)) == "November 2022"
+
+
+def test_years() -> None:
+    assert meaning("last year") == "2022"
+    assert meaning("next year") == "2024"
+    assert meaning("this year") == "2023"
+    assert meaning("3 years ago") == "2020"
+
+
+@pytest.mark.parametrize(
+    ("phrase", "means"),
+    [
+        ("3 days ago", "12 July 2023"),
+        ("20 days ago", "25 June 2023"),
+        ("a day ago", "14 July 2023"),
+        ("a couple of days ago", "13 July 2023"),
+        ("two weeks ago", "2 weeks before 15 July 2023"),
+        ("a week ago", "1 week before 15 July 2023"),
+        ("five days from now", "20 July 2023"),
+        ("two days later", "17 July 2023"),
+    ],
+)
+def test_counted_units_ago_and_ahead(phrase: str, means: str) -> None:
+    assert meaning(phrase) == means
+
+
+def test_resolve_reports_each_phrase_where_it_is() -> None:
+    text = "I went yesterday and again last Friday."
+    found = resolve(text, datetime(2023, 7, 15, 9, 30))
+    assert found == [
+        Resolved(7, 16, "yesterday", "14 July 2023"),
+        Resolved(27, 38, "last Friday", "the Friday before 15 July 2023, 14 July 2023"),
+    ]
+    assert [text[r.start:r.end] for r in found] == ["yesterday", "last Friday"]
+
+
+def test_the_day_of_a_datetime_is_its_own_date_in_its_offset() -> None:
+    # 23:30 at UTC-5 is still the 15th where it was said.
+    late = datetime(2023, 7, 15, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
+    assert meaning("yesterday", late) == "14 July 2023"
+
+
+def test_annotate_adds_each_meaning_in_brackets() -> None:
+    said = datetime(2023, 5, 8, 13, 56)
+    assert annotate("I went to a support group yesterday.", said) == "I went to a support group yesterday (7 May 2023)."
+    assert annotate("Yesterday I ran; last week I swam.", said) == (
+        "Yesterday (7 May 2023) I ran; last week (the week before 8 May 2023) I swam.")
+
+
+def test_annotate_is_case_insensitive_and_keeps_the_words_as_written() -> None:
+    assert annotate("YESTERDAY was long. Last Friday too.", SATURDAY) == (
+        "YESTERDAY (14 July 2023) was long. Last Friday (the Friday before 15 July 2023, 14 July 2023) too.")
+
+
+def test_annotate_without_a_time_returns_the_text_unchanged() -> None:
+    assert annotate("I went to a support group yesterday.", None) == "I went to a support group yesterday."
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Paris is the capital of France.",
+        "I went there recently.",
+        "That was a while ago.",
+        "Lasting weekends of daytime fun.",  # words that only contain the phrases
+        "See you in a day or two.",  # a count of days without "ago", "from now" or "later"
+    ],
+)
+def test_text_without_relative_dates_is_unchanged(text: str) -> None:
+    assert resolve(text, SATURDAY) == []
+    assert annotate(text, SATURDAY) == text

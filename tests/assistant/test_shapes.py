@@ -1,0 +1,163 @@
+"""Question shapes (one fact, a comparison, a choice, yes/no, a shared fact) and the values they compare."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from assistant.chat.shapes import Shape, Value, about, first_date, mentions, quantities, shape
+
+
+def test_born_first_compares_dates_and_the_earliest_wins() -> None:
+    s = shape("Who was born first, Arthur Conan Doyle or Penelope Lively?")
+    assert (s.kind, s.entities, s.wins, s.value) == ("comparison", ("Arthur Conan Doyle", "Penelope Lively"), "min", "date")
+    assert "born first" in s.attribute
+
+
+def test_more_members_compares_numbers_and_the_largest_wins() -> None:
+    s = shape("Which band has more members, Letters to Cleo or Screaming Trees?")
+    # "to" joins the first name: it is one band, not "Cleo".
+    assert (s.kind, s.entities, s.wins, s.value) == ("comparison", ("Letters to Cleo", "Screaming Trees"), "max", "number")
+
+
+def test_younger_compares_dates_and_the_latest_wins() -> None:
+    s = shape("Which tennis player is younger, John Newcombe or Květa Peschke?")
+    assert (s.kind, s.entities, s.wins, s.value) == ("comparison", ("John Newcombe", "Květa Peschke"), "max", "date")
+
+
+def test_fewer_compares_numbers_and_the_smallest_wins() -> None:
+    s = shape("Which city has fewer people, Truro or Bodmin?")
+    assert (s.kind, s.entities, s.wins, s.value) == ("comparison", ("Truro", "Bodmin"), "min", "number")
+
+
+def test_a_choice_without_a_comparative_word() -> None:
+    s = shape("Which is a Macedonian weekly, Hänt Extra or Tea Moderna?")
+    assert (s.kind, s.entities, s.wins, s.value) == ("choice", ("Hänt Extra", "Tea Moderna"), None, None)
+    assert "Macedonian weekly" in s.attribute
+
+
+def test_a_choice_ends_its_second_entity_at_the_comma() -> None:
+    s = shape("Which canal, Miami Canal or Dundee Canal, also supplies hydro-power?")
+    assert (s.kind, s.entities) == ("choice", ("Miami Canal", "Dundee Canal"))
+    assert "supplies hydro-power" in s.attribute
+
+
+def test_are_both_is_yes_no() -> None:
+    s = shape("Are Local H and For Against both from the United States?")
+    assert (s.kind, s.entities) == ("yesno", ("Local H", "For Against"))
+    assert "United States" in s.attribute
+
+
+def test_same_nationality_is_yes_no() -> None:
+    s = shape("Were Scott Derrickson and Ed Wood of the same nationality?")
+    assert (s.kind, s.entities) == ("yesno", ("Scott Derrickson", "Ed Wood"))
+    assert "same nationality" in s.attribute
+
+
+def test_a_question_opening_with_both_is_yes_no() -> None:
+    s = shape("Both Sorbaria and Goldenrod are a genus of flowering plants?")
+    assert (s.kind, s.entities) == ("yesno", ("Sorbaria", "Goldenrod"))
+    assert "genus of flowering plants" in s.attribute
+
+
+def test_both_with_a_question_word_asks_what_they_share() -> None:
+    s = shape("Jaroslav Seifert and John McGahern were both part of what shared profession?")
+    assert (s.kind, s.entities) == ("pair", ("Jaroslav Seifert", "John McGahern"))
+
+
+def test_in_common_asks_what_they_share() -> None:
+    s = shape("What do Ada Quill and Bram Tolly have in common?")
+    assert (s.kind, s.entities) == ("pair", ("Ada Quill", "Bram Tolly"))
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How many hearts does an octopus have?",
+        "Where was the author of The Glass Orchard born?",
+        "When did Caroline go to the support group?",
+        # "or" between lower-case words names no two things to compare.
+        "Which came first, the chicken or the egg?",
+        "Is tea or coffee better?",
+    ],
+)
+def test_other_questions_are_single(question: str) -> None:
+    assert shape(question) == Shape("single")
+
+
+def test_a_missing_question_mark_does_not_change_the_shape() -> None:
+    assert shape("Who was born first, Ada Quill or Bram Tolly") == shape("Who was born first, Ada Quill or Bram Tolly?")
+
+
+def test_first_date_reads_month_day_year() -> None:
+    found = first_date("He was born April 23, 1928 in Ohio.")
+    assert found == Value("April 23, 1928", float(date(1928, 4, 23).toordinal()))
+
+
+def test_first_date_reads_day_month_year() -> None:
+    found = first_date("Ada Quill (born 23 April 1928) was a poet.")
+    assert found is not None and found.text == "23 April 1928" and found.key == date(1928, 4, 23).toordinal()
+
+
+def test_first_date_reads_month_year_and_year_only() -> None:
+    month = first_date("It opened in March 1901.")
+    year = first_date("The band formed in 1965 in Seattle.")
+    assert month is not None and month.text == "March 1901" and month.key == date(1901, 3, 1).toordinal()
+    assert year is not None and year.text == "1965" and year.key == date(1965, 1, 1).toordinal()
+
+
+def test_first_date_orders_by_the_calendar() -> None:
+    # The keys order dates as written at different precision.
+    early, late = first_date("born 9 June 1888"), first_date("born in 1901")
+    assert early is not None and late is not None and early.key < late.key
+
+
+def test_first_date_takes_the_first_of_two() -> None:
+    found = first_date("She was born on 4 May 1891 and died on 2 June 1950.")
+    assert found is not None and found.text == "4 May 1891"
+
+
+def test_first_date_of_a_life_span_is_the_birth_year() -> None:
+    found = first_date("Bram Tolly (1888 – 3 May 1950) was a painter.")
+    assert found is not None and found.text == "1888"
+
+
+def test_first_date_none_without_a_date() -> None:
+    assert first_date("No date at all, only 42 cats.") is None
+    # A day that does not exist is not a date; only its year is read.
+    found = first_date("born February 30, 1990")
+    assert found is not None and found.text == "1990"
+
+
+def test_quantities_read_scale_words() -> None:
+    assert quantities("The city has 3.5 million people.") == [Value("3.5 million", 3.5e6)]
+    assert quantities("about 12 thousand visitors") == [Value("12 thousand", 12_000.0)]
+
+
+def test_quantities_read_thousands_separators() -> None:
+    assert quantities("The club has 1,200 members.") == [Value("1,200", 1200.0)]
+
+
+def test_a_year_alone_is_not_a_quantity() -> None:
+    assert quantities("It was founded in 1965.") == []
+    assert quantities("The band had 4 members in 1990.") == [Value("4", 4.0)]
+
+
+def test_a_year_with_a_scale_word_is_a_quantity() -> None:
+    assert quantities("1999 million years") == [Value("1999 million", 1999e6)]
+
+
+def test_mentions_needs_every_term_of_the_entity() -> None:
+    assert mentions("Arthur Conan Doyle was a writer.", "Arthur Conan Doyle")
+    assert mentions("The Screaming Trees were a band.", "Screaming Trees")
+    assert not mentions("Arthur was a writer.", "Arthur Conan Doyle")
+    assert not mentions("Anything at all.", "")
+
+
+def test_about_matches_a_title_within_the_entity_or_the_reverse() -> None:
+    assert about("Shirley Temple", "Shirley Temple Black")
+    assert about("The Glass Orchard", "Glass Orchard")
+    assert not about("Shirley Temple", "Ed Wood")
+    assert not about(None, "Ed Wood")
+    assert not about("", "Ed Wood")
