@@ -144,8 +144,10 @@ def shot(page: Page, name: str, full_page: bool = False) -> Path:
     return path
 
 
-def contribute(web: LiveServer, text: str, contributor: str, title: str | None = None) -> dict[str, object]:
+def contribute(web: LiveServer, text: str, contributor: str, title: str | None = None,
+               **said: str) -> dict[str, object]:
+    """A snippet through the API; ``said`` may give its ``speaker`` and ``timestamp``."""
     with httpx.Client(base_url=web.url, headers={"Authorization": f"Bearer {DEV_KEY}"}, timeout=60) as c:
-        resp = c.post("/v1/contributions", json={"text": text, "contributor": contributor, "title": title})
+        resp = c.post("/v1/contributions", json={"text": text, "contributor": contributor, "title": title, **said})
         assert resp.status_code == 201, resp.text
         return resp.json()

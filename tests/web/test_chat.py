@@ -66,6 +66,22 @@ def test_ask_shows_streamed_answer_and_sources(page: Page, web: LiveServer) -> N
     shot(page, "chat-desktop")
 
 
+def test_a_message_answers_with_its_speaker_and_day(page: Page, web: LiveServer) -> None:
+    who = new_address()
+    contribute(web, "I finally rode the glass funicular up Mount Pellow yesterday.", who,
+               speaker="Oriane", timestamp="2023-05-08T13:56")
+    page.goto("/")
+    ask(page, "When did Oriane ride the glass funicular?")
+    answer = last_answer(page)
+    # The quote names its speaker and the day "yesterday" means, said on 8 May 2023.
+    expect(answer.locator(".answer-body")).to_contain_text("Oriane said on 8 May 2023")
+    expect(answer.locator(".answer-body")).to_contain_text("7 May 2023")
+    source = answer.locator(".source").first
+    expect(source.locator(".source-said")).to_contain_text("Oriane")
+    expect(source.locator(".source-said")).to_contain_text("2023")
+    shot(page, "chat-message-source")
+
+
 def test_answer_without_sources_says_so(page: Page, web: LiveServer) -> None:
     page.goto("/")
     ask(page, "Qwxyzzy plonk frobnicate vorpal?")

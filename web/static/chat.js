@@ -213,6 +213,18 @@ function fromAnswer(a) {
   return { citations, credits, price: a.price, answered: a.answered, answerId: a.id };
 }
 
+/** "Caroline · 8 May 2023, 13:56": who said a message and when (null for plain knowledge). */
+function saidBy(c) {
+  if (!c.speaker && !c.timestamp) return null;
+  let when = "";
+  if (c.timestamp) {
+    const d = new Date(c.timestamp.length <= 10 ? `${c.timestamp}T00:00:00` : c.timestamp);
+    when = Number.isNaN(d.getTime()) ? c.timestamp
+      : d.toLocaleString(undefined, { day: "numeric", month: "long", year: "numeric", hour: "2-digit", minute: "2-digit" });
+  }
+  return h("p", { class: "source-said muted small", text: [c.speaker, when].filter(Boolean).join(" · ") });
+}
+
 function renderSources(panel, info, sourceId) {
   panel.hidden = false;
   const head = h("div", { class: "sources-head" }, h("h3", { text: info.citations.length ? "Sources" : "No sources" }));
@@ -235,6 +247,7 @@ function renderSources(panel, info, sourceId) {
       h("div", { class: "source-top" },
         h("span", { class: "source-marker", text: String(c.marker) }),
         h("span", { class: "source-title", text: c.title || "Untitled snippet" })),
+      saidBy(c),
       h("p", { class: "source-snippet", text: c.snippet || "" }),
       h("div", { class: "source-meta" },
         h("a", { class: "contributor", href: `/earnings/${encodeURIComponent(c.contributor)}`, title: c.contributor,
