@@ -264,4 +264,9 @@ def follow_ups(ranking: Ranking | None, passages: Sequence[Passage], question: s
     # Names that already have a source of their own need no second search.
     titles = [p.title for p in passages if p.title]
     open_names = [n for n in bridge_names(ranking, question) if not any(about(t, n) for t in titles)]
-    return [f"{question} {name}" for name in open_names[:MAX_BRIDGE_NAMES]]
+    queries = [f"{question} {name}" for name in open_names[:MAX_BRIDGE_NAMES]]
+    # A name of the question that no first-step source has: the question's other words found
+    # other things; the name alone finds its own source (which ``cover`` may then use).
+    said = set().union(*(set(analyse(f"{p.title or ''} {p.text}")) for p in passages))
+    absent = [n for n in names_in(question, "") if not set(analyse(n)) <= said]
+    return queries + absent[:1]

@@ -367,19 +367,23 @@ class ExtractiveResponder:
         # Read in source order (and sentence order within a source), not score order.
         return sorted(chosen)
 
-    def evidence(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = ()) -> Evidence:
-        """The answerability checks' findings on the chosen sentences (see answerability)."""
+    def evidence(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = (),
+                 pool: Sequence[Candidate] | None = None) -> Evidence:
+        """The answerability checks' findings on the chosen sentences (see answerability);
+        ``pool``: the sentences the answer draws on (by default every candidate)."""
         picked = [ranking.candidates[i] for i in chosen]
+        pool = ranking.candidates if pool is None else pool
         evidence = examine(question, " ".join(c.claim for c in picked), set().union(*(c.terms for c in picked)),
-                           [set(c.terms) for c in ranking.candidates], [c.claim for c in ranking.candidates])
+                           [set(c.terms) for c in pool], [c.claim for c in pool])
         return replace(evidence, close_call=close_call(ranking, cited=chosen),
                        other_speaker=other_speaker(question, [c.claim for c in picked], speakers),
                        to_listener=to_listener(question, [c.sentence for c in picked if c.stated], speakers))
 
-    def examine(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = ()) -> Verdict:
+    def examine(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = (),
+                pool: Sequence[Candidate] | None = None) -> Verdict:
         """Whether the chosen sentences answer the question, and if not, why (see answerability)."""
         rule = self.config.rule.for_messages() if ranking.candidates[ranking.order[0]].stated else self.config.rule
-        return judge(ranking.best_strength, self.evidence(question, ranking, chosen, speakers), rule)
+        return judge(ranking.best_strength, self.evidence(question, ranking, chosen, speakers, pool), rule)
 
     def answer(self, question: str, sources: Sequence[str | Passage]) -> ExtractiveAnswer:
         """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``).
@@ -420,7 +424,9 @@ class ExtractiveResponder:
         speakers = sorted({p.speaker for p in passages if p.speaker})
         # The checks read the whole answer: a name or number the question gives may be in
         # the second hop's sentence, not the first.
-        verdict = self.examine(question, ranking if extra else first, [*chosen, *extra], speakers)
+        # The sources it draws on: the first step's, and the second step's sentences it uses.
+        pool = first.candidates + [ranking.candidates[i] for i in extra if i >= len(first.candidates)]
+        verdict = self.examine(question, ranking if extra else first, [*chosen, *extra], speakers, pool)
         if not verdict.answerable:
             return ExtractiveAnswer(NO_ANSWER, [], best, verdict.reasons)
         return self._render(ranking, passages, Composed((*chosen, *extra)), best)
