@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -21,6 +22,17 @@ def grant_dev_balance(engine: Engine, amount: int, account: str = DEV_ACCOUNT) -
     ``dev-balance``), so ``make run`` → first question works; True when it deposited now."""
     with Session(engine) as session, session.begin():
         return ledger.deposit_once(session, account, amount, ref=DEV_BALANCE_REF)
+
+
+# An answer takes seconds (a remote model at most its timeout times its retries); a hold older
+# than this was left by a process that died mid-answer. Other replicas' holds are younger.
+STALE_HOLD_AGE = timedelta(minutes=15)
+
+
+def release_stale_holds(engine: Engine, age: timedelta = STALE_HOLD_AGE) -> int:
+    """Give back the prices held by answers that a dead process never finished; how many."""
+    with Session(engine) as session, session.begin():
+        return ledger.release_stale_holds(session, datetime.now(UTC) - age)
 
 
 def fund(engine: Engine, account: str, amount: int, ref: str | None = None) -> int:

@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from assistant.accounts import DEV_ACCOUNT, grant_dev_balance
+from assistant.accounts import DEV_ACCOUNT, grant_dev_balance, release_stale_holds
 from assistant.api import chat, knowledge, payouts
 from assistant.auth import ApiKeys, LedgerKeys
 from assistant.chat.wiring import build_assistant
@@ -51,6 +51,9 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         await run_in_threadpool(migrate, engine)
         if settings.app.dev_api_key and settings.app.dev_balance:
             await run_in_threadpool(grant_dev_balance, engine, settings.app.dev_balance)
+        released = await run_in_threadpool(release_stale_holds, engine)
+        if released:
+            log.warning("released %d answer holds a stopped process left open", released)
         embedder = embedder_factory() if embedder_factory else await run_in_threadpool(load_embedder, settings.retrieval)
         kb = await run_in_threadpool(open_knowledge_base, settings.retrieval, engine, embedder)
         repaired = await run_in_threadpool(kb.intake.reindex_pending)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from payouts.models import (
     Account,
+    AnswerHold,
     AnswerPayment,
     ApiKey,
     BatchCredit,
@@ -51,6 +52,7 @@ _A = Account.__table__
 _AP = AnswerPayment.__table__
 _CR = Credit.__table__
 _J = JournalEntry.__table__
+_H = AnswerHold.__table__
 _CHUNK = 5_000  # ids per UPDATE ... IN (...) (well under SQLite's variable limit)
 
 # The statements every answer runs, built once: constructing a statement and computing its
@@ -66,6 +68,13 @@ _INSERT_CREDITS = insert(_CR)
 _INSERT_JOURNAL = insert(_J)
 _QUEUE_CREDITS = insert(_Q).from_select(
     ["credit_id"], select(_CR.c.id).where(_CR.c.answer_id == bindparam("answer_id")))
+_CREDIT_BACK = (update(_A).where(_A.c.id == bindparam("account"))
+                .values(balance=_A.c.balance + bindparam("total")).returning(_A.c.balance))
+_INSERT_HOLD = insert(_H)
+# Closing a hold is one conditional UPDATE: of two closers (the answer's record, a release on
+# a failure, a stale-hold sweep) exactly one sees the row open and moves the money.
+_CLOSE_HOLD = (update(_H).where(_H.c.answer_id == bindparam("hold_answer"), _H.c.status == "open")
+               .values(status=bindparam("new_status"), closed_at=bindparam("now")).returning(_H.c.account_id, _H.c.amount))
 _ADD_EARNED = update(_C).where(_C.c.address == bindparam("a")).values(earned=_C.c.earned + bindparam("amt"))
 
 
@@ -298,6 +307,9 @@ def record_answer_payment(
             {k: int(v) for k, v in credits.items()}, balance(session, account), True)
     charge = price_answer(price, fee_bps, cited=bool(weights))
     parts = split(charge.pool, weights)
+    # The price held when the answer started goes back first, in this transaction; the debit
+    # below then takes what the answer costs (the fee alone for a refusal).
+    _close_hold(session, answer_id, "settled")
     # Debit first: one conditional UPDATE, so two concurrent answers can't both spend the same
     # funds (and on SQLite this write takes the database's write lock).
     new_balance = conn.execute(_DEBIT, {"account": account, "total": charge.total}).scalar_one_or_none()
@@ -325,6 +337,62 @@ def record_answer_payment(
                     for a, amt in ordered]
     _journal(session, journal)
     return AnswerPaymentResult(answer_id, charge, parts, int(new_balance))
+
+
+# --------------------------------------------------------------------- holds
+
+
+def hold_answer(session: Session, account: str, answer_id: str, amount: int) -> int:
+    """Hold ``amount`` of the account's balance for an answer about to be delivered; returns
+    the balance after. Raises :class:`InsufficientBalance` (nothing written) when it is short:
+    N answers started at once against a balance for k hold k, the others are refused before a
+    byte is sent. Holding the same answer twice holds once."""
+    amount = _int(amount, "amount")
+    conn = _core(session)
+    ensure_account(session, account)  # SQLite: the first statement writes, so the lock is held
+    if conn.execute(select(_H.c.answer_id).where(_H.c.answer_id == answer_id)).first() is not None:
+        return balance(session, account)
+    new_balance = conn.execute(_DEBIT, {"account": account, "total": amount}).scalar_one_or_none()
+    if new_balance is None:
+        raise InsufficientBalance(account, balance(session, account), amount)
+    conn.execute(_INSERT_HOLD, {"answer_id": answer_id, "account_id": account, "amount": amount, "status": "open",
+                                "created_at": utcnow(), "closed_at": None})
+    _journal(session, [{"holder": f"account:{account}", "kind": "hold", "delta": -amount,
+                        "balance_after": int(new_balance), "answer_id": answer_id}])
+    return int(new_balance)
+
+
+def _close_hold(session: Session, answer_id: str, status: str) -> int:
+    """Give an open hold's amount back to its account and mark it ``status``; returns the
+    amount (0 when there was no open hold)."""
+    conn = _core(session)
+    row = conn.execute(_CLOSE_HOLD, {"hold_answer": answer_id, "new_status": status, "now": utcnow()}).first()
+    if row is None:
+        return 0
+    account, amount = row.account_id, int(row.amount)
+    after = conn.execute(_CREDIT_BACK, {"account": account, "total": amount}).scalar_one()
+    _journal(session, [{"holder": f"account:{account}", "kind": "release", "delta": amount,
+                        "balance_after": int(after), "answer_id": answer_id}])
+    return amount
+
+
+def release_hold(session: Session, answer_id: str) -> bool:
+    """Give a held price back: the answer was not given (a failed model call, a stream that
+    ended before any text). Idempotent; False when nothing was held open."""
+    return _close_hold(session, answer_id, "released") > 0
+
+
+def release_stale_holds(session: Session, older_than: datetime) -> int:
+    """Release the holds still open that were taken before ``older_than`` (their process died
+    mid-answer); returns how many."""
+    stale = session.execute(select(_H.c.answer_id).where(_H.c.status == "open", _H.c.created_at < older_than)).scalars().all()
+    return sum(release_hold(session, answer_id) for answer_id in stale)
+
+
+def open_holds(session: Session) -> tuple[int, int]:
+    """How many holds are open and the amount they hold."""
+    row = session.execute(select(func.count(), func.coalesce(func.sum(_H.c.amount), 0)).where(_H.c.status == "open")).one()
+    return int(row[0]), int(row[1])
 
 
 # --------------------------------------------------------------------- batching
@@ -625,6 +693,15 @@ def check_invariants(session: Session) -> list[str]:
         j = int(q(select(func.coalesce(func.sum(JournalEntry.delta), 0)).where(JournalEntry.holder == f"account:{acc}")).scalar_one())
         if j != bal:
             problems.append(f"account {acc}: balance {bal} != journal {j}")
+    # holds: what the journal holds and gave back = what the open holds hold, per account
+    held = dict(q(select(JournalEntry.holder, func.sum(JournalEntry.delta))
+                  .where(JournalEntry.kind.in_(("hold", "release"))).group_by(JournalEntry.holder)).all())
+    open_by = dict(q(select(AnswerHold.account_id, func.sum(AnswerHold.amount)).where(AnswerHold.status == "open")
+                     .group_by(AnswerHold.account_id)).all())
+    for holder, delta in held.items():
+        acc = holder.removeprefix("account:")
+        if -int(delta) != int(open_by.get(acc, 0)):
+            problems.append(f"account {acc}: journal holds {-int(delta)} != open holds {int(open_by.get(acc, 0))}")
     # every credit is queued or in a batch, never both, never neither (a lost credit)
     queued = select(UnbatchedCredit.credit_id).where(UnbatchedCredit.credit_id == Credit.id).exists()
     in_batch = select(BatchCredit.credit_id).where(BatchCredit.credit_id == Credit.id).exists()

@@ -121,6 +121,25 @@ class AnswerPayment(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
+class AnswerHold(Base):
+    """An answer's price held from its asker's balance before the first byte is delivered;
+    settled when the answer is recorded (the real charge is debited in the same transaction)
+    or released when no answer was given (a failed model call, a stream ended before any text)."""
+
+    __tablename__ = "answer_holds"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="hold_is_positive"),
+        CheckConstraint("status IN ('open', 'settled', 'released')", name="hold_status"),
+    )
+
+    answer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), index=True)
+    amount: Mapped[int] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class PayoutBatch(Base):
     """One run of ``aggregate``: the credits it took (each credit is in at most one batch)."""
 

@@ -142,7 +142,7 @@ async def chat_completions(
     created = int(time.time())
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        finished = False
+        finished = failed = False
         try:
             yield {"data": _chunk(turn, created, {"role": "assistant", "content": ""})}
             async for piece in turn.deltas:
@@ -150,13 +150,16 @@ async def chat_completions(
             finished = True
             record = await turn.finish()
         except ApiError as exc:  # the provider failed after the stream began: say so in-band
+            failed = True
             yield {"data": json.dumps(error_body(exc.status, exc.message, exc.code, exc.param))}
             return
         finally:
-            if not finished and turn.text_parts:
-                # The client went away mid-answer: what it was sent is still an answer given
-                # (and, once priced, paid for), so record it; shielded from the cancellation.
-                _background.add(task := asyncio.ensure_future(turn.finish()))
+            if not finished:
+                # A failed model call gives the held price back. A client that went away
+                # mid-answer was still given what it was sent: record (and so pay for) that; with
+                # nothing sent, give the price back. Shielded from the cancellation.
+                settle = turn.finish() if turn.text_parts and not failed else turn.release()
+                _background.add(task := asyncio.ensure_future(settle))
                 task.add_done_callback(_background.discard)
         yield {"data": _chunk(turn, created, {}, "stop")}
         # OpenAI sends usage in a last chunk with no choices; ours also carries the extras.

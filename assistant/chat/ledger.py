@@ -48,6 +48,14 @@ class AnswerLedger(Protocol):
         """Raise ``ApiError`` (402) before any work when the asker cannot pay for an answer."""
         ...
 
+    def hold(self, session: Session, account: str, answer_id: str) -> None:
+        """Hold the answer's price before anything is delivered; ``ApiError`` (402) when short."""
+        ...
+
+    def release(self, session: Session, answer_id: str) -> None:
+        """Give a held price back: nothing was delivered (idempotent)."""
+        ...
+
     def record(self, session: Session, answer: LedgerAnswer, weights: Mapping[str, int]) -> LedgerEntry:
         """``weights``: contributor -> parts per million of the contributors' pool (sum 1e6, or empty)."""
         ...
@@ -57,6 +65,12 @@ class FreeLedger:
     """Free answers (price 0): every answer costs nothing and earns nobody anything."""
 
     def check(self, session: Session, account: str) -> None:
+        return None
+
+    def hold(self, session: Session, account: str, answer_id: str) -> None:
+        return None
+
+    def release(self, session: Session, answer_id: str) -> None:
         return None
 
     def record(self, session: Session, answer: LedgerAnswer, weights: Mapping[str, int]) -> LedgerEntry:
@@ -86,6 +100,23 @@ class PayoutsLedger:
         except InsufficientBalance as exc:
             raise ApiError(402, f"the balance of account {account!r} does not cover an answer",
                            "insufficient_quota") from exc
+
+    def hold(self, session: Session, account: str, answer_id: str) -> None:
+        # The price, held before the first byte: the answer's record settles it (the fee alone
+        # for a refusal), a failure releases it.
+        from assistant.errors import ApiError
+        from payouts.ledger import InsufficientBalance, hold_answer
+
+        try:
+            hold_answer(session, account, answer_id, self.price)
+        except InsufficientBalance as exc:
+            raise ApiError(402, f"the balance of account {account!r} does not cover an answer",
+                           "insufficient_quota") from exc
+
+    def release(self, session: Session, answer_id: str) -> None:
+        from payouts.ledger import release_hold
+
+        release_hold(session, answer_id)
 
     def record(self, session: Session, answer: LedgerAnswer, weights: Mapping[str, int]) -> LedgerEntry:
         from assistant.errors import ApiError

@@ -113,7 +113,12 @@ class Turn:
     model_ms: float = 0.0
 
     async def finish(self) -> AnswerRecord:
+        """Record the answer; its record settles the price held when it started."""
         return await self.assistant.in_thread(self.assistant._finish, self)
+
+    async def release(self) -> None:
+        """Give the held price back: the answer was not given (a failed model call)."""
+        await self.assistant.in_thread(self.assistant._release, self.id)
 
 
 @dataclass(frozen=True)
@@ -160,14 +165,18 @@ class Assistant:
         started = _now()
         # One thread hop for the checks, the search and (extractive) the answer: every hop is
         # event-loop work (limiter, hand-off, wake-up), which showed in profiles under load.
-        prep = await self.in_thread(self._prepare, req, query)
         answer_id = f"ans_{uuid.uuid4().hex}"
+        prep = await self.in_thread(self._prepare, req, query, answer_id)
         if prep.text is not None:
             turn = Turn(self, req, answer_id, question, prep.sources, _empty(), started, prep.retrieval_ms)
             turn.deltas = _collect(_words(prep.text), turn)
             turn.model_ms = prep.model_ms
             return turn
-        return await self._start_llm(req, answer_id, question, prep.sources, started, prep.retrieval_ms)
+        try:
+            return await self._start_llm(req, answer_id, question, prep.sources, started, prep.retrieval_ms)
+        except BaseException:
+            await self.in_thread(self._release, answer_id)  # the model never started: nothing given
+            raise
 
     async def complete(self, req: ChatRequest) -> AnswerRecord:
         """A whole answer, not streamed: ``start``, every delta, ``finish``.
@@ -177,8 +186,12 @@ class Assistant:
         """
         if req.model != EXTRACTIVE_MODEL:
             turn = await self.start(req)
-            async for _ in turn.deltas:
-                pass
+            try:
+                async for _ in turn.deltas:
+                    pass
+            except BaseException:
+                await turn.release()  # the model failed: the held price goes back
+                raise
             return await turn.finish()
         self._check_request(req)
         question = req.messages[-1]["content"].strip()
@@ -187,10 +200,14 @@ class Assistant:
         answer_id = f"ans_{uuid.uuid4().hex}"
 
         def answer() -> AnswerRecord:
-            prep = self._prepare(req, query)
+            prep = self._prepare(req, query, answer_id)
             turn = Turn(self, req, answer_id, question, prep.sources, _empty(), started, prep.retrieval_ms,
                         text_parts=[prep.text or ""], model_ms=prep.model_ms)
-            return self._finish(turn)
+            try:
+                return self._finish(turn)
+            except BaseException:
+                self._release(answer_id)
+                raise
 
         return await self.in_thread(answer)
 
@@ -210,10 +227,17 @@ class Assistant:
         """
         return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=self._slots)
 
-    def _prepare(self, req: ChatRequest, query: str) -> _Prepared:
+    def _prepare(self, req: ChatRequest, query: str, answer_id: str) -> _Prepared:
         if req.conversation_id is not None:
             self._check_conversation(req.account, req.conversation_id)
-        self._check_payment(req.account)  # 402 before any search or LLM call
+        self._hold(req.account, answer_id)  # 402 before any search or LLM call, and before any byte
+        try:
+            return self._retrieve_and_answer(req, query)
+        except BaseException:
+            self._release(answer_id)
+            raise
+
+    def _retrieve_and_answer(self, req: ChatRequest, query: str) -> _Prepared:
         t0 = _now()
         sources, first = self.retrieve(query)
         t1 = _now()
@@ -284,9 +308,15 @@ class Assistant:
         return turn
 
     # ---- recording ------------------------------------------------------------------
-    def _check_payment(self, account: str) -> None:
-        with self.sessions() as session:
-            self.ledger.check(session, account)
+    def _hold(self, account: str, answer_id: str) -> None:
+        # The price is held before anything is delivered: of N answers started at once against
+        # a balance for k, k are held and the others get 402 before their first byte.
+        with write_session(self.sessions) as session:
+            self.ledger.hold(session, account, answer_id)
+
+    def _release(self, answer_id: str) -> None:
+        with write_session(self.sessions) as session:
+            self.ledger.release(session, answer_id)
 
     def _check_conversation(self, account: str, conversation_id: str) -> None:
         with self.sessions() as session:

@@ -12,8 +12,11 @@ from pathlib import Path
 
 import openai
 import pytest
+from sqlalchemy.orm import Session
 
+from assistant.accounts import DEV_ACCOUNT
 from assistant.settings import load_settings
+from payouts import ledger
 from retrieval.embedder import Embedder
 from tests.conftest import DEV_KEY, LiveServer, new_address, start_server
 
@@ -82,15 +85,26 @@ def test_model_streams(llm_api: LiveServer) -> None:
     assert chunks[-1].usage.completion_tokens > 0
 
 
+def dev_money(api: LiveServer) -> tuple[int, tuple[int, int]]:
+    """The dev account's balance and the (count, amount) of open answer holds."""
+    with Session(api.server.config.app.state.engine) as s:  # type: ignore[union-attr]
+        return ledger.balance(s, DEV_ACCOUNT), ledger.open_holds(s)
+
+
 def test_provider_error_is_502(llm_api: LiveServer) -> None:
+    before = dev_money(llm_api)
     with pytest.raises(openai.InternalServerError) as err:
         sdk(llm_api).chat.completions.create(model="broken", messages=QUESTION)
     assert err.value.status_code == 502 and err.value.code == "upstream_error"
     with pytest.raises(openai.APIError):
         list(sdk(llm_api).chat.completions.create(model="broken", messages=QUESTION, stream=True))
+    # The price held for each failed call went back: the balance is what it was, nothing held.
+    assert dev_money(llm_api) == before and before[1] == (0, 0)
 
 
 def test_provider_timeout_is_504(llm_api: LiveServer) -> None:
+    before = dev_money(llm_api)
     with pytest.raises(openai.InternalServerError) as err:
         sdk(llm_api).chat.completions.create(model="silent", messages=QUESTION)
     assert err.value.status_code == 504 and err.value.code == "upstream_timeout"
+    assert dev_money(llm_api) == before

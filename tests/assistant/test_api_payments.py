@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -114,9 +115,11 @@ def test_balance_is_debited_exactly_and_money_balances(api: LiveServer, koala: s
         assert (debits, fees, credits) == (3 * PRICE + FEE, 4 * FEE, 3 * (PRICE - FEE))
         assert debits == credits + fees
         assert s.scalar(select(func.count()).select_from(Credit).where(Credit.answer_id == uncited[0]["answer_id"])) == 0
-        journal = s.scalars(select(JournalEntry.delta).where(JournalEntry.holder == f"account:{account}")
+        entries = s.execute(select(JournalEntry.kind, JournalEntry.delta).where(JournalEntry.holder == f"account:{account}")
                             .order_by(JournalEntry.id)).all()
-        assert journal == [start, -PRICE, -PRICE, -FEE, -PRICE]
+        assert [d for k, d in entries if k not in ("hold", "release")] == [start, -PRICE, -PRICE, -FEE, -PRICE]
+        # Each answer's price was held before it was delivered and given back when it was recorded.
+        assert [(k, d) for k, d in entries if k in ("hold", "release")] == [("hold", -PRICE), ("release", PRICE)] * 4
         assert ledger.check_invariants(s) == []  # every money rule, over everything this server did
     # The answer shows its credit with its payout status, per source too.
     with api.client(key) as c:
@@ -128,6 +131,33 @@ def test_balance_is_debited_exactly_and_money_balances(api: LiveServer, koala: s
     assert [(s["contributor"], s["credited_amount"], s["payout_status"]) for s in ans["sources"]] == \
         [(koala, PRICE - FEE, "credited")]
     assert none["price"] == FEE and none["credits"] == [] and none["sources"] == []
+
+
+def test_concurrent_streams_deliver_only_what_is_paid(api: LiveServer, koala: str) -> None:
+    # Funded for exactly one answer, 20 streams at once: the price is held before the first
+    # byte, so one is delivered and paid, the other 19 are refused before they start.
+    account, key = asker(api, PRICE)
+    outcomes: list[object] = []
+
+    def stream() -> None:
+        try:
+            chunks = list(sdk(api, key).chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": CITED}], stream=True))
+            text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+            outcomes.append("delivered" if "eucalyptus" in text else text)
+        except openai.APIStatusError as exc:
+            outcomes.append(exc.status_code)
+
+    threads = [threading.Thread(target=stream) for _ in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes, key=str) == [402] * 19 + ["delivered"], outcomes
+    with Session(engine(api)) as s:
+        paid = s.scalars(select(AnswerPayment.total).where(AnswerPayment.account_id == account)).all()
+        assert paid == [PRICE] and ledger.balance(s, account) == 0
+        assert ledger.check_invariants(s) == []
 
 
 def test_contributor_earnings_paginated(api: LiveServer, koala: str) -> None:

@@ -107,6 +107,74 @@ def test_concurrent_answers_cannot_overspend(engine: Engine) -> None:
         assert ledger.check_invariants(s) == []
 
 
+def test_a_hold_is_settled_by_the_record_or_released_once(engine: Engine) -> None:
+    fund(engine, "erin", 25_000)
+    who = new_address()
+    with Session(engine) as s, s.begin():
+        assert ledger.hold_answer(s, "erin", "ans-h1", 10_000) == 15_000
+        assert ledger.hold_answer(s, "erin", "ans-h1", 10_000) == 15_000  # the same answer holds once
+        ledger.hold_answer(s, "erin", "ans-h2", 10_000)
+    with Session(engine) as s, s.begin(), pytest.raises(ledger.InsufficientBalance):
+        ledger.hold_answer(s, "erin", "ans-h3", 10_000)  # 5,000 left: refused, nothing written
+    with Session(engine) as s:
+        assert ledger.open_holds(s) == (2, 20_000) and ledger.check_invariants(s) == []
+    # A cited answer's record gives its hold back and takes the price; a refusal only the fee.
+    with Session(engine) as s, s.begin():
+        ledger.record_answer_payment(s, "erin", "ans-h1", 10_000, {who: 1}, fee_bps=FEE_BPS)
+        ledger.record_answer_payment(s, "erin", "ans-h2", 10_000, {}, fee_bps=FEE_BPS)
+    with Session(engine) as s:
+        assert ledger.balance(s, "erin") == 25_000 - 10_000 - 1_000
+        assert ledger.open_holds(s) == (0, 0) and ledger.check_invariants(s) == []
+    # A failed answer's hold goes back whole, once, however often it is released.
+    with Session(engine) as s, s.begin():
+        ledger.hold_answer(s, "erin", "ans-h4", 10_000)
+    with Session(engine) as s, s.begin():
+        assert ledger.release_hold(s, "ans-h4") and not ledger.release_hold(s, "ans-h4")
+        assert not ledger.release_hold(s, "ans-h1")  # settled holds stay settled
+    with Session(engine) as s:
+        assert ledger.balance(s, "erin") == 14_000 and ledger.check_invariants(s) == []
+
+
+def test_stale_holds_are_released_and_fresh_ones_kept(engine: Engine) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    fund(engine, "fay", 20_000)
+    with Session(engine) as s, s.begin():
+        ledger.hold_answer(s, "fay", "ans-s1", 10_000)
+    cutoff = datetime.now(UTC) + timedelta(seconds=1)
+    with Session(engine) as s, s.begin():
+        ledger.hold_answer(s, "fay", "ans-s2", 5_000)
+        s.execute(text("UPDATE answer_holds SET created_at = :t WHERE answer_id = 'ans-s2'"),
+                  {"t": cutoff + timedelta(minutes=1)})
+    with Session(engine) as s, s.begin():
+        assert ledger.release_stale_holds(s, cutoff) == 1  # ans-s1: its process died mid-answer
+    with Session(engine) as s:
+        assert ledger.balance(s, "fay") == 15_000 and ledger.open_holds(s) == (1, 5_000)
+        assert ledger.check_invariants(s) == []
+
+
+def test_concurrent_holds_cannot_overspend(engine: Engine) -> None:
+    fund(engine, "gus", 10_000)
+    outcomes: list[str] = []
+
+    def hold(i: int) -> None:
+        try:
+            with Session(engine) as s, s.begin():
+                ledger.hold_answer(s, "gus", f"ans-g{i}", 3_000)
+            outcomes.append("held")
+        except ledger.InsufficientBalance:
+            outcomes.append("short")
+
+    threads = [threading.Thread(target=hold, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["held"] * 3 + ["short"] * 3
+    with Session(engine) as s:
+        assert ledger.balance(s, "gus") == 1_000 and ledger.check_invariants(s) == []
+
+
 def test_api_keys_are_hashed(engine: Engine) -> None:
     with Session(engine) as s, s.begin():
         key = ledger.create_api_key(s, "erin", name="laptop")
