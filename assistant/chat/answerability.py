@@ -666,13 +666,13 @@ def other_speaker(question: str, claims: Sequence[str], speakers: Sequence[str])
     message that does not name them: "When did Melanie paint a sunrise?" answered by
     Caroline's "I painted a sunrise". ``claims`` start with their speaker ("Caroline, 8 May
     2023: ..."); a speaker is "asked about" when the question names them."""
-    named = _asked_speakers(question, speakers)
+    named = asked_speakers(question, speakers)
     if not named or not claims:
         return False
     return not any(s.casefold() in claim.casefold() for s in named for claim in claims)
 
 
-def _asked_speakers(question: str, speakers: Sequence[str]) -> list[str]:
+def asked_speakers(question: str, speakers: Sequence[str]) -> list[str]:
     """The speakers the question names ("Melanie's grandma" names Melanie)."""
     asked = {re.sub(r"['’]s$", "", w.casefold()) for w in _WORD.findall(question)}
     return [s for s in speakers if s and all(part.casefold() in asked for part in s.split())]
@@ -682,12 +682,17 @@ _SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|u|ur)\b", re.IGNORECA
 _FIRST_PERSON = re.compile(r"\b(?:i|me|my|mine|myself|we|us|our|ours|i['’]m|i['’]ve|i['’]d|i['’]ll)\b", re.IGNORECASE)
 
 
+def speaks_of_self(message: str) -> bool:
+    """Whether a message speaks of its speaker ("I", "my", "we")."""
+    return bool(_FIRST_PERSON.search(message))
+
+
 def to_listener(question: str, messages: Sequence[str], speakers: Sequence[str]) -> bool:
     """The question asks about a speaker, and every message the answer quotes speaks of its
     listener ("So proud of you!", "Your charity race sounds great") and not of its speaker: it
     tells what the asked person said to someone, not what they did. ``messages``: the quoted
     sentences, without their speaker."""
-    if not messages or not _asked_speakers(question, speakers):
+    if not messages or not asked_speakers(question, speakers):
         return False
     return all(_SECOND_PERSON.search(m) and not _FIRST_PERSON.search(m) for m in messages)
 

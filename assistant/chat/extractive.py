@@ -42,11 +42,13 @@ from assistant.chat.answerability import (
     Evidence,
     Rule,
     Verdict,
+    asked_speakers,
     content_terms,
     examine,
     idf_weights,
     judge,
     other_speaker,
+    speaks_of_self,
     to_listener,
 )
 from assistant.chat.compose import Composed, bridge, compose_pair, cover
@@ -382,8 +384,15 @@ class ExtractiveResponder:
     def examine(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = (),
                 pool: Sequence[Candidate] | None = None) -> Verdict:
         """Whether the chosen sentences answer the question, and if not, why (see answerability)."""
-        rule = self.config.rule.for_messages() if ranking.candidates[ranking.order[0]].stated else self.config.rule
-        return judge(ranking.best_strength, self.evidence(question, ranking, chosen, speakers, pool), rule)
+        best = ranking.candidates[ranking.order[0]]
+        rule = self.config.rule.for_messages() if best.stated else self.config.rule
+        # A speaker's name is no evidence that one of their messages answers, unless the
+        # message speaks of its speaker: "What did Maria participate in?" and Maria's own "I ran
+        # a 5K charity run" (her reply to someone else's news, "That race sounds great, Mel!",
+        # is not about her).
+        own = best.stated and speaks_of_self(best.sentence) and bool(asked_speakers(question, speakers))
+        score = ranking.best_score if own else ranking.best_strength
+        return judge(score, self.evidence(question, ranking, chosen, speakers, pool), rule)
 
     def answer(self, question: str, sources: Sequence[str | Passage]) -> ExtractiveAnswer:
         """Answer ``question`` from ``sources`` (source n is ``sources[n - 1]``).

@@ -127,6 +127,17 @@ def test_the_asked_speakers_own_message_answers(responder: ExtractiveResponder) 
     assert "Melanie said on 8 May 2023" in a.text and "last year (2022)" in a.text and "[2]" in a.text
 
 
+def test_a_speakers_own_message_answers_a_paraphrased_question(responder: ExtractiveResponder) -> None:
+    # "participate" is in no message: Maria's own first-person message answers for her...
+    maria = Passage("I ran a 5K charity run yesterday.", None, "Maria", "2023-05-08T13:56")
+    other = Passage("Octopuses have three hearts and blue blood.", "Octopus")
+    a = responder.answer("What did Maria participate in?", [maria, other])
+    assert a.text.startswith('Maria said on 8 May 2023: "I ran a 5K charity run yesterday (7 May 2023)."'), a.text
+    # ...and her reply about someone else's run does not.
+    reply = Passage("That charity run sounds great, Mel!", None, "Maria", "2023-05-08T13:56")
+    assert responder.answer("What did Maria participate in?", [reply, other]).text == NO_ANSWER
+
+
 def test_a_contribution_of_bare_questions_never_answers_them(responder: ExtractiveResponder) -> None:
     asked = Passage("How many hearts does an octopus have? Do octopuses have blue blood?")
     assert responder.answer("How many hearts does an octopus have?", [asked]).text == NO_ANSWER
