@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from assistant.models import Answer
+from payouts.ledger import open_holds
 from payouts.metrics import ledger_figures, queue_depths
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class LedgerCollector(Collector):
         with Session(self.engine()) as session:
             answered = dict(session.execute(select(Answer.answered, func.count()).group_by(Answer.answered)).all())
             figures = ledger_figures(session)
+            open_count, held = open_holds(session)
         answers = CounterMetricFamily("openchat_answers", "Answers given, by whether they cited knowledge.",
                                       labels=["answered"])
         for flag in (True, False):
@@ -99,6 +101,9 @@ class LedgerCollector(Collector):
             ("openchat_settled_base_units", f"Paid out on chain by settlements, {base}.", figures.settled),
         ):
             yield CounterMetricFamily(name, doc, value=value)
+        yield GaugeMetricFamily("openchat_answer_holds_open", "Answers being delivered whose price is held.", value=open_count)
+        yield GaugeMetricFamily("openchat_held_base_units", f"Held from askers' balances for answers in delivery, {base}.",
+                                value=held)
         settlements = CounterMetricFamily("openchat_settlements", "Settlement transactions by status.",
                                           labels=["status"])
         for status in ("pending", "confirmed", "failed", "reconciled"):

@@ -752,6 +752,8 @@ class Totals:
     batches: int
     vouchers: int
     settlements_pending: int
+    holds_open: int = 0  # answers being delivered whose price is held
+    held: int = 0  # the base units those holds take from balances
 
 
 def totals(session: Session) -> Totals:
@@ -770,4 +772,6 @@ def totals(session: Session) -> Totals:
         batches=one(select(func.count()).select_from(PayoutBatch)),
         vouchers=one(select(func.count()).select_from(Voucher)),
         settlements_pending=one(select(func.count()).select_from(Settlement).where(Settlement.status == "pending")),
+        holds_open=open_holds(session)[0],
+        held=open_holds(session)[1],
     )

@@ -122,6 +122,8 @@ def test_metrics_count_requests_answers_credits_and_queue(api: LiveServer) -> No
         assert value(after, "openchat_queue_depth", queue=queue) - value(before, "openchat_queue_depth", queue=queue) == sent
     for name in ("openchat_payout_batches_total", "openchat_settlement_gas_total", "openchat_vouchers_total"):
         assert (name, ()) in after
+    # The answer's price was held while it was delivered and settled by its record.
+    assert value(after, "openchat_answer_holds_open") == 0 and value(after, "openchat_held_base_units") == 0
     assert value(after, "openchat_scrape_error", source="database") == 0
     assert value(after, "openchat_scrape_error", source="broker") == 0
 
