@@ -102,8 +102,10 @@ def shape(question: str) -> Shape:
     if not q.endswith("?"):
         q = q + "?"
     body = q[:-1]
-    if _CHOICE_START.match(q) and re.search(r"\bor\b", body):
-        pair = _pair(body, " or ")
+    # "Which genus has more species, A or B?" (sometimes written "…, A and B?").
+    joiner = " or " if re.search(r"\bor\b", body) else " and " if re.search(r",[^,]+\band\b[^,]+$", body) else None
+    if _CHOICE_START.match(q) and joiner:
+        pair = _pair(body, joiner)
         if pair:
             # A comparative word outside the two entities decides by a value.
             attribute = _attribute(body, pair)
@@ -114,6 +116,12 @@ def shape(question: str) -> Shape:
                 value: ValueKind = "date" if kind in ("earlier", "later") else "number"
                 return Shape("comparison", pair, wins, value, attribute)
             return Shape("choice", pair, attribute=attribute)
+    # "A and B are what kind of …?": what two things are, a fact about each.
+    lead = re.match(r"^\s*(?P<subjects>.+?)\s+(?:are|were|is|was)\s+(?:what|which)\b", body, re.IGNORECASE)
+    if lead and not _CHOICE_START.match(q) and not _AUXILIARY_START.match(q):
+        pair = _pair_subjects(lead.group("subjects"), " and ")
+        if pair:
+            return Shape("pair", pair, attribute=_attribute(body, pair))
     # "Both A and B are ...?" is a yes/no question; "A and B were both part of what ...?" or
     # "What do A and B have in common?" asks what two things share: a fact about each.
     both = re.match(r"^\s*both\s+", q, re.IGNORECASE)

@@ -31,6 +31,18 @@ def test_fewer_compares_numbers_and_the_smallest_wins() -> None:
     assert (s.kind, s.entities, s.wins, s.value) == ("comparison", ("Truro", "Bodmin"), "min", "number")
 
 
+def test_a_comparison_written_with_and_after_a_comma() -> None:
+    s = shape("Which genus has more species, Bactris and Epigaea?")
+    assert (s.kind, s.entities, s.wins, s.value) == ("comparison", ("Bactris", "Epigaea"), "max", "number")
+
+
+def test_two_subjects_asked_what_they_are_is_a_pair() -> None:
+    s = shape("Woman's Era and Naj are what kind of magazines?")
+    assert (s.kind, s.entities) == ("pair", ("Woman's Era", "Naj"))
+    # Lower-case subjects are not names: one fact is asked for.
+    assert shape("Bread and butter are what?").kind == "single"
+
+
 def test_a_choice_without_a_comparative_word() -> None:
     s = shape("Which is a Macedonian weekly, Hänt Extra or Tea Moderna?")
     assert (s.kind, s.entities, s.wins, s.value) == ("choice", ("Hänt Extra", "Tea Moderna"), None, None)
