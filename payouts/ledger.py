@@ -759,6 +759,7 @@ class Totals:
 def totals(session: Session) -> Totals:
     q = session.execute
     one = lambda stmt: int(q(stmt).scalar_one() or 0)
+    holds_open, held = open_holds(session)
     return Totals(
         debits=one(select(func.coalesce(func.sum(AnswerPayment.total), 0))),
         fees=one(select(func.coalesce(func.sum(AnswerPayment.fee), 0))),
@@ -772,6 +773,6 @@ def totals(session: Session) -> Totals:
         batches=one(select(func.count()).select_from(PayoutBatch)),
         vouchers=one(select(func.count()).select_from(Voucher)),
         settlements_pending=one(select(func.count()).select_from(Settlement).where(Settlement.status == "pending")),
-        holds_open=open_holds(session)[0],
-        held=open_holds(session)[1],
+        holds_open=holds_open,
+        held=held,
     )

@@ -14,11 +14,12 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from assistant.chat.shapes import NUMBER_WORDS
 from retrieval.said import day_text
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_NUMBER_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
-                 "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "couple of": 2, "a couple of": 2}
+# How many of a unit: a number word, or an article or "a couple of" ("a week ago", "a couple of days ago").
+_COUNT_WORDS = {**NUMBER_WORDS, "a": 1, "an": 1, "couple of": 2, "a couple of": 2}
 _UNITS = r"(?P<unit>day|week|weekend|month|year)s?"
 _COUNT = r"(?P<count>\d{1,3}|a couple of|couple of|an?|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)"
 
@@ -53,7 +54,7 @@ def _shift_months(day: date, months: int) -> date:
 
 def _count(word: str) -> int:
     word = word.casefold()
-    return int(word) if word.isdigit() else _NUMBER_WORDS.get(word, 1)
+    return int(word) if word.isdigit() else _COUNT_WORDS.get(word, 1)
 
 
 def _meaning(match: re.Match[str], said: date) -> str | None:

@@ -44,10 +44,6 @@ class LedgerEntry:
 class AnswerLedger(Protocol):
     """Prices an answer and credits its sources, inside the caller's transaction."""
 
-    def check(self, session: Session, account: str) -> None:
-        """Raise ``ApiError`` (402) before any work when the asker cannot pay for an answer."""
-        ...
-
     def hold(self, session: Session, account: str, answer_id: str) -> None:
         """Hold the answer's price before anything is delivered; ``ApiError`` (402) when short."""
         ...
@@ -63,9 +59,6 @@ class AnswerLedger(Protocol):
 
 class FreeLedger:
     """Free answers (price 0): every answer costs nothing and earns nobody anything."""
-
-    def check(self, session: Session, account: str) -> None:
-        return None
 
     def hold(self, session: Session, account: str, answer_id: str) -> None:
         return None
@@ -88,18 +81,6 @@ class PayoutsLedger:
     def __init__(self, price: int, fee_bps: int) -> None:
         self.price = price
         self.fee_bps = fee_bps
-
-    def check(self, session: Session, account: str) -> None:
-        # An early refusal, so a stream never starts for an asker who cannot pay; the debit
-        # in ``record`` is still the authority (the balance may change in between).
-        from assistant.errors import ApiError
-        from payouts.ledger import InsufficientBalance, ensure_can_pay
-
-        try:
-            ensure_can_pay(session, account, self.price)
-        except InsufficientBalance as exc:
-            raise ApiError(402, f"the balance of account {account!r} does not cover an answer",
-                           "insufficient_quota") from exc
 
     def hold(self, session: Session, account: str, answer_id: str) -> None:
         # The price, held before the first byte: the answer's record settles it (the fee alone

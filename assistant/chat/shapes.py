@@ -232,10 +232,11 @@ _DAY_MONTH_YEAR = re.compile(rf"\b(\d{{1,2}})\s+({_MONTH_NAMES})\s*,?\s+(\d{{3,4
 _MONTH_DAY_YEAR = re.compile(rf"\b({_MONTH_NAMES})\s+(\d{{1,2}})\s*,?\s+(\d{{3,4}})\b", re.IGNORECASE)
 _MONTH_YEAR = re.compile(rf"\b({_MONTH_NAMES})\s+(\d{{3,4}})\b", re.IGNORECASE)
 _YEAR = re.compile(r"\b(1\d{3}|20\d{2})\b")
-_NUMBER_WORDS = {w: i for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+# Number words and their values, for counts written out ("three acts").
+NUMBER_WORDS = {w: i for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
                                               "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen",
                                               "seventeen", "eighteen", "nineteen", "twenty"])}
-_QUANTITY = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) +
+_QUANTITY = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?|" + "|".join(NUMBER_WORDS) +
                        r")(?:\s*(million|billion|thousand))?(?![\w.])", re.IGNORECASE)
 _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
 
@@ -283,7 +284,7 @@ def quantities(text: str) -> list[Value]:
         raw = m.group(1)
         if _YEAR.fullmatch(raw) and not m.group(2):
             continue
-        base = _NUMBER_WORDS[raw.casefold()] if raw.casefold() in _NUMBER_WORDS else float(raw.replace(",", ""))
+        base = NUMBER_WORDS[raw.casefold()] if raw.casefold() in NUMBER_WORDS else float(raw.replace(",", ""))
         number = base * _SCALE.get((m.group(2) or "").casefold(), 1.0)
         out.append(Value(m.group(0), number))
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy import Engine, func, select, text
@@ -83,25 +84,33 @@ def test_insufficient_balance_writes_nothing(engine: Engine) -> None:
         assert s.scalar(select(func.count()).select_from(Credit)) == 0
 
 
-def test_concurrent_answers_cannot_overspend(engine: Engine) -> None:
-    fund(engine, "dave", 10_000)
-    who = new_address()
+def at_once(engine: Engine, n: int, write: Callable[[Session, int], object], done: str) -> list[str]:
+    """Run ``write(session, i)`` for i in range(n) in n threads at once, each in its own
+    transaction; ``done`` for each that committed, "short" for each refused for its balance."""
     outcomes: list[str] = []
 
-    def pay(i: int) -> None:
+    def run(i: int) -> None:
         try:
             with Session(engine) as s, s.begin():
-                ledger.record_answer_payment(s, "dave", f"ans-c{i}", 3_000, {who: 1}, fee_bps=FEE_BPS)
-            outcomes.append("ok")
+                write(s, i)
+            outcomes.append(done)
         except ledger.InsufficientBalance:
             outcomes.append("short")
 
-    threads = [threading.Thread(target=pay, args=(i,)) for i in range(6)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(outcomes) == ["ok"] * 3 + ["short"] * 3
+    return sorted(outcomes)
+
+
+def test_concurrent_answers_cannot_overspend(engine: Engine) -> None:
+    fund(engine, "dave", 10_000)
+    who = new_address()
+    outcomes = at_once(engine, 6, lambda s, i: ledger.record_answer_payment(s, "dave", f"ans-c{i}", 3_000, {who: 1},
+                                                                          fee_bps=FEE_BPS), "ok")
+    assert outcomes == ["ok"] * 3 + ["short"] * 3
     with Session(engine) as s:
         assert ledger.balance(s, "dave") == 1_000
         assert ledger.check_invariants(s) == []
@@ -155,22 +164,8 @@ def test_stale_holds_are_released_and_fresh_ones_kept(engine: Engine) -> None:
 
 def test_concurrent_holds_cannot_overspend(engine: Engine) -> None:
     fund(engine, "gus", 10_000)
-    outcomes: list[str] = []
-
-    def hold(i: int) -> None:
-        try:
-            with Session(engine) as s, s.begin():
-                ledger.hold_answer(s, "gus", f"ans-g{i}", 3_000)
-            outcomes.append("held")
-        except ledger.InsufficientBalance:
-            outcomes.append("short")
-
-    threads = [threading.Thread(target=hold, args=(i,)) for i in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(outcomes) == ["held"] * 3 + ["short"] * 3
+    outcomes = at_once(engine, 6, lambda s, i: ledger.hold_answer(s, "gus", f"ans-g{i}", 3_000), "held")
+    assert outcomes == ["held"] * 3 + ["short"] * 3
     with Session(engine) as s:
         assert ledger.balance(s, "gus") == 1_000 and ledger.check_invariants(s) == []
 
