@@ -70,9 +70,11 @@ import json
 import math
 import re
 import statistics
+import string
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -105,6 +107,14 @@ YES_NO = ("yes", "no")
 
 def norm(text: str) -> str:
     return " ".join(text.casefold().split())
+
+
+def squad_norm(text: str) -> str:
+    """SQuAD's official answer normalisation (lower case, no punctuation, no articles, single
+    spaces): "29 January, 2023" holds "29 January 2023", "the Normans" holds "Normans"."""
+    text = "".join(ch for ch in text.casefold()
+                   if ch not in string.punctuation and not unicodedata.category(ch).startswith("P"))
+    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -144,11 +154,12 @@ def answer_hit(answer: str, golds: Iterable[str], yes_no_at_start: bool = True) 
     """A gold answer string is in the answer; a yes/no gold answer only as the answer's first
     word (a "no" anywhere in a sentence says nothing), unless ``yes_no_at_start`` is off."""
     plain = norm(answer)
+    padded = f" {squad_norm(answer)} "
     for gold in golds:
         if yes_no_at_start and is_yes_no(gold):
             if starts_with_word(plain, norm(gold)):
                 return True
-        elif norm(gold) in plain:
+        elif squad_norm(gold) and f" {squad_norm(gold)} " in padded:
             return True
     return False
 

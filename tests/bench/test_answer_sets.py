@@ -61,6 +61,14 @@ def test_answer_hit_is_case_and_space_insensitive() -> None:
     assert not bench.answer_hit("It lies in Spain.", ["France"])
 
 
+def test_answer_hit_ignores_punctuation_and_articles_as_squad_does() -> None:
+    assert bench.answer_hit('Gina said on 29 January 2023: "I launched it."', ["29 January, 2023"])
+    assert bench.answer_hit("It was built by Normans.", ["the Normans"])
+    assert bench.answer_hit("They cost $1,000.", ["1000"])
+    # Whole words only: "May" is not found in "Mayor".
+    assert not bench.answer_hit("The Mayor spoke.", ["May"])
+
+
 def test_citation_recall_needs_every_gold_source() -> None:
     gold = {"hp-a", "hp-b"}
     assert bench.cites_all(["hp-b", "hp-x", "hp-a"], gold)
