@@ -16,6 +16,12 @@ Idempotency, task by task:
   entries are cumulative and the contract skips any at or below what a channel already paid,
   so a retried or replayed push never pays twice; pending settlements left by a crash are
   reconciled against the channels' ``paid`` on chain at the start of the next run.
+
+One payee never stalls the others: in ``issue_vouchers`` and ``settle`` a payee whose address can
+never be paid, whose transaction reverts or whose data fails is quarantined (``payouts.quarantine``,
+with the reason) and the run goes on; a batched push that reverts is sent again without the payee
+the revert names. Only errors of the run itself (RPC, database; ``RETRY_ON`` but not a revert)
+abort it for Celery's retry. A quarantined payee's credits stay owed, untouched.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from eth_account import Account
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from payouts import ledger, quarantine
+from payouts import ledger
 from payouts.metrics import ledger_figures
 from payouts.models import Contributor, PayeeQuarantine, Settlement, utcnow
 from payouts.payees import ZERO_ADDRESS
@@ -168,15 +168,14 @@ def test_a_reverting_open_quarantines_its_payee_and_the_rest_are_paid(engine: En
     again = quarantine_row(engine, big)
     assert again.failures == 2 and again.retry_at - again.last_failed_at == timedelta(seconds=7_200)
 
-    # The operator funds the hub and releases the payee: the next runs pay it exactly.
+    # The operator funds the hub; at its next retry the payee is paid exactly and released.
     client.mint(client.hub.address, hub_balance + 1)
-    missing = payouts_cli(engine, "release", good[0])
-    assert missing.returncode == 1 and f"not quarantined: {good[0]}" in missing.stdout
-    released = payouts_cli(engine, "release", big.lower(), "--note", "hub funded")
-    assert released.returncode == 0 and f"released {big}" in released.stdout
-    row = quarantine_row(engine, big)
-    assert (row.status, row.released_by, row.retry_at) == ("released", "hub funded", None)
+    with Session(engine) as s, s.begin():
+        s.execute(update(PayeeQuarantine).where(PayeeQuarantine.address == big)
+                  .values(retry_at=utcnow() - timedelta(seconds=1)))
     assert run_issue_vouchers(res)["vouchers"] == 1
+    row = quarantine_row(engine, big)
+    assert (row.status, row.released_by, row.retry_at, row.failures) == ("released", "retry", None, 2)
     assert run_settle(res, threshold=0)["channels"] == 1
     assert all_settled_in(engine, [*good, big])
     assert client.token_balance(big) == hub_balance + 1
@@ -226,8 +225,12 @@ def test_a_reverting_push_quarantines_its_payee_and_the_rest_settle(engine: Engi
     credit(engine, {closed: 500})
     run_aggregate(res)
     assert run_issue_vouchers(res)["vouchers"] == 0
-    with Session(engine) as s, s.begin():
-        assert quarantine.release(s, [closed]) == [closed]
+    missing = payouts_cli(engine, "release", good[0])
+    assert missing.returncode == 1 and f"not quarantined: {good[0]}" in missing.stdout
+    released = payouts_cli(engine, "release", closed.lower(), "--note", "channel closed by mistake")
+    assert released.returncode == 0 and f"released {closed}" in released.stdout, released.stderr
+    row = quarantine_row(engine, closed)
+    assert (row.status, row.released_by, row.retry_at) == ("released", "channel closed by mistake", None)
     assert run_issue_vouchers(res)["opened"] == 1
     assert run_settle(res, threshold=0)["channels"] == 1
     assert all_settled_in(engine, [*good, closed]) and client.token_balance(closed) == 3_500
