@@ -84,6 +84,8 @@ def release_cmd(args: argparse.Namespace) -> int:
             print(f"released {a}")
         for a in missing:
             print(f"not quarantined: {a}")
+        if args.all and not released:
+            print("no payee was quarantined")
     return 0 if released or args.all else 1
 
 
