@@ -182,7 +182,7 @@ def run_issue_vouchers(res: Resources) -> dict[str, int]:
                 out["quarantined"] += 1
                 progressed = True
                 continue
-            step = "sign_voucher"
+            step = "get_channel"
             try:
                 cid = client.channel_id(o.address)
                 ch = client.get_channel(cid)
