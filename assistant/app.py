@@ -22,6 +22,7 @@ from assistant.health import run_checks
 from assistant.limits import BodyLimit
 from assistant.metrics import metrics_registry, render
 from assistant.observer import RequestObserver
+from assistant.payees import PayeeCheck
 from assistant.ratelimit import build_rate_limits, rate_limit_metrics
 from assistant.settings import Settings
 from assistant.web import mount_web
@@ -72,6 +73,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         app.state.ledger_keys = LedgerKeys(engine)
         app.state.rate_limits = build_rate_limits(settings, limit_metrics)
         app.state.anchor_trees = AnchorTrees(engine)
+        app.state.payees = PayeeCheck(settings.payouts)
         try:
             yield
         finally:

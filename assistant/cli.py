@@ -73,6 +73,7 @@ def ingest(args: argparse.Namespace) -> int:
     after its last committed batch, under the same contribution.
     """
     from assistant.db import make_engine, migrate
+    from assistant.payees import PayeeCheck, UnpayableAddress
     from retrieval.addresses import AddressError, checksum_address
     from retrieval.embedder import load_embedder
     from retrieval.heap import map_large_blocks
@@ -83,12 +84,12 @@ def ingest(args: argparse.Namespace) -> int:
     settings = _settings()
     path = Path(args.path)
     try:
-        contributor = checksum_address(args.contributor)
+        contributor = PayeeCheck(settings.payouts).check(checksum_address(args.contributor))
         fmt = detect_format(path.name, args.format)
         with path.open("rb") as f:
             check_text_file(f.read(8192), fmt)
         local_file = LocalFile.of(path)
-    except (AddressError, DatasetError, OSError) as exc:
+    except (AddressError, UnpayableAddress, DatasetError, OSError) as exc:
         print(f"openchat ingest: {exc}", file=sys.stderr)
         return 2
     # Large blocks (the embedder's activations) go back to the OS when freed: a bulk run

@@ -104,6 +104,19 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily("openchat_answer_holds_open", "Answers being delivered whose price is held.", value=open_count)
         yield GaugeMetricFamily("openchat_held_base_units", f"Held from askers' balances for answers in delivery, {base}.",
                                 value=held)
+        yield GaugeMetricFamily("openchat_payees_quarantined",
+                                "Payees whose payment failed, left out of voucher and settlement runs.",
+                                value=figures.payees_quarantined)
+        yield GaugeMetricFamily("openchat_quarantined_owed_base_units",
+                                f"Still owed to quarantined payees (earned - settled, kept in the ledger), {base}.",
+                                value=figures.quarantined_owed)
+        payee = GaugeMetricFamily("openchat_payee_quarantined",
+                                  "1 per quarantined payee (the oldest 100): its address, the run that failed "
+                                  "and the reason's code; the full reason is in `openchat payouts status`.",
+                                  labels=["address", "stage", "reason"])
+        for address, stage, code in figures.quarantined:
+            payee.add_metric([address, stage, code], 1)
+        yield payee
         settlements = CounterMetricFamily("openchat_settlements", "Settlement transactions by status.",
                                           labels=["status"])
         for status in ("pending", "confirmed", "failed", "reconciled"):

@@ -113,6 +113,10 @@ class Deployment:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
+    def addresses(self) -> dict[str, str]:
+        """Role -> address of the hub and every contract deployed (none of them can be a payee)."""
+        return {"hub": self.hub, "token": self.token, "channels": self.channels, "registry": self.registry}
+
     @classmethod
     def from_json(cls, text: str) -> Deployment:
         data = json.loads(text)
@@ -379,6 +383,10 @@ class ChainClient:
     @property
     def chain_id(self) -> int:
         return self.sender.chain_id
+
+    def known_addresses(self) -> dict[str, str]:
+        """The deployment's addresses plus the payer actually signing (the hub key in use)."""
+        return {**self.deployment.addresses(), "payer": self.hub.address}
 
     def _send(self, fn: Any, account: LocalAccount | None = None) -> TxReceipt:
         account = account or self.hub

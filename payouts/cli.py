@@ -1,4 +1,4 @@
-"""``openchat payouts status|reconcile`` (also ``python -m payouts.cli status|reconcile``).
+"""``openchat payouts status|reconcile|release`` (also ``python -m payouts.cli ...``).
 
 Wire into the main CLI with ``payouts.cli.add_parser(subparsers)``.
 """
@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from payouts import ledger
+from payouts import ledger, quarantine
 from payouts.settings import PayoutsSettings
 
 
@@ -24,7 +24,8 @@ def _settings(args: argparse.Namespace) -> PayoutsSettings:
 
 
 def status(args: argparse.Namespace) -> int:
-    """Ledger totals: debits, fees, credits; unbatched → batched → vouchered → settled."""
+    """Ledger totals: debits, fees, credits; unbatched → batched → vouchered → settled; the
+    payees in quarantine with their reasons."""
     from payouts.db import begin_snapshot, make_engine
 
     settings = _settings(args)
@@ -32,20 +33,60 @@ def status(args: argparse.Namespace) -> int:
     with Session(engine) as s:
         begin_snapshot(s)  # totals from separate statements must add up on a running system
         totals = asdict(ledger.totals(s))
+        held_out = quarantine.quarantined(s)
         if args.contributor:
             from payouts.models import Contributor
 
             c = s.get(Contributor, ledger.checksum(args.contributor))
             totals["contributor"] = None if c is None else {
                 "address": c.address, "earned": c.earned, "batched": c.batched,
-                "vouchered": c.vouchered, "settled": c.settled}
+                "vouchered": c.vouchered, "settled": c.settled,
+                "quarantine": next((q for q in held_out if q["address"] == c.address), None)}
     engine.dispose()
+    totals["quarantined"] = held_out
     if args.json:
         print(json.dumps(totals, indent=2))
-    else:
-        for key, value in totals.items():
+        return 0
+    for key, value in totals.items():
+        if key != "quarantined":
             print(f"{key:>20}  {value}")
+    if held_out:
+        print("quarantined payees (left out of voucher and settlement runs; "
+              "release with `openchat payouts release ADDRESS`):")
+    for q in held_out:
+        retry = f"retry after {q['retry_at']}" if q["retry_at"] else "operator release only"
+        print(f"  {q['address']}  {q['stage']}  {q['code']}  failures {q['failures']}  owed {q['owed']}  {retry}")
+        print(f"    {q['reason']}")
     return 0
+
+
+def release_cmd(args: argparse.Namespace) -> int:
+    """Release quarantined payees: the next voucher and settlement runs try to pay them again."""
+    from payouts.db import make_engine
+
+    if bool(args.all) == bool(args.addresses):
+        print("openchat payouts release: name the payees' addresses, or --all", file=sys.stderr)
+        return 2
+    try:
+        addresses = None if args.all else [ledger.checksum(a) for a in args.addresses]
+    except ValueError as exc:
+        print(f"openchat payouts release: {exc}", file=sys.stderr)
+        return 2
+    engine = make_engine(_settings(args).effective_database_url)
+    with Session(engine) as s, s.begin():
+        released = quarantine.release(s, addresses, by=args.note or "operator")
+    engine.dispose()
+    missing = sorted(set(addresses or []) - set(released))
+    if args.json:
+        print(json.dumps({"released": released, "not_quarantined": missing}, indent=2))
+    else:
+        for a in released:
+            print(f"released {a}")
+        for a in missing:
+            print(f"not quarantined: {a}")
+        if args.all and not released:
+            print("no payee was quarantined")
+    return 0 if released or args.all else 1
 
 
 def reconcile_cmd(args: argparse.Namespace) -> int:
@@ -77,8 +118,8 @@ def reconcile_cmd(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    """Add ``payouts status`` and ``payouts reconcile`` to a CLI's subcommands."""
-    p = subparsers.add_parser("payouts", help="payout ledger: status, reconcile with the chain")
+    """Add ``payouts status``, ``payouts reconcile`` and ``payouts release`` to a CLI's subcommands."""
+    p = subparsers.add_parser("payouts", help="payout ledger: status, reconcile with the chain, release payees")
     sub = p.add_subparsers(dest="payouts_command", required=True)
     st = sub.add_parser("status", help="ledger totals (and one contributor's amounts)")
     st.add_argument("--contributor", help="a payout address")
@@ -86,7 +127,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     rc = sub.add_parser("reconcile", help="check ledger against chain; exit 1 on any difference")
     rc.add_argument("--ledger-only", action="store_true", help="skip the chain")
     rc.set_defaults(func=reconcile_cmd)
-    for q in (st, rc):
+    rl = sub.add_parser("release", help="release quarantined payees (their next runs try to pay them again)")
+    rl.add_argument("addresses", nargs="*", metavar="ADDRESS", help="payout addresses to release")
+    rl.add_argument("--all", action="store_true", help="release every quarantined payee")
+    rl.add_argument("--note", help="who or why, recorded as released_by (default: operator)")
+    rl.set_defaults(func=release_cmd)
+    for q in (st, rc, rl):
         q.add_argument("--json", action="store_true")
         q.add_argument("--database-url", help="default: OPENCHAT_DATABASE_URL or the SQLite file")
     return p

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, bindparam, delete, func, insert, literal, sel
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from payouts import quarantine
 from payouts.models import (
     Account,
     AnswerHold,
@@ -529,12 +530,14 @@ class Owed:
     settled: int
 
 
-def owed_vouchers(session: Session, limit: int = 1_000) -> list[Owed]:
-    """Contributors whose batched amount is above their latest voucher."""
-    rows = session.execute(
-        select(Contributor.address, Contributor.batched, Contributor.vouchered, Contributor.settled)
-        .where(Contributor.batched > Contributor.vouchered).order_by(Contributor.address).limit(limit)
-    ).all()
+def owed_vouchers(session: Session, limit: int = 1_000, *, include_quarantined: bool = False) -> list[Owed]:
+    """Contributors whose batched amount is above their latest voucher (leaving out payees in
+    quarantine whose retry is not due)."""
+    stmt = (select(Contributor.address, Contributor.batched, Contributor.vouchered, Contributor.settled)
+            .where(Contributor.batched > Contributor.vouchered))
+    if not include_quarantined:
+        stmt = stmt.where(~quarantine.held_out())
+    rows = session.execute(stmt.order_by(Contributor.address).limit(limit)).all()
     return [Owed(a, int(b), int(v), int(s)) for a, b, v, s in rows]
 
 
@@ -588,16 +591,18 @@ def latest_voucher(session: Session, address: str) -> Voucher | None:
 
 def settle_candidates(
     session: Session, *, threshold: int, max_age_seconds: float | None = None,
-    now: datetime | None = None, limit: int = 100,
+    now: datetime | None = None, limit: int = 100, include_quarantined: bool = False,
 ) -> list[Owed]:
     """Contributors whose vouchered-but-unsettled amount reaches ``threshold`` (or whose oldest
-    unsettled voucher is older than ``max_age_seconds``)."""
-    rows = session.execute(
-        select(Contributor.address, Contributor.batched, Contributor.vouchered, Contributor.settled)
-        .where(Contributor.vouchered > Contributor.settled).order_by(Contributor.address)
-    ).all()
-    out = []
+    unsettled voucher is older than ``max_age_seconds``), leaving out payees in quarantine whose
+    retry is not due unless ``include_quarantined``."""
     now = now or utcnow()
+    stmt = (select(Contributor.address, Contributor.batched, Contributor.vouchered, Contributor.settled)
+            .where(Contributor.vouchered > Contributor.settled))
+    if not include_quarantined:
+        stmt = stmt.where(~quarantine.held_out(now))
+    rows = session.execute(stmt.order_by(Contributor.address)).all()
+    out = []
     for a, b, v, s in rows:
         due = v - s >= threshold
         if not due and max_age_seconds is not None:
@@ -754,12 +759,15 @@ class Totals:
     settlements_pending: int
     holds_open: int = 0  # answers being delivered whose price is held
     held: int = 0  # the base units those holds take from balances
+    payees_quarantined: int = 0  # payees whose payment failed, left out of the payout runs
+    quarantined_owed: int = 0  # what they are still owed (earned − settled), kept in the ledger
 
 
 def totals(session: Session) -> Totals:
     q = session.execute
     one = lambda stmt: int(q(stmt).scalar_one() or 0)
     holds_open, held = open_holds(session)
+    payees_quarantined, quarantined_owed = quarantine.summary(session)
     return Totals(
         debits=one(select(func.coalesce(func.sum(AnswerPayment.total), 0))),
         fees=one(select(func.coalesce(func.sum(AnswerPayment.fee), 0))),
@@ -775,4 +783,6 @@ def totals(session: Session) -> Totals:
         settlements_pending=one(select(func.count()).select_from(Settlement).where(Settlement.status == "pending")),
         holds_open=holds_open,
         held=held,
+        payees_quarantined=payees_quarantined,
+        quarantined_owed=quarantined_owed,
     )

@@ -14,6 +14,7 @@ from celery import Celery
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from payouts import quarantine
 from payouts.models import AnswerPayment, Credit, PayoutBatch, Settlement, Voucher
 
 
@@ -32,10 +33,19 @@ class LedgerFigures:
     settlements: dict[str, int] = field(default_factory=dict)
     settlement_gas: int = 0
     settled: int = 0
+    payees_quarantined: int = 0
+    quarantined_owed: int = 0
+    # (address, stage, code) of the first QUARANTINE_SERIES payees in quarantine: one series each
+    quarantined: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+# Per-payee series are bounded, so a flood of failing payees cannot blow up the scrape; the
+# totals above count them all, and `openchat payouts status` lists every one with its reason.
+QUARANTINE_SERIES = 100
 
 
 def ledger_figures(session: Session) -> LedgerFigures:
-    """The ledger's totals in five aggregate queries."""
+    """The ledger's totals in seven aggregate queries."""
     answers, debited, fees = session.execute(
         select(func.count(), func.coalesce(func.sum(AnswerPayment.total), 0),
                func.coalesce(func.sum(AnswerPayment.fee), 0))
@@ -58,10 +68,13 @@ def ledger_figures(session: Session) -> LedgerFigures:
         gas += int(gas_used)
         if status in ("confirmed", "reconciled"):
             settled += int(total)
+    held_out, owed = quarantine.summary(session)
+    listed = [(q["address"], q["stage"], q["code"]) for q in quarantine.quarantined(session, limit=QUARANTINE_SERIES)]
     return LedgerFigures(
         answers_paid=int(answers), debited=int(debited), fees=int(fees), credits=int(credits),
         credited=int(credited), batches=int(batches), batched=int(batched), vouchers=int(vouchers),
         settlements=by_status, settlement_gas=gas, settled=settled,
+        payees_quarantined=held_out, quarantined_owed=owed, quarantined=listed,
     )
 
 

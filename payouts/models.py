@@ -13,7 +13,8 @@ written in the same transaction) → ``batch_credits`` (the credit's one batch; 
 deleted in the same transaction) → ``payout_batches``
 / ``payout_batch_items`` (raise ``contributors.batched``, the cumulative amount owed) →
 ``vouchers`` (signed EIP-712 cumulative amount; ``contributors.vouchered``) →
-``settlements`` / ``settlement_items`` (on-chain pushes; ``contributors.settled``).
+``settlements`` / ``settlement_items`` (on-chain pushes; ``contributors.settled``). A payee
+whose payment fails is parked in ``payee_quarantine`` (no money moves) so nobody else waits.
 """
 
 from __future__ import annotations
@@ -256,6 +257,34 @@ class SettlementItem(Base):
     contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), index=True)
     cumulative_amount: Mapped[int] = mapped_column(Money)
     amount: Mapped[int] = mapped_column(Money)
+
+
+class PayeeQuarantine(Base):
+    """A payee whose payment failed inside a voucher or settlement run, kept out of those runs so
+    that everyone else is paid. No money moves: its credits stay owed (batched, not vouchered, or
+    vouchered, not settled) until it is released. ``status`` quarantined → released (by the
+    operator, or by the run that retried it after ``retry_at`` and paid it); NULL ``retry_at``:
+    only the operator releases it. One row per payee, kept after release (``failures`` counts on
+    and sets the next backoff)."""
+
+    __tablename__ = "payee_quarantine"
+    __table_args__ = (
+        CheckConstraint("status IN ('quarantined', 'released')", name="quarantine_status"),
+        CheckConstraint("stage IN ('voucher', 'settle')", name="quarantine_stage"),
+        CheckConstraint("failures >= 1", name="quarantine_failures"),
+    )
+
+    address: Mapped[str] = mapped_column(ForeignKey("contributors.address"), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    code: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(Integer)
+    first_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_failed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retry_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    released_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    released_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class JournalEntry(Base):

@@ -94,6 +94,15 @@ class PayoutsSettings(BaseSettings):
         description="Smallest deposit/top-up of a channel (fewer transactions for micro-payments).",
     )
     aggregate_max_credits: int = Field(default=200_000, gt=0, description="Credits per batch (one transaction).")
+    payee_retry_seconds: float = Field(
+        default=3_600.0, ge=0,
+        description="A quarantined payee (its payment failed) is retried automatically after this "
+        "many seconds, doubling after each further failure; 0: only `openchat payouts release`.",
+    )
+    payee_max_retries: int = Field(
+        default=5, ge=0,
+        description="Automatic retries of a quarantined payee before only the operator can release it.",
+    )
     anchor_interval: float = Field(
         default=300.0, gt=0, description="Seconds between beat runs of anchor_contributions (Merkle roots on chain)."
     )

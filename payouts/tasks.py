@@ -16,6 +16,12 @@ Idempotency, task by task:
   entries are cumulative and the contract skips any at or below what a channel already paid,
   so a retried or replayed push never pays twice; pending settlements left by a crash are
   reconciled against the channels' ``paid`` on chain at the start of the next run.
+
+One payee never stalls the others: in ``issue_vouchers`` and ``settle`` a payee whose address can
+never be paid, whose transaction reverts or whose data fails is quarantined (``payouts.quarantine``,
+with the reason) and the run goes on; a batched push that reverts is sent again without the payee
+the revert names. Only errors of the run itself (RPC, database; ``RETRY_ON`` but not a revert)
+abort it for Celery's retry. A quarantined payee's credits stay owed, untouched.
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from payouts import ledger
+from payouts import ledger, quarantine
 from payouts.chain import ChainClient, ChainError, ContractRevert, Deployment
+from payouts.ledger import LedgerError
+from payouts.payees import unpayable_reason
 from payouts.settings import PayoutsSettings
 
 log = logging.getLogger(__name__)
@@ -119,42 +127,100 @@ def run_aggregate(res: Resources, key: str | None = None) -> dict[str, int]:
     return out
 
 
+# A payee's own failure: the chain refused its transaction (the revert names why) or its data
+# cannot be sent (an amount out of range, a ledger refusal). It quarantines that payee and the
+# run goes on. Anything in RETRY_ON that is not a revert (RPC down, database gone, no receipt) is
+# the run's failure: raised, and Celery retries the task.
+PAYEE_ERRORS: tuple[type[Exception], ...] = (LedgerError, ValueError, TypeError, ArithmeticError)
+
+
+def _quarantine(res: Resources, address: str, stage: str, code: str, reason: str, *,
+                permanent: bool = False) -> quarantine.Quarantined:
+    with res.transaction() as s:
+        q = quarantine.quarantine(s, address, stage=stage, code=code, reason=reason,
+                                  retry_seconds=res.settings.payee_retry_seconds,
+                                  max_retries=res.settings.payee_max_retries, permanent=permanent)
+    log.warning("payee %s quarantined (%s, failure %d, retry %s): %s", address, stage, q.failures,
+                q.retry_at.isoformat() if q.retry_at else "by the operator only", q.reason)
+    return q
+
+
+def _unpayable(res: Resources, client: ChainClient, address: str, stage: str) -> bool:
+    """Quarantine ``address`` for good, sending nothing, if it can never be paid."""
+    found = unpayable_reason(address, client.known_addresses())
+    if found is None:
+        return False
+    code, why = found
+    _quarantine(res, address, stage, code, f"{address} can never be paid: it is {why}", permanent=True)
+    return True
+
+
+def _error_code(exc: BaseException) -> str:
+    return f"revert:{exc.name}" if isinstance(exc, ContractRevert) else f"error:{type(exc).__name__}"
+
+
 def run_issue_vouchers(res: Resources) -> dict[str, int]:
     """For every contributor owed more than their latest voucher: make sure their channel holds
     at least the new cumulative amount (open or top up, by at least ``channel_min_topup``),
-    then sign and store the voucher. Returns {"vouchers", "opened", "topped_up", "skipped"}."""
-    out = {"vouchers": 0, "opened": 0, "topped_up": 0, "skipped": 0}
+    then sign and store the voucher. A payee that can't be paid is quarantined and the others
+    go on. Returns {"vouchers", "opened", "topped_up", "skipped", "quarantined"}."""
+    out = {"vouchers": 0, "opened": 0, "topped_up": 0, "skipped": 0, "quarantined": 0}
     client = res.chain_client()
-    minimum = res.settings.channel_min_topup
+    with Session(res.db()) as s:
+        retrying = quarantine.due_retries(s)
+    tried: set[str] = set()  # one attempt per payee and run, however short its backoff
     while True:
         with Session(res.db()) as s:
             owed = ledger.owed_vouchers(s, limit=500)
-        owed = [o for o in owed if o.batched > o.vouchered]
+        owed = [o for o in owed if o.batched > o.vouchered and o.address not in tried]
         if not owed:
             return out
         progressed = False
         for o in owed:
-            cid = client.channel_id(o.address)
-            ch = client.get_channel(cid)
-            if not ch.exists or ch.status == "settled":  # (re-)open; deposits are cumulative
-                client.open_channel(o.address, max(o.batched - ch.deposited, minimum, 1))
-                out["opened"] += 1
-            elif ch.status != "open":
-                log.warning("channel of %s is %s: no voucher issued", o.address, ch.status)
-                out["skipped"] += 1
+            tried.add(o.address)
+            if _unpayable(res, client, o.address, "voucher"):
+                out["quarantined"] += 1
+                progressed = True
                 continue
-            elif ch.deposited < o.batched:
-                client.top_up(cid, max(o.batched - ch.deposited, minimum))
-                out["topped_up"] += 1
-            voucher = client.sign_voucher(cid, o.batched)
-            with res.transaction("issue_vouchers") as s:
-                if ledger.store_voucher(
-                    s, o.address, chain_id=voucher.chain_id, contract=voucher.contract,
-                    payer=client.hub.address, channel_id=voucher.channel_id,
-                    cumulative_amount=voucher.cumulative_amount, signature=voucher.signature,
-                ):
-                    out["vouchers"] += 1
-                    progressed = True
+            step = "get_channel"
+            try:
+                cid = client.channel_id(o.address)
+                ch = client.get_channel(cid)
+                if not ch.exists or ch.status == "settled":  # (re-)open; deposits are cumulative
+                    step = "open_channel"
+                    client.open_channel(o.address, max(o.batched - ch.deposited, res.settings.channel_min_topup, 1))
+                    out["opened"] += 1
+                elif ch.status != "open":
+                    log.warning("channel of %s is %s: no voucher issued", o.address, ch.status)
+                    out["skipped"] += 1
+                    continue
+                elif ch.deposited < o.batched:
+                    step = "top_up"
+                    client.top_up(cid, max(o.batched - ch.deposited, res.settings.channel_min_topup))
+                    out["topped_up"] += 1
+                step = "sign_voucher"
+                voucher = client.sign_voucher(cid, o.batched)
+                step = "store_voucher"
+                with res.transaction("issue_vouchers") as s:
+                    if ledger.store_voucher(
+                        s, o.address, chain_id=voucher.chain_id, contract=voucher.contract,
+                        payer=client.hub.address, channel_id=voucher.channel_id,
+                        cumulative_amount=voucher.cumulative_amount, signature=voucher.signature,
+                    ):
+                        out["vouchers"] += 1
+                        progressed = True
+                    if retrying.get(o.address) == "voucher":
+                        quarantine.resolve(s, o.address)
+            except ContractRevert as exc:
+                _quarantine(res, o.address, "voucher", _error_code(exc), f"{step} reverted: {exc}")
+            except RETRY_ON:
+                raise
+            except PAYEE_ERRORS as exc:
+                _quarantine(res, o.address, "voucher", _error_code(exc), f"{step} failed: {exc!r}")
+            else:
+                continue
+            out["quarantined"] += 1
+            progressed = True
         if not progressed:
             return out
 
@@ -187,8 +253,8 @@ def sync_paid_from_chain(res: Resources) -> int:
     ``claim``, or a push whose receipt was lost): settled := the channel's ``paid``. Returns how
     many contributors' settled amounts rose."""
     client = res.chain_client()
-    with Session(res.db()) as s:
-        unsettled = ledger.settle_candidates(s, threshold=1, limit=1_000_000)
+    with Session(res.db()) as s:  # quarantined payees too: reading a channel cannot fail for one
+        unsettled = ledger.settle_candidates(s, threshold=1, limit=1_000_000, include_quarantined=True)
     rose = 0
     for o in unsettled:
         paid = client.get_channel(client.channel_id(o.address)).paid
@@ -199,44 +265,88 @@ def sync_paid_from_chain(res: Resources) -> int:
 
 
 def run_settle(res: Resources, *, threshold: int | None = None) -> dict[str, int]:
-    """Push vouchered-but-unpaid amounts on chain, many channels per transaction.
-    Returns {"transactions", "channels", "amount", "reconciled", "synced"}."""
+    """Push vouchered-but-unpaid amounts on chain, many channels per transaction; a payee whose
+    entry makes the push revert is quarantined and the others are pushed without it.
+    Returns {"transactions", "channels", "amount", "reconciled", "synced", "quarantined"}."""
     settings = res.settings
     out = {"transactions": 0, "channels": 0, "amount": 0, "reconciled": reconcile_pending(res),
-           "synced": sync_paid_from_chain(res)}
+           "synced": sync_paid_from_chain(res), "quarantined": 0}
     client = res.chain_client()
     threshold = settings.settle_threshold if threshold is None else threshold
     with Session(res.db()) as s:
         due = ledger.settle_candidates(s, threshold=threshold, max_age_seconds=settings.settle_max_age_seconds,
                                        limit=10_000)
+        retrying = {a for a, stage in quarantine.due_retries(s).items() if stage == "settle"}
     for i in range(0, len(due), settings.push_batch_size):
         entries: list[tuple[str, int, int]] = []
         for o in due[i:i + settings.push_batch_size]:
+            if _unpayable(res, client, o.address, "settle"):
+                out["quarantined"] += 1
+                continue
             paid = client.get_channel(client.channel_id(o.address)).paid
             if paid >= o.vouchered:  # paid already (a claim, or a push whose receipt was lost)
                 with res.transaction() as s:
                     ledger.record_settled(s, o.address, paid, ref="chain")
+                    if o.address in retrying:
+                        quarantine.resolve(s, o.address)
                 continue
             entries.append((o.address, o.vouchered, o.vouchered - max(paid, o.settled)))
-        if not entries:
-            continue
-        with res.transaction() as s:
-            sid = ledger.begin_settlement(s, entries)
-        try:
-            receipt = client.push_payments([(a, c) for a, c, _ in entries])
-        except ContractRevert as exc:
-            with res.transaction() as s:
-                ledger.finish_settlement(s, sid, status="failed", error=str(exc)[:2000])
-            raise
-        with res.transaction("settle") as s:
-            ledger.finish_settlement(s, sid, status="confirmed", tx_hash=_tx_hash(receipt),
-                                     block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
-            for address, cumulative, _ in entries:
-                ledger.record_settled(s, address, cumulative, ref=_tx_hash(receipt))
-        out["transactions"] += 1
-        out["channels"] += len(entries)
-        out["amount"] += sum(n for _, _, n in entries)
+        _push_isolating(res, client, entries, out, retrying)
     return out
+
+
+def _push_isolating(res: Resources, client: ChainClient, entries: list[tuple[str, int, int]],
+                    out: dict[str, int], retrying: set[str]) -> None:
+    """Push ``entries`` in one transaction. When it reverts, the payee the revert names (its
+    channel id or address) is quarantined and the others are pushed again; a revert that names
+    nobody is retried one entry at a time, so only the failing ones are quarantined."""
+    while entries:
+        try:
+            _push(res, client, entries, out, retrying)
+            return
+        except ContractRevert as exc:
+            culprit = _culprit(client, exc, entries)
+            if culprit is None and len(entries) > 1:
+                for entry in entries:
+                    _push_isolating(res, client, [entry], out, retrying)
+                return
+            culprit = culprit or entries[0]
+            _quarantine(res, culprit[0], "settle", _error_code(exc), f"pushPayments reverted: {exc}")
+            out["quarantined"] += 1
+            entries = [e for e in entries if e is not culprit]
+
+
+def _culprit(client: ChainClient, exc: ContractRevert, entries: list[tuple[str, int, int]]
+             ) -> tuple[str, int, int] | None:
+    """The entry a revert's arguments name (e.g. ``InsufficientDeposit(channelId, ...)``,
+    ``ERC20InvalidReceiver(receiver)``), or None."""
+    named = {v for v in exc.args_dict.values() if isinstance(v, bytes | str)}
+    for entry in entries:
+        if entry[0] in named or client.channel_id(entry[0]) in named:
+            return entry
+    return None
+
+
+def _push(res: Resources, client: ChainClient, entries: list[tuple[str, int, int]], out: dict[str, int],
+          retrying: set[str]) -> None:
+    with res.transaction() as s:
+        sid = ledger.begin_settlement(s, entries)
+    try:
+        receipt = client.push_payments([(a, c) for a, c, _ in entries])
+    except ContractRevert as exc:
+        with res.transaction() as s:
+            ledger.finish_settlement(s, sid, status="failed", error=str(exc)[:2000])
+        raise
+    with res.transaction("settle") as s:
+        ledger.finish_settlement(s, sid, status="confirmed", tx_hash=_tx_hash(receipt),
+                                 block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
+        for address, cumulative, _ in entries:
+            ledger.record_settled(s, address, cumulative, ref=_tx_hash(receipt))
+            if address in retrying:
+                quarantine.resolve(s, address)
+    out["transactions"] += 1
+    out["channels"] += len(entries)
+    out["amount"] += sum(n for _, _, n in entries)
 
 
 # ---------------------------------------------------------------------- celery

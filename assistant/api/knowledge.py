@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from assistant.api.ids import MAX_ID, RowId
 from assistant.auth import Principal
 from assistant.errors import ApiError
+from assistant.payees import UnpayableAddress
 from assistant.ratelimit import read_key, write_key
 from retrieval.addresses import AddressError, checksum_address
 from retrieval.intake import IntakeReport
@@ -35,6 +36,16 @@ def _address(value: str, param: str = "contributor") -> str:
         return checksum_address(value)
     except AddressError as exc:
         raise ApiError(400, str(exc), "invalid_address", param) from None
+
+
+def _payee(request: Request, value: str, param: str = "contributor") -> str:
+    """A contribution's payout address: well-formed, and one the chain can ever pay."""
+    address = _address(value, param)
+    try:
+        return request.app.state.payees.check(address)
+    except UnpayableAddress as exc:
+        raise ApiError(400, f"contributor {exc}; choose an address you hold the key of. Nothing was stored.",
+                       "unpayable_address", param) from None
 
 
 class SnippetIn(BaseModel):
@@ -102,7 +113,7 @@ async def contribute_snippet(
     _: Annotated[Principal, Depends(write_key)],
 ) -> ContributionOut:
     """Add one snippet; an exact or near copy of stored text is refused with 409."""
-    contributor = _address(body.contributor)
+    contributor = _payee(request, body.contributor)
     limit = kb.settings.max_snippet_chars
     if len(body.text) > limit:
         raise ApiError(413, f"text is longer than {limit} characters; upload it as a data set", "text_too_long", "text")
@@ -131,7 +142,7 @@ async def upload_dataset(
     wait: Annotated[bool, Query(description="Answer when the data set is fully read, not at once.")] = False,
 ) -> JSONResponse:
     """Upload a data set; it is read in the background (poll GET /v1/datasets/{id}) unless wait=true."""
-    address = _address(contributor)
+    address = _payee(request, contributor)
     try:
         fmt = detect_format(file.filename, format)
         head = await file.read(8192)

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from eth_utils import to_checksum_address
 
 from tests.conftest import DEV_KEY, LiveServer, new_address
 
@@ -211,6 +212,30 @@ def test_dataset_needs_valid_contributor_and_file(api: LiveServer) -> None:
     assert_openai_error(upload(api, "a.txt", b"Some text.", "nobody"), 400, "invalid_address")
     with api.client() as c:
         assert_openai_error(c.post("/v1/datasets", data={"contributor": new_address()}), 400)
+
+
+HUB = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # the default hub key's address (anvil's first account)
+
+
+@pytest.mark.parametrize(("address", "why"), [
+    ("0x0000000000000000000000000000000000000000", "the zero address"),
+    (HUB, "the hub's own address"),
+    (HUB.lower(), "the hub's own address"),
+    ("0x0000000000000000000000000000000000000001", "the ecRecover precompile"),
+    ("0x0000000000000000000000000000000000000011", "the BLS12_MAP_FP2_TO_G2 precompile"),
+    ("0x0000000000000000000000000000000000000100", "the P256VERIFY precompile"),
+])
+def test_unpayable_contributors_are_refused_and_nothing_is_stored(api: LiveServer, address: str, why: str) -> None:
+    text = f"Basalt columns form as thick lava cools and contracts ({address[-6:]} {why})."
+    with api.client() as c:
+        err = assert_openai_error(c.post("/v1/contributions", json={"text": text, "contributor": address}),
+                                  400, "unpayable_address")
+    assert err["param"] == "contributor"
+    assert err["message"].startswith(f"contributor {to_checksum_address(address)} can never be paid: it is {why}")
+    assert err["message"].endswith("Nothing was stored.")
+    err = assert_openai_error(upload(api, "rows.jsonl", jsonl([{"text": text}]), address), 400, "unpayable_address")
+    assert why in err["message"] and err["param"] == "contributor"
+    assert search(api, "basalt columns lava", filters={"contributor": address}) == []
 
 
 def test_search_validation_and_filters(api: LiveServer) -> None:

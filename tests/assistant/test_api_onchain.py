@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -25,7 +26,7 @@ from payouts import anchoring, ledger
 from payouts.chain import ChainClient
 from payouts.deploy import ensure_deployment_for_settings
 from payouts.localchain import LocalChain, LocalChainError, find_anvil
-from payouts.models import ContributionAnchor
+from payouts.models import ContributionAnchor, Contributor
 from payouts.tasks import Resources, run_aggregate, run_issue_vouchers, run_settle
 from tests.conftest import DEV_KEY, LiveServer, start_server
 from tests.payouts.conftest import REDIS_URL, worker_argv
@@ -219,6 +220,45 @@ def test_anchor_survives_a_crash_after_sending_and_a_dropped_transaction(onchain
     with pytest.raises(ContractRevert) as err:
         client.anchor_root(root, 1)
     assert err.value.name == "DuplicateRoot"
+
+
+def test_unpayable_payees_are_refused_at_intake_and_quarantined_in_the_runs(onchain: ChainedApi) -> None:
+    """Intake refuses the deployment's own addresses (read from the deployment file); a credit
+    to one from before the check is quarantined by the runs, paid to nobody, and shown with its
+    reason in /metrics, while the honest contributor beside it is vouchered and settled."""
+    api, client, res = onchain.live, onchain.client, onchain.res
+    d = client.deployment
+    for address, why in ((d.token, "the payment token's contract"), (d.channels, "the PaymentChannels contract"),
+                         (d.registry, "the ContributionRegistry contract"), (d.hub, "the hub's own address")):
+        with api.client() as c:
+            resp = c.post("/v1/contributions", json={"text": f"Lichens are fungi living with algae ({why}).",
+                                                     "contributor": address.lower()})
+        assert resp.status_code == 400, resp.text
+        err = resp.json()["error"]
+        assert err["code"] == "unpayable_address" and err["param"] == "contributor"
+        assert err["message"].startswith(f"contributor {address} can never be paid: it is {why}")
+    honest = Account.create().address
+    with res.transaction() as s:  # an answer citing the hub's address and an honest contributor
+        ledger.deposit(s, "pre-check-asker", PRICE)
+        ledger.record_answer_payment(s, "pre-check-asker", "pre-check-" + uuid.uuid4().hex[:12], PRICE,
+                                     {d.hub: 1, honest: 1}, fee_bps=FEE * 10_000 // PRICE)
+    run_aggregate(res)
+    assert run_issue_vouchers(res)["quarantined"] == 1
+    run_settle(res, threshold=1)
+    with Session(res.db()) as s:
+        hub_row = s.get(Contributor, d.hub)
+        honest_row = s.get(Contributor, honest)
+        assert (hub_row.earned, hub_row.vouchered, hub_row.settled) == ((PRICE - FEE) // 2, 0, 0)
+        assert honest_row.settled == honest_row.earned == (PRICE - FEE) // 2
+        assert ledger.check_invariants(s) == []
+    assert client.token_balance(honest) == (PRICE - FEE) // 2
+    with api.client(None) as c:
+        text = c.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    (payee,) = [x for x in families["openchat_payee_quarantined"].samples if x.labels["address"] == d.hub]
+    assert payee.value == 1 and payee.labels == {"address": d.hub, "stage": "voucher", "reason": "hub_address"}
+    assert families["openchat_payees_quarantined"].samples[0].value >= 1
+    assert families["openchat_quarantined_owed_base_units"].samples[0].value >= (PRICE - FEE) // 2
 
 
 

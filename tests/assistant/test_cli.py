@@ -49,6 +49,11 @@ def test_ingest_refuses_bad_arguments(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "cannot tell the format" in proc.stderr
     proc = run_cli(["ingest", str(data), "--contributor", "0xnope"], tmp_path / "data")
     assert proc.returncode == 2 and "not an Ethereum address" in proc.stderr
+    for address, why in (("0x0000000000000000000000000000000000000000", "the zero address"),
+                         ("0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266", "the hub's own address"),
+                         ("0x0000000000000000000000000000000000000100", "the P256VERIFY precompile")):
+        proc = run_cli(["ingest", str(data), "--contributor", address], tmp_path / "data")
+        assert proc.returncode == 2 and f"can never be paid: it is {why}" in proc.stderr, proc.stderr
 
 
 def resume_rows(path: Path, n: int) -> Path:

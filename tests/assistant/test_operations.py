@@ -124,6 +124,8 @@ def test_metrics_count_requests_answers_credits_and_queue(api: LiveServer) -> No
         assert (name, ()) in after
     # The answer's price was held while it was delivered and settled by its record.
     assert value(after, "openchat_answer_holds_open") == 0 and value(after, "openchat_held_base_units") == 0
+    # No payee failed here: none is quarantined, and nothing is owed to one.
+    assert value(after, "openchat_payees_quarantined") == 0 and value(after, "openchat_quarantined_owed_base_units") == 0
     assert value(after, "openchat_scrape_error", source="database") == 0
     assert value(after, "openchat_scrape_error", source="broker") == 0
 
