@@ -155,6 +155,7 @@ class Supervisor:
     children: list[Child] = field(default_factory=list)
     chain: LocalChain | None = None
     _stopping: bool = False
+    _signal: str | None = None
     _lock_fd: int | None = None
 
     @property
@@ -170,7 +171,20 @@ class Supervisor:
         if self._stopping:
             return  # already stopping: a second Ctrl-C must not abort the orderly stop
         self._stopping = True
-        raise Shutdown(signal.Signals(signum).name)
+        self._signal = signal.Signals(signum).name
+        raise Shutdown(self._signal)
+
+    def _checkpoint(self) -> None:
+        """Raise the Shutdown of a signal again if it got lost: raised in the middle of a hook
+        whose exceptions Python ignores (e.g. logging's at-fork lock release while a child is
+        being started), it never reached run(), and the start went on with Ctrl-C ignored."""
+        if self._signal is not None:
+            raise Shutdown(self._signal)
+
+    def _step(self, line: str) -> None:
+        """Announce the next step of the start (a signal that got lost stops it first)."""
+        self._checkpoint()
+        self.out(line)
 
     def run(self) -> int:
         """Start everything and serve until a signal (exit 0) or a child's death (exit 1)."""
@@ -180,6 +194,7 @@ class Supervisor:
         try:
             self._lock_fd = self._lock()
             self._start()
+            self._checkpoint()
             self.out(f"OpenChat is up: {self.api_url}  (API docs {self.api_url}/docs; "
                      f"logs in {self.data_dir / 'logs'}; Ctrl-C stops everything)")
             while True:
@@ -234,7 +249,7 @@ class Supervisor:
         logs = self.data_dir / "logs"
         logs.mkdir(exist_ok=True)
         # Before any child: workers, beat and the API then find the schema at head (no races).
-        self.out("migrating the database")
+        self._step("migrating the database")
         engine = make_engine(settings.app.effective_database_url)
         migrate(engine)
         engine.dispose()
@@ -244,10 +259,10 @@ class Supervisor:
             self.chain = LocalChain(self.data_dir, port=p.anvil_port, hardfork=p.anvil_hardfork,
                                     state_interval=p.anvil_state_interval_seconds, anvil_bin=p.anvil_bin,
                                     keep_fds=self._keep_fds)
-            self.out(f"starting anvil (state {self.chain.state_file})")
+            self._step(f"starting anvil (state {self.chain.state_file})")
             self.chain.start()
             rpc_url = self.chain.rpc_url
-        self.out("deploying the contracts (or checking the recorded deployment)")
+        self._step("deploying the contracts (or checking the recorded deployment)")
         deployment = ensure_deployment_for_settings(settings.payouts, rpc_url=rpc_url)
         self.out(f"chain {rpc_url} (id {deployment.chain_id}): channels {deployment.channels}, "
                  f"token {deployment.token}, registry {deployment.registry}")
@@ -255,16 +270,16 @@ class Supervisor:
                "PYTHONUNBUFFERED": "1"}
         for name, argv in child_commands(settings).items():
             child = Child(name, argv, logs / f"{name}.log")
-            self.out(f"starting {name}")
+            self._step(f"starting {name}")
             child.start(env, self.repo_root, self._keep_fds)
             self.children.append(child)
             self._write_pids(rpc_url)
-        self.out(f"waiting for the API at {self.api_url}")
+        self._step(f"waiting for the API at {self.api_url}")
         chunks = self._wait_ready()
         if not settings.app.dev_api_key:
             log.warning("OPENCHAT_DEV_API_KEY is empty: no demo knowledge added")
         elif demo_pending(self.data_dir, chunks):
-            self.out("adding the demo knowledge")
+            self._step("adding the demo knowledge")
             try:
                 seeded = seed_demo(self.api_url, settings.app.dev_api_key, self.data_dir, chunks)
             except SeedError as exc:  # the system runs; the next start tries the rest again
@@ -303,6 +318,7 @@ class Supervisor:
         raise ChildDied(f"the API did not become healthy within {READY_TIMEOUT:.0f}s ({last})")
 
     def _check_children(self) -> None:
+        self._checkpoint()
         for child in self.children:
             code = child.exited()
             if code is not None:
