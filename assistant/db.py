@@ -79,6 +79,23 @@ def alembic_config(url: str) -> Config:
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (safe to run at every start)."""
     config = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            # pysqlite begins its implicit transaction only before INSERT/UPDATE/DELETE, so
+            # CREATE TABLE ran outside any transaction: a start killed mid-migration left half a
+            # schema without its alembic_version row, and every later start failed ("table ...
+            # already exists"). Without the implicit handling, our own BEGIN covers the DDL too.
+            level = driver.isolation_level
+            driver.isolation_level = None
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+            connection.commit()
+        finally:
+            if sqlite:
+                if driver.in_transaction:
+                    driver.rollback()
+                driver.isolation_level = level

@@ -5,7 +5,9 @@ anvil ships in the npm package ``@foundry-rs/anvil-linux-amd64`` (installed by
 on a free loopback port with ``--state`` persistence under ``<data_dir>/chain/``, waits until it
 answers JSON-RPC, and stops it cleanly (SIGTERM, so anvil writes its state on exit; the state is
 also dumped every ``state_interval`` seconds in case the process is killed hard). A lock file
-keeps two nodes from sharing one state file.
+keeps two nodes from sharing one state file: anvil inherits the locked descriptor, so the lock is
+held for as long as anvil runs, even if whoever started it is gone; and anvil gets SIGTERM when
+its starter dies (``payouts.lifetime``), so a hard kill of the starter leaves no node behind.
 
 ``python -m payouts.localchain`` runs the node in the foreground, deploys the contracts
 (``payouts.deploy``) and serves until interrupted.
@@ -27,6 +29,8 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from payouts.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +100,7 @@ class LocalChain:
         anvil_bin: Path | None = None,
         accounts: int = 10,
         startup_timeout: float = 30.0,
+        keep_fds: tuple[int, ...] = (),
     ):
         self.data_dir = Path(data_dir)
         self.chain_dir = self.data_dir / "chain"
@@ -108,6 +113,7 @@ class LocalChain:
         self.anvil_bin = anvil_bin
         self.accounts = accounts
         self.startup_timeout = startup_timeout
+        self.keep_fds = keep_fds  # descriptors anvil inherits besides its lock (e.g. a caller's lock)
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock_fd: int | None = None
@@ -148,17 +154,20 @@ class LocalChain:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
             os.close(fd)
             raise LocalChainError(
-                f"another local chain is running on {self.chain_dir} (lock held)"
+                f"another local chain is running on {self.chain_dir} (lock held"
+                f"{f' by pid {holder}' if holder.isdigit() else ''}); stop it first"
             ) from None
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
 
     def _release_lock(self) -> None:
+        # Close, never LOCK_UN: anvil shares the locked open file, and an anvil that did not
+        # stop must keep the lock (LOCK_UN would drop it for anvil too).
         if self._lock_fd is not None:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -180,7 +189,8 @@ class LocalChain:
                     last_error = exc
                     self._terminate()
             raise last_error or LocalChainError("anvil did not start")
-        except BaseException:
+        except BaseException:  # e.g. Ctrl-C while waiting for it: no anvil left behind
+            self._terminate()
             self._release_lock()
             raise
 
@@ -194,7 +204,12 @@ class LocalChain:
                 stdout=logf,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # terminal Ctrl-C goes to us; we stop it ourselves
+                pass_fds=(*([self._lock_fd] if self._lock_fd is not None else []), *self.keep_fds),
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 (called from the main thread)
             )
+        if self._lock_fd is not None:  # who holds the lock, for an operator reading it
+            os.ftruncate(self._lock_fd, 0)
+            os.pwrite(self._lock_fd, str(self._proc.pid).encode(), 0)
         self.port = port
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:

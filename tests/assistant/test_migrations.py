@@ -9,6 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
 
 from assistant.db import alembic_config, make_engine, migrate
 from tests.conftest import drop_postgres_database, postgres_database
@@ -51,3 +52,23 @@ def test_migrations_match_models(backend: str, tmp_path: Path) -> None:
         engine.dispose()
         if backend == "postgres":
             drop_postgres_database(url)
+
+
+def test_a_failed_migration_leaves_no_half_schema(tmp_path: Path) -> None:
+    """A start that dies mid-migration (here: revision 0005 fails on a table in its way) leaves
+    the SQLite schema as it was, so the next start migrates from scratch instead of failing on
+    tables an earlier revision had already created."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.sqlite3'}")
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE contribution_anchors (x INTEGER)")
+        with pytest.raises(Exception, match="contribution_anchors"):
+            migrate(engine)
+        assert set(inspect(engine).get_table_names()) == {"contribution_anchors"}
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE contribution_anchors")
+        migrate(engine)
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), declared_metadata()) == []
+    finally:
+        engine.dispose()

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from eth_account import Account
@@ -174,6 +179,36 @@ def test_local_chain_lock_and_clean_stop(tmp_path) -> None:
         os.kill(pid, 0)
     # the lock is released: the data dir can be used again
     with LocalChain(tmp_path, state_interval=0) as again:
+        assert again.running
+
+
+def test_anvil_dies_with_its_starter_and_holds_the_lock_till_then(tmp_path) -> None:
+    """A starter killed with SIGKILL (no cleanup at all) takes its anvil with it; the state-file
+    lock stays taken exactly as long as that anvil lives."""
+    code = ("import sys, time; from pathlib import Path; from payouts.localchain import LocalChain; "
+            "c = LocalChain(Path(sys.argv[1]), state_interval=0).start(); print(c.pid, flush=True); time.sleep(600)")
+    starter = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
+                               cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert starter.stdout is not None
+        anvil = int(starter.stdout.readline())
+        assert (tmp_path / "chain" / "anvil.lock").read_text() == str(anvil)
+        with pytest.raises(LocalChainError, match=f"lock held by pid {anvil}"):
+            LocalChain(tmp_path, state_interval=0).start()
+        os.kill(starter.pid, signal.SIGKILL)
+        starter.wait(timeout=10)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                os.kill(anvil, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, f"anvil {anvil} outlived its starter"
+            time.sleep(0.05)
+    finally:
+        starter.kill()
+        starter.wait()
+    with LocalChain(tmp_path, state_interval=0) as again:  # the lock went with that anvil
         assert again.running
 
 
