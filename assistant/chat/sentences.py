@@ -15,7 +15,8 @@ _ABBREVIATIONS = frozenset(
     [
         "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "mt", "ft", "gen", "col", "lt", "sgt",
         "capt", "gov", "sen", "rep", "rev", "fr", "vs", "etc", "e.g", "i.e", "al", "inc", "ltd",
-        "co", "corp", "no", "vol", "fig", "approx", "ca", "cf", "jan", "feb", "mar", "apr", "jun",
+        "co", "corp", "no", "nos", "vol", "vols", "op", "opp", "pp", "eds",
+        "fig", "approx", "ca", "cf", "jan", "feb", "mar", "apr", "jun",
         "jul", "aug", "sep", "sept", "oct", "nov", "dec", "u.s", "u.k", "u.n", "a.d", "b.c",
     ]
 )

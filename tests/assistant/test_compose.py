@@ -11,6 +11,7 @@ from assistant.chat.extractive import (
     ExtractiveResponder,
     Ranking,
     close_call,
+    quote,
     rival_document,
     states,
 )
@@ -162,7 +163,7 @@ def test_greetings_are_not_answers(responder: ExtractiveResponder) -> None:
 @pytest.mark.parametrize(
     "sentence",
     ["Thanks Nate!", "Good to see you!", "That's awesome!", "Hi Caroline!", "I love it!", "Yes.",
-     "How are you?", '"Is it true?"', "Do octopuses have blue blood?"],
+     "How are you?", '"Is it true?"', "Do octopuses have blue blood?", "Is it blue, right?"],
 )
 def test_states_is_false_for_questions_greetings_and_reactions(sentence: str) -> None:
     assert not states(sentence)
@@ -173,10 +174,30 @@ def test_states_is_false_for_questions_greetings_and_reactions(sentence: str) ->
     ["I adopted a puppy last week.", "Thanks Nate, I adopted a puppy!", "I love painting!",
      "An octopus has three hearts",
      # More than eight words always say something, even of friendly words.
-     "Hey Mel, it was so good to see you and the kids again at the lake house!"],
+     "Hey Mel, it was so good to see you and the kids again at the lake house!",
+     # A question tag asks for agreement: the sentence still says what it says.
+     "Sunflowers mean warmth and happiness, right?", "You got a new puppy, didn't you, no?"],
 )
 def test_states_is_true_for_statements(sentence: str) -> None:
     assert states(sentence)
+
+
+def test_a_short_message_is_quoted_whole_without_its_questions_and_greetings() -> None:
+    message = "Thanks, Caroline! I got promoted at work! I'm the assistant manager now. How about you?"
+    assert quote(message, ["I got promoted at work!"]) == "I got promoted at work! I'm the assistant manager now."
+
+
+def test_a_long_message_is_quoted_by_its_picked_sentences_and_the_one_after_each() -> None:
+    filler = " ".join(f"We walked past house number {n} on the long road." for n in range(1, 8))
+    message = f"I got promoted at work! I'm the assistant manager now. {filler}"
+    assert quote(message, ["I got promoted at work!"]) == "I got promoted at work! I'm the assistant manager now."
+
+
+def test_an_answer_from_a_message_quotes_the_sentence_after_the_one_that_matched(responder: ExtractiveResponder) -> None:
+    said = Passage("Guess what, Nate! I finally got promoted at work! I'm the assistant manager of the store now.",
+                   speaker="John", timestamp="2023-06-16T10:00")
+    a = responder.answer("What did John get promoted to?", [said])
+    assert "assistant manager" in a.text and a.text.endswith("[1]")
 
 
 def ranking(rows: list[tuple[int, str, float]]) -> Ranking:

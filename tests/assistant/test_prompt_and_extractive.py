@@ -47,6 +47,9 @@ def test_sources_are_dropped_last_first_when_even_they_do_not_fit() -> None:
 def test_sentence_splitter() -> None:
     assert split_sentences("The U.S. Army won in 1815. It cost $3.5 million! Was it? Dr. Who said so [2][3]. End.") == [
         "The U.S. Army won in 1815.", "It cost $3.5 million!", "Was it?", "Dr. Who said so [2][3].", "End."]
+    # Reference abbreviations before a number: "Op. 5" is one work, not a sentence end.
+    assert split_sentences("Vivaldi wrote a set of sonatas, Op. 5, in 1716. See pp. 12-14.") == [
+        "Vivaldi wrote a set of sonatas, Op. 5, in 1716.", "See pp. 12-14."]
 
 
 def test_cite_places_the_marker_before_the_full_stop() -> None:
