@@ -149,16 +149,20 @@ def release_cmd(args: argparse.Namespace) -> int:
 
 
 def reconcile_cmd(args: argparse.Namespace) -> int:
-    """Check the ledger against itself and the chain; exit 1 and list differences if any."""
-    from payouts.chain import ChainClient, Deployment
+    """Check the ledger against itself and each deployment on the chain; exit 1 and list differences if any."""
+    from payouts.chain import ChainClient, ChainError, Deployment
     from payouts.db import make_engine
     from payouts.reconcile import reconcile
 
     settings = _settings(args)
     client = None
     if settings.chain_rpc_url and not args.ledger_only:
-        client = ChainClient.connect(settings.chain_rpc_url, Deployment.load(settings.resolved_deployment_file),
-                                     settings.hub_private_key.get_secret_value())
+        try:
+            client = ChainClient.connect(settings.chain_rpc_url, Deployment.load(settings.resolved_deployment_file),
+                                         settings.hub_private_key.get_secret_value())
+        except (ChainError, OSError) as exc:  # another chain id, no deployment file
+            print(f"openchat payouts reconcile: the configured chain cannot be checked: {exc}", file=sys.stderr)
+            return 1
     engine = make_engine(settings.effective_database_url)
     with Session(engine) as s:
         report = reconcile(s, client)

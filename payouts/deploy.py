@@ -4,8 +4,11 @@
 committed artifacts, tops the hub's mock-stablecoin balance up to the configured amount, lets the
 channels contract pull the hub's tokens, and writes the addresses to the deployment JSON file.
 Run again against the same (persisted) chain it reuses the addresses after checking that the
-recorded code is still there; it redeploys only when the chain was reset (no code, another chain
-id) or the committed artifacts changed, and only when ``deploy_if_missing`` allows it.
+recorded code is still there and the block it was deployed in is the recorded one; it redeploys
+only when the chain was reset (no code, another chain id, another block at the deployment's
+height: a reset anvil redeploys at the same addresses) or the committed artifacts changed, and
+only when ``deploy_if_missing`` allows it. The ledger binds what it pays to the deployment
+(``payouts.deployments``), so a redeploy never pays again what an older one paid.
 
 ``python -m payouts.deploy`` does this for the configured settings (starting the embedded anvil
 for the duration when no ``OPENCHAT_CHAIN_RPC_URL`` is set).
