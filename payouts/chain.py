@@ -11,11 +11,12 @@ and arguments. Money is integer base units everywhere.
 from __future__ import annotations
 
 import ast
+import copy
 import json
 import os
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,10 @@ class Deployment:
     challenge_period: int
     deploy_block: int
     code_hashes: dict[str, str] = field(default_factory=dict)
+    # Hash of block ``deploy_block``: the chain state the contracts live in. A reset anvil
+    # redeploys at the SAME addresses (same hub key, same nonces), so chain id + address alone
+    # cannot tell the two deployments apart; this hash can. "" in files written before it.
+    deploy_block_hash: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -134,6 +139,21 @@ class Deployment:
     @classmethod
     def load(cls, path: Path) -> Deployment:
         return cls.from_json(path.read_text())
+
+
+@dataclass(frozen=True)
+class DeploymentKey:
+    """What a ledger amount is bound to: the PaymentChannels contract on one chain, in one chain
+    state (the hash of the deployment's block). Vouchers are cumulative per channel of ONE such
+    deployment; a channel of another deployment has paid nothing of them."""
+
+    chain_id: int
+    contract: str
+    deploy_block: int
+    deploy_block_hash: str
+
+    def label(self) -> str:
+        return f"chain {self.chain_id}, PaymentChannels {self.contract}, block {self.deploy_block} {self.deploy_block_hash[:10]}…"
 
 
 @dataclass(frozen=True)
@@ -362,6 +382,7 @@ class ChainClient:
         self.registry = w3.eth.contract(
             address=deployment.registry, abi=load_artifact("ContributionRegistry")["abi"]
         )
+        self._key: DeploymentKey | None = None
 
     @classmethod
     def connect(
@@ -383,6 +404,53 @@ class ChainClient:
     @property
     def chain_id(self) -> int:
         return self.sender.chain_id
+
+    def block_hash(self, number: int) -> str | None:
+        """0x-hash of block ``number`` on this node (None: the node has no such block)."""
+        try:
+            block = self.w3.eth.get_block(int(number))
+        except Exception:  # noqa: BLE001 - web3 raises BlockNotFound, providers differ
+            return None
+        return "0x" + bytes(block["hash"]).hex()
+
+    def deployment_key(self) -> DeploymentKey:
+        """The deployment this client pays on. Raises :class:`ChainError` when the node's block at
+        ``deploy_block`` is not the one the deployment file recorded (the chain was reset, or it
+        is another chain with the same id): paying there from this file would pay again."""
+        if self._key is None:
+            d = self.deployment
+            live = self.block_hash(d.deploy_block)
+            if live is None:
+                raise ChainError(f"the node has no block {d.deploy_block}, where the deployment file says the "
+                                 "contracts were deployed: the chain was reset; redeploy (python -m payouts.deploy)")
+            if d.deploy_block_hash and d.deploy_block_hash.lower() != live:
+                raise ChainError(f"block {d.deploy_block} on the node is {live}, the deployment file recorded "
+                                 f"{d.deploy_block_hash}: the chain was reset or is another chain; "
+                                 "redeploy (python -m payouts.deploy)")
+            self._key = DeploymentKey(self.chain_id, d.channels, d.deploy_block, live)
+        return self._key
+
+    def is_live(self, chain_id: int, contract: str, deploy_block: int | None, deploy_block_hash: str | None) -> bool:
+        """True when that deployment's PaymentChannels is on this node: same chain id, same block
+        hash at its deployment block, code at its address (its vouchers can still be cashed)."""
+        if chain_id != self.chain_id or deploy_block is None or not deploy_block_hash:
+            return False
+        if self.block_hash(deploy_block) != deploy_block_hash.lower():
+            return False
+        return bool(self.w3.eth.get_code(to_checksum_address(contract)))
+
+    def for_channels(self, contract: str) -> ChainClient:
+        """The same node, hub and transaction sender (one nonce sequence) on another
+        PaymentChannels contract: an older deployment on this chain whose vouchers are still
+        being paid."""
+        if to_checksum_address(contract) == self.deployment.channels:
+            return self
+        other = copy.copy(self)
+        other.deployment = replace(self.deployment, channels=to_checksum_address(contract))
+        other.channels = self.w3.eth.contract(
+            address=other.deployment.channels, abi=load_artifact("PaymentChannels")["abi"])
+        other._key = None
+        return other
 
     def known_addresses(self) -> dict[str, str]:
         """The deployment's addresses plus the payer actually signing (the hub key in use)."""

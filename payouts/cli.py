@@ -1,4 +1,4 @@
-"""``openchat payouts status|reconcile|release`` (also ``python -m payouts.cli ...``).
+"""``openchat payouts status|reconcile|release|retire`` (also ``python -m payouts.cli ...``).
 
 Wire into the main CLI with ``payouts.cli.add_parser(subparsers)``.
 """
@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from payouts import ledger, quarantine
+from payouts import deployments, ledger, quarantine
 from payouts.settings import PayoutsSettings
 
 
@@ -34,6 +34,7 @@ def status(args: argparse.Namespace) -> int:
         begin_snapshot(s)  # totals from separate statements must add up on a running system
         totals = asdict(ledger.totals(s))
         held_out = quarantine.quarantined(s)
+        per_deployment = deployments.figures(s)
         if args.contributor:
             from payouts.models import Contributor
 
@@ -44,12 +45,14 @@ def status(args: argparse.Namespace) -> int:
                 "quarantine": next((q for q in held_out if q["address"] == c.address), None)}
     engine.dispose()
     totals["quarantined"] = held_out
+    totals["deployments"] = per_deployment
     if args.json:
         print(json.dumps(totals, indent=2))
         return 0
     for key, value in totals.items():
-        if key != "quarantined":
+        if key not in ("quarantined", "deployments"):
             print(f"{key:>20}  {value}")
+    _print_deployments(per_deployment)
     if held_out:
         print("quarantined payees (left out of voucher and settlement runs; "
               "release with `openchat payouts release ADDRESS`):")
@@ -57,6 +60,62 @@ def status(args: argparse.Namespace) -> int:
         retry = f"retry after {q['retry_at']}" if q["retry_at"] else "operator release only"
         print(f"  {q['address']}  {q['stage']}  {q['code']}  failures {q['failures']}  owed {q['owed']}  {retry}")
         print(f"    {q['reason']}")
+    return 0
+
+
+def _print_deployments(rows: list[dict]) -> None:  # type: ignore[type-arg]
+    if not rows:
+        return
+    print("deployments (amounts of each one's channels; a new deployment pays only what is still owed):")
+    for d in rows:
+        block = f"block {d['deploy_block']} {d['deploy_block_hash']}" if d["deploy_block_hash"] else "block unknown"
+        state = ["retired"] if d["retired"] else []
+        if d.get("checked"):
+            state.append(d["checked"])
+        print(f"  #{d['id']}  chain {d['chain_id']}  PaymentChannels {d['contract']}  {block}"
+              + (f"  ({', '.join(state)})" if state else ""))
+        print(f"    channels {d['channels']}  vouchered {d['vouchered']}  settled {d['settled']}  "
+              f"outstanding {d['outstanding']}  returned to owed {d['returned_to_owed']}")
+
+
+def retire_cmd(args: argparse.Namespace) -> int:
+    """Return a gone deployment's unsettled vouchers to owed, exactly once; refused while the
+    configured node still has its contract (they can be claimed there)."""
+    from payouts.chain import ChainClient, Deployment
+    from payouts.db import make_engine
+
+    settings = _settings(args)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as s:
+            row = next((d for d in deployments.all_deployments(s) if d.id == args.deployment), None)
+        if row is None:
+            print(f"openchat payouts retire: no deployment #{args.deployment} in the ledger "
+                  "(`openchat payouts status` lists them)", file=sys.stderr)
+            return 2
+        if settings.chain_rpc_url:
+            client = ChainClient.connect(settings.chain_rpc_url, Deployment.load(settings.resolved_deployment_file),
+                                         settings.hub_private_key.get_secret_value())
+            if client.is_live(row.chain_id, row.contract, row.deploy_block, row.deploy_block_hash):
+                print(f"openchat payouts retire: {row.label()} is on the configured node: its vouchers can still "
+                      "be claimed there (and the settlement run pays them); nothing retired", file=sys.stderr)
+                return 1
+        elif not args.no_chain:
+            print("openchat payouts retire: no chain configured (OPENCHAT_CHAIN_RPC_URL) to check that "
+                  f"{row.label()} is gone; pass --no-chain to retire it on your word", file=sys.stderr)
+            return 2
+        with Session(engine) as s, s.begin():
+            returned = deployments.retire(s, row.id, by=args.note or "operator")
+    finally:
+        engine.dispose()
+    if returned is None:
+        out = {"deployment": row.id, "retired": False, "returned_to_owed": {}}
+        message = f"{row.label()} was already retired: nothing returned"
+    else:
+        out = {"deployment": row.id, "retired": True, "returned_to_owed": returned}
+        message = (f"retired {row.label()}: {sum(returned.values())} base units returned to owed "
+                   f"for {len(returned)} payee(s); the next voucher run vouchers them on the configured deployment")
+    print(json.dumps(out, indent=2) if args.json else message)
     return 0
 
 
@@ -90,16 +149,20 @@ def release_cmd(args: argparse.Namespace) -> int:
 
 
 def reconcile_cmd(args: argparse.Namespace) -> int:
-    """Check the ledger against itself and the chain; exit 1 and list differences if any."""
-    from payouts.chain import ChainClient, Deployment
+    """Check the ledger against itself and each deployment on the chain; exit 1 and list differences if any."""
+    from payouts.chain import ChainClient, ChainError, Deployment
     from payouts.db import make_engine
     from payouts.reconcile import reconcile
 
     settings = _settings(args)
     client = None
     if settings.chain_rpc_url and not args.ledger_only:
-        client = ChainClient.connect(settings.chain_rpc_url, Deployment.load(settings.resolved_deployment_file),
-                                     settings.hub_private_key.get_secret_value())
+        try:
+            client = ChainClient.connect(settings.chain_rpc_url, Deployment.load(settings.resolved_deployment_file),
+                                         settings.hub_private_key.get_secret_value())
+        except (ChainError, OSError) as exc:  # another chain id, no deployment file
+            print(f"openchat payouts reconcile: the configured chain cannot be checked: {exc}", file=sys.stderr)
+            return 1
     engine = make_engine(settings.effective_database_url)
     with Session(engine) as s:
         report = reconcile(s, client)
@@ -111,6 +174,7 @@ def reconcile_cmd(args: argparse.Namespace) -> int:
         for key in ("contributors", "channels", "ledger_vouchered", "ledger_settled", "chain_deposited", "chain_paid",
                     "pending_settlements"):
             print(f"{key:>18}  {out[key]}")
+        _print_deployments(report.deployments)
         print("OK: ledger and chain agree" if report.ok else f"{len(report.problems)} difference(s):")
         for p in report.problems:
             print(f"  - {p}")
@@ -118,8 +182,9 @@ def reconcile_cmd(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    """Add ``payouts status``, ``payouts reconcile`` and ``payouts release`` to a CLI's subcommands."""
-    p = subparsers.add_parser("payouts", help="payout ledger: status, reconcile with the chain, release payees")
+    """Add ``payouts status``, ``reconcile``, ``release`` and ``retire`` to a CLI's subcommands."""
+    p = subparsers.add_parser("payouts", help="payout ledger: status, reconcile with the chain, release payees, "
+                              "retire a gone deployment")
     sub = p.add_subparsers(dest="payouts_command", required=True)
     st = sub.add_parser("status", help="ledger totals (and one contributor's amounts)")
     st.add_argument("--contributor", help="a payout address")
@@ -132,7 +197,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     rl.add_argument("--all", action="store_true", help="release every quarantined payee")
     rl.add_argument("--note", help="who or why, recorded as released_by (default: operator)")
     rl.set_defaults(func=release_cmd)
-    for q in (st, rc, rl):
+    rt = sub.add_parser("retire", help="return a gone deployment's unsettled vouchers to owed (once)")
+    rt.add_argument("deployment", type=int, metavar="ID", help="the deployment's id (`payouts status` lists them)")
+    rt.add_argument("--note", help="who or why, recorded as retired_by (default: operator)")
+    rt.add_argument("--no-chain", action="store_true",
+                    help="no chain is configured: retire without checking that its contract is gone")
+    rt.set_defaults(func=retire_cmd)
+    for q in (st, rc, rl, rt):
         q.add_argument("--json", action="store_true")
         q.add_argument("--database-url", help="default: OPENCHAT_DATABASE_URL or the SQLite file")
     return p

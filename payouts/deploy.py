@@ -4,8 +4,11 @@
 committed artifacts, tops the hub's mock-stablecoin balance up to the configured amount, lets the
 channels contract pull the hub's tokens, and writes the addresses to the deployment JSON file.
 Run again against the same (persisted) chain it reuses the addresses after checking that the
-recorded code is still there; it redeploys only when the chain was reset (no code, another chain
-id) or the committed artifacts changed, and only when ``deploy_if_missing`` allows it.
+recorded code is still there and the block it was deployed in is the recorded one; it redeploys
+only when the chain was reset (no code, another chain id, another block at the deployment's
+height: a reset anvil redeploys at the same addresses) or the committed artifacts changed, and
+only when ``deploy_if_missing`` allows it. The ledger binds what it pays to the deployment
+(``payouts.deployments``), so a redeploy never pays again what an older one paid.
 
 ``python -m payouts.deploy`` does this for the configured settings (starting the embedded anvil
 for the duration when no ``OPENCHAT_CHAIN_RPC_URL`` is set).
@@ -13,6 +16,7 @@ for the duration when no ``OPENCHAT_CHAIN_RPC_URL`` is set).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -58,6 +62,13 @@ def check_deployment(w3: Web3, deployment: Deployment) -> list[str]:
     chain_id = w3.eth.chain_id
     if deployment.chain_id != chain_id:
         return [f"deployment is for chain {deployment.chain_id}, node is chain {chain_id}"]
+    if deployment.deploy_block_hash:
+        live = _block_hash(w3, deployment.deploy_block)
+        if live != deployment.deploy_block_hash.lower():
+            # a reset chain: the same hub redeploys at the same addresses, so code being there
+            # proves nothing; the block the contracts were deployed in does
+            return [f"block {deployment.deploy_block} is {live or 'missing'} on the node, the deployment "
+                    f"recorded {deployment.deploy_block_hash}: the chain was reset"]
     for name in CONTRACT_NAMES:
         address = getattr(deployment, _ROLE[name])
         code = bytes(w3.eth.get_code(address))
@@ -71,6 +82,13 @@ def check_deployment(w3: Web3, deployment: Deployment) -> list[str]:
         if artifact and artifact != artifact_fingerprint(name):
             problems.append(f"{name} artifact changed since deployment")
     return problems
+
+
+def _block_hash(w3: Web3, number: int) -> str | None:
+    try:
+        return "0x" + bytes(w3.eth.get_block(number)["hash"]).hex()
+    except Exception:  # noqa: BLE001 - web3 raises BlockNotFound, providers differ
+        return None
 
 
 def fund_hub(client: ChainClient, funding_amount: int) -> None:
@@ -111,6 +129,7 @@ def deploy_all(w3: Web3, hub: LocalAccount, challenge_period: int) -> Deployment
         challenge_period=challenge_period,
         deploy_block=first_block,
         code_hashes=code_hashes,
+        deploy_block_hash="0x" + bytes(receipt["blockHash"]).hex(),
     )
 
 
@@ -133,6 +152,11 @@ def ensure_deployment(
         if not problems:
             deployment = recorded
             log.info("reusing deployment %s on chain %d", deployment_file, recorded.chain_id)
+            if not recorded.deploy_block_hash:  # a file from before the hash was recorded
+                live = _block_hash(w3, recorded.deploy_block)
+                if live:
+                    deployment = dataclasses.replace(recorded, deploy_block_hash=live)
+                    deployment.save(deployment_file)
             live_period = int(
                 w3.eth.contract(
                     address=recorded.channels, abi=load_artifact("PaymentChannels")["abi"]

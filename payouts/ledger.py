@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,8 +35,10 @@ from payouts.models import (
     Contributor,
     Credit,
     JournalEntry,
+    PayeeChannel,
     PayoutBatch,
     PayoutBatchItem,
+    PayoutDeployment,
     Settlement,
     SettlementItem,
     UnbatchedCredit,
@@ -542,87 +544,123 @@ def owed_vouchers(session: Session, limit: int = 1_000, *, include_quarantined: 
 
 
 def store_voucher(
-    session: Session, address: str, *, chain_id: int, contract: str, payer: str,
+    session: Session, address: str, *, deployment_id: int, chain_id: int, contract: str, payer: str,
     channel_id: bytes, cumulative_amount: int, signature: bytes,
 ) -> bool:
-    """Store a signed voucher and raise the contributor's vouchered amount (never lowers it,
-    never above what was batched). Storing the same (contract, channel, amount) twice is a
-    no-op. Returns True when the vouchered amount rose."""
+    """Store a signed voucher for the payee's channel on a deployment (bound first with
+    ``deployments.bind_channel``). ``cumulative_amount`` is the CHANNEL's: the contributor's
+    vouchered amount rises by what it adds to the channel's previous voucher, never above what was
+    batched; the same (deployment, channel, amount) again is a no-op. True when it rose."""
     address = checksum(address)
     _int(cumulative_amount, "cumulative_amount")
+    cid = "0x" + bytes(channel_id).hex()
     row = {
-        "contributor": address, "chain_id": chain_id, "contract": checksum(contract),
-        "payer": checksum(payer), "channel_id": "0x" + bytes(channel_id).hex(),
-        "cumulative_amount": cumulative_amount, "signature": "0x" + bytes(signature).hex(),
-        "created_at": utcnow()}
+        "contributor": address, "deployment_id": deployment_id, "chain_id": chain_id, "contract": checksum(contract),
+        "payer": checksum(payer), "channel_id": cid, "cumulative_amount": cumulative_amount,
+        "signature": "0x" + bytes(signature).hex(), "created_at": utcnow()}
+    ch = session.execute(select(PayeeChannel.id, PayeeChannel.contributor, PayeeChannel.vouchered)
+                         .where(PayeeChannel.deployment_id == deployment_id, PayeeChannel.channel_id == cid)).one_or_none()
+    if ch is None or ch[1] != address:
+        raise LedgerError(f"no channel {cid} of {address} on deployment #{deployment_id}: bind it first")
+    rise = cumulative_amount - int(ch[2])
+    if rise <= 0:
+        if rise == 0:
+            _insert_ignore(session, Voucher.__table__, [row])  # same voucher again: idempotent
+        return False
     before = session.scalar(select(Contributor.vouchered).where(Contributor.address == address))
     raised = None
-    if before is not None:  # compare-and-set from the value read: the journal's delta is exact
+    if before is not None:  # compare-and-set from the values read: the journal's delta is exact
         raised = session.execute(
             update(Contributor)
             .where(Contributor.address == address, Contributor.vouchered == before,
-                   Contributor.vouchered < cumulative_amount, Contributor.batched >= cumulative_amount)
-            .values(vouchered=cumulative_amount).returning(Contributor.vouchered)
+                   Contributor.batched >= before + rise)
+            .values(vouchered=before + rise).returning(Contributor.vouchered)
             .execution_options(synchronize_session=False)
         ).scalar_one_or_none()
     if raised is None:
-        current = session.execute(select(Contributor.batched, Contributor.vouchered)
-                                  .where(Contributor.address == address)).one_or_none()
-        if current is None or cumulative_amount > current[0]:
+        batched = session.scalar(select(Contributor.batched).where(Contributor.address == address))
+        if batched is None or before is None or before + rise > batched:
             raise LedgerError(f"voucher of {cumulative_amount} for {address} exceeds what was batched")
-        if cumulative_amount == current[1]:
-            _insert_ignore(session, Voucher.__table__, [row])  # same voucher again: idempotent
-        return False
+        return False  # another run raised it meanwhile
+    moved = session.execute(
+        update(PayeeChannel).where(PayeeChannel.id == ch[0], PayeeChannel.vouchered == ch[2])
+        .values(vouchered=cumulative_amount).returning(PayeeChannel.id)
+        .execution_options(synchronize_session=False)).scalar_one_or_none()
+    if moved is None:  # the channel moved under us: undo by failing the caller's transaction
+        raise LedgerError(f"channel {cid} of {address} changed while its voucher was stored")
     _insert_ignore(session, Voucher.__table__, [row])
     _journal(session, [{"holder": f"contributor:{address}", "kind": "vouchered",
-                        "delta": cumulative_amount - int(before), "balance_after": cumulative_amount,
-                        "ref": "0x" + bytes(channel_id).hex()}])
+                        "delta": rise, "balance_after": int(before) + rise, "ref": cid}])
     return True
 
 
 def latest_voucher(session: Session, address: str) -> Voucher | None:
+    """The payee's newest voucher (on the deployment vouchered last)."""
     return session.scalar(
         select(Voucher).where(Voucher.contributor == checksum(address))
-        .order_by(Voucher.cumulative_amount.desc()).limit(1))
+        .order_by(Voucher.id.desc()).limit(1))
 
 
 # ------------------------------------------------------------------- settlement
 
 
+@dataclass(frozen=True)
+class ChannelOwed:
+    """A channel whose vouchers are not all paid, in the channel's cumulative amounts."""
+
+    address: str
+    deployment_id: int
+    channel_id: str
+    vouchered: int  # the latest voucher (less any part returned to owed)
+    settled: int  # its ``paid`` as the ledger last recorded it
+
+    @property
+    def channel_bytes(self) -> bytes:
+        return bytes.fromhex(self.channel_id.removeprefix("0x"))
+
+
 def settle_candidates(
     session: Session, *, threshold: int, max_age_seconds: float | None = None,
     now: datetime | None = None, limit: int = 100, include_quarantined: bool = False,
-) -> list[Owed]:
-    """Contributors whose vouchered-but-unsettled amount reaches ``threshold`` (or whose oldest
-    unsettled voucher is older than ``max_age_seconds``), leaving out payees in quarantine whose
-    retry is not due unless ``include_quarantined``."""
+    deployment_ids: Collection[int] | None = None,
+) -> list[ChannelOwed]:
+    """Channels (of ``deployment_ids``, default all) whose vouchered-but-unsettled amount reaches
+    ``threshold`` (or whose oldest unsettled voucher is older than ``max_age_seconds``), leaving
+    out payees in quarantine whose retry is not due unless ``include_quarantined``."""
+    C = PayeeChannel
     now = now or utcnow()
-    stmt = (select(Contributor.address, Contributor.batched, Contributor.vouchered, Contributor.settled)
-            .where(Contributor.vouchered > Contributor.settled))
+    stmt = (select(C.contributor, C.deployment_id, C.channel_id, C.vouchered - C.retired, C.settled)
+            .join(Contributor, Contributor.address == C.contributor)
+            .where(C.vouchered - C.retired > C.settled))
+    if deployment_ids is not None:
+        stmt = stmt.where(C.deployment_id.in_(list(deployment_ids)))
     if not include_quarantined:
         stmt = stmt.where(~quarantine.held_out(now))
-    rows = session.execute(stmt.order_by(Contributor.address)).all()
+    rows = session.execute(stmt.order_by(C.deployment_id, C.contributor)).all()
     out = []
-    for a, b, v, s in rows:
+    for a, did, cid, v, s in rows:
         due = v - s >= threshold
         if not due and max_age_seconds is not None:
             oldest = session.scalar(select(func.min(Voucher.created_at)).where(
-                Voucher.contributor == a, Voucher.cumulative_amount > s))
+                Voucher.deployment_id == did, Voucher.channel_id == cid, Voucher.cumulative_amount > s))
             if oldest is not None:
                 if oldest.tzinfo is None:
                     oldest = oldest.replace(tzinfo=now.tzinfo)
                 due = (now - oldest).total_seconds() >= max_age_seconds
         if due:
-            out.append(Owed(a, int(b), int(v), int(s)))
+            out.append(ChannelOwed(a, int(did), cid, int(v), int(s)))
         if len(out) >= limit:
             break
     return out
 
 
-def begin_settlement(session: Session, entries: list[tuple[str, int, int]]) -> int:
-    """Record the intent to push (contributor, cumulative, new amount) entries; returns its id.
-    Committed BEFORE the transaction is sent, so a crash leaves a trace to reconcile."""
-    s = Settlement(status="pending", total=sum(e[2] for e in entries))
+def begin_settlement(session: Session, entries: list[tuple[str, int, int]], *, deployment_id: int,
+                     chain_id: int, contract: str) -> int:
+    """Record the intent to push (contributor, channel cumulative, new amount) entries on a
+    deployment; returns its id. Committed BEFORE the transaction is sent, so a crash leaves a
+    trace to reconcile."""
+    s = Settlement(status="pending", total=sum(e[2] for e in entries), deployment_id=deployment_id,
+                   chain_id=chain_id, contract=checksum(contract))
     session.add(s)
     session.flush()
     session.execute(insert(SettlementItem), [
@@ -640,35 +678,44 @@ def finish_settlement(
         error=error, finished_at=utcnow()).execution_options(synchronize_session=False))
 
 
-def record_settled(session: Session, address: str, paid: int, *, ref: str | None = None) -> bool:
-    """Raise a contributor's settled amount to what its channel has paid on chain (capped at
-    what was vouchered; never lowered). Returns True when it rose."""
-    address = checksum(address)
-    row = session.execute(
-        select(Contributor.settled, Contributor.vouchered).where(Contributor.address == address)
-    ).one_or_none()
+def record_settled(session: Session, deployment_id: int, channel_id: bytes | str, paid: int, *,
+                   ref: str | None = None) -> bool:
+    """Raise a channel's settled amount to what it has paid on chain (capped at its voucher less
+    any part returned to owed; never lowered) and the contributor's by the same rise. Returns
+    True when it rose."""
+    C = PayeeChannel
+    cid = channel_id if isinstance(channel_id, str) else "0x" + bytes(channel_id).hex()
+    row = session.execute(select(C.id, C.contributor, C.settled, C.vouchered - C.retired)
+                          .where(C.deployment_id == deployment_id, C.channel_id == cid)).one_or_none()
     if row is None:
         return False
-    target = min(int(paid), int(row[1]))
+    chan_id, address, settled, cap = row
+    target = min(int(paid), int(cap))
+    if target <= settled:
+        return False
     res = session.execute(
-        update(Contributor).where(Contributor.address == address, Contributor.settled < target)
-        .values(settled=target).returning(Contributor.settled)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
+        update(C).where(C.id == chan_id, C.settled == settled).values(settled=target).returning(C.id)
+        .execution_options(synchronize_session=False)).scalar_one_or_none()
     if res is None:
         return False
+    delta = target - int(settled)
+    after = session.execute(
+        update(Contributor).where(Contributor.address == address).values(settled=Contributor.settled + delta)
+        .returning(Contributor.settled).execution_options(synchronize_session=False)).scalar_one()
     _journal(session, [{"holder": f"contributor:{address}", "kind": "settled",
-                        "delta": target - int(row[0]), "balance_after": target, "ref": ref}])
+                        "delta": delta, "balance_after": int(after), "ref": ref}])
     return True
 
 
-def pending_settlements(session: Session) -> list[tuple[int, list[tuple[str, int]]]]:
-    ids = list(session.scalars(select(Settlement.id).where(Settlement.status == "pending").order_by(Settlement.id)))
+def pending_settlements(session: Session) -> list[tuple[int, int | None, list[tuple[str, int]]]]:
+    """(settlement id, deployment id, [(contributor, channel cumulative)]) of pending settlements."""
+    found = session.execute(select(Settlement.id, Settlement.deployment_id)
+                            .where(Settlement.status == "pending").order_by(Settlement.id)).all()
     out = []
-    for sid in ids:
+    for sid, did in found:
         items = session.execute(select(SettlementItem.contributor, SettlementItem.cumulative_amount)
                                 .where(SettlementItem.settlement_id == sid)).all()
-        out.append((sid, [(a, int(c)) for a, c in items]))
+        out.append((sid, did, [(a, int(c)) for a, c in items]))
     return out
 
 
@@ -721,17 +768,43 @@ def check_invariants(session: Session) -> list[str]:
     batched = dict(q(select(Credit.contributor, func.sum(Credit.amount))
                      .join(BatchCredit, BatchCredit.credit_id == Credit.id).group_by(Credit.contributor)).all())
     items = dict(q(select(PayoutBatchItem.contributor, func.sum(PayoutBatchItem.amount)).group_by(PayoutBatchItem.contributor)).all())
-    top_voucher = dict(q(select(Voucher.contributor, func.max(Voucher.cumulative_amount)).group_by(Voucher.contributor)).all())
+    # vouchered and settled are the sums over the payee's channels, each on one deployment
+    cv, cs = func.sum(PayeeChannel.vouchered - PayeeChannel.opening_paid - PayeeChannel.retired), \
+        func.sum(PayeeChannel.settled - PayeeChannel.opening_paid)
+    by_channels = {a: (int(v), int(s)) for a, v, s in q(
+        select(PayeeChannel.contributor, cv, cs).group_by(PayeeChannel.contributor)).all()}
     for a, e, b, v, s in q(select(Contributor.address, Contributor.earned, Contributor.batched,
                                   Contributor.vouchered, Contributor.settled)).all():
         if int(earned.get(a, 0)) != e:
             problems.append(f"{a}: earned {e} != Σ credits {earned.get(a, 0)}")
         if int(batched.get(a, 0)) != b or int(items.get(a, 0)) != b:
             problems.append(f"{a}: batched {b} != Σ batched credits {batched.get(a, 0)} / items {items.get(a, 0)}")
-        if int(top_voucher.get(a, 0)) != v:
-            problems.append(f"{a}: vouchered {v} != latest voucher {top_voucher.get(a, 0)}")
+        chan_v, chan_s = by_channels.get(a, (0, 0))
+        if chan_v != v:
+            problems.append(f"{a}: vouchered {v} != Σ over its channels {chan_v}")
+        if chan_s != s:
+            problems.append(f"{a}: settled {s} != Σ over its channels {chan_s}")
         if not (e >= b >= v >= s >= 0):
             problems.append(f"{a}: amounts out of order earned {e} batched {b} vouchered {v} settled {s}")
+    # each channel's vouchered amount is its latest voucher (or its opening, before any)
+    top = {(d, c): int(m) for d, c, m in q(select(Voucher.deployment_id, Voucher.channel_id,
+                                                  func.max(Voucher.cumulative_amount))
+                                           .group_by(Voucher.deployment_id, Voucher.channel_id)).all()}
+    for did, cid, a, o, v in q(select(PayeeChannel.deployment_id, PayeeChannel.channel_id, PayeeChannel.contributor,
+                                      PayeeChannel.opening_paid, PayeeChannel.vouchered)).all():
+        if top.get((did, cid), int(o)) != int(v):
+            problems.append(f"{a}: channel {cid} of deployment #{did} vouchered {v} != latest voucher "
+                            f"{top.get((did, cid), 0)}")
+    known = {(d, c) for d, c in q(select(PayeeChannel.deployment_id, PayeeChannel.channel_id)).all()}
+    for did, cid in sorted(set(top) - known):
+        problems.append(f"vouchers of channel {cid} on deployment #{did} belong to no channel of the ledger")
+    # a voucher is recorded under the chain and contract of its deployment (its EIP-712 domain)
+    for vid, a, vc, vk, dc, dk in q(
+            select(Voucher.id, Voucher.contributor, Voucher.chain_id, Voucher.contract, PayoutDeployment.chain_id,
+                   PayoutDeployment.contract).join(PayoutDeployment, PayoutDeployment.id == Voucher.deployment_id)
+            .where((Voucher.chain_id != PayoutDeployment.chain_id) | (Voucher.contract != PayoutDeployment.contract))).all():
+        problems.append(f"{a}: voucher #{vid} was signed for chain {vc}, contract {vk}, but is recorded under a "
+                        f"deployment on chain {dc}, contract {dk}")
     # every batch's totals = its credits
     for bid, cnt, tot, n, t in q(
         select(PayoutBatch.id, PayoutBatch.credit_count, PayoutBatch.total,

@@ -12,8 +12,10 @@ Lifecycle of money (each row is one state, every change of a balance is also a j
 written in the same transaction) → ``batch_credits`` (the credit's one batch; the queue entry is
 deleted in the same transaction) → ``payout_batches``
 / ``payout_batch_items`` (raise ``contributors.batched``, the cumulative amount owed) →
-``vouchers`` (signed EIP-712 cumulative amount; ``contributors.vouchered``) →
-``settlements`` / ``settlement_items`` (on-chain pushes; ``contributors.settled``). A payee
+``vouchers`` (signed EIP-712 cumulative amount of one channel of one deployment;
+``payee_channels.vouchered``, ``contributors.vouchered``) → ``settlements`` / ``settlement_items``
+(on-chain pushes on one deployment; ``payee_channels.settled``, ``contributors.settled``). Each
+deployment is a ``payout_deployments`` row: amounts on chain are bound to it, never carried over. A payee
 whose payment fails is parked in ``payee_quarantine`` (no money moves) so nobody else waits.
 """
 
@@ -209,18 +211,71 @@ class PayoutBatchItem(Base):
     cumulative: Mapped[int] = mapped_column(Money)
 
 
+class PayoutDeployment(Base):
+    """A PaymentChannels deployment the ledger paid on: chain id, contract and the chain state it
+    lives in (the hash of its deployment block; a reset anvil redeploys at the same addresses).
+    Every voucher, settlement and channel row names one. ``retired_at``: its unsettled vouchers
+    were returned to owed (``openchat payouts retire``), exactly once; nothing is paid there since.
+    ``deploy_block_hash`` is NULL only for a row migration 0011 made from older vouchers, until
+    the first deployment file of that chain and contract whose chain agrees with it adopts it."""
+
+    __tablename__ = "payout_deployments"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "contract", "deploy_block_hash", name="uq_payout_deployments_identity"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))
+    deploy_block: Mapped[int | None] = mapped_column(BigInteger)
+    deploy_block_hash: Mapped[str | None] = mapped_column(String(66))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    retired_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class PayeeChannel(Base):
+    """One payee's channel on one deployment, in the channel's own cumulative amounts (what its
+    vouchers and pushes say): ``opening_paid`` (what it had paid when the ledger first used it,
+    normally 0) ≤ ``settled`` (its ``paid`` on chain) ≤ ``vouchered`` − ``retired`` (the unsettled
+    part returned to owed when its deployment was retired). The contributor's ledger amounts are
+    the sums: vouchered = Σ (vouchered − opening_paid − retired), settled = Σ (settled − opening_paid)."""
+
+    __tablename__ = "payee_channels"
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "channel_id", name="uq_payee_channels_deployment_channel"),
+        CheckConstraint(
+            "opening_paid >= 0 AND settled >= opening_paid AND retired >= 0 AND vouchered >= settled + retired",
+            name="channel_amounts_ordered",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("payout_deployments.id"), index=True)
+    contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), index=True)
+    payer: Mapped[str] = mapped_column(String(42))
+    channel_id: Mapped[str] = mapped_column(String(66))
+    opening_paid: Mapped[int] = mapped_column(Money, default=0)
+    vouchered: Mapped[int] = mapped_column(Money, default=0)
+    settled: Mapped[int] = mapped_column(Money, default=0)
+    retired: Mapped[int] = mapped_column(Money, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Voucher(Base):
-    """A hub-signed EIP-712 voucher for a contributor's channel. One row per (contract, channel,
-    cumulative amount): signing the same amount again stores nothing new (idempotency key)."""
+    """A hub-signed EIP-712 voucher for a contributor's channel on one deployment (its chain id
+    and contract are also the voucher's EIP-712 domain). ``cumulative_amount`` is the channel's.
+    One row per (deployment, channel, amount): signing the same amount again stores nothing new."""
 
     __tablename__ = "vouchers"
     __table_args__ = (
-        UniqueConstraint("contract", "channel_id", "cumulative_amount", name="uq_vouchers_channel_amount"),
+        UniqueConstraint("deployment_id", "channel_id", "cumulative_amount", name="uq_vouchers_deployment_channel_amount"),
         CheckConstraint("cumulative_amount > 0", name="amount_positive"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), index=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("payout_deployments.id"), index=True)
     chain_id: Mapped[int] = mapped_column(BigInteger)
     contract: Mapped[str] = mapped_column(String(42))
     payer: Mapped[str] = mapped_column(String(42))
@@ -231,12 +286,17 @@ class Voucher(Base):
 
 
 class Settlement(Base):
-    """One batched ``pushPayments`` transaction (status pending → confirmed | failed |
-    reconciled: confirmed from the chain's state after a crash lost the receipt)."""
+    """One batched ``pushPayments`` transaction on one deployment (status pending → confirmed |
+    failed | reconciled: confirmed from the chain's state after a crash lost the receipt). The
+    deployment columns are NULL only for a settlement from before migration 0011 that no voucher
+    could place."""
 
     __tablename__ = "settlements"
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int | None] = mapped_column(ForeignKey("payout_deployments.id"), index=True)
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    contract: Mapped[str | None] = mapped_column(String(42))
     status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
     tx_hash: Mapped[str | None] = mapped_column(String(66), unique=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger)
@@ -248,7 +308,7 @@ class Settlement(Base):
 
 
 class SettlementItem(Base):
-    """One channel of a settlement: paid up to ``cumulative_amount`` (``amount`` new)."""
+    """One channel of a settlement: paid up to the channel's ``cumulative_amount`` (``amount`` new)."""
 
     __tablename__ = "settlement_items"
 

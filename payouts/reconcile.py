@@ -1,20 +1,26 @@
-"""Reconciliation: the ledger against itself and against the chain.
+"""Reconciliation: the ledger against itself and, deployment by deployment, against the chain.
 
 :func:`reconcile` returns every difference it finds (an empty list means the books balance):
-the ledger's own money rules (:func:`payouts.ledger.check_invariants`) and, per contributor,
-the channel on chain: paid on chain = settled in the ledger, paid ≤ deposited, deposit ≥ the
-latest voucher (so every voucher can be cashed), settlements still pending.
+the ledger's own money rules (:func:`payouts.ledger.check_invariants`) and, for each deployment
+the ledger paid on (``payouts.deployments``), its channels against THAT deployment's contract:
+paid on chain = settled in the ledger, paid ≤ deposited, deposit ≥ the latest voucher (so every
+voucher can be cashed). A deployment the configured node does not have (another chain, a reset
+chain, a contract gone) cannot be checked: that is a difference as long as vouchers signed there
+are neither settled nor returned to owed (``openchat payouts retire``), because nothing then
+accounts for them. The configured deployment being another chain state than its file recorded
+is a difference too.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from payouts import ledger
-from payouts.chain import ChainClient
+from payouts import deployments, ledger
+from payouts.chain import ChainClient, ChainError
 from payouts.db import begin_snapshot
 from payouts.models import Contributor, Settlement
 
@@ -30,6 +36,9 @@ class Report:
     # Settlement txs sent and not yet recorded: in flight, not a difference. Once mined and
     # unrecorded they show up below as chain paid != ledger settled; the settle task records them.
     pending_settlements: int = 0
+    # one entry per deployment: its figures, and how it was checked
+    # ("configured", "live on the configured node", "not on the configured node", "ledger only")
+    deployments: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -38,28 +47,70 @@ class Report:
 
 
 def reconcile(session: Session, client: ChainClient | None) -> Report:
-    """Every difference between the ledger's own figures, and between the ledger and the chain."""
+    """Every difference between the ledger's own figures, and between the ledger and each chain."""
     if not session.in_transaction():  # a caller's open transaction keeps its own isolation
         begin_snapshot(session)
     report = Report(problems=list(ledger.check_invariants(session)))
     report.pending_settlements = int(session.scalar(
         select(func.count()).select_from(Settlement).where(Settlement.status == "pending")) or 0)
-    rows = session.execute(select(Contributor.address, Contributor.vouchered, Contributor.settled)
-                           .order_by(Contributor.address)).all()
-    report.contributors = len(rows)
-    for address, vouchered, settled in rows:
-        report.ledger_settled += int(settled)
+    for vouchered, settled in session.execute(select(Contributor.vouchered, Contributor.settled)).all():
+        report.contributors += 1
         report.ledger_vouchered += int(vouchered)
-        if client is None or not vouchered:
-            continue
-        ch = client.get_channel(client.channel_id(address))
+        report.ledger_settled += int(settled)
+    current: deployments.DeploymentRow | None = None
+    if client is not None:
+        try:
+            current = deployments.find(session, client.deployment_key())
+        except ChainError as exc:
+            report.problems.append(f"configured deployment: {exc}")
+            client = None
+    by_deployment: dict[int, list[deployments.ChannelRow]] = {}
+    for ch in deployments.channels(session):
+        by_deployment.setdefault(ch.deployment_id, []).append(ch)
+    rows = {d.id: d for d in deployments.all_deployments(session)}
+    for fig in deployments.figures(session):
+        d = rows[fig["id"]]
+        chans = by_deployment.get(d.id, [])
+        if client is None:
+            fig["checked"] = "ledger only"
+        elif current is not None and d.id == current.id:
+            fig["checked"] = "configured"
+            _check_channels(report, client, chans, prefix="")
+        elif client.is_live(d.chain_id, d.contract, d.deploy_block, d.deploy_block_hash):
+            fig["checked"] = "live on the configured node"
+            _check_channels(report, client.for_channels(d.contract), chans, prefix=f"{d.label()}: ")
+        else:
+            fig["checked"] = "not on the configured node"
+            if fig["outstanding"] > 0:
+                owed_to = sum(1 for c in chans if c.outstanding > 0)
+                report.problems.append(
+                    f"{d.label()} is not the configured deployment and the configured node does not have it: "
+                    f"{fig['outstanding']} base units vouchered there to {owed_to} payee(s) are neither settled "
+                    f"nor returned to owed. Point the chain settings at it to pay or check them, or, once its "
+                    f"vouchers can no longer be claimed, `openchat payouts retire {d.id}`")
+        if client is not None and d.retired and fig["checked"] != "not on the configured node":
+            report.problems.append(f"{d.label()} was retired (its unsettled vouchers returned to owed) but its "
+                                   "contract is on the configured node, where they can still be claimed")
+        report.deployments.append(fig)
+    pending_elsewhere = session.execute(
+        select(Settlement.id).where(Settlement.status == "pending", Settlement.deployment_id.is_(None))).scalars().all()
+    for sid in pending_elsewhere:
+        report.problems.append(f"settlement {sid} is pending and bound to no deployment")
+    return report
+
+
+def _check_channels(report: Report, client: ChainClient, chans: list[deployments.ChannelRow], *, prefix: str) -> None:
+    for c in chans:
+        if c.vouchered == c.opening_paid:
+            continue  # bound, never vouchered
+        ch = client.get_channel(bytes.fromhex(c.channel_id.removeprefix("0x")))
         report.channels += int(ch.exists)
         report.chain_paid += ch.paid
         report.chain_deposited += ch.deposited
-        if ch.paid != settled:
-            report.problems.append(f"{address}: paid on chain {ch.paid} != settled in ledger {settled}")
+        who = f"{prefix}{c.contributor}"
+        if ch.paid != c.settled:
+            report.problems.append(f"{who}: paid on chain {ch.paid} != settled in ledger {c.settled}")
         if ch.paid > ch.deposited:
-            report.problems.append(f"{address}: paid {ch.paid} > deposited {ch.deposited}")
-        if ch.deposited < vouchered:
-            report.problems.append(f"{address}: deposit {ch.deposited} < latest voucher {vouchered}")
-    return report
+            report.problems.append(f"{who}: paid {ch.paid} > deposited {ch.deposited}")
+        if ch.deposited < c.vouchered - c.retired:
+            report.problems.append(f"{who}: deposit {ch.deposited} < latest voucher {c.vouchered - c.retired}")

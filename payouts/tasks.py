@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from payouts import ledger, quarantine
+from payouts import deployments, ledger, quarantine
 from payouts.chain import ChainClient, ChainError, ContractRevert, Deployment
 from payouts.ledger import LedgerError
 from payouts.payees import unpayable_reason
@@ -66,6 +66,7 @@ class Resources:
     engine: Engine | None = None
     chain: ChainClient | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _deployment_id: int | None = None
 
     def db(self) -> Engine:
         with self._lock:
@@ -87,6 +88,37 @@ class Resources:
                     tx_timeout=self.settings.tx_timeout_seconds,
                 )
             return self.chain
+
+    def deployment_id(self) -> int:
+        """The ledger's id of the configured deployment, recorded on first use (see
+        ``payouts.deployments``). A row migration 0011 made from older vouchers of this chain and
+        contract is adopted only if the chain has paid each of its channels what the ledger says."""
+        if self._deployment_id is None:
+            client = self.chain_client()
+            key = client.deployment_key()
+            with Session(self.db()) as s:
+                legacy = deployments.legacy_candidate(s, key)
+            adopt = None
+            if legacy is not None and all(client.get_channel(bytes.fromhex(cid[2:])).paid >= settled
+                                          for cid, settled in legacy[1]):
+                adopt = legacy[0]
+            with self.transaction() as s:
+                self._deployment_id = deployments.register(s, key, adopt=adopt)
+        return self._deployment_id
+
+    def live_clients(self) -> dict[int, ChainClient]:
+        """Deployment id -> a client for every ledger deployment whose contract the configured
+        node has (the configured one, and older ones on this chain: their vouchers are still paid)."""
+        client = self.chain_client()
+        current = self.deployment_id()
+        out = {current: client}
+        with Session(self.db()) as s:
+            rows = deployments.all_deployments(s)
+        for d in rows:
+            if d.id != current and not d.retired and client.is_live(d.chain_id, d.contract, d.deploy_block,
+                                                                   d.deploy_block_hash):
+                out[d.id] = client.for_channels(d.contract)
+        return out
 
     @contextmanager
     def transaction(self, pause_label: str | None = None) -> Iterator[Session]:
@@ -160,12 +192,14 @@ def _error_code(exc: BaseException) -> str:
 
 
 def run_issue_vouchers(res: Resources) -> dict[str, int]:
-    """For every contributor owed more than their latest voucher: make sure their channel holds
-    at least the new cumulative amount (open or top up, by at least ``channel_min_topup``),
-    then sign and store the voucher. A payee that can't be paid is quarantined and the others
-    go on. Returns {"vouchers", "opened", "topped_up", "skipped", "quarantined"}."""
+    """For every contributor owed more than all their vouchers cover: make sure their channel on
+    the configured deployment holds that channel's new cumulative amount (what it was vouchered
+    before, plus only what is still owed; open or top up by at least ``channel_min_topup``), then
+    sign and store the voucher. A payee that can't be paid is quarantined and the others go on.
+    Returns {"vouchers", "opened", "topped_up", "skipped", "quarantined"}."""
     out = {"vouchers": 0, "opened": 0, "topped_up": 0, "skipped": 0, "quarantined": 0}
     client = res.chain_client()
+    deployment_id = res.deployment_id()
     with Session(res.db()) as s:
         retrying = quarantine.due_retries(s)
     tried: set[str] = set()  # one attempt per payee and run, however short its backoff
@@ -186,25 +220,30 @@ def run_issue_vouchers(res: Resources) -> dict[str, int]:
             try:
                 cid = client.channel_id(o.address)
                 ch = client.get_channel(cid)
+                with res.transaction() as s:  # its amounts start at what the channel has paid
+                    bound = deployments.bind_channel(s, deployment_id, o.address, payer=client.hub.address,
+                                                     channel_id=cid, opening_paid=ch.paid)
+                # the channel's cumulative amount: its own vouchers so far + what no voucher covers yet
+                target = bound.vouchered + (o.batched - o.vouchered)
                 if not ch.exists or ch.status == "settled":  # (re-)open; deposits are cumulative
                     step = "open_channel"
-                    client.open_channel(o.address, max(o.batched - ch.deposited, res.settings.channel_min_topup, 1))
+                    client.open_channel(o.address, max(target - ch.deposited, res.settings.channel_min_topup, 1))
                     out["opened"] += 1
                 elif ch.status != "open":
                     log.warning("channel of %s is %s: no voucher issued", o.address, ch.status)
                     out["skipped"] += 1
                     continue
-                elif ch.deposited < o.batched:
+                elif ch.deposited < target:
                     step = "top_up"
-                    client.top_up(cid, max(o.batched - ch.deposited, res.settings.channel_min_topup))
+                    client.top_up(cid, max(target - ch.deposited, res.settings.channel_min_topup))
                     out["topped_up"] += 1
                 step = "sign_voucher"
-                voucher = client.sign_voucher(cid, o.batched)
+                voucher = client.sign_voucher(cid, target)
                 step = "store_voucher"
                 with res.transaction("issue_vouchers") as s:
                     if ledger.store_voucher(
-                        s, o.address, chain_id=voucher.chain_id, contract=voucher.contract,
-                        payer=client.hub.address, channel_id=voucher.channel_id,
+                        s, o.address, deployment_id=deployment_id, chain_id=voucher.chain_id,
+                        contract=voucher.contract, payer=client.hub.address, channel_id=voucher.channel_id,
                         cumulative_amount=voucher.cumulative_amount, signature=voucher.signature,
                     ):
                         out["vouchers"] += 1
@@ -229,86 +268,102 @@ def _tx_hash(receipt: Any) -> str:
     return "0x" + bytes(receipt["transactionHash"]).hex()
 
 
-def reconcile_pending(res: Resources) -> int:
-    """Settle the books of ``pending`` settlements a crash left behind, from the chain's state:
-    each item's channel ``paid`` is recorded; the settlement is ``reconciled`` if every item was
-    paid, ``failed`` (dropped, nothing more to record) otherwise. Returns how many."""
-    client = res.chain_client()
+def reconcile_pending(res: Resources, clients: dict[int, ChainClient] | None = None) -> int:
+    """Settle the books of ``pending`` settlements a crash left behind, from the chain's state of
+    their deployment: each item's channel ``paid`` is recorded; the settlement is ``reconciled``
+    if every item was paid, ``failed`` (dropped, nothing more to record) otherwise. A settlement
+    whose deployment the configured node does not have stays pending (reconcile reports it).
+    Returns how many were settled."""
+    clients = res.live_clients() if clients is None else clients
     with Session(res.db()) as s:
         pending = ledger.pending_settlements(s)
-    for sid, items in pending:
+    done = 0
+    for sid, did, items in pending:
+        client = clients.get(did) if did is not None else None
+        if client is None:
+            log.warning("pending settlement %s is on deployment #%s, not on the configured node: left pending", sid, did)
+            continue
         paid_all = True
         with res.transaction() as s:
             for address, cumulative in items:
-                paid = client.get_channel(client.channel_id(address)).paid
-                ledger.record_settled(s, address, paid, ref=f"settlement:{sid}")
+                cid = client.channel_id(address)
+                paid = client.get_channel(cid).paid
+                ledger.record_settled(s, did, cid, paid, ref=f"settlement:{sid}")
                 paid_all &= paid >= cumulative
             ledger.finish_settlement(s, sid, status="reconciled" if paid_all else "failed",
                                      error=None if paid_all else "no receipt recorded; not (fully) paid on chain")
-    return len(pending)
+        done += 1
+    return done
 
 
-def sync_paid_from_chain(res: Resources) -> int:
+def sync_paid_from_chain(res: Resources, clients: dict[int, ChainClient] | None = None) -> int:
     """Record what channels paid on chain outside our pushes (contributors cashing vouchers with
-    ``claim``, or a push whose receipt was lost): settled := the channel's ``paid``. Returns how
-    many contributors' settled amounts rose."""
-    client = res.chain_client()
+    ``claim``, or a push whose receipt was lost), on every deployment the configured node has:
+    settled := the channel's ``paid``. Returns how many channels' settled amounts rose."""
+    clients = res.live_clients() if clients is None else clients
     with Session(res.db()) as s:  # quarantined payees too: reading a channel cannot fail for one
-        unsettled = ledger.settle_candidates(s, threshold=1, limit=1_000_000, include_quarantined=True)
+        unsettled = ledger.settle_candidates(s, threshold=1, limit=1_000_000, include_quarantined=True,
+                                             deployment_ids=list(clients))
     rose = 0
     for o in unsettled:
-        paid = client.get_channel(client.channel_id(o.address)).paid
+        paid = clients[o.deployment_id].get_channel(o.channel_bytes).paid
         if paid > o.settled:
             with res.transaction() as s:
-                rose += ledger.record_settled(s, o.address, paid, ref="chain")
+                rose += ledger.record_settled(s, o.deployment_id, o.channel_id, paid, ref="chain")
     return rose
 
 
 def run_settle(res: Resources, *, threshold: int | None = None) -> dict[str, int]:
-    """Push vouchered-but-unpaid amounts on chain, many channels per transaction; a payee whose
-    entry makes the push revert is quarantined and the others are pushed without it.
-    Returns {"transactions", "channels", "amount", "reconciled", "synced", "quarantined"}."""
+    """Push vouchered-but-unpaid amounts on chain, many channels per transaction, each on the
+    deployment its vouchers were signed for (the configured one, or an older one still on this
+    node); a payee whose entry makes the push revert is quarantined and the others are pushed
+    without it. Returns {"transactions", "channels", "amount", "reconciled", "synced", "quarantined"}."""
     settings = res.settings
-    out = {"transactions": 0, "channels": 0, "amount": 0, "reconciled": reconcile_pending(res),
-           "synced": sync_paid_from_chain(res), "quarantined": 0}
-    client = res.chain_client()
+    clients = res.live_clients()
+    out = {"transactions": 0, "channels": 0, "amount": 0, "reconciled": reconcile_pending(res, clients),
+           "synced": sync_paid_from_chain(res, clients), "quarantined": 0}
     threshold = settings.settle_threshold if threshold is None else threshold
     with Session(res.db()) as s:
         due = ledger.settle_candidates(s, threshold=threshold, max_age_seconds=settings.settle_max_age_seconds,
-                                       limit=10_000)
+                                       limit=10_000, deployment_ids=list(clients))
         retrying = {a for a, stage in quarantine.due_retries(s).items() if stage == "settle"}
-    for i in range(0, len(due), settings.push_batch_size):
-        entries: list[tuple[str, int, int]] = []
-        for o in due[i:i + settings.push_batch_size]:
-            if _unpayable(res, client, o.address, "settle"):
-                out["quarantined"] += 1
-                continue
-            paid = client.get_channel(client.channel_id(o.address)).paid
-            if paid >= o.vouchered:  # paid already (a claim, or a push whose receipt was lost)
-                with res.transaction() as s:
-                    ledger.record_settled(s, o.address, paid, ref="chain")
-                    if o.address in retrying:
-                        quarantine.resolve(s, o.address)
-                continue
-            entries.append((o.address, o.vouchered, o.vouchered - max(paid, o.settled)))
-        _push_isolating(res, client, entries, out, retrying)
+    by_deployment: dict[int, list[ledger.ChannelOwed]] = {}
+    for o in due:
+        by_deployment.setdefault(o.deployment_id, []).append(o)
+    for did, group in by_deployment.items():
+        client = clients[did]
+        for i in range(0, len(group), settings.push_batch_size):
+            entries: list[tuple[str, int, int]] = []
+            for o in group[i:i + settings.push_batch_size]:
+                if _unpayable(res, client, o.address, "settle"):
+                    out["quarantined"] += 1
+                    continue
+                paid = client.get_channel(o.channel_bytes).paid
+                if paid >= o.vouchered:  # paid already (a claim, or a push whose receipt was lost)
+                    with res.transaction() as s:
+                        ledger.record_settled(s, did, o.channel_id, paid, ref="chain")
+                        if o.address in retrying:
+                            quarantine.resolve(s, o.address)
+                    continue
+                entries.append((o.address, o.vouchered, o.vouchered - max(paid, o.settled)))
+            _push_isolating(res, client, did, entries, out, retrying)
     return out
 
 
-def _push_isolating(res: Resources, client: ChainClient, entries: list[tuple[str, int, int]],
+def _push_isolating(res: Resources, client: ChainClient, deployment_id: int, entries: list[tuple[str, int, int]],
                     out: dict[str, int], retrying: set[str]) -> None:
     """Push ``entries`` in one transaction. When it reverts, the payee the revert names (its
     channel id or address) is quarantined and the others are pushed again; a revert that names
     nobody is retried one entry at a time, so only the failing ones are quarantined."""
     while entries:
         try:
-            _push(res, client, entries, out, retrying)
+            _push(res, client, deployment_id, entries, out, retrying)
             return
         except ContractRevert as exc:
             culprit = _culprit(client, exc, entries)
             if culprit is None and len(entries) > 1:
                 for entry in entries:
-                    _push_isolating(res, client, [entry], out, retrying)
+                    _push_isolating(res, client, deployment_id, [entry], out, retrying)
                 return
             culprit = culprit or entries[0]
             _quarantine(res, culprit[0], "settle", _error_code(exc), f"pushPayments reverted: {exc}")
@@ -327,10 +382,11 @@ def _culprit(client: ChainClient, exc: ContractRevert, entries: list[tuple[str, 
     return None
 
 
-def _push(res: Resources, client: ChainClient, entries: list[tuple[str, int, int]], out: dict[str, int],
-          retrying: set[str]) -> None:
+def _push(res: Resources, client: ChainClient, deployment_id: int, entries: list[tuple[str, int, int]],
+          out: dict[str, int], retrying: set[str]) -> None:
     with res.transaction() as s:
-        sid = ledger.begin_settlement(s, entries)
+        sid = ledger.begin_settlement(s, entries, deployment_id=deployment_id, chain_id=client.chain_id,
+                                      contract=client.deployment.channels)
     try:
         receipt = client.push_payments([(a, c) for a, c, _ in entries])
     except ContractRevert as exc:
@@ -341,7 +397,7 @@ def _push(res: Resources, client: ChainClient, entries: list[tuple[str, int, int
         ledger.finish_settlement(s, sid, status="confirmed", tx_hash=_tx_hash(receipt),
                                  block_number=int(receipt["blockNumber"]), gas_used=int(receipt["gasUsed"]))
         for address, cumulative, _ in entries:
-            ledger.record_settled(s, address, cumulative, ref=_tx_hash(receipt))
+            ledger.record_settled(s, deployment_id, client.channel_id(address), cumulative, ref=_tx_hash(receipt))
             if address in retrying:
                 quarantine.resolve(s, address)
     out["transactions"] += 1

@@ -91,11 +91,12 @@ def contributor_summary(session: Session, address: str, *, limit: int = 50, offs
 
 
 def latest_voucher(session: Session, address: str) -> dict[str, Any] | None:
-    """The newest voucher, ready to submit with a wallet or the CLI: the EIP-712 ``typed_data``
-    {domain, types, primaryType, message} (amount as a decimal string for JavaScript), the
-    ``signature`` and the ``payer``; None when the contributor has no voucher yet."""
+    """The newest voucher (on the deployment vouchered last: amounts are per channel, so the
+    highest amount may be an older deployment's), ready to submit with a wallet or the CLI: the
+    EIP-712 ``typed_data`` {domain, types, primaryType, message} (amount as a decimal string for
+    JavaScript), the ``signature`` and the ``payer``; None when the contributor has no voucher yet."""
     v = session.scalar(select(Voucher).where(Voucher.contributor == checksum(address))
-                       .order_by(Voucher.cumulative_amount.desc()).limit(1))
+                       .order_by(Voucher.id.desc()).limit(1))
     if v is None:
         return None
     typed = voucher_typed_data(v.chain_id, v.contract, v.channel_id, int(v.cumulative_amount))

@@ -49,6 +49,21 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         drop_postgres_database(url)
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def bare_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty database (no migration run): for tests that migrate step by step."""
+    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    if request.param == "postgres":
+        url = postgres_database()
+        if url is None:
+            pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
+    eng = make_engine(url)
+    yield eng
+    eng.dispose()
+    if request.param == "postgres":
+        drop_postgres_database(url)
+
+
 # ------------------------------------------------------------ real services
 
 

@@ -3,19 +3,16 @@ takes it, and the database itself refuses a second batch; existing ledgers migra
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from alembic import command
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from assistant.db import alembic_config, make_engine
+from assistant.db import alembic_config
 from payouts import ledger
 from payouts.models import BatchCredit, Credit, PayoutBatchItem, UnbatchedCredit
-from tests.conftest import drop_postgres_database, new_address, postgres_database
+from tests.conftest import new_address
 from tests.payouts.test_ledger import fund, seed_answers
 
 
@@ -68,21 +65,6 @@ def test_a_lost_credit_is_reported(engine: Engine) -> None:
 
 
 # ------------------------------------------------------------------ migration
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def bare_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    if request.param == "postgres":
-        pg = postgres_database()
-        if pg is None:
-            pytest.skip("no PostgreSQL")
-        url = pg
-    eng = make_engine(url)
-    yield eng
-    eng.dispose()
-    if request.param == "postgres":
-        drop_postgres_database(url)
 
 
 def _alembic(engine: Engine, action: str, revision: str) -> None:

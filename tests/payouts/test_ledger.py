@@ -11,7 +11,8 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from payouts import ledger
+from payouts import deployments, ledger
+from payouts.chain import DeploymentKey
 from payouts.models import (
     Account,
     AnswerPayment,
@@ -20,6 +21,7 @@ from payouts.models import (
     Credit,
     JournalEntry,
     PayoutBatchItem,
+    Settlement,
     utcnow,
 )
 from tests.conftest import new_address
@@ -263,7 +265,13 @@ def test_vouchers_and_settlements_only_go_up(engine: Engine) -> None:
     with Session(engine) as s, s.begin():
         ledger.record_answer_payment(s, "gina", "g1", 1_000_000, {p: 1}, fee_bps=0)
         ledger.aggregate(s)
-    kw = {"chain_id": 31337, "contract": new_address(), "payer": new_address(), "channel_id": b"\x01" * 32}
+    contract = new_address()
+    key = DeploymentKey(31337, contract, 1, "0x" + uuid.uuid4().hex * 2)
+    with Session(engine) as s, s.begin():
+        did = deployments.register(s, key)
+        deployments.bind_channel(s, did, p, payer=new_address(), channel_id=b"\x01" * 32, opening_paid=0)
+    kw = {"deployment_id": did, "chain_id": 31337, "contract": contract, "payer": new_address(),
+          "channel_id": b"\x01" * 32}
     with Session(engine) as s, s.begin():
         assert [o.address for o in ledger.owed_vouchers(s)] == [p]
         assert ledger.store_voucher(s, p, cumulative_amount=600_000, signature=b"\x02" * 65, **kw)
@@ -276,17 +284,20 @@ def test_vouchers_and_settlements_only_go_up(engine: Engine) -> None:
         assert ledger.latest_voucher(s, p).cumulative_amount == 1_000_000
         assert [o.address for o in ledger.settle_candidates(s, threshold=1_000_000)] == [p]
         assert ledger.settle_candidates(s, threshold=1_000_001) == []
-        sid = ledger.begin_settlement(s, [(p, 1_000_000, 1_000_000)])
+        sid = ledger.begin_settlement(s, [(p, 1_000_000, 1_000_000)], deployment_id=did, chain_id=31337,
+                                      contract=contract)
         ledger.finish_settlement(s, sid, status="confirmed", tx_hash="0x" + "ab" * 32, block_number=7)
-        assert ledger.record_settled(s, p, 1_000_000)
-        assert not ledger.record_settled(s, p, 400_000)
-        assert not ledger.record_settled(s, p, 5_000_000)  # capped at vouchered
+        assert ledger.record_settled(s, did, b"\x01" * 32, 1_000_000)
+        assert not ledger.record_settled(s, did, b"\x01" * 32, 400_000)
+        assert not ledger.record_settled(s, did, b"\x01" * 32, 5_000_000)  # capped at vouchered
     with Session(engine) as s:
         c = s.get(Contributor, p)
         assert (c.earned, c.batched, c.vouchered, c.settled) == (1_000_000,) * 4
         assert ledger.check_invariants(s) == []
         t = ledger.totals(s)
         assert t.debits == t.credits + t.fees and t.settled == 1_000_000
+        settlement = s.get(Settlement, sid)
+        assert (settlement.deployment_id, settlement.chain_id, settlement.contract) == (did, 31337, contract)
 
 
 def test_floats_and_bad_addresses_are_refused(engine: Engine) -> None:

@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from payouts import ledger
+from payouts import deployments, ledger
+from payouts.chain import DeploymentKey
 from payouts.metrics import ledger_figures, queue_depths
 from payouts.settings import PayoutsSettings
 from payouts.worker import CHAIN_QUEUE, QUEUE, create_celery
@@ -28,7 +29,9 @@ def test_ledger_figures_follow_every_step(engine: Engine) -> None:
         batch = ledger.aggregate(s)
     assert batch is not None
     with Session(engine) as s, s.begin():
-        sid = ledger.begin_settlement(s, [(a, 5_400, 5_400)])
+        key = DeploymentKey(31337, new_address(), 1, "0x" + uuid.uuid4().hex * 2)
+        sid = ledger.begin_settlement(s, [(a, 5_400, 5_400)], deployment_id=deployments.register(s, key),
+                                      chain_id=key.chain_id, contract=key.contract)
         ledger.finish_settlement(s, sid, status="confirmed", tx_hash="0x" + uuid.uuid4().hex * 2,
                                  block_number=7, gas_used=51_234)
     with Session(engine) as s:
