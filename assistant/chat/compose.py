@@ -96,6 +96,8 @@ def compose_pair(ranking: Ranking, passages: Sequence[Passage], shape: Shape) ->
     if shape.kind == "comparison" and va is not None and vb is not None and va.key != vb.key:
         a_wins = (va.key < vb.key) == (shape.wins == "min")
         (winner, vw), (loser, vl) = ((a, va), (b, vb)) if a_wins else ((b, vb), (a, va))
+        if shape.polar:  # "Is A taller than B?": whether the first one wins
+            return Composed((ia, ib), opening="Yes." if a_wins else "No.")
         return Composed((ia, ib) if a_wins else (ib, ia), closing=f"So the answer is {winner} ({vw.text}; {loser}: {vl.text}).")
     if shape.kind == "yesno":
         yes = _agrees(ranking, passages, shape, ia, ib)

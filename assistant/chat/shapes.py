@@ -41,6 +41,7 @@ class Shape:
     wins: Literal["min", "max"] | None = None
     value: ValueKind | None = None
     attribute: str = ""  # the question's other words: what is compared or asked of each entity
+    polar: bool = False  # a comparison asked as yes/no ("Is A taller than B?"): answered "Yes"/"No" first
 
 
 def _tidy(entity: str) -> str:
@@ -138,12 +139,39 @@ def shape(question: str) -> Shape:
         head = _AUXILIARY_START.match(q)
         assert head is not None
         rest = body[head.end():]
+        than = _than(rest)
+        if than is not None:
+            return than
         for joiner, kind in ((" and ", "yesno"), (" or ", "choice")):
             pair = _pair_subjects(rest, joiner)
             if pair:
                 attribute = _attribute(rest, pair)
                 return Shape(kind, pair, value=_value_kind(attribute), attribute=attribute)  # type: ignore[arg-type]
     return Shape("single")
+
+
+# "A taller than B", "A born earlier than B", "A more populous than B".
+_THAN = re.compile(rf"^(?P<left>.+?)\s+(?P<comp>{_EARLIER}|{_LATER}|{_MORE}|{_FEWER})(?:\s+[a-z]+)?\s+than\s+(?P<right>.+)$",
+                   re.IGNORECASE)
+
+
+def _than(rest: str) -> Shape | None:
+    """A yes/no comparison of two named things, from the words after the auxiliary ("the
+    building at 200 West Street taller than the one at 888 7th Avenue"); None when it is not one."""
+    match = _THAN.match(rest)
+    if match is None:
+        return None
+    left, right = match.group("left"), match.group("right")
+    a = _trailing_name(left) or _leading_name(left)
+    b = _trailing_name(right) or _leading_name(right)
+    if not a or not b or a == b:
+        return None
+    kind = _COMPARATIVE.match(match.group("comp"))
+    assert kind is not None
+    group = kind.lastgroup
+    wins: Literal["min", "max"] = "min" if group in ("earlier", "fewer") else "max"
+    value: ValueKind = "date" if group in ("earlier", "later") else "number"
+    return Shape("comparison", (a, b), wins, value, _attribute(rest, (a, b)), polar=True)
 
 
 _JOINERS = frozenset(["of", "the", "and", "de", "for", "in", "on", "&", "a", "an", "to", "by"])

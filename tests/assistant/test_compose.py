@@ -43,6 +43,13 @@ def test_born_first_cites_both_and_names_the_earlier(responder: ExtractiveRespon
     assert [p.marker for p in a.picks] == [2, 1]
 
 
+def test_a_comparison_asked_as_yes_no_answers_yes_or_no_first(responder: ExtractiveResponder) -> None:
+    no = responder.answer("Was Ada Quill born earlier than Bram Tolly?", [ADA, BRAM])
+    assert no.text.startswith("No. ") and "[1]" in no.text and "[2]" in no.text
+    yes = responder.answer("Was Bram Tolly born earlier than Ada Quill?", [ADA, BRAM])
+    assert yes.text.startswith("Yes. ")
+
+
 def test_born_first_does_not_depend_on_source_order(responder: ExtractiveResponder) -> None:
     a = responder.answer("Who was born first, Ada Quill or Bram Tolly?", [BRAM, ADA])
     assert a.text.endswith("So the answer is Bram Tolly (9 June 1888; Ada Quill: 3 March 1901).")

@@ -173,3 +173,19 @@ def test_about_matches_a_title_within_the_entity_or_the_reverse() -> None:
     assert not about("Shirley Temple", "Ed Wood")
     assert not about(None, "Ed Wood")
     assert not about("", "Ed Wood")
+
+
+@pytest.mark.parametrize(
+    ("question", "entities", "wins", "value"),
+    [("Is the building located at 200 West Street taller than the one at 888 7th Avenue?",
+      ("200 West Street", "888 7th Avenue"), "max", "number"),
+     ("Was Ada Quill born earlier than Bram Tolly?", ("Ada Quill", "Bram Tolly"), "min", "date"),
+     ("Is Truro more populous than Bodmin?", ("Truro", "Bodmin"), "max", "number")],
+)
+def test_a_comparison_asked_as_yes_no(question: str, entities: tuple[str, str], wins: str, value: str) -> None:
+    s = shape(question)
+    assert (s.kind, s.entities, s.wins, s.value, s.polar) == ("comparison", entities, wins, value, True)
+
+
+def test_than_without_two_names_is_a_single_fact() -> None:
+    assert shape("Is it true that cats are nicer than dogs?").kind == "single"
