@@ -193,6 +193,22 @@ def test_a_metered_answer_never_pays_more_than_it_held(engine: Engine) -> None:
         assert ledger.balance(s, account) == 40_000 - 12_000 - 6_000 and ledger.check_invariants(s) == []
 
 
+def test_a_metered_answer_splits_its_pool_exactly_as_a_flat_one(engine: Engine) -> None:
+    account, flat, metered = f"split-{uuid.uuid4().hex[:6]}", answer_id(), answer_id()
+    a, b, c = new_address(), new_address(), new_address()
+    weights = {a: 500_001, b: 333_333, c: 166_666}
+    fund(engine, account, 100_000)
+    with Session(engine) as s, s.begin():
+        ledger.hold_answer(s, account, metered, 30_000)
+        f = ledger.record_answer_payment(s, account, flat, 10_007, weights, fee_bps=FEE_BPS)
+        m = ledger.record_answer_payment(s, account, metered, 10_007, weights, fee_bps=FEE_BPS, usage=12_345)
+    # The tokens go to the platform: the pool (10,007 - 1,000) and its largest-remainder split are the same.
+    assert m.credits == f.credits and sum(m.credits.values()) == m.charge.pool == f.charge.pool == 9_007
+    assert (m.charge.total, m.charge.fee) == (f.charge.total + 12_345, f.charge.fee + 12_345)
+    with Session(engine) as s:
+        assert ledger.balance(s, account) == 100_000 - 10_007 - 22_352 and ledger.check_invariants(s) == []
+
+
 def test_a_raise_short_of_funds_writes_nothing(engine: Engine) -> None:
     account, ans = f"short-{uuid.uuid4().hex[:6]}", answer_id()
     fund(engine, account, 15_000)
