@@ -91,7 +91,7 @@ class LedgerCollector(Collector):
         for name, doc, value in (
             ("openchat_answers_paid", "Answers charged to an account.", figures.answers_paid),
             ("openchat_debited_base_units", f"Charged to askers, {base}.", figures.debited),
-            ("openchat_platform_fees_base_units", f"Platform fees, {base}.", figures.fees),
+            ("openchat_platform_fees_base_units", f"Platform fees (with remote models' token charges), {base}.", figures.fees),
             ("openchat_credits", "Credits to contributors.", figures.credits),
             ("openchat_credits_base_units", f"Credited to contributors, {base}.", figures.credited),
             ("openchat_payout_batches", "Payout batches made by the aggregate task.", figures.batches),

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from payouts.settings import PayoutsSettings
@@ -52,6 +52,15 @@ class AppSettings(BaseSettings):
     llm_retries: int = Field(default=2, ge=0, le=10)
     llm_context_tokens: int = Field(default=8192, ge=512, description="Context window when litellm does not know the model's.")
     llm_max_tokens: int = Field(default=512, ge=16, description="Completion tokens when the request names none.")
+    chat_max_tokens: int = Field(
+        default=4096, ge=16,
+        description="The most max_tokens (or max_completion_tokens) a chat request may ask for; more is a 400. "
+        "A remote model's answer holds the price of its prompt plus max_tokens before the model is called.",
+    )
+    chat_history_tokens: int = Field(
+        default=4096, ge=0,
+        description="Tokens of the messages before the question sent to a remote model (oldest turns dropped first).",
+    )
     chat_top_k: int = Field(default=5, ge=1, le=50, description="Chunks retrieved per question.")
     chat_max_messages: int = Field(default=200, ge=1, description="Messages a chat request may carry.")
     chat_rate_per_minute: int = Field(default=120, ge=0, description="Chat requests per minute per account; 0: no limit.")
@@ -84,6 +93,13 @@ class AppSettings(BaseSettings):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
 
+    @model_validator(mode="after")
+    def _default_within_cap(self) -> AppSettings:
+        if self.llm_max_tokens > self.chat_max_tokens:
+            raise ValueError(f"{ENV_PREFIX}LLM_MAX_TOKENS={self.llm_max_tokens} must not exceed "
+                             f"{ENV_PREFIX}CHAT_MAX_TOKENS={self.chat_max_tokens}")
+        return self
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:
@@ -107,6 +123,9 @@ class SettingsError(Exception):
 def _explain(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
+        if not err["loc"]:  # a check across settings: its message names them
+            lines.append(str(err["msg"]).removeprefix("Value error, "))
+            continue
         name = ENV_PREFIX + "_".join(str(p) for p in err["loc"]).upper()
         value = err.get("input")
         lines.append(f"{name}={value!r}: {err['msg']}")

@@ -45,7 +45,7 @@ from payouts.models import (
     Voucher,
     utcnow,
 )
-from payouts.split import Charge, price_answer, split
+from payouts.split import BPS, Charge, price_answer, split
 
 PLATFORM = "platform"
 # Core tables: executemany UPDATEs, and the per-answer statements (see record_answer_payment)
@@ -62,7 +62,7 @@ _CHUNK = 5_000  # ids per UPDATE ... IN (...) (well under SQLite's variable limi
 # cache key cost more Python than SQLite spends executing it, and on SQLite that time is inside
 # the serialised write (one answer's payment, commit included: 3.5 ms -> 1.2 ms on this machine).
 _SELECT_BALANCE = select(_A.c.balance).where(_A.c.id == bindparam("account"))
-_SELECT_PAYMENT = select(_AP.c.total, _AP.c.fee, _AP.c.pool).where(_AP.c.answer_id == bindparam("answer_id"))
+_SELECT_PAYMENT = select(_AP.c.total, _AP.c.fee, _AP.c.pool, _AP.c.price, _AP.c.fee_bps).where(_AP.c.answer_id == bindparam("answer_id"))
 _SELECT_CREDITS = select(_CR.c.contributor, _CR.c.amount).where(_CR.c.answer_id == bindparam("answer_id"))
 _DEBIT = (update(_A).where(_A.c.id == bindparam("account"), _A.c.balance >= bindparam("total"))
           .values(balance=_A.c.balance - bindparam("total")).returning(_A.c.balance))
@@ -74,6 +74,11 @@ _QUEUE_CREDITS = insert(_Q).from_select(
 _CREDIT_BACK = (update(_A).where(_A.c.id == bindparam("account"))
                 .values(balance=_A.c.balance + bindparam("total")).returning(_A.c.balance))
 _INSERT_HOLD = insert(_H)
+_SELECT_HOLD = select(_H.c.amount, _H.c.status).where(_H.c.answer_id == bindparam("answer_id"))
+_RAISE_HOLD = (update(_H).where(_H.c.answer_id == bindparam("hold_answer"), _H.c.status == "open",
+                                _H.c.amount == bindparam("held")).values(amount=bindparam("new_amount")))
+_SELECT_USAGE = select(func.coalesce(func.sum(_J.c.delta), 0)).where(
+    _J.c.answer_id == bindparam("answer_id"), _J.c.kind == "model_usage")
 # Closing a hold is one conditional UPDATE: of two closers (the answer's record, a release on
 # a failure, a stale-hold sweep) exactly one sees the row open and moves the money.
 _CLOSE_HOLD = (update(_H).where(_H.c.answer_id == bindparam("hold_answer"), _H.c.status == "open")
@@ -268,6 +273,8 @@ class AnswerPaymentResult:
     credits: dict[str, int]  # contributor (EIP-55) -> base units
     balance_after: int
     already_recorded: bool = False
+    usage: int = 0  # the model's token cost charged (part of charge.fee), at most what the hold left
+    held: int = 0  # what the answer's hold held (0: it had none)
 
 
 def record_answer_payment(
@@ -278,15 +285,20 @@ def record_answer_payment(
     weights_by_contributor: Mapping[str, int],
     *,
     fee_bps: int,
+    usage: int = 0,
 ) -> AnswerPaymentResult:
     """Debit the asker and credit the cited contributors of one answer, in the caller's
     transaction.
 
     ``weights_by_contributor``: integer weights (e.g. ppm) of the VERIFIED citations, summed per
     contributor address. No positive weight → no credit, and the asker pays only the fee part.
+    ``usage``: a metered answer's token cost, paid cited or not and kept by the platform
+    (:func:`payouts.split.price_answer`); an answer that held its worst case is never charged
+    more than it held (usage beyond the hold is waived: the hold is the asker's quote).
     Raises :class:`InsufficientBalance` (nothing written) when the balance is short. Recording
     the same ``answer_id`` again changes nothing and returns the first result.
     """
+    _int(usage, "usage")
     weights: dict[str, int] = {}
     for address, w in weights_by_contributor.items():
         if _int(w, f"weight of {address}") < 0:
@@ -305,14 +317,20 @@ def record_answer_payment(
     existing = conn.execute(_SELECT_PAYMENT, {"answer_id": answer_id}).first()
     if existing is not None:
         credits = dict(conn.execute(_SELECT_CREDITS, {"answer_id": answer_id}).all())
+        hold = conn.execute(_SELECT_HOLD, {"answer_id": answer_id}).first()
         return AnswerPaymentResult(
             answer_id, Charge(int(existing.total), int(existing.fee), int(existing.pool)),
-            {k: int(v) for k, v in credits.items()}, balance(session, account), True)
-    charge = price_answer(price, fee_bps, cited=bool(weights))
-    parts = split(charge.pool, weights)
+            {k: int(v) for k, v in credits.items()}, balance(session, account), True,
+            # the fee column holds the fee on the price plus the usage
+            usage=int(existing.fee) - int(existing.price) * int(existing.fee_bps) // BPS,
+            held=0 if hold is None else int(hold.amount))
     # The price held when the answer started goes back first, in this transaction; the debit
-    # below then takes what the answer costs (the fee alone for a refusal).
-    _close_hold(session, answer_id, "settled")
+    # below then takes what the answer costs (the fee alone for a refusal, plus any usage).
+    held = _close_hold(session, answer_id, "settled")
+    if usage and held:
+        usage = max(0, min(usage, held - price_answer(price, fee_bps, cited=bool(weights)).total))
+    charge = price_answer(price, fee_bps, cited=bool(weights), usage=usage)
+    parts = split(charge.pool, weights)
     # Debit first: one conditional UPDATE, so two concurrent answers can't both spend the same
     # funds (and on SQLite this write takes the database's write lock).
     new_balance = conn.execute(_DEBIT, {"account": account, "total": charge.total}).scalar_one_or_none()
@@ -324,8 +342,10 @@ def record_answer_payment(
         "total": charge.total, "fee": charge.fee, "pool": charge.pool, "created_at": now})
     journal = [{"holder": f"account:{account}", "kind": "answer_debit", "delta": -charge.total,
                 "balance_after": int(new_balance), "answer_id": answer_id}]
-    if charge.fee:
-        journal.append({"holder": PLATFORM, "kind": "fee", "delta": charge.fee, "answer_id": answer_id})
+    if charge.fee - usage:
+        journal.append({"holder": PLATFORM, "kind": "fee", "delta": charge.fee - usage, "answer_id": answer_id})
+    if usage:  # the platform keeps it: it pays the model's provider
+        journal.append({"holder": PLATFORM, "kind": "model_usage", "delta": usage, "answer_id": answer_id})
     if parts:
         ordered = sorted(parts.items())
         ensure_contributors(session, [a for a, _ in ordered])
@@ -339,7 +359,7 @@ def record_answer_payment(
         journal += [{"holder": f"contributor:{a}", "kind": "earned", "delta": amt, "answer_id": answer_id}
                     for a, amt in ordered]
     _journal(session, journal)
-    return AnswerPaymentResult(answer_id, charge, parts, int(new_balance))
+    return AnswerPaymentResult(answer_id, charge, parts, int(new_balance), usage=usage, held=held)
 
 
 # --------------------------------------------------------------------- holds
@@ -349,18 +369,39 @@ def hold_answer(session: Session, account: str, answer_id: str, amount: int) -> 
     """Hold ``amount`` of the account's balance for an answer about to be delivered; returns
     the balance after. Raises :class:`InsufficientBalance` (nothing written) when it is short:
     N answers started at once against a balance for k hold k, the others are refused before a
-    byte is sent. Holding the same answer twice holds once."""
+    byte is sent. Holding the same answer again holds the larger amount once: an open hold is
+    raised by the difference (an LLM answer's worst case, known once its prompt is built), a
+    closed one is left alone."""
     amount = _int(amount, "amount")
     conn = _core(session)
     ensure_account(session, account)  # SQLite: the first statement writes, so the lock is held
-    if conn.execute(select(_H.c.answer_id).where(_H.c.answer_id == answer_id)).first() is not None:
-        return balance(session, account)
+    existing = conn.execute(_SELECT_HOLD, {"answer_id": answer_id}).first()
+    if existing is not None:
+        return _raise_hold(session, account, answer_id, int(existing.amount), existing.status, amount)
     new_balance = conn.execute(_DEBIT, {"account": account, "total": amount}).scalar_one_or_none()
     if new_balance is None:
         raise InsufficientBalance(account, balance(session, account), amount)
     conn.execute(_INSERT_HOLD, {"answer_id": answer_id, "account_id": account, "amount": amount, "status": "open",
                                 "created_at": utcnow(), "closed_at": None})
     _journal(session, [{"holder": f"account:{account}", "kind": "hold", "delta": -amount,
+                        "balance_after": int(new_balance), "answer_id": answer_id}])
+    return int(new_balance)
+
+
+def _raise_hold(session: Session, account: str, answer_id: str, held: int, status: str, amount: int) -> int:
+    if status != "open" or held >= amount:
+        return balance(session, account)
+    conn = _core(session)
+    extra = amount - held
+    # The debit first, as for a new hold: refused, it has written nothing.
+    new_balance = conn.execute(_DEBIT, {"account": account, "total": extra}).scalar_one_or_none()
+    if new_balance is None:
+        raise InsufficientBalance(account, balance(session, account), extra)
+    # Conditional on the amount read: of a raise and a close (the answer's record, a release)
+    # only the first changes the row; for a hold closed meanwhile the debit goes back.
+    if conn.execute(_RAISE_HOLD, {"hold_answer": answer_id, "held": held, "new_amount": amount}).rowcount != 1:
+        return int(conn.execute(_CREDIT_BACK, {"account": account, "total": extra}).scalar_one())
+    _journal(session, [{"holder": f"account:{account}", "kind": "hold", "delta": -extra,
                         "balance_after": int(new_balance), "answer_id": answer_id}])
     return int(new_balance)
 

@@ -107,7 +107,10 @@ class Contributor(Base):
 
 
 class AnswerPayment(Base):
-    """What one answer cost its asker: total = fee + pool; Σ credits of the answer = pool."""
+    """What one answer cost its asker: total = fee + pool; Σ credits of the answer = pool.
+
+    ``price`` is the answer's base price; ``fee`` is the platform's part: its fee on the price
+    (``price·fee_bps // 10000``) plus, for a metered (LLM) answer, the tokens' cost."""
 
     __tablename__ = "answer_payments"
     __table_args__ = (
@@ -352,7 +355,8 @@ class JournalEntry(Base):
     created in the migration).
 
     ``holder`` is ``account:<id>``, ``contributor:<address>`` (kind ``earned``/``batched``/
-    ``vouchered``/``settled``: which cumulative amount moved) or ``platform`` (fees).
+    ``vouchered``/``settled``: which cumulative amount moved) or ``platform`` (kind ``fee``, and
+    ``model_usage``: a metered answer's token cost, kept to pay the model's provider).
     """
 
     __tablename__ = "journal_entries"

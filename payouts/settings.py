@@ -66,6 +66,14 @@ class PayoutsSettings(BaseSettings):
     platform_fee_bps: int = Field(
         default=1_000, ge=0, le=10_000, description="Platform fee in basis points of the price."
     )
+    # A remote LLM's answer costs the operator by the token: its price is price_per_answer plus
+    # these (the extractive model's stays flat). The defaults are $1 / $4 per million tokens.
+    price_per_1k_prompt_tokens: int = Field(
+        default=1_000, ge=0, description="Base units per 1,000 prompt tokens of a remote LLM's answer (rounded up)."
+    )
+    price_per_1k_completion_tokens: int = Field(
+        default=4_000, ge=0, description="Base units per 1,000 completion tokens of a remote LLM's answer (rounded up)."
+    )
     redis_url: str | None = Field(
         default=None, description="Celery broker (OPENCHAT_REDIS_URL); unset: embedded broker."
     )

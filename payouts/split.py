@@ -7,7 +7,10 @@ platform fee is in basis points (1 bp = 1/10,000), citation weights are non-nega
 - :func:`price_answer` turns a price and a fee into what the asker pays, what the platform
   keeps and the contributors' pool. The fee is rounded down (the odd base unit goes to the
   contributors). An answer without a verified citation credits no contributor: the asker pays
-  only the base fee (the fee part of the price).
+  only the base fee (the fee part of the price). A metered answer (a remote LLM's) also pays
+  its ``usage``, the tokens' cost, cited or not; the platform keeps it (it pays the provider).
+- :func:`token_cost` prices tokens at a rate per 1,000, rounded up to the base unit; a
+  :class:`Tariff` prices an LLM answer's prompt and completion tokens (:meth:`Tariff.usage`).
 - :func:`split` divides a pool by weights with the largest-remainder (Hamilton) method: each
   part is ``floor(pool * w / W)``, and the ``pool - Σ floors`` leftover units go one each to the
   largest remainders; ties are broken by the key (ascending), so the result never depends on
@@ -38,21 +41,61 @@ class Charge:
     pool: int
 
 
-def price_answer(price: int, fee_bps: int, *, cited: bool = True) -> Charge:
+def price_answer(price: int, fee_bps: int, *, cited: bool = True, usage: int = 0) -> Charge:
     """The charge of an answer priced ``price`` with a platform fee of ``fee_bps``.
 
     ``cited`` False (no verified citation): the asker pays only the fee part; the pool is 0.
+    ``usage`` (a metered answer's token cost) is paid cited or not and kept by the platform: it
+    is part of ``fee``, never of the pool, so a long answer costs more without paying its
+    contributors (or an asker who is one of them) more.
     """
     price = _int(price, "price")
     fee_bps = _int(fee_bps, "fee_bps")
+    usage = _int(usage, "usage")
     if price < 0:
         raise ValueError(f"price must be >= 0, got {price}")
+    if usage < 0:
+        raise ValueError(f"usage must be >= 0, got {usage}")
     if not 0 <= fee_bps <= BPS:
         raise ValueError(f"fee_bps must be within 0..{BPS}, got {fee_bps}")
     fee = price * fee_bps // BPS
     if not cited:
-        return Charge(total=fee, fee=fee, pool=0)
-    return Charge(total=price, fee=fee, pool=price - fee)
+        return Charge(total=fee + usage, fee=fee + usage, pool=0)
+    return Charge(total=price + usage, fee=fee + usage, pool=price - fee)
+
+
+def token_cost(tokens: int, per_1k: int) -> int:
+    """``tokens`` at ``per_1k`` base units per 1,000 tokens, rounded UP to the base unit (the
+    operator never pays for a fraction of a unit of a provider's bill)."""
+    tokens = _int(tokens, "tokens")
+    per_1k = _int(per_1k, "per_1k")
+    if tokens < 0 or per_1k < 0:
+        raise ValueError(f"tokens and per_1k must be >= 0, got {tokens}, {per_1k}")
+    return -(-tokens * per_1k // 1_000)
+
+
+@dataclass(frozen=True)
+class Tariff:
+    """How an LLM answer is priced: the flat ``base`` of any answer (fee + contributors' pool)
+    plus its prompt and completion tokens, each at a rate per 1,000 tokens (base units)."""
+
+    base: int
+    per_1k_prompt: int
+    per_1k_completion: int
+
+    def __post_init__(self) -> None:
+        for name in ("base", "per_1k_prompt", "per_1k_completion"):
+            if _int(getattr(self, name), name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def usage(self, prompt_tokens: int, completion_tokens: int) -> tuple[int, int]:
+        """The cost of the prompt's and of the completion's tokens: (prompt, completion)."""
+        return token_cost(prompt_tokens, self.per_1k_prompt), token_cost(completion_tokens, self.per_1k_completion)
+
+    def worst_case(self, prompt_tokens: int, max_tokens: int) -> int:
+        """What a cited answer with this prompt and ``max_tokens`` of completion costs at most:
+        the amount to hold before the model is called."""
+        return self.base + sum(self.usage(prompt_tokens, max_tokens))
 
 
 def split(pool: int, weights: Mapping[str, int]) -> dict[str, int]:

@@ -94,6 +94,7 @@ def _openchat(record: AnswerRecord) -> dict[str, Any]:
     return {
         "answer_id": record.id, "conversation_id": record.conversation_id, "answered": record.answered,
         "price": record.price, "credits": [{"contributor": c.contributor, "amount": c.amount} for c in record.credits],
+        "price_breakdown": record.price_breakdown.as_json() if record.price_breakdown else None,
         "timing_ms": record.timing_ms,
     }
 

@@ -27,10 +27,10 @@ from assistant.chat import citations as cit
 from assistant.chat.compose import FOLLOW_UP_RESULTS, follow_ups
 from assistant.chat.extractive import MODEL_ID as EXTRACTIVE_MODEL
 from assistant.chat.extractive import ExtractiveResponder
-from assistant.chat.ledger import AnswerLedger, Credit, LedgerAnswer
+from assistant.chat.ledger import AnswerLedger, Credit, LedgerAnswer, PriceBreakdown, TokenBudget
 from assistant.chat.llm import Delta, LlmGateway, provider_error
 from assistant.chat.passages import Passage
-from assistant.chat.prompt import PromptSource, build_prompt
+from assistant.chat.prompt import HistoryTooLong, PromptSource, build_prompt
 from assistant.chat.shapes import shape
 from assistant.db import write_session
 from assistant.errors import ApiError
@@ -93,6 +93,7 @@ class AnswerRecord:
     credits: list[Credit]
     citations: list[CitationOut]
     timing_ms: dict[str, float]
+    price_breakdown: PriceBreakdown | None = None
 
 
 @dataclass
@@ -139,13 +140,18 @@ class Assistant:
     """Answers questions from the knowledge base and records every answer."""
 
     def __init__(self, kb: KnowledgeBase, engine: Engine, gateway: LlmGateway, ledger: AnswerLedger,
-                 top_k: int = 5, default_max_tokens: int = 512, cpu_slots: int = 4) -> None:
+                 top_k: int = 5, default_max_tokens: int = 512, cpu_slots: int = 4, max_tokens: int = 4096,
+                 history_tokens: int = 4096) -> None:
         self.kb = kb
         self.sessions = sessionmaker(engine, expire_on_commit=False)
         self.gateway = gateway
         self.ledger = ledger
         self.top_k = top_k
         self.default_max_tokens = default_max_tokens
+        # A metered answer holds the price of its prompt plus max_tokens of completion before the
+        # model is called: both are bounded, so is the most an answer can cost (and be held).
+        self.max_tokens = max_tokens
+        self.history_tokens = history_tokens
         self.extractive = ExtractiveResponder(kb.embedder)
         # Same index, but through the caching embedder: the question is embedded once.
         self.searcher = Searcher(kb.index, self.extractive.vectors)
@@ -216,6 +222,9 @@ class Assistant:
             raise ApiError(404, f"the model {req.model!r} does not exist; GET /v1/models lists the models", "model_not_found", "model")
         if not req.messages or req.messages[-1]["role"] != "user" or not req.messages[-1]["content"].strip():
             raise ApiError(400, "the last message must be a non-empty user message: the question", "invalid_messages", "messages")
+        if req.max_tokens is not None and req.max_tokens > self.max_tokens:
+            raise ApiError(400, f"max_tokens (or max_completion_tokens) is {req.max_tokens}: at most {self.max_tokens}",
+                           "max_tokens_too_large", "max_tokens")
 
     async def in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a sync stage of an answer in a worker thread, at most ``cpu_slots`` at a time.
@@ -230,7 +239,10 @@ class Assistant:
     def _prepare(self, req: ChatRequest, query: str, answer_id: str) -> _Prepared:
         if req.conversation_id is not None:
             self._check_conversation(req.account, req.conversation_id)
-        self._hold(req.account, answer_id)  # 402 before any search or LLM call, and before any byte
+        # 402 before any search or LLM call, and before any byte. A remote model's answer holds
+        # its completion's worst case now and its prompt's once the prompt is built.
+        budget = None if req.model == EXTRACTIVE_MODEL else TokenBudget(0, self._max_tokens(req))
+        self._hold(req.account, answer_id, budget)
         try:
             return self._retrieve_and_answer(req, query)
         except BaseException:
@@ -274,19 +286,28 @@ class Assistant:
                     added += 1
         return sources, len(passages)
 
+    def _max_tokens(self, req: ChatRequest) -> int:
+        return req.max_tokens or self.default_max_tokens
+
     async def _start_llm(self, req: ChatRequest, answer_id: str, question: str, sources: list[SearchResult],
                          started: float, retrieval_ms: float) -> Turn:
         gateway = self.gateway
-        max_tokens = req.max_tokens or self.default_max_tokens
+        max_tokens = self._max_tokens(req)
         budget = gateway.context_window(req.model) - max_tokens
         if budget <= 0:
             raise ApiError(400, "max_tokens leaves no room for the prompt in the model's context window", "invalid_max_tokens", "max_tokens")
         psources = [PromptSource(i, s.title, passage(s).prompt_text()) for i, s in enumerate(sources, start=1)]
-        prompt = await run_in_threadpool(
-            build_prompt, req.messages, psources, lambda msgs: gateway.count_tokens(req.model, msgs), budget,
-        )
+        try:
+            prompt = await run_in_threadpool(
+                build_prompt, req.messages, psources, lambda msgs: gateway.count_tokens(req.model, msgs), budget,
+                None, self.history_tokens,
+            )
+        except HistoryTooLong as exc:
+            raise ApiError(400, str(exc), "history_too_long", "messages") from exc
         if prompt.prompt_tokens > budget:
             raise ApiError(400, "the question alone does not fit in the model's context window", "context_length_exceeded", "messages")
+        # The worst case, held before the model is called: 402 here costs no provider call.
+        await self.in_thread(self._hold, req.account, answer_id, TokenBudget(prompt.prompt_tokens, max_tokens))
         params: dict[str, Any] = {"max_tokens": max_tokens}
         for name in ("temperature", "top_p", "stop"):
             if getattr(req, name) is not None:
@@ -308,11 +329,11 @@ class Assistant:
         return turn
 
     # ---- recording ------------------------------------------------------------------
-    def _hold(self, account: str, answer_id: str) -> None:
+    def _hold(self, account: str, answer_id: str, budget: TokenBudget | None = None) -> None:
         # The price is held before anything is delivered: of N answers started at once against
         # a balance for k, k are held and the others get 402 before their first byte.
         with write_session(self.sessions) as session:
-            self.ledger.hold(session, account, answer_id)
+            self.ledger.hold(session, account, answer_id, budget)
 
     def _release(self, answer_id: str) -> None:
         with write_session(self.sessions) as session:
@@ -370,7 +391,8 @@ class Assistant:
                 conv.updated_at = now
             entry = self.ledger.record(
                 session,
-                LedgerAnswer(turn.id, req.account, req.model, prompt_tokens, completion_tokens, len(cited)),
+                LedgerAnswer(turn.id, req.account, req.model, prompt_tokens, completion_tokens, len(cited),
+                             metered=req.model != EXTRACTIVE_MODEL),
                 by_contributor,
             )
             conn.execute(_INSERT_ANSWER, {
@@ -385,7 +407,7 @@ class Assistant:
         return AnswerRecord(
             id=turn.id, model=req.model, text=text, conversation_id=conversation_id, created=int(now.timestamp()),
             answered=bool(cited), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            price=entry.price, credits=entry.credits, citations=cited,
+            price=entry.price, credits=entry.credits, citations=cited, price_breakdown=entry.breakdown,
             timing_ms={"retrieval": round(turn.retrieval_ms, 2), "model": round(turn.model_ms, 2),
                        "citations_and_record": round(record_ms, 2),
                        "overhead": round(total_ms - turn.model_ms, 2), "total": round(total_ms, 2)},

@@ -71,18 +71,24 @@ def build_prompt(
     count_tokens: Callable[[list[dict[str, str]]], int],
     budget: int,
     nonce: str | None = None,
+    history_budget: int | None = None,
 ) -> Prompt:
     """System prompt with sources, then as much recent history as fits in ``budget`` tokens.
 
     ``history`` ends with the user's question, which is always kept; the client's own system
     messages are kept too (after ours, so they cannot lift the rules about sources). The
     oldest turns go first; if the question and sources alone do not fit, the lowest-ranked
-    sources go, keeping the numbering of the rest.
+    sources go, keeping the numbering of the rest. ``history_budget`` caps the tokens of the
+    messages before the question (the client's system messages and the kept turns, each
+    counted on its own): ``HistoryTooLong`` when the system messages alone pass it.
     """
     nonce = nonce or secrets.token_hex(6)
     client_system = [m for m in history[:-1] if m["role"] in ("system", "developer")]
     turns = [m for m in history[:-1] if m["role"] not in ("system", "developer")]
     question = history[-1]
+    system_tokens = sum(count_tokens([m]) for m in client_system)
+    if history_budget is not None and system_tokens > history_budget:
+        raise HistoryTooLong(system_tokens, history_budget)
     kept_sources = list(sources)
     while True:
         head = [system_message(kept_sources, nonce)] + [{"role": "system", "content": m["content"]} for m in client_system]
@@ -91,12 +97,28 @@ def build_prompt(
         if tokens <= budget or not kept_sources:
             break
         kept_sources.pop()
+    # Newest turns first, each counted once on its own: a message counted alone counts at least
+    # what it adds to the whole prompt, so the sum bounds the prompt without recounting it for
+    # every turn (which had tokenized the sources once per turn of the history).
+    room = budget - tokens
+    if history_budget is not None:
+        room = min(room, history_budget - system_tokens)
     kept_turns: list[dict[str, str]] = []
     for turn in reversed(turns):
-        candidate = head + [turn] + kept_turns + [question]
-        t = count_tokens(candidate)
-        if t > budget:
+        t = count_tokens([turn])
+        if t > room:
             break
         kept_turns.insert(0, turn)
-        tokens = t
-    return Prompt(head + kept_turns + [question], kept_sources, tokens, len(turns) - len(kept_turns))
+        room -= t
+    messages = head + kept_turns + [question]
+    if kept_turns:
+        tokens = count_tokens(messages)
+    return Prompt(messages, kept_sources, tokens, len(turns) - len(kept_turns))
+
+
+class HistoryTooLong(ValueError):
+    """The client's system messages alone pass the history's token cap."""
+
+    def __init__(self, tokens: int, cap: int) -> None:
+        self.tokens, self.cap = tokens, cap
+        super().__init__(f"the system messages take {tokens} tokens: the messages before the question may take at most {cap}")

@@ -13,10 +13,12 @@ from retrieval.knowledge import KnowledgeBase
 
 def build_assistant(settings: Settings, kb: KnowledgeBase, engine: Engine, ledger: AnswerLedger | None = None) -> Assistant:
     """The assistant over this knowledge base; answers are paid through the payouts ledger
-    (``OPENCHAT_PRICE_PER_ANSWER`` = 0 makes them free)."""
+    (``OPENCHAT_PRICE_PER_ANSWER`` and both per-1k token prices 0 make them free)."""
     gateway = LlmGateway(settings.app)
     if ledger is None:
-        price = settings.payouts.price_per_answer
-        ledger = PayoutsLedger(price, settings.payouts.platform_fee_bps) if price else FreeLedger()
+        pay = settings.payouts
+        prices = (pay.price_per_answer, pay.price_per_1k_prompt_tokens, pay.price_per_1k_completion_tokens)
+        ledger = PayoutsLedger(pay.price_per_answer, pay.platform_fee_bps, *prices[1:]) if any(prices) else FreeLedger()
     return Assistant(kb, engine, gateway, ledger, top_k=settings.app.chat_top_k,
-                     default_max_tokens=settings.app.llm_max_tokens)
+                     default_max_tokens=settings.app.llm_max_tokens, max_tokens=settings.app.chat_max_tokens,
+                     history_tokens=settings.app.chat_history_tokens)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import litellm
+import pytest
 
 import assistant.chat  # noqa: F401
 from assistant.chat.extractive import NO_ANSWER, ExtractiveResponder, cite
-from assistant.chat.prompt import PromptSource, build_prompt, defuse
+from assistant.chat.prompt import HistoryTooLong, PromptSource, build_prompt, defuse
 from assistant.chat.sentences import split_sentences
 from retrieval.embedder import Embedder
 
@@ -36,6 +37,37 @@ def test_history_is_trimmed_oldest_first_and_question_kept() -> None:
     assert prompt.prompt_tokens <= 1500 and prompt.dropped_messages > 0
     assert "old answer 39" in prompt.messages[-2]["content"]  # the newest turns survive
     assert len(prompt.sources) == 3
+
+
+def test_history_is_capped_by_its_own_token_budget() -> None:
+    history = []
+    for i in range(100):
+        history += [{"role": "user", "content": f"old question {i} " + "word " * 50},
+                    {"role": "assistant", "content": f"old answer {i} " + "word " * 50}]
+    history.append({"role": "user", "content": "What now?"})
+    calls: list[int] = []
+
+    def counting(messages: list[dict[str, str]]) -> int:
+        calls.append(len(messages))
+        return count(messages)
+
+    prompt = build_prompt(history, [PromptSource(1, None, "source text " * 30)], counting, 100_000, history_budget=300)
+    kept = prompt.messages[1:-1]
+    assert kept and sum(count([m]) for m in kept) <= 300 and prompt.dropped_messages == 200 - len(kept)
+    assert "old answer 99" in kept[-1]["content"]  # the newest turns survive
+    # The whole prompt with its sources is counted twice, not once per turn of the history.
+    assert len([n for n in calls if n > 1]) == 2 and len(calls) <= len(kept) + 3
+    assert prompt.prompt_tokens == count(prompt.messages)
+    # Without the cap, the same history fills the context budget.
+    assert len(build_prompt(history, [], count, 100_000).messages) == 202
+
+
+def test_system_messages_past_the_history_cap_are_refused() -> None:
+    history = [{"role": "system", "content": "Answer like a pirate. " * 100}, {"role": "user", "content": "q?"}]
+    with pytest.raises(HistoryTooLong) as err:
+        build_prompt(history, [], count, 100_000, history_budget=200)
+    assert err.value.cap == 200 and err.value.tokens > 200
+    assert build_prompt(history, [], count, 100_000, history_budget=2_000).messages[1]["content"].startswith("Answer like")
 
 
 def test_sources_are_dropped_last_first_when_even_they_do_not_fit() -> None:

@@ -54,3 +54,12 @@ def test_cli_fails_start_up_with_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "OPENCHAT_PORT" in lines[0]
+
+
+def test_the_default_max_tokens_is_within_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENCHAT_LLM_MAX_TOKENS", "5000")
+    with pytest.raises(SettingsError) as err:
+        load_settings()
+    assert str(err.value) == "invalid setting OPENCHAT_LLM_MAX_TOKENS=5000 must not exceed OPENCHAT_CHAT_MAX_TOKENS=4096"
+    monkeypatch.setenv("OPENCHAT_CHAT_MAX_TOKENS", "8000")
+    assert load_settings().app.chat_max_tokens == 8000

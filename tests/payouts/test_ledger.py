@@ -146,6 +146,102 @@ def test_a_hold_is_settled_by_the_record_or_released_once(engine: Engine) -> Non
         assert ledger.balance(s, "erin") == 14_000 and ledger.check_invariants(s) == []
 
 
+def journal_of(engine: Engine, answer: str) -> list[tuple[str, str, int]]:
+    with Session(engine) as s:
+        return [tuple(r) for r in s.execute(select(JournalEntry.holder, JournalEntry.kind, JournalEntry.delta)
+                                            .where(JournalEntry.answer_id == answer).order_by(JournalEntry.id))]
+
+
+def test_a_metered_answer_holds_its_worst_case_and_pays_what_it_used(engine: Engine) -> None:
+    account, who, ans = f"meter-{uuid.uuid4().hex[:6]}", new_address(), answer_id()
+    fund(engine, account, 50_000)
+    with Session(engine) as s, s.begin():
+        assert ledger.hold_answer(s, account, ans, 12_000) == 38_000  # before retrieval: base + max_tokens
+        assert ledger.hold_answer(s, account, ans, 20_000) == 30_000  # the prompt is built: raised by 8,000
+        assert ledger.hold_answer(s, account, ans, 15_000) == 30_000  # never lowered
+        assert ledger.open_holds(s) == (1, 20_000) and ledger.check_invariants(s) == []
+    with Session(engine) as s, s.begin():
+        r = ledger.record_answer_payment(s, account, ans, 10_000, {who: 1}, fee_bps=FEE_BPS, usage=7_123)
+    # price 10,000 (fee 1,000, pool 9,000) + 7,123 of tokens, kept by the platform; 2,877 of the hold back.
+    assert (r.charge.total, r.charge.fee, r.charge.pool, r.usage, r.held) == (17_123, 8_123, 9_000, 7_123, 20_000)
+    assert r.credits == {who: 9_000} and r.balance_after == 50_000 - 17_123
+    assert journal_of(engine, ans) == [
+        (f"account:{account}", "hold", -12_000), (f"account:{account}", "hold", -8_000),
+        (f"account:{account}", "release", 20_000), (f"account:{account}", "answer_debit", -17_123),
+        ("platform", "fee", 1_000), ("platform", "model_usage", 7_123), (f"contributor:{who}", "earned", 9_000)]
+    with Session(engine) as s, s.begin():
+        again = ledger.record_answer_payment(s, account, ans, 10_000, {who: 1}, fee_bps=FEE_BPS, usage=9_999)
+        assert again.already_recorded and (again.charge, again.usage, again.held) == (r.charge, 7_123, 20_000)
+    with Session(engine) as s:
+        assert ledger.balance(s, account) == 32_877 and ledger.open_holds(s) == (0, 0)
+        assert ledger.check_invariants(s) == []
+
+
+def test_a_metered_answer_never_pays_more_than_it_held(engine: Engine) -> None:
+    account, who = f"cap-{uuid.uuid4().hex[:6]}", new_address()
+    cited, uncited = answer_id(), answer_id()
+    fund(engine, account, 40_000)
+    with Session(engine) as s, s.begin():
+        ledger.hold_answer(s, account, cited, 12_000)
+        ledger.hold_answer(s, account, uncited, 12_000)
+    with Session(engine) as s, s.begin():
+        # The provider counted more than was held: the usage past the hold is waived.
+        r = ledger.record_answer_payment(s, account, cited, 10_000, {who: 1}, fee_bps=FEE_BPS, usage=5_000)
+        # Without a verified citation: the fee on the price and the usage (all of it fits the hold).
+        u = ledger.record_answer_payment(s, account, uncited, 10_000, {}, fee_bps=FEE_BPS, usage=5_000)
+    assert (r.charge.total, r.usage, r.charge.pool) == (12_000, 2_000, 9_000)
+    assert (u.charge.total, u.usage, u.charge.pool, u.charge.fee) == (6_000, 5_000, 0, 6_000) and u.credits == {}
+    with Session(engine) as s:
+        assert ledger.balance(s, account) == 40_000 - 12_000 - 6_000 and ledger.check_invariants(s) == []
+
+
+def test_a_metered_answer_splits_its_pool_exactly_as_a_flat_one(engine: Engine) -> None:
+    account, flat, metered = f"split-{uuid.uuid4().hex[:6]}", answer_id(), answer_id()
+    a, b, c = new_address(), new_address(), new_address()
+    weights = {a: 500_001, b: 333_333, c: 166_666}
+    fund(engine, account, 100_000)
+    with Session(engine) as s, s.begin():
+        ledger.hold_answer(s, account, metered, 30_000)
+        f = ledger.record_answer_payment(s, account, flat, 10_007, weights, fee_bps=FEE_BPS)
+        m = ledger.record_answer_payment(s, account, metered, 10_007, weights, fee_bps=FEE_BPS, usage=12_345)
+    # The tokens go to the platform: the pool (10,007 - 1,000) and its largest-remainder split are the same.
+    assert m.credits == f.credits and sum(m.credits.values()) == m.charge.pool == f.charge.pool == 9_007
+    assert (m.charge.total, m.charge.fee) == (f.charge.total + 12_345, f.charge.fee + 12_345)
+    with Session(engine) as s:
+        assert ledger.balance(s, account) == 100_000 - 10_007 - 22_352 and ledger.check_invariants(s) == []
+
+
+def test_a_raise_short_of_funds_writes_nothing(engine: Engine) -> None:
+    account, ans = f"short-{uuid.uuid4().hex[:6]}", answer_id()
+    fund(engine, account, 15_000)
+    with Session(engine) as s, s.begin():
+        ledger.hold_answer(s, account, ans, 12_000)
+    with Session(engine) as s, s.begin(), pytest.raises(ledger.InsufficientBalance):
+        ledger.hold_answer(s, account, ans, 16_000)  # 4,000 more; 3,000 left
+    with Session(engine) as s:
+        assert ledger.balance(s, account) == 3_000 and ledger.open_holds(s) == (1, 12_000)
+        assert ledger.check_invariants(s) == []
+    with Session(engine) as s, s.begin():
+        assert ledger.release_hold(s, ans)
+        assert ledger.hold_answer(s, account, ans, 20_000) == 15_000  # a closed hold is not raised again
+    with Session(engine) as s:
+        assert ledger.balance(s, account) == 15_000 and ledger.check_invariants(s) == []
+
+
+def test_concurrent_raises_cannot_overspend(engine: Engine) -> None:
+    account = f"race-{uuid.uuid4().hex[:6]}"
+    fund(engine, account, 10_000)
+    with Session(engine) as s, s.begin():
+        for i in range(3):
+            ledger.hold_answer(s, account, f"ans-r{account}{i}", 2_000)
+    # 4,000 left: of three raises by 2,000 each at once, two fit.
+    outcomes = at_once(engine, 3, lambda s, i: ledger.hold_answer(s, account, f"ans-r{account}{i}", 4_000), "raised")
+    assert outcomes == ["raised", "raised", "short"]
+    with Session(engine) as s:
+        assert ledger.balance(s, account) == 0 and ledger.open_holds(s)[1] >= 10_000
+        assert ledger.check_invariants(s) == []
+
+
 def test_stale_holds_are_released_and_fresh_ones_kept(engine: Engine) -> None:
     from datetime import UTC, datetime, timedelta
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from payouts.split import BPS, Charge, price_answer, split, weights_by_key
+from payouts.split import BPS, Charge, Tariff, price_answer, split, token_cost, weights_by_key
 
 keys = st.text(alphabet="0123456789abcdef", min_size=1, max_size=6)
 weights = st.dictionaries(keys, st.integers(min_value=0, max_value=10**6), max_size=12)
@@ -100,3 +100,54 @@ def test_ranges_are_checked() -> None:
 
 def test_weights_by_key_sums_repeats() -> None:
     assert weights_by_key([("a", 2), ("b", 3), ("a", 5)]) == {"a": 7, "b": 3}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=10**12), st.integers(min_value=0, max_value=BPS), st.booleans(),
+       st.integers(min_value=0, max_value=10**12))
+def test_usage_is_paid_cited_or_not_and_kept_by_the_platform(price: int, fee_bps: int, cited: bool, usage: int) -> None:
+    flat = price_answer(price, fee_bps, cited=cited)
+    c = price_answer(price, fee_bps, cited=cited, usage=usage)
+    assert c.total == c.fee + c.pool == flat.total + usage
+    assert c.fee == flat.fee + usage and c.pool == flat.pool  # the contributors' pool never grows with tokens
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=10**9))
+def test_token_cost_is_rounded_up_to_the_unit(tokens: int, per_1k: int) -> None:
+    cost = token_cost(tokens, per_1k)
+    exact = Fraction(tokens * per_1k, 1_000)
+    assert cost - 1 < exact <= cost
+    assert token_cost(tokens + 1, per_1k) >= cost
+
+
+def test_token_cost_examples() -> None:
+    assert token_cost(0, 4_000) == 0 and token_cost(1, 1) == 1 and token_cost(1_000, 1) == 1
+    assert token_cost(1_001, 1) == 2 and token_cost(1_500, 1_000) == 1_500 and token_cost(333, 4_000) == 1_332
+    assert Tariff(10_000, 1_000, 4_000).usage(1_234, 57) == (1_234, 228)
+    assert Tariff(10_000, 1_000, 4_000).worst_case(1_234, 512) == 10_000 + 1_234 + 2_048
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=10**6),
+       st.integers(min_value=0, max_value=10**5), st.integers(min_value=0, max_value=10**5),
+       st.integers(min_value=0, max_value=10**5), st.integers(min_value=0, max_value=10**5))
+def test_the_worst_case_covers_every_answer_within_it(base: int, rp: int, rc: int, prompt: int, max_tokens: int,
+                                                      used: int) -> None:
+    tariff = Tariff(base, rp, rc)
+    completion = min(used, max_tokens)
+    assert base + sum(tariff.usage(prompt, completion)) <= tariff.worst_case(prompt, max_tokens)
+
+
+@pytest.mark.parametrize("bad", [1.5, "3", None, True])
+def test_token_prices_are_never_floats(bad: object) -> None:
+    with pytest.raises(TypeError):
+        token_cost(bad, 1_000)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        Tariff(10_000, bad, 1_000)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        price_answer(10_000, 100, usage=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        price_answer(10_000, 100, usage=-1)
+    with pytest.raises(ValueError):
+        Tariff(10_000, -1, 0)
