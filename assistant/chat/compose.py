@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from assistant.chat.answerability import name_terms
 from assistant.chat.passages import Passage
+from assistant.chat.sentences import split_sentences
 from assistant.chat.shapes import Shape, Value, about, first_date, mentions, quantities
 from retrieval.lexical import STOPWORDS, analyse
 
@@ -234,18 +235,20 @@ def cover(ranking: Ranking, passages: Sequence[Passage], question: str, chosen: 
     missing = wanted - have
     # What the chosen sentences' sources name, and their titles: a covering source must be one
     # of those things, or name one of the chosen sources (documents that refer to each other).
-    linked = {t for t in titles if t} | {n for i in chosen for n in names_in(passages[ranking.candidates[i].marker - 1].text, "")}
+    linked = {t for t in titles if t} | {n for i in chosen
+                                         for sentence in split_sentences(passages[ranking.candidates[i].marker - 1].text)
+                                         for n in names_in(sentence, "")}
     added: list[int] = []
     for i in ranking.order:
         if not missing or len(added) >= MAX_COVER:
             break
         c = ranking.candidates[i]
         title = passages[c.marker - 1].title
-        if i in chosen or not title or title in titles or not c.terms & missing or not _linked(c.sentence, title, linked):
+        if i in chosen or not title or title in titles or not c.names & missing or not _linked(c.sentence, title, linked):
             continue
         added.append(i)
         titles.add(title)
-        missing -= c.terms | set(analyse(title))
+        missing -= c.names | set(analyse(title))
     return added
 
 

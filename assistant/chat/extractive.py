@@ -167,6 +167,13 @@ class Candidate:
     sentence: str
     terms: frozenset[str]
     stated: str = ""  # what the sentence says with its speaker and day ("Maria, 8 May 2023: I ran ...")
+    # Its source's subject when the sentence refers to it by a pronoun ("He played college
+    # football at Oregon." in "Joe Walker"'s source): names the checks find in the sentence.
+    subject: frozenset[str] = frozenset()
+
+    @property
+    def names(self) -> frozenset[str]:
+        return self.terms | self.subject
 
     @property
     def claim(self) -> str:
@@ -219,6 +226,8 @@ _SOCIAL = frozenset([
     "beautiful", "stuff", "true", "agreed", "right",
 ])
 _SOCIAL_WORD = re.compile(r"[\w'’]+")
+# A sentence that opens with a personal pronoun speaks of its source's subject (its title).
+_PRONOUN_START = re.compile(r"^[\"'“(]*(?:he|she|it|they|his|her|its|their)\b", re.IGNORECASE)
 # A statement with a question tag asks for agreement, not information: "Sunflowers mean warmth,
 # right?" says that sunflowers mean warmth.
 _ASKS = re.compile(r"(what|who|whom|whose|which|when|where|why|how|is|are|was|were|do|does|did|can|could|"
@@ -312,7 +321,7 @@ class ExtractiveResponder:
                     stated = f"{context} {annotate(sentence, p.said)}"
                     candidates.append(Candidate(marker, sentence, terms | self._sentences_terms(stated), stated))
                 else:
-                    candidates.append(Candidate(marker, sentence, terms))
+                    candidates.append(Candidate(marker, sentence, terms, subject=self._subject(sentence, p.title)))
         if not candidates:
             return None
         q_vec = self.vectors.embed_query(question)
@@ -344,6 +353,11 @@ class ExtractiveResponder:
                          for i, c in enumerate(candidates)]
         order = sorted(range(len(candidates)), key=lambda i: scores[i], reverse=True)
         return Ranking(candidates, scores, order, sent_vecs, strengths)
+
+    def _subject(self, sentence: str, title: str | None) -> frozenset[str]:
+        if not title or not _PRONOUN_START.match(sentence):
+            return frozenset()
+        return self._sentences_terms(re.sub(r"\s*\(.*?\)", "", title))
 
     def select(self, ranking: Ranking, passages: Sequence[Passage] = (), question: str = "") -> list[int]:
         """The best sentence, plus the next best of the same chunk when close; in reading order.
@@ -380,7 +394,7 @@ class ExtractiveResponder:
         ``pool``: the sentences the answer draws on (by default every candidate)."""
         picked = [ranking.candidates[i] for i in chosen]
         pool = ranking.candidates if pool is None else pool
-        evidence = examine(question, " ".join(c.claim for c in picked), set().union(*(c.terms for c in picked)),
+        evidence = examine(question, " ".join(c.claim for c in picked), set().union(*(c.names for c in picked)),
                            [set(c.terms) for c in pool], [c.claim for c in pool])
         return replace(evidence, close_call=close_call(ranking, cited=chosen),
                        other_speaker=other_speaker(question, [c.claim for c in picked], speakers),

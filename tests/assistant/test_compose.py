@@ -50,6 +50,17 @@ def test_a_comparison_asked_as_yes_no_answers_yes_or_no_first(responder: Extract
     assert yes.text.startswith("Yes. ")
 
 
+def test_a_sentence_that_says_he_speaks_of_its_source_subject(responder: ExtractiveResponder) -> None:
+    player = Passage("Joe Quill (born 1992) is an American football linebacker for the Eagles. "
+                     "He played college football at Oregon.", "Joe Quill (American football)")
+    team = Passage("The Oregon Ducks are a college football team located in Eugene, Oregon. "
+                   "The Ducks end each regular season with the Civil War rivalry game.", "Oregon Ducks football")
+    a = responder.answer("Joe Quill played for which team that ends its regular season with the Civil War rivalry game?",
+                         [team, player])
+    assert a.text != NO_ANSWER
+    assert "Civil War rivalry game [1]" in a.text and "He played college football at Oregon [2]" in a.text
+
+
 def test_born_first_does_not_depend_on_source_order(responder: ExtractiveResponder) -> None:
     a = responder.answer("Who was born first, Ada Quill or Bram Tolly?", [BRAM, ADA])
     assert a.text.endswith("So the answer is Bram Tolly (9 June 1888; Ada Quill: 3 March 1901).")
