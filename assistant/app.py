@@ -59,7 +59,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         repaired = await run_in_threadpool(kb.intake.reindex_pending)
         if repaired:
             log.warning("re-indexed %d chunks an earlier stop left unindexed", repaired)
-        jobs = DatasetJobs(kb.intake, settings.retrieval.uploads_dir, settings.retrieval.max_row_chars)
+        jobs = DatasetJobs(kb.intake, settings.retrieval.uploads_dir, settings.retrieval.row_limits)
         resumed = jobs.resume()
         if resumed:
             log.warning("resuming data sets %s", resumed)
