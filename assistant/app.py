@@ -15,9 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from assistant.accounts import DEV_ACCOUNT, grant_dev_balance, release_stale_holds
 from assistant.api import chat, knowledge, payouts
 from assistant.auth import ApiKeys, LedgerKeys
+from assistant.chat.bounds import ChatBounds
 from assistant.chat.wiring import build_assistant
 from assistant.db import make_engine, migrate
 from assistant.errors import install_error_handlers
+from assistant.gate import KeyGate
 from assistant.health import run_checks
 from assistant.limits import BodyLimit
 from assistant.metrics import metrics_registry, render
@@ -68,6 +70,8 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         app.state.knowledge = kb
         app.state.jobs = jobs
         app.state.assistant = build_assistant(settings, kb, engine)
+        app.state.chat_bounds = ChatBounds(settings.app.chat_max_messages, settings.app.chat_max_question_tokens,
+                                           settings.app.chat_max_message_tokens, settings.app.chat_max_history_tokens)
         app.state.api_keys = ApiKeys({settings.app.dev_api_key: DEV_ACCOUNT} if settings.app.dev_api_key else {})
         app.state.ledger_keys = LedgerKeys(engine)
         app.state.rate_limits = build_rate_limits(settings, limit_metrics)
@@ -91,6 +95,8 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         default=settings.app.max_request_bytes,
         large={"/v1/datasets": settings.retrieval.max_upload_bytes},
     )
+    # Outside the body limit: a request it refuses (no key, an anonymous flood) is never read.
+    app.add_middleware(KeyGate)
     app.include_router(knowledge.router)
     app.include_router(chat.router)
     app.include_router(payouts.router)

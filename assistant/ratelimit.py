@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 CHAT = "chat"
 WRITE = "write"
 READ = "read"
+# Requests without a valid key, counted per client IP (assistant.gate).
+ANONYMOUS = "anonymous"
 # Seconds a Redis call may take: a dead or unreachable Redis must cost a request little.
 REDIS_TIMEOUT = 0.5
 # After a Redis failure, seconds the limiter uses its local budget before trying Redis again,
@@ -147,12 +149,14 @@ class RateLimits:
 
 
 def build_rate_limits(settings: Settings, metrics: RateLimitMetrics | None = None) -> RateLimits:
-    """The API's limits: chat completions and writes, each its own budget per account; shared in
+    """The API's limits: chat completions, writes and reads, each its own budget per account, and
+    anonymous requests per client IP; shared in
     ``OPENCHAT_REDIS_URL`` when set (no connection is made until the first request)."""
     app = settings.app
     items = {CHAT: window(app.chat_rate_per_minute, app.chat_rate_burst, CHAT),
              WRITE: window(app.write_rate_per_minute, app.write_rate_burst, WRITE),
-             READ: window(app.read_rate_per_minute, app.read_rate_burst, READ)}
+             READ: window(app.read_rate_per_minute, app.read_rate_burst, READ),
+             ANONYMOUS: window(app.anon_rate_per_minute, app.anon_rate_burst, ANONYMOUS)}
     shared = None
     if settings.payouts.redis_url:
         shared = RedisStorage(settings.payouts.redis_url, key_prefix=f"{settings.payouts.redis_key_prefix}ratelimit",

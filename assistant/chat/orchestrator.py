@@ -154,6 +154,10 @@ class Assistant:
         # and tokenizing them again was ~7% of the API's GIL time under load.
         self._token_count = functools.lru_cache(maxsize=4096)(lambda text: len(kb.embedder.token_ids(text)))
 
+    def count_tokens(self, text: str) -> int:
+        """The embedder's word pieces in ``text`` (not cached: requests' texts rarely repeat)."""
+        return len(self.kb.embedder.token_ids(text))
+
     def models(self) -> list[str]:
         return [EXTRACTIVE_MODEL] + [m for m in self.gateway.models() if m != EXTRACTIVE_MODEL]
 

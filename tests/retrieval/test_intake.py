@@ -167,7 +167,7 @@ def test_batches_end_at_their_rows_or_their_characters() -> None:
     from retrieval.readers import Row, RowError
 
     items = [Row(1, "x" * 10), RowError(2, "bad"), Row(3, "y" * 100), Row(4, "z" * 5), Row(5, "w"), Row(6, "v")]
-    cut = [[getattr(i, "line") for i in b] for b in batches(iter(items), rows=3, chars=50)]
+    cut = [[i.line for i in b] for b in batches(iter(items), rows=3, chars=50)]
     # 10 + 100 characters close the first batch; then three rows close the second.
     assert cut == [[1, 2, 3], [4, 5, 6]]
     assert [len(b) for b in batches(iter(items), rows=100, chars=10**9)] == [6]
