@@ -76,8 +76,8 @@ class AppSettings(BaseSettings):
     chat_max_question_tokens: int = Field(
         default=1024, ge=16, description="Word pieces (the embedder's tokenizer) of the question: the last user message.",
     )
-    chat_max_message_tokens: int = Field(default=8192, ge=16, description="Word pieces of any one message.")
-    chat_max_history_tokens: int = Field(default=32768, ge=16, description="Word pieces of all the messages together.")
+    chat_max_message_tokens: int = Field(default=4096, ge=16, description="Word pieces of any one message.")
+    chat_max_history_tokens: int = Field(default=16384, ge=16, description="Word pieces of all the messages together.")
 
     @field_validator("llm_model", "llm_api_base", "llm_api_key", mode="before")
     @classmethod

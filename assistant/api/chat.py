@@ -15,7 +15,7 @@ from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from assistant.auth import Principal
-from assistant.chat.bounds import check_messages
+from assistant.chat.bounds import check_messages, needs_tokens
 from assistant.chat.orchestrator import AnswerRecord, Assistant, ChatRequest, Turn
 from assistant.errors import ApiError, error_body
 from assistant.ratelimit import chat_key, read_key, write_key
@@ -122,7 +122,11 @@ async def chat_completions(
 ) -> JSONResponse | EventSourceResponse:
     """Answer the last user message from the knowledge base, with verified citations."""
     every = [{"role": m.role, "content": m.text()} for m in body.messages]
-    check_messages(every, request.app.state.chat_bounds, svc.count_tokens)
+    bounds = request.app.state.chat_bounds
+    if needs_tokens(every, bounds):  # large messages: tokenizing them is CPU work, off the event loop
+        await run_in_threadpool(check_messages, every, bounds, svc.count_tokens)
+    else:
+        check_messages(every, bounds, svc.count_tokens)
     messages = [m for m in every if m["role"] in ("system", "developer", "user", "assistant")]
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
     req = ChatRequest(

@@ -28,28 +28,53 @@ class ChatBounds:
 
 
 def check_messages(messages: Sequence[dict[str, str]], bounds: ChatBounds, count_tokens: Callable[[str], int]) -> None:
-    """Raise a 400 naming the message when the request is over a bound; the last message is the question."""
+    """Raise a 400 naming the message when the request is over a bound; the last message is the question.
+
+    Tokenizes only what its characters cannot settle: a word piece covers at least one character
+    of text, so a text no longer in characters than its bound in tokens is within it.
+    """
+    _check_characters(messages, bounds)
+    last = len(messages) - 1
+    sizes: list[int] = []  # tokens where counted, else characters (never fewer than the tokens)
+    counted: list[bool] = []
+    for i, m in enumerate(messages):
+        limit = _limit(i, last, bounds)
+        size, count = len(m["content"]), False
+        if size > limit:
+            size, count = count_tokens(m["content"]), True
+            if size > limit:
+                raise _too_long(i, last, f"{limit} tokens (it has {size})")
+        sizes.append(size)
+        counted.append(count)
+    if sum(sizes) > bounds.max_history_tokens:
+        total = sum(size if count else count_tokens(m["content"]) for m, size, count in zip(messages, sizes, counted))
+        if total > bounds.max_history_tokens:
+            raise _history(f"{bounds.max_history_tokens} tokens (they have {total})")
+
+
+def needs_tokens(messages: Sequence[dict[str, str]], bounds: ChatBounds) -> bool:
+    """Whether ``check_messages`` will tokenize anything (a request with large messages): then it is
+    worth running off the event loop."""
+    last = len(messages) - 1
+    return (any(len(m["content"]) > _limit(i, last, bounds) for i, m in enumerate(messages))
+            or sum(len(m["content"]) for m in messages) > bounds.max_history_tokens)
+
+
+def _check_characters(messages: Sequence[dict[str, str]], bounds: ChatBounds) -> None:
     if len(messages) > bounds.max_messages:
         raise ApiError(400, f"at most {bounds.max_messages} messages per request", "too_many_messages", "messages")
     last = len(messages) - 1
-    # Characters first: a cheap refusal of anything far over every bound.
-    total_chars = 0
     for i, m in enumerate(messages):
-        limit = bounds.max_question_tokens if i == last else bounds.max_message_tokens
-        if len(m["content"]) > limit * CHARS_PER_TOKEN:
-            raise _too_long(i, last, f"{limit * CHARS_PER_TOKEN} characters")
-        total_chars += len(m["content"])
-    if total_chars > bounds.max_history_tokens * CHARS_PER_TOKEN:
-        raise _history(f"{bounds.max_history_tokens * CHARS_PER_TOKEN} characters")
-    total = 0
-    for i, m in enumerate(messages):
-        limit = bounds.max_question_tokens if i == last else bounds.max_message_tokens
-        tokens = count_tokens(m["content"])
-        if tokens > limit:
-            raise _too_long(i, last, f"{limit} tokens (it has {tokens})")
-        total += tokens
-    if total > bounds.max_history_tokens:
-        raise _history(f"{bounds.max_history_tokens} tokens (they have {total})")
+        limit = _limit(i, last, bounds) * CHARS_PER_TOKEN
+        if len(m["content"]) > limit:
+            raise _too_long(i, last, f"{limit} characters")
+    limit = bounds.max_history_tokens * CHARS_PER_TOKEN
+    if sum(len(m["content"]) for m in messages) > limit:
+        raise _history(f"{limit} characters")
+
+
+def _limit(i: int, last: int, bounds: ChatBounds) -> int:
+    return bounds.max_question_tokens if i == last else bounds.max_message_tokens
 
 
 def _too_long(i: int, last: int, what: str) -> ApiError:
