@@ -31,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -133,7 +134,9 @@ def start_load(url: str, settings: object, long_askers: int, upload_kib: int, sn
         load.loop("anonymous reads", url, None, lambda c: c.get(f"/v1/contributors/{CONTRIBUTOR}"))
 
     def upload_and_snippets() -> None:
-        line = "A sentence of the long upload about tides, the moon and the sea, number {}.\n"
+        # Distinct text each round (a copy would be refused before it is embedded).
+        tag = uuid.uuid4().hex[:8]
+        line = f"A sentence of upload {tag} about tides, the moon and the sea, number {{}}.\n"
         text = "".join(line.format(i) for i in range(upload_kib * 1024 // len(line)))
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {KEY}"}, timeout=600) as c:
             resp = c.post("/v1/datasets", files={"file": ("no-breaks.txt", text.encode())},
