@@ -21,7 +21,6 @@ from llama_index.core.node_parser import MarkdownNodeParser
 from retrieval.row_limits import RowLimits
 from retrieval.said import parse_speaker, parse_timestamp
 
-
 Format = Literal["jsonl", "csv", "markdown", "text"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv", "markdown", "text")
 _EXTENSIONS: dict[str, Format] = {
