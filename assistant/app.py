@@ -96,7 +96,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         large={"/v1/datasets": settings.retrieval.max_upload_bytes},
     )
     # Outside the body limit: a request it refuses (no key, an anonymous flood) is never read.
-    app.add_middleware(KeyGate)
+    app.add_middleware(KeyGate, routes=[*knowledge.router.routes, *chat.router.routes, *payouts.router.routes])
     app.include_router(knowledge.router)
     app.include_router(chat.router)
     app.include_router(payouts.router)

@@ -172,25 +172,56 @@ def retry_after_header(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
+# Set in a request's state once its account was charged (by the gate, before the body is read),
+# so the route's dependency does not charge it again.
+CHARGED_STATE = "openchat_rate_charged"
+
+
+async def charge(limits: RateLimits, kind: str, who: str) -> ApiError | None:
+    """Count one request of ``who`` in ``kind``'s budget; the 429 to answer when it is spent."""
+    if limits.items.get(kind) is None:
+        return None
+    # Counting in process memory is a dict update: done on the event loop. Redis is I/O,
+    # so the shared count runs in a worker thread.
+    wait = await run_in_threadpool(limits.hit, kind, who) if limits.shared else limits.hit(kind, who)
+    if wait is None:
+        return None
+    item = limits.items[kind]
+    assert item is not None
+    seconds = max(1, math.ceil(wait))
+    if kind == ANONYMOUS:
+        message = (f"rate limit of {item.amount} requests without an API key per {item.get_expiry()} s reached "
+                   f"for this address; retry in {seconds} s, or send a key")
+    else:
+        message = (f"rate limit of {item.amount} {kind} requests per {item.get_expiry()} s reached "
+                   f"for this key's account; retry in {seconds} s")
+    return ApiError(429, message, "rate_limit_exceeded", headers=retry_after_header(wait))
+
+
 def _limited(kind: str) -> Callable[[Request, Principal], Awaitable[Principal]]:
     async def dependency(request: Request, principal: Annotated[Principal, Depends(require_key)]) -> Principal:
-        limits: RateLimits = request.app.state.rate_limits
-        if limits.items.get(kind) is None:
+        if (request.scope.get("state") or {}).get(CHARGED_STATE):  # the gate did, before the body
             return principal
-        # Counting in process memory is a dict update: done on the event loop. Redis is I/O,
-        # so the shared count runs in a worker thread.
-        wait = (await run_in_threadpool(limits.hit, kind, principal.account) if limits.shared
-                else limits.hit(kind, principal.account))
-        if wait is not None:
-            item = limits.items[kind]
-            assert item is not None
-            raise ApiError(429, f"rate limit of {item.amount} {kind} requests per {item.get_expiry()} s reached "
-                                f"for this key's account; retry in {max(1, math.ceil(wait))} s",
-                           "rate_limit_exceeded", headers=retry_after_header(wait))
+        error = await charge(request.app.state.rate_limits, kind, principal.account)
+        if error is not None:
+            raise error
         return principal
 
     dependency.__name__ = f"{kind}_key"
+    _KINDS[dependency] = kind
     return dependency
+
+
+_KINDS: dict[Callable[..., object], str] = {}
+
+
+def route_kind(route: object) -> str | None:
+    """The budget a route's requests are counted in (the class of its key dependency), or None."""
+    dependant = getattr(route, "dependant", None)
+    for dep in getattr(dependant, "dependencies", ()):
+        if dep.call in _KINDS:
+            return _KINDS[dep.call]
+    return None
 
 
 # FastAPI dependencies: the caller's principal (401 without a valid key), counted against the

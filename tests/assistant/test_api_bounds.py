@@ -158,7 +158,7 @@ def test_an_anonymous_upload_is_refused_before_its_body_is_read(api: LiveServer)
 @pytest.fixture(scope="module")
 def anon_limited(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     settings = load_settings(data_dir=tmp_path_factory.mktemp("anon"), dev_api_key=DEV_KEY,
-                             anon_rate_per_minute=1, anon_rate_burst=3)
+                             anon_rate_per_minute=1, anon_rate_burst=3, write_rate_per_minute=1, write_rate_burst=2)
     live = start_server(settings, embedder)
     yield live
     live.stop()
@@ -180,6 +180,18 @@ def test_anonymous_requests_have_a_budget_per_ip(anon_limited: LiveServer) -> No
         assert keyed.post("/v1/search", json={"query": "anything"}).status_code == 200
         # Pages and health checks are outside /v1 and its budget.
         assert anonymous.get("/healthz").status_code in (200, 503)
+
+
+def test_a_spent_write_budget_refuses_an_upload_before_its_body(anon_limited: LiveServer) -> None:
+    with anon_limited.client() as keyed:
+        for _ in range(2):  # the account's whole write budget, on cheap writes
+            assert keyed.patch("/v1/conversations/conv_missing", json={"title": "t"}).status_code == 404
+    answer = _raw_upload(anon_limited, DEV_KEY, 150 * 1024 * 1024, 64 * 1024, wait=30)
+    assert answer.startswith(b"HTTP/1.1 429"), answer[:200]
+    assert b'"rate_limit_exceeded"' in answer and b"retry-after:" in answer.lower()
+    # Counted once: the gate charged it, the route's own dependency did not count it again.
+    with anon_limited.client() as keyed:
+        assert keyed.get("/v1/conversations").status_code == 200  # reads have their own budget
 
 
 def test_a_refused_chat_request_costs_nothing(api: LiveServer) -> None:
