@@ -44,7 +44,7 @@ test-fast: install $(CHROMIUM)
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: install
-	$(PY) bench/retrieval.py
+	$(PY) bench/retrieval_figures.py
 
 lint: install
 	$(VENV)/bin/ruff check assistant retrieval payouts tests bench

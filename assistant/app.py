@@ -15,9 +15,11 @@ from starlette.concurrency import run_in_threadpool
 from assistant.accounts import DEV_ACCOUNT, grant_dev_balance, release_stale_holds
 from assistant.api import chat, knowledge, payouts
 from assistant.auth import ApiKeys, LedgerKeys
+from assistant.chat.bounds import ChatBounds
 from assistant.chat.wiring import build_assistant
 from assistant.db import make_engine, migrate
 from assistant.errors import install_error_handlers
+from assistant.gate import KeyGate
 from assistant.health import run_checks
 from assistant.limits import BodyLimit
 from assistant.metrics import metrics_registry, render
@@ -60,7 +62,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         repaired = await run_in_threadpool(kb.intake.reindex_pending)
         if repaired:
             log.warning("re-indexed %d chunks an earlier stop left unindexed", repaired)
-        jobs = DatasetJobs(kb.intake, settings.retrieval.uploads_dir, settings.retrieval.max_row_chars)
+        jobs = DatasetJobs(kb.intake, settings.retrieval.uploads_dir, settings.retrieval.row_limits)
         resumed = jobs.resume()
         if resumed:
             log.warning("resuming data sets %s", resumed)
@@ -69,6 +71,8 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         app.state.knowledge = kb
         app.state.jobs = jobs
         app.state.assistant = build_assistant(settings, kb, engine)
+        app.state.chat_bounds = ChatBounds(settings.app.chat_max_messages, settings.app.chat_max_question_tokens,
+                                           settings.app.chat_max_message_tokens, settings.app.chat_max_history_tokens)
         app.state.api_keys = ApiKeys({settings.app.dev_api_key: DEV_ACCOUNT} if settings.app.dev_api_key else {})
         app.state.ledger_keys = LedgerKeys(engine)
         app.state.rate_limits = build_rate_limits(settings, limit_metrics)
@@ -93,6 +97,8 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         default=settings.app.max_request_bytes,
         large={"/v1/datasets": settings.retrieval.max_upload_bytes},
     )
+    # Outside the body limit: a request it refuses (no key, an anonymous flood) is never read.
+    app.add_middleware(KeyGate, routes=[*knowledge.router.routes, *chat.router.routes, *payouts.router.routes])
     app.include_router(knowledge.router)
     app.include_router(chat.router)
     app.include_router(payouts.router)

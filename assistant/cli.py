@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from retrieval.intake import LocalFile
     from retrieval.knowledge import KnowledgeBase
     from retrieval.readers import Format
+    from retrieval.row_limits import RowLimits
 
 
 def _settings() -> Settings:
@@ -105,14 +106,14 @@ def ingest(args: argparse.Namespace) -> int:
               "or point OPENCHAT_QDRANT_URL at a Qdrant server", file=sys.stderr)
         return 1
     try:
-        return _ingest_file(args, kb, path, fmt, contributor, local_file, settings.retrieval.max_row_chars)
+        return _ingest_file(args, kb, path, fmt, contributor, local_file, settings.retrieval.row_limits)
     finally:
         kb.close()
         engine.dispose()
 
 
 def _ingest_file(args: argparse.Namespace, kb: KnowledgeBase, path: Path, fmt: Format, contributor: str,
-                 local_file: LocalFile, max_row_chars: int) -> int:
+                 local_file: LocalFile, limits: RowLimits) -> int:
     from tqdm import tqdm
 
     from retrieval.intake import DatasetBusy
@@ -162,7 +163,7 @@ def _ingest_file(args: argparse.Namespace, kb: KnowledgeBase, path: Path, fmt: F
                                 rejected=report.rows_rejected)
 
             try:
-                report = intake.ingest_dataset(cid, path, progress, max_row_chars, stop=stop)
+                report = intake.ingest_dataset(cid, path, progress, limits, stop=stop)
             except Exception as exc:  # noqa: BLE001 - recorded on the contribution; the shell gets one line
                 print(f"openchat ingest: {exc}", file=sys.stderr)
                 return 1

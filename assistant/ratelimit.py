@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 CHAT = "chat"
 WRITE = "write"
 READ = "read"
+# Requests without a valid key, counted per client IP (assistant.gate).
+ANONYMOUS = "anonymous"
 # Seconds a Redis call may take: a dead or unreachable Redis must cost a request little.
 REDIS_TIMEOUT = 0.5
 # After a Redis failure, seconds the limiter uses its local budget before trying Redis again,
@@ -147,12 +149,14 @@ class RateLimits:
 
 
 def build_rate_limits(settings: Settings, metrics: RateLimitMetrics | None = None) -> RateLimits:
-    """The API's limits: chat completions and writes, each its own budget per account; shared in
+    """The API's limits: chat completions, writes and reads, each its own budget per account, and
+    anonymous requests per client IP; shared in
     ``OPENCHAT_REDIS_URL`` when set (no connection is made until the first request)."""
     app = settings.app
     items = {CHAT: window(app.chat_rate_per_minute, app.chat_rate_burst, CHAT),
              WRITE: window(app.write_rate_per_minute, app.write_rate_burst, WRITE),
-             READ: window(app.read_rate_per_minute, app.read_rate_burst, READ)}
+             READ: window(app.read_rate_per_minute, app.read_rate_burst, READ),
+             ANONYMOUS: window(app.anon_rate_per_minute, app.anon_rate_burst, ANONYMOUS)}
     shared = None
     if settings.payouts.redis_url:
         shared = RedisStorage(settings.payouts.redis_url, key_prefix=f"{settings.payouts.redis_key_prefix}ratelimit",
@@ -168,25 +172,56 @@ def retry_after_header(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
+# Set in a request's state once its account was charged (by the gate, before the body is read),
+# so the route's dependency does not charge it again.
+CHARGED_STATE = "openchat_rate_charged"
+
+
+async def charge(limits: RateLimits, kind: str, who: str) -> ApiError | None:
+    """Count one request of ``who`` in ``kind``'s budget; the 429 to answer when it is spent."""
+    if limits.items.get(kind) is None:
+        return None
+    # Counting in process memory is a dict update: done on the event loop. Redis is I/O,
+    # so the shared count runs in a worker thread.
+    wait = await run_in_threadpool(limits.hit, kind, who) if limits.shared else limits.hit(kind, who)
+    if wait is None:
+        return None
+    item = limits.items[kind]
+    assert item is not None
+    seconds = max(1, math.ceil(wait))
+    if kind == ANONYMOUS:
+        message = (f"rate limit of {item.amount} requests without an API key per {item.get_expiry()} s reached "
+                   f"for this address; retry in {seconds} s, or send a key")
+    else:
+        message = (f"rate limit of {item.amount} {kind} requests per {item.get_expiry()} s reached "
+                   f"for this key's account; retry in {seconds} s")
+    return ApiError(429, message, "rate_limit_exceeded", headers=retry_after_header(wait))
+
+
 def _limited(kind: str) -> Callable[[Request, Principal], Awaitable[Principal]]:
     async def dependency(request: Request, principal: Annotated[Principal, Depends(require_key)]) -> Principal:
-        limits: RateLimits = request.app.state.rate_limits
-        if limits.items.get(kind) is None:
+        if (request.scope.get("state") or {}).get(CHARGED_STATE):  # the gate did, before the body
             return principal
-        # Counting in process memory is a dict update: done on the event loop. Redis is I/O,
-        # so the shared count runs in a worker thread.
-        wait = (await run_in_threadpool(limits.hit, kind, principal.account) if limits.shared
-                else limits.hit(kind, principal.account))
-        if wait is not None:
-            item = limits.items[kind]
-            assert item is not None
-            raise ApiError(429, f"rate limit of {item.amount} {kind} requests per {item.get_expiry()} s reached "
-                                f"for this key's account; retry in {max(1, math.ceil(wait))} s",
-                           "rate_limit_exceeded", headers=retry_after_header(wait))
+        error = await charge(request.app.state.rate_limits, kind, principal.account)
+        if error is not None:
+            raise error
         return principal
 
     dependency.__name__ = f"{kind}_key"
+    _KINDS[dependency] = kind
     return dependency
+
+
+_KINDS: dict[Callable[..., object], str] = {}
+
+
+def route_kind(route: object) -> str | None:
+    """The budget a route's requests are counted in (the class of its key dependency), or None."""
+    dependant = getattr(route, "dependant", None)
+    for dep in getattr(dependant, "dependencies", ()):
+        if dep.call in _KINDS:
+            return _KINDS[dep.call]
+    return None
 
 
 # FastAPI dependencies: the caller's principal (401 without a valid key), counted against the

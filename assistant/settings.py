@@ -75,6 +75,18 @@ class AppSettings(BaseSettings):
         description="Authenticated reads (search, conversations, answers) per minute per account; 0: no limit.",
     )
     read_rate_burst: int = Field(default=120, ge=1, description="Reads an account may make at once.")
+    anon_rate_per_minute: int = Field(
+        default=600, ge=0,
+        description="Requests per minute per client IP to /v1 without a valid key (public reads, refused keys); 0: no limit.",
+    )
+    anon_rate_burst: int = Field(default=120, ge=1, description="Anonymous requests an IP may make at once.")
+
+    # ---- bounds on what a chat request may carry (docs/assistant.md, Bounds) ----
+    chat_max_question_tokens: int = Field(
+        default=1024, ge=16, description="Word pieces (the embedder's tokenizer) of the question: the last user message.",
+    )
+    chat_max_message_tokens: int = Field(default=4096, ge=16, description="Word pieces of any one message.")
+    chat_max_history_tokens: int = Field(default=16384, ge=16, description="Word pieces of all the messages together.")
 
     @field_validator("llm_model", "llm_api_base", "llm_api_key", mode="before")
     @classmethod

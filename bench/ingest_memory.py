@@ -124,7 +124,7 @@ e = load_embedder(s, serving=False)
 chunker = Chunker(e.token_ids, s.chunk_size, s.chunk_overlap)
 n = 0
 with open(sys.argv[1], "rb") as f:
-    for row in read_rows(f, "jsonl", max_row_chars=s.max_row_chars):
+    for row in read_rows(f, "jsonl", limits=s.row_limits):
         if isinstance(row, Row):
             n += sum(1 for _ in chunker.chunk([row]))
 print(n)

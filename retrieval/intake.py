@@ -33,6 +33,7 @@ from retrieval.hashing import content_hash
 from retrieval.lexical import analyse
 from retrieval.models import Chunk, Contribution, utcnow
 from retrieval.readers import Format, Row, RowError, read_rows
+from retrieval.row_limits import RowLimits
 from retrieval.said import context_line
 from retrieval.store import ChunkIndex, IndexedChunk
 
@@ -85,6 +86,18 @@ class _Stored:
     vector: np.ndarray
     speaker: str | None = None
     said_at: str | None = None
+
+
+@dataclass
+class _Drafted:
+    """A batch's chunks before the write lock: cut, hashed and (those not stored yet) embedded."""
+
+    items: int
+    rejected: int
+    errors: list[dict[str, Any]]
+    drafts: list[DraftChunk]
+    hashes: list[str]
+    vectors: dict[str, np.ndarray]
 
 
 @dataclass
@@ -159,6 +172,21 @@ def _embedding_text(title: str | None, text: str, speaker: str | None = None, sa
     return f"{title}\n{body}" if title and title not in text else body
 
 
+def batches(items: Iterator[Row | RowError], rows: int, chars: int) -> Iterator[list[Row | RowError]]:
+    """Consecutive batches of at most ``rows`` items, each ending once its rows hold ``chars``
+    characters of text (a batch has at least one item)."""
+    batch: list[Row | RowError] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += len(item.text) if isinstance(item, Row) else 0
+        if len(batch) >= rows or size >= chars:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
 class Intake:
     """Takes snippets and data sets into the ledger and the chunk index."""
 
@@ -170,6 +198,7 @@ class Intake:
         chunker: Chunker,
         near_duplicate_threshold: float,
         batch_rows: int = 128,
+        batch_chars: int = 64 * 1024,
     ) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
@@ -178,7 +207,10 @@ class Intake:
         self.chunker = chunker
         self.threshold = near_duplicate_threshold
         self.batch_rows = batch_rows
-        # One writer per process: near-duplicate checks must see every earlier batch.
+        self.batch_chars = batch_chars
+        # One writer per process: near-duplicate checks must see every earlier batch. Chunking
+        # and embedding (the CPU-heavy part) happen before it is taken, so a snippet waits for a
+        # data set's batch to be written, not for it to be embedded.
         self._write_lock = threading.Lock()
 
     # ---- snippets -------------------------------------------------------------------
@@ -194,6 +226,7 @@ class Intake:
     ) -> IntakeReport:
         """Store one snippet (a message when it has a speaker and a time); nothing is kept of it
         when every chunk is refused. ``timestamp`` is normalised ISO 8601 (retrieval.said)."""
+        drafted = self._draft([Row(1, text, None, title, {}, speaker, timestamp)])
         with self._write_lock:
             try:
                 with self.sessions.begin() as session:
@@ -203,7 +236,7 @@ class Intake:
                     )
                     session.add(contribution)
                     session.flush()
-                    batch = self._write_batch(session, contribution, [Row(1, text, None, title, {}, speaker, timestamp)])
+                    batch = self._write_batch(session, contribution, drafted)
                     self._fold(contribution, batch)
                     if not batch.stored:
                         raise _Refused(IntakeReport.of(contribution))
@@ -269,7 +302,7 @@ class Intake:
         contribution_id: int,
         path: Path,
         progress: Callable[[IntakeReport], None] | None = None,
-        max_row_chars: int = 200_000,
+        limits: RowLimits | None = None,
         stop: threading.Event | None = None,
     ) -> IntakeReport:
         """Read a recorded data set's file in batches, resuming after its last committed batch.
@@ -285,10 +318,10 @@ class Intake:
             name, skip = contribution.filename, contribution.rows_done
         try:
             with path.open("rb") as stream:
-                items: Iterator[Row | RowError] = read_rows(stream, fmt, max_row_chars=max_row_chars, name=name)
+                items: Iterator[Row | RowError] = read_rows(stream, fmt, limits=limits or RowLimits(), name=name)
                 for _ in islice(items, skip):
                     pass
-                while batch := list(islice(items, self.batch_rows)):
+                for batch in batches(items, self.batch_rows, self.batch_chars):
                     self._dataset_batch(contribution_id, batch, stream.tell())
                     if progress is not None:
                         progress(self.report(contribution_id))
@@ -304,11 +337,12 @@ class Intake:
         return self.report(contribution_id)
 
     def _dataset_batch(self, contribution_id: int, items: Sequence[Row | RowError], offset: int) -> None:
+        drafted = self._draft(items)
         with self._write_lock:
             with self.sessions.begin() as session:
                 contribution = session.get(Contribution, contribution_id, with_for_update=True)
                 assert contribution is not None
-                batch = self._write_batch(session, contribution, items)
+                batch = self._write_batch(session, contribution, drafted)
                 self._fold(contribution, batch)
                 contribution.bytes_done = offset
             self._index(batch.stored)
@@ -345,18 +379,35 @@ class Intake:
             return [cid for cid, report in rows if LOCAL_FILE_KEY not in (report or {})]
 
     # ---- the shared batch path --------------------------------------------------------
-    def _write_batch(self, session: Session, contribution: Contribution, items: Sequence[Row | RowError]) -> _Batch:
-        """Chunk, dedupe and insert one batch inside the caller's transaction."""
-        batch = _Batch(items=len(items))
+    def _draft(self, items: Sequence[Row | RowError]) -> _Drafted:
+        """Chunk and hash a batch, and embed its chunks that are new to it and to the ledger (no lock)."""
+        errors: list[dict[str, Any]] = []
         rows: list[Row] = []
         for item in items:
             if isinstance(item, RowError):
-                batch.rejected += 1
-                batch.errors.append({"line": item.line, "error": item.error})
+                errors.append({"line": item.line, "error": item.error})
             else:
                 rows.append(item)
         drafts = list(self.chunker.chunk(rows))
         hashes = [content_hash(d.text) for d in drafts]
+        first: dict[str, DraftChunk] = {}
+        for draft, h in zip(drafts, hashes):
+            first.setdefault(h, draft)
+        if first:
+            with self.sessions() as session:
+                stored = set(session.scalars(select(Chunk.content_hash).where(Chunk.content_hash.in_(set(first)))))
+            for h in stored:
+                del first[h]
+        return _Drafted(len(items), len(errors), errors, drafts, hashes, self._embed(first))
+
+    def _embed(self, drafts: dict[str, DraftChunk]) -> dict[str, np.ndarray]:
+        vectors = self.embedder.embed([_embedding_text(d.title, d.text, d.speaker, d.timestamp) for d in drafts.values()])
+        return dict(zip(drafts, vectors))
+
+    def _write_batch(self, session: Session, contribution: Contribution, drafted: _Drafted) -> _Batch:
+        """Dedupe and insert one drafted batch inside the caller's transaction (under the write lock)."""
+        batch = _Batch(items=drafted.items, rejected=drafted.rejected, errors=list(drafted.errors))
+        drafts, hashes = drafted.drafts, drafted.hashes
 
         # Exact duplicates: of a stored chunk, or of an earlier chunk of this batch.
         origin = {
@@ -379,9 +430,12 @@ class Intake:
                 first_in_batch[h] = draft
                 fresh.append(i)
 
+        # Chunks are never deleted, so every fresh one was embedded while drafting; this is a guard.
+        missing = {hashes[i]: drafts[i] for i in fresh if hashes[i] not in drafted.vectors}
+        embedded = {**drafted.vectors, **self._embed(missing)} if missing else drafted.vectors
+        vectors = (np.stack([embedded[hashes[i]] for i in fresh]) if fresh
+                   else np.zeros((0, self.embedder.dim), dtype=np.float32))
         # Near duplicates: cosine to a stored chunk or to an accepted chunk of this batch.
-        vectors = self.embedder.embed([_embedding_text(drafts[i].title, drafts[i].text, drafts[i].speaker, drafts[i].timestamp)
-                                       for i in fresh])
         nearest = self.index.nearest(vectors, self.threshold)
         slot = {i: pos for pos, i in enumerate(fresh)}
         accepted: list[int] = []

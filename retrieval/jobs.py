@@ -8,6 +8,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from retrieval.intake import Intake, IntakeReport
+from retrieval.readers import RowLimits
 
 log = logging.getLogger(__name__)
 
@@ -15,10 +16,10 @@ log = logging.getLogger(__name__)
 class DatasetJobs:
     """Reads data sets on a worker thread; the upload file is removed once it is fully read."""
 
-    def __init__(self, intake: Intake, uploads: Path, max_row_chars: int) -> None:
+    def __init__(self, intake: Intake, uploads: Path, limits: RowLimits) -> None:
         self.intake = intake
         self.uploads = uploads
-        self.max_row_chars = max_row_chars
+        self.limits = limits
         # One reader: the intake serialises writes anyway, and embedding uses every core.
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dataset")
         self._stop = threading.Event()
@@ -41,7 +42,7 @@ class DatasetJobs:
     def _run(self, contribution_id: int, path: Path) -> IntakeReport | None:
         try:
             report = self.intake.ingest_dataset(
-                contribution_id, path, max_row_chars=self.max_row_chars, stop=self._stop
+                contribution_id, path, limits=self.limits, stop=self._stop
             )
         except Exception:  # recorded on the contribution by the intake
             path.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ in bounded memory; a bad row becomes a ``RowError`` and reading goes on.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -17,6 +18,7 @@ from typing import Any, BinaryIO, Literal
 from llama_index.core import Document
 from llama_index.core.node_parser import MarkdownNodeParser
 
+from retrieval.row_limits import RowLimits
 from retrieval.said import parse_speaker, parse_timestamp
 
 Format = Literal["jsonl", "csv", "markdown", "text"]
@@ -28,6 +30,12 @@ _EXTENSIONS: dict[str, Format] = {
 # Markdown and plain text are cut into blocks of about this size at section or paragraph
 # boundaries, so a huge file never sits in memory whole.
 BLOCK_CHARS = 64 * 1024
+# Text and Markdown are read in pieces of at most this many bytes, so a file without a line break
+# never sits in memory whole either.
+PIECE_BYTES = 64 * 1024
+# JSON escapes a character in at most 6 bytes (\uXXXX): a JSONL line longer than 6x a record's
+# characters cannot hold a row within the limits, and is skipped without being parsed.
+JSON_BYTES_PER_CHAR = 6
 
 
 @dataclass(frozen=True)
@@ -86,10 +94,10 @@ def check_text_file(head: bytes, fmt: Format | None = None) -> None:
             raise DatasetError(f"the CSV header {header!r} has no 'text' column")
 
 
-def read_rows(stream: BinaryIO, fmt: Format, *, max_row_chars: int, name: str | None = None) -> Iterator[Row | RowError]:
-    """Rows of a data set, in file order."""
+def read_rows(stream: BinaryIO, fmt: Format, *, limits: RowLimits, name: str | None = None) -> Iterator[Row | RowError]:
+    """Rows of a data set, in file order, each within ``limits``."""
     readers = {"jsonl": _jsonl, "csv": _csv, "markdown": _markdown, "text": _text}
-    yield from readers[fmt](stream, max_row_chars, name)
+    yield from readers[fmt](stream, limits, name)
 
 
 def _optional_str(value: Any, name: str) -> str | None:
@@ -100,7 +108,7 @@ def _optional_str(value: Any, name: str) -> str | None:
     return str(value)
 
 
-def _row_from_record(line: int, record: dict[str, Any], max_row_chars: int) -> Row | RowError:
+def _row_from_record(line: int, record: dict[str, Any], limits: RowLimits) -> Row | RowError:
     text = record.get("text")
     if text is None:
         return RowError(line, "missing 'text'")
@@ -108,8 +116,8 @@ def _row_from_record(line: int, record: dict[str, Any], max_row_chars: int) -> R
         return RowError(line, "'text' must be a string")
     if not text.strip():
         return RowError(line, "'text' is empty")
-    if len(text) > max_row_chars:
-        return RowError(line, f"'text' is longer than {max_row_chars} characters")
+    if len(text) > limits.text_chars:
+        return RowError(line, f"'text' is longer than {limits.text_chars} characters")
     try:
         source_id = _optional_str(record.get("id"), "id")
         title = _optional_str(record.get("title"), "title")
@@ -117,16 +125,36 @@ def _row_from_record(line: int, record: dict[str, Any], max_row_chars: int) -> R
         timestamp = parse_timestamp(record.get("timestamp"))
     except ValueError as exc:
         return RowError(line, str(exc))
+    if source_id is not None and len(source_id) > limits.id_chars:
+        return RowError(line, f"'id' is longer than {limits.id_chars} characters")
+    if title is not None and len(title) > limits.title_chars:
+        return RowError(line, f"'title' is longer than {limits.title_chars} characters")
     meta = {k: v for k, v in record.items() if k not in _FIELDS and v not in (None, "")}
+    if meta:
+        sizes = {k: len(k) + len(_compact(v)) for k, v in meta.items()}
+        if sum(sizes.values()) > limits.meta_chars:
+            largest = max(sizes, key=lambda k: sizes[k])
+            return RowError(line, f"metadata (fields other than text, id, title, speaker, timestamp) is longer than "
+                                  f"{limits.meta_chars} characters of JSON; its largest field is {largest[:100]!r} "
+                                  f"({sizes[largest]} characters)")
     return Row(line, text, source_id, title, meta, speaker, timestamp)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 # A row's own fields; every other key of a record is metadata.
 _FIELDS = frozenset(["text", "id", "title", "speaker", "timestamp"])
 
 
-def _jsonl(stream: BinaryIO, max_row_chars: int, name: str | None) -> Iterator[Row | RowError]:
-    for line_no, raw in enumerate(stream, start=1):
+def _jsonl(stream: BinaryIO, limits: RowLimits, name: str | None) -> Iterator[Row | RowError]:
+    limit = JSON_BYTES_PER_CHAR * limits.record_chars
+    for line_no, raw in _bounded_lines(stream, limit):
+        if raw is None:
+            yield RowError(line_no, f"the line is longer than {limit} bytes, more than a row within the limits "
+                                    f"('text' up to {limits.text_chars} characters) can take; line skipped")
+            continue
         if not raw.strip():
             continue
         try:
@@ -140,31 +168,71 @@ def _jsonl(stream: BinaryIO, max_row_chars: int, name: str | None) -> Iterator[R
         if not isinstance(record, dict):
             yield RowError(line_no, f"expected a JSON object, got {type(record).__name__}")
             continue
-        yield _row_from_record(line_no, record, max_row_chars)
+        yield _row_from_record(line_no, record, limits)
 
 
-def _csv(stream: BinaryIO, max_row_chars: int, name: str | None) -> Iterator[Row | RowError]:
+def _bounded_lines(stream: BinaryIO, limit: int) -> Iterator[tuple[int, bytes | None]]:
+    """(line number, line) of a binary stream; None for a line longer than ``limit`` bytes, which
+    is skipped while it is read, never held whole."""
+    line_no = 0
+    while raw := stream.readline(limit + 1):
+        line_no += 1
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield line_no, raw
+            continue
+        while raw and not raw.endswith(b"\n"):
+            raw = stream.readline(limit + 1)
+        yield line_no, None
+
+
+class _RecordTooLong(Exception):
+    """A CSV record ran past the characters a row within the limits can have."""
+
+
+def _csv(stream: BinaryIO, limits: RowLimits, name: str | None) -> Iterator[Row | RowError]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     try:
-        yield from _csv_records(text, max_row_chars)
+        yield from _csv_records(text, limits)
     finally:
         text.detach()  # the caller owns the binary stream; closing the wrapper would close it
 
 
-def _csv_records(text: io.TextIOWrapper, max_row_chars: int) -> Iterator[Row | RowError]:
-    csv.field_size_limit(max(max_row_chars, 1024) + 1)
-    reader = csv.DictReader(text)
+def _csv_records(text: io.TextIOWrapper, limits: RowLimits) -> Iterator[Row | RowError]:
+    csv.field_size_limit(max(limits.record_chars, 1024) + 1)
+    budget = limits.record_chars
+    taken = 0
+
+    def lines() -> Iterator[str]:
+        # The csv module holds a record whole (and a list of its fields): every line it is given
+        # counts against one record's budget, reset after each record.
+        nonlocal taken
+        while line := text.readline(budget + 1):
+            taken += len(line)
+            if taken > budget:
+                raise _RecordTooLong
+            yield line
+
+    reader = csv.DictReader(lines())
     try:
         header = reader.fieldnames
     except UnicodeDecodeError as exc:
         raise DatasetError(f"not UTF-8 text ({exc.reason})") from None
+    except _RecordTooLong:
+        raise DatasetError(f"the CSV header is longer than {budget} characters") from None
     if not header or "text" not in header:
         raise DatasetError(f"the CSV header {header!r} has no 'text' column")
     start = reader.line_num + 1
     while True:
+        taken = 0
         try:
             record = next(reader)
         except StopIteration:
+            return
+        except _RecordTooLong:
+            # A quoted field may hold line breaks, so there is no safe place to pick up again.
+            yield RowError(start, f"the record is longer than {budget} characters, more than a row within the "
+                                  f"limits ('text' up to {limits.text_chars} characters) can take; the rest of the "
+                                  "file was not read")
             return
         except csv.Error as exc:
             yield RowError(start, f"malformed CSV: {exc}")
@@ -180,32 +248,65 @@ def _csv_records(text: io.TextIOWrapper, max_row_chars: int) -> Iterator[Row | R
             continue
         if all(not (v or "").strip() for v in record.values()):
             continue
-        yield _row_from_record(line, dict(record), max_row_chars)
+        yield _row_from_record(line, dict(record), limits)
 
 
-def _blocks(stream: BinaryIO, breaks_before: Any) -> Iterator[tuple[int, str] | RowError]:
-    """Cut a text file into (first line, block) of about BLOCK_CHARS at allowed break lines."""
+def _pieces(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bool, str] | RowError]:
+    """(line number, whether it starts a line, text) of a text file in pieces of at most about
+    ``max_bytes`` characters: whole lines, and a longer line cut after a space where it has one."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line_no, starts, carry = 1, True, ""
+    while True:
+        raw = stream.readline(max_bytes)
+        ends = raw.endswith(b"\n")
+        try:
+            text = decoder.decode(raw, final=ends or not raw)
+        except UnicodeDecodeError as exc:
+            decoder.reset()
+            while raw and not ends:  # the rest of the line goes with it
+                raw = stream.readline(max_bytes)
+                ends = raw.endswith(b"\n")
+            yield RowError(line_no, f"not UTF-8 text ({exc.reason}); line skipped")
+            line_no, starts, carry = line_no + 1, True, ""
+            continue
+        if not raw:
+            if carry:
+                yield line_no, starts, carry
+            return
+        text, carry = carry + text, ""
+        if not ends:
+            cut = max(text.rfind(" "), text.rfind("\t"))
+            if cut > len(text) // 2:  # a word cut in two would be two wrong words
+                text, carry = text[: cut + 1], text[cut + 1:]
+        yield line_no, starts, text
+        starts = ends
+        line_no += ends
+
+
+def _blocks(stream: BinaryIO, breaks_before: Any, max_chars: int) -> Iterator[tuple[int, str] | RowError]:
+    """Cut a text file into (first line, block) of about BLOCK_CHARS at allowed break lines, and
+    never more than ``max_chars``: a file without break lines (or line breaks) is cut anyway."""
     lines: list[str] = []
     size = 0
     first = 1
-    for line_no, raw in enumerate(stream, start=1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield RowError(line_no, f"not UTF-8 text ({exc.reason} at byte {exc.start}); line skipped")
+    for piece in _pieces(stream, max(1, min(PIECE_BYTES, max_chars // 2))):
+        if isinstance(piece, RowError):
+            yield piece
             continue
-        if size >= BLOCK_CHARS and breaks_before(line):
+        line_no, starts, text = piece
+        at_break = starts and breaks_before(text)  # called on every line: it may keep state
+        if lines and ((size >= BLOCK_CHARS and at_break) or size + len(text) > max_chars):
             yield first, "".join(lines)
-            lines, size, first = [], 0, line_no
+            lines, size = [], 0
         if not lines:
             first = line_no
-        lines.append(line)
-        size += len(line)
+        lines.append(text)
+        size += len(text)
     if lines:
         yield first, "".join(lines)
 
 
-def _markdown(stream: BinaryIO, max_row_chars: int, name: str | None) -> Iterator[Row | RowError]:
+def _markdown(stream: BinaryIO, limits: RowLimits, name: str | None) -> Iterator[Row | RowError]:
     parser = MarkdownNodeParser()
     in_fence = False
 
@@ -215,7 +316,7 @@ def _markdown(stream: BinaryIO, max_row_chars: int, name: str | None) -> Iterato
             in_fence = not in_fence
         return not in_fence and line.startswith("#")
 
-    for block in _blocks(stream, at_heading):
+    for block in _blocks(stream, at_heading, limits.text_chars):
         if isinstance(block, RowError):
             yield block
             continue
@@ -226,8 +327,9 @@ def _markdown(stream: BinaryIO, max_row_chars: int, name: str | None) -> Iterato
                 continue
             header = node.metadata.get("header_path", "").strip("/")
             title = _first_heading(body) or (header.split("/")[-1] if header else None) or name
-            meta = {"header_path": "/" + header} if header else {}
-            yield Row(first, body, None, title, meta)
+            # Headings are the file's own text, not fields anyone chose: cut, never refused.
+            meta = {"header_path": ("/" + header)[: limits.meta_chars]} if header else {}
+            yield Row(first, body, None, title[: limits.title_chars] if title else None, meta)
 
 
 def _first_heading(text: str) -> str | None:
@@ -239,11 +341,11 @@ def _first_heading(text: str) -> str | None:
     return None
 
 
-def _text(stream: BinaryIO, max_row_chars: int, name: str | None) -> Iterator[Row | RowError]:
-    for block in _blocks(stream, lambda line: not line.strip()):
+def _text(stream: BinaryIO, limits: RowLimits, name: str | None) -> Iterator[Row | RowError]:
+    for block in _blocks(stream, lambda line: not line.strip(), limits.text_chars):
         if isinstance(block, RowError):
             yield block
             continue
         first, text = block
         if text.strip():
-            yield Row(first, text, None, name, {})
+            yield Row(first, text, None, name[: limits.title_chars] if name else None, {})

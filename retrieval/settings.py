@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from retrieval.row_limits import RowLimits
+
 # The embedded store a new data dir gets (docs/retrieval.md, Qdrant Edge).
 EMBEDDED_DEFAULT: Literal["local", "edge"] = "local"
 
@@ -53,7 +55,16 @@ class RetrievalSettings(BaseSettings):
     ingest_batch_rows: int = Field(default=128, ge=1, le=10_000)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     max_snippet_chars: int = Field(default=20_000, ge=1)
-    max_row_chars: int = Field(default=200_000, ge=1)
+    max_row_chars: int = Field(default=200_000, ge=1, description="A data-set row's text; text and Markdown are cut to it.")
+    max_title_chars: int = Field(default=500, ge=1, description="A data-set row's title (JSONL, CSV).")
+    max_id_chars: int = Field(default=256, ge=1, description="A data-set row's id (JSONL, CSV).")
+    max_meta_chars: int = Field(
+        default=4096, ge=0, description="A data-set row's metadata as compact JSON; it is stored with every chunk of the row.",
+    )
+    # A batch of a data set is read, embedded and written as one (rows_done advances by batches);
+    # it ends at ingest_batch_rows rows or once its rows hold this many characters, so one batch of
+    # long rows neither holds much memory nor keeps a snippet waiting long for the intake's lock.
+    ingest_batch_chars: int = Field(default=64 * 1024, ge=1)
     embed_model: Literal["all-MiniLM-L6-v2-int8"] = "all-MiniLM-L6-v2-int8"
     embed_max_length: int = Field(default=256, ge=16, le=512)
     embed_threads: int = Field(default=0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
@@ -72,6 +83,10 @@ class RetrievalSettings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @property
+    def row_limits(self) -> RowLimits:
+        return RowLimits(self.max_row_chars, self.max_title_chars, self.max_id_chars, self.max_meta_chars)
 
     @property
     def qdrant_path(self) -> Path:

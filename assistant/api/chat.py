@@ -15,6 +15,7 @@ from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
 from assistant.auth import Principal
+from assistant.chat.bounds import check_messages, needs_tokens
 from assistant.chat.orchestrator import AnswerRecord, Assistant, ChatRequest, Turn
 from assistant.errors import ApiError, error_body
 from assistant.ratelimit import chat_key, read_key, write_key
@@ -39,7 +40,8 @@ class ContentPart(BaseModel):
 class ChatMessageIn(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[ContentPart] | None = None
+    # Text is bounded in tokens (assistant.chat.bounds); a list of parts, in number too.
+    content: str | Annotated[list[ContentPart], Field(max_length=256)] | None = None
 
     def text(self) -> str:
         if self.content is None:
@@ -69,8 +71,9 @@ class ChatCompletionIn(BaseModel):
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     n: int = Field(default=1, ge=1)
-    stop: str | list[str] | None = None
-    user: str | None = None
+    # OpenAI's own limits: up to 4 stop sequences.
+    stop: Annotated[str, Field(max_length=200)] | Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=4)] | None = None
+    user: str | None = Field(default=None, max_length=256)
     conversation_id: str | None = Field(default=None, max_length=40, description="OpenChat: continue a stored conversation.")
 
     @field_validator("n")
@@ -119,10 +122,13 @@ async def chat_completions(
     request: Request,
 ) -> JSONResponse | EventSourceResponse:
     """Answer the last user message from the knowledge base, with verified citations."""
-    limit = request.app.state.settings.app.chat_max_messages
-    if len(body.messages) > limit:
-        raise ApiError(400, f"at most {limit} messages per request", "too_many_messages", "messages")
-    messages = [{"role": m.role, "content": m.text()} for m in body.messages if m.role in ("system", "developer", "user", "assistant")]
+    every = [{"role": m.role, "content": m.text()} for m in body.messages]
+    bounds = request.app.state.chat_bounds
+    if needs_tokens(every, bounds):  # large messages: tokenizing them is CPU work, off the event loop
+        await run_in_threadpool(check_messages, every, bounds, svc.count_tokens)
+    else:
+        check_messages(every, bounds, svc.count_tokens)
+    messages = [m for m in every if m["role"] in ("system", "developer", "user", "assistant")]
     stop = [body.stop] if isinstance(body.stop, str) else body.stop
     req = ChatRequest(
         account=principal.account, model=body.model, messages=messages,

@@ -25,6 +25,8 @@ from retrieval.said import MAX_SPEAKER_CHARS, MAX_TIMESTAMP_CHARS, parse_speaker
 from retrieval.store import Filters
 
 router = APIRouter(prefix="/v1", tags=["knowledge"])
+# A data set's file name is stored and titles its text and Markdown rows (ext4's limit).
+MAX_FILENAME_CHARS = 255
 
 
 async def knowledge(request: Request) -> KnowledgeBase:  # async: no thread hand-off for a read
@@ -143,6 +145,8 @@ async def upload_dataset(
 ) -> JSONResponse:
     """Upload a data set; it is read in the background (poll GET /v1/datasets/{id}) unless wait=true."""
     address = _payee(request, contributor)
+    if file.filename is not None and len(file.filename) > MAX_FILENAME_CHARS:
+        raise ApiError(400, f"the file name is longer than {MAX_FILENAME_CHARS} characters", "filename_too_long", "file")
     try:
         fmt = detect_format(file.filename, format)
         head = await file.read(8192)

@@ -160,6 +160,10 @@ class Assistant:
         # and tokenizing them again was ~7% of the API's GIL time under load.
         self._token_count = functools.lru_cache(maxsize=4096)(lambda text: len(kb.embedder.token_ids(text)))
 
+    def count_tokens(self, text: str) -> int:
+        """The embedder's word pieces in ``text`` (not cached: requests' texts rarely repeat)."""
+        return len(self.kb.embedder.token_ids(text))
+
     def models(self) -> list[str]:
         return [EXTRACTIVE_MODEL] + [m for m in self.gateway.models() if m != EXTRACTIVE_MODEL]
 
@@ -474,8 +478,20 @@ def search_query(messages: Sequence[dict[str, str]]) -> str:
     question = messages[-1]["content"].strip()
     previous = [m["content"].strip() for m in messages[:-1] if m["role"] == "user" and m["content"].strip()]
     if previous and (_REFERRING.search(question) or len(set(analyse(question))) < 3):
-        return f"{previous[-1]} {question}"
+        return f"{_context(previous[-1])} {question}"
     return question
+
+
+# Words of the previous question a follow-up borrows: a question fits many times over, and the
+# search and the extractive responder read the query whole, so a long earlier message (within
+# OPENCHAT_CHAT_MAX_MESSAGE_TOKENS, 4x the question's bound) must not make every follow-up cost
+# as much as a question over the bound.
+CONTEXT_WORDS = 64
+
+
+def _context(previous: str) -> str:
+    words = previous.split()
+    return previous if len(words) <= CONTEXT_WORDS else " ".join(words[-CONTEXT_WORDS:])
 
 
 def passage(s: SearchResult, hop: int = 1) -> Passage:

@@ -172,3 +172,12 @@ def test_search_query_borrows_context_only_when_needed() -> None:
     assert search_query([first, alone]) == alone["content"]
     assert search_query([alone]) == alone["content"]
 
+
+
+def test_a_follow_up_borrows_only_the_end_of_a_long_earlier_message() -> None:
+    from assistant.chat.orchestrator import CONTEXT_WORDS, search_query
+
+    long_first = {"role": "user", "content": "filler " * 5000 + "Who built the Great Wall?"}
+    query = search_query([long_first, {"role": "user", "content": "When did they finish it?"}])
+    assert query.endswith("Who built the Great Wall? When did they finish it?")
+    assert len(query.split()) == CONTEXT_WORDS + 5  # and the five words of the follow-up

@@ -160,3 +160,35 @@ def test_a_cli_data_set_is_resumed_by_the_cli_not_by_the_api(kb: KnowledgeBase, 
         kb.intake.claim_interrupted(who, local)
     kb.intake.finish(cli, "complete", None)
     assert kb.intake.claim_interrupted(who, local) is None  # finished: nothing to resume
+
+
+def test_batches_end_at_their_rows_or_their_characters() -> None:
+    from retrieval.intake import batches
+    from retrieval.readers import Row, RowError
+
+    items = [Row(1, "x" * 10), RowError(2, "bad"), Row(3, "y" * 100), Row(4, "z" * 5), Row(5, "w"), Row(6, "v")]
+    cut = [[i.line for i in b] for b in batches(iter(items), rows=3, chars=50)]
+    # 10 + 100 characters close the first batch; then three rows close the second.
+    assert cut == [[1, 2, 3], [4, 5, 6]]
+    assert [len(b) for b in batches(iter(items), rows=100, chars=10**9)] == [6]
+    assert list(batches(iter([]), rows=3, chars=50)) == []
+
+
+def test_a_text_file_without_blank_lines_is_stored_in_bounded_rows(tmp_path: Path, embedder: Embedder) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    settings = RetrievalSettings(data_dir=tmp_path, max_row_chars=2_000, ingest_batch_chars=2_000)
+    base = open_knowledge_base(settings, engine, embedder)
+    try:
+        path = tmp_path / "one.txt"
+        path.write_text("".join(f"Line {i} says the number {i} twice: {i}.\n" for i in range(400)))
+        cid = base.intake.open_dataset(new_address(), "one.txt", "text", path.stat().st_size)
+        report = base.intake.ingest_dataset(cid, path, limits=settings.row_limits)
+        assert report.status == "complete" and report.rows_rejected == 0
+        assert report.rows >= path.stat().st_size // 2_000  # cut into rows, not one
+        with base.intake.sessions() as session:
+            lines = session.scalars(select(Chunk.line).where(Chunk.contribution_id == cid)).all()
+        assert len(set(lines)) == report.rows  # every row has its own first line
+    finally:
+        base.close()
+        engine.dispose()

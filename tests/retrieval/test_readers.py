@@ -8,14 +8,15 @@ from retrieval.readers import (
     DatasetError,
     Row,
     RowError,
+    RowLimits,
     check_text_file,
     detect_format,
     read_rows,
 )
 
 
-def rows(data: bytes, fmt: str, max_row_chars: int = 10_000) -> list[Row | RowError]:
-    return list(read_rows(io.BytesIO(data), fmt, max_row_chars=max_row_chars, name="f"))  # type: ignore[arg-type]
+def rows(data: bytes, fmt: str, max_row_chars: int = 10_000, **limits: int) -> list[Row | RowError]:
+    return list(read_rows(io.BytesIO(data), fmt, limits=RowLimits(text_chars=max_row_chars, **limits), name="f"))  # type: ignore[arg-type]
 
 
 def test_jsonl_rows_errors_and_metadata() -> None:
@@ -131,3 +132,69 @@ def test_csv_speaker_and_timestamp_columns() -> None:
     assert out[0] == Row(2, "I painted a lake.", None, None, {"topic": "art"}, "Melanie", "2023-05-08T14:02:00")
     assert out[1] == Row(3, "Plain fact.")
     assert isinstance(out[2], RowError) and out[2].line == 4 and "not ISO 8601" in out[2].error
+
+
+def test_text_without_blank_lines_is_cut_into_bounded_rows() -> None:
+    # One paragraph of 1,000 lines: no break line anywhere, so only the row limit cuts it.
+    data = ("A sentence about nothing in particular, repeated. " * 3 + "\n").encode() * 1000
+    out = rows(data, "text", max_row_chars=10_000)
+    assert all(isinstance(r, Row) for r in out)
+    assert len(out) >= len(data) // 10_000
+    assert all(len(r.text) <= 10_000 for r in out)  # type: ignore[union-attr]
+    assert "".join(r.text for r in out).encode() == data  # type: ignore[union-attr]  # nothing lost
+    assert [r.line for r in out] == sorted(r.line for r in out)  # type: ignore[union-attr]
+
+
+def test_text_without_any_line_break_is_cut_between_words() -> None:
+    words = [f"w{i}é" for i in range(20_000)]  # a two-byte character in every word
+    data = " ".join(words).encode()
+    out = rows(data, "text", max_row_chars=5_000)
+    assert len(out) > 1 and all(isinstance(r, Row) and len(r.text) <= 5_000 for r in out)
+    assert "".join(r.text for r in out).split() == words  # type: ignore[union-attr]  # no word cut in two
+
+
+def test_markdown_without_headings_is_cut_into_bounded_rows() -> None:
+    data = ("Plain prose with no heading at all. " * 20 + "\n").encode() * 200
+    out = rows(data, "markdown", max_row_chars=8_000)
+    assert len(out) >= len(data) // 8_000
+    assert all(isinstance(r, Row) and len(r.text) <= 8_000 for r in out)
+
+
+def test_markdown_fence_state_is_kept_across_the_block_size() -> None:
+    # The fence opens before the first block is full and closes after: '# inside' is not a heading.
+    body = ("filler line of prose\n" * (BLOCK_CHARS // 21 - 2)).encode()
+    md = b"# Top\n" + body + b"```\n# inside\n" + b"x\n" * 10 + b"```\n# After\n\ntext\n"
+    titles = [r.title for r in rows(md, "markdown", max_row_chars=10 * BLOCK_CHARS) if isinstance(r, Row)]
+    assert "inside" not in titles and "After" in titles
+
+
+def test_jsonl_line_longer_than_any_valid_row_is_skipped_unparsed() -> None:
+    huge = json.dumps({"text": "x" * 100_000}).encode()
+    data = huge + b"\n" + json.dumps({"text": "fine"}).encode()
+    out = rows(data, "jsonl", max_row_chars=1_000, meta_chars=100, title_chars=50, id_chars=20)
+    assert isinstance(out[0], RowError) and out[0].line == 1 and "longer than" in out[0].error
+    assert out[1] == Row(2, "fine")
+
+
+def test_jsonl_title_id_and_metadata_are_capped_naming_the_field() -> None:
+    data = b"\n".join([
+        json.dumps({"text": "a", "title": "t" * 51}).encode(),
+        json.dumps({"text": "b", "id": "i" * 21}).encode(),
+        json.dumps({"text": "c", "small": 1, "blob": "m" * 200}).encode(),
+        json.dumps({"text": "d", "title": "t" * 50, "id": "i" * 20, "note": "n" * 50}).encode(),
+    ])
+    out = rows(data, "jsonl", meta_chars=100, title_chars=50, id_chars=20)
+    bad = {r.line: r.error for r in out if isinstance(r, RowError)}
+    assert "'title'" in bad[1] and "50" in bad[1]
+    assert "'id'" in bad[2] and "20" in bad[2]
+    assert "metadata" in bad[3] and "'blob'" in bad[3]
+    assert out[3] == Row(4, "d", "i" * 20, "t" * 50, {"note": "n" * 50})
+
+
+def test_csv_metadata_cap_and_a_record_too_long_stops_the_file() -> None:
+    data = b"text,extra\nfine,x\ncapped," + b"m" * 300 + b'\n"' + b"q" * 5_000 + b'",y\nnever,z\n'
+    out = rows(data, "csv", max_row_chars=1_000, meta_chars=100, title_chars=50, id_chars=20)
+    assert out[0] == Row(2, "fine", None, None, {"extra": "x"})
+    assert isinstance(out[1], RowError) and "'extra'" in out[1].error
+    assert isinstance(out[2], RowError) and out[2].line == 4 and "rest of the file" in out[2].error
+    assert len(out) == 3

@@ -84,3 +84,29 @@ def test_pages_forbid_inline_script(page: Page, web: LiveServer) -> None:
     assert page.evaluate("() => window.__inline") is None
     assert httpx.get(web.url + "/vendor/not-a-package.js").status_code == 404
     assert httpx.get(web.url + "/vendor/marked.esm.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_contributed_links_are_text_only_citation_markers_are_links(page: Page, web: LiveServer) -> None:
+    # A contributed Markdown link labelled like a citation marker, and a bare URL (GFM autolinks it).
+    sentence = ("Snorvel beetles live under the bark of old oak trees [2](https://evil.example/phish), "
+                "as https://evil.example/bare explains.")
+    contribute(web, sentence, new_address(), title="Snorvel beetles")
+    page.goto("/")
+    page.fill("#prompt", "Where do snorvel beetles live?")
+    page.keyboard.press("Enter")
+    answer = page.locator(".msg.assistant").last
+    body = answer.locator(".answer-body")
+    expect(answer.locator(".source")).not_to_have_count(0)
+    # Shown as the text it was written as...
+    expect(body).to_contain_text("[2](https://evil.example/phish)")
+    expect(body).to_contain_text("https://evil.example/bare")
+    expect(body.locator(".literal").first).to_have_text("[2](https://evil.example/phish)")
+    # ...never as a link: the only links in the answer are our markers, pointing at its sources.
+    expect(body.locator("a[href*='evil.example']")).to_have_count(0)
+    expect(body.locator("a.cite")).not_to_have_count(0)
+    for link in body.locator("a").all():
+        assert link.get_attribute("class") == "cite", link.evaluate("a => a.outerHTML")
+        assert (link.get_attribute("href") or "").startswith("#"), link.get_attribute("href")
+    # The contributed "[2]" is not turned into a citation of source 2 either.
+    expect(body.locator(".literal a, .literal .cite")).to_have_count(0)
+    shot(page, "contributed-link-as-text")

@@ -1,10 +1,17 @@
 // Model output as safe Markdown: raw HTML is shown as text, the result is sanitised by DOMPurify,
-// and citation markers [n] become links to their sources.
+// and citation markers [n] become links to their sources. They are the only links: a Markdown link
+// or bare URL in an answer comes from contributed text (or a model quoting it), and a link
+// labelled "2" would pass for a citation, so every one is shown as the text it was written as.
 import { Marked } from "/vendor/marked.esm.js";
 import DOMPurify from "/vendor/purify.es.mjs";
 
 function escapeHtml(text) {
   return text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+}
+
+// Markdown shown as written; linkMarkers leaves its text alone (a "[2]" in it is not our marker).
+function literal(raw) {
+  return `<span class="literal">${escapeHtml(raw ?? "")}</span>`;
 }
 
 // Answers quote contributed text, so HTML inside them is data: marked shows it as text
@@ -15,6 +22,12 @@ const markdown = new Marked({
   renderer: {
     html(token) {
       return escapeHtml(token.text ?? token.raw ?? "");
+    },
+    link(token) {
+      return literal(token.raw);
+    },
+    image(token) {
+      return literal(token.raw);
     },
   },
 });
@@ -49,7 +62,7 @@ export function renderAnswer(target, text, markers, sourceId) {
 function linkMarkers(root, markers, sourceId) {
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {
     acceptNode(node) {
-      return node.parentElement && node.parentElement.closest("code, pre, a")
+      return node.parentElement && node.parentElement.closest("code, pre, a, .literal")
         ? NodeFilter.FILTER_REJECT
         : NodeFilter.FILTER_ACCEPT;
     },

@@ -1,10 +1,10 @@
 """Payouts benchmark: credits aggregated per second, answers recorded per second, and gas per
 contributor of the hub's batched settlement, all on real services.
 
-    python bench/payouts.py                      # SQLite + PostgreSQL (if reachable) + anvil
-    python bench/payouts.py --credits 100000 --contributors 1000 --no-chain
-    python bench/payouts.py --compare 3 --no-chain   # aggregate: schema 0005 vs head, alternating
-    python bench/payouts.py --no-sqlite --no-postgres --settle-contributors 0   # latency only
+    python bench/payout_figures.py                      # SQLite + PostgreSQL (if reachable) + anvil
+    python bench/payout_figures.py --credits 100000 --contributors 1000 --no-chain
+    python bench/payout_figures.py --compare 3 --no-chain   # aggregate: schema 0005 vs head, alternating
+    python bench/payout_figures.py --no-sqlite --no-postgres --settle-contributors 0   # latency only
 
 * aggregate: N credits over M contributors (bulk-inserted), batched by ``ledger.aggregate``
   in one transaction, the way one worker does it (target: >= 20,000 credits/s); ``--compare R``

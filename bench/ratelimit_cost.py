@@ -9,7 +9,7 @@ Two parts, both in this one process, repeats interleaved, medians printed:
    rate-limit check, one lookup, 404) on three real API instances, limits off / memory / Redis;
    the added latency per request is the difference of the medians.
 
-    .venv/bin/python bench/ratelimit.py [--redis redis://127.0.0.1:6379/11] [--repeats 7]
+    .venv/bin/python bench/ratelimit_cost.py [--redis redis://127.0.0.1:6379/11] [--repeats 7]
 """
 
 from __future__ import annotations

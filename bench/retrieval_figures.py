@@ -10,7 +10,7 @@ interleaved query by query in one process so they share the machine's load (medi
 repeats, ratios to the previous default), and ingestion chunks/s beside the embedder's raw
 chunks/s measured in the same process.
 
-    .venv/bin/python bench/retrieval.py [--split test] [--data-dir DIR] [--repeats 3]
+    .venv/bin/python bench/retrieval_figures.py [--split test] [--data-dir DIR] [--repeats 3]
 """
 
 from __future__ import annotations
