@@ -672,6 +672,20 @@ def other_speaker(question: str, claims: Sequence[str], speakers: Sequence[str])
     return not any(s.casefold() in claim.casefold() for s in named for claim in claims)
 
 
+def full_speaker_names(question: str, speakers: Sequence[str]) -> str:
+    """The question with a speaker's short name written out ("Mel" -> "Melanie" when Melanie is
+    the only speaker whose first name starts so): people call each other by short names, and
+    every check reads names whole."""
+    firsts = {s.split()[0] for s in speakers if s and s.split()}
+
+    def whole(match: re.Match[str]) -> str:
+        word = match.group(0)
+        longer = [f for f in firsts if f != word and f.startswith(word)]
+        return longer[0] if len(word) >= 3 and len(longer) == 1 and word not in firsts else word
+
+    return re.sub(r"\b[A-Z][a-z]+\b", whole, question) if firsts else question
+
+
 def asked_speakers(question: str, speakers: Sequence[str]) -> list[str]:
     """The speakers the question names ("Melanie's grandma" names Melanie)."""
     asked = {re.sub(r"['’]s$", "", w.casefold()) for w in _WORD.findall(question)}

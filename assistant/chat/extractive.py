@@ -45,6 +45,7 @@ from assistant.chat.answerability import (
     asked_speakers,
     content_terms,
     examine,
+    full_speaker_names,
     idf_weights,
     judge,
     other_speaker,
@@ -421,10 +422,12 @@ class ExtractiveResponder:
         to that entity's own source (a bridge); otherwise the best sentence (and a close
         neighbour) answers, when the answerability checks let it."""
         passages = as_passages(sources)
+        said = any(p.is_said for p in passages)
+        if said:
+            question = full_speaker_names(question, [p.speaker for p in passages if p.speaker])
         ranking = self.rank(question, passages)
         if ranking is None:
             return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
-        said = any(p.is_said for p in passages)
         form = shape(question)
         if form.kind != "single" and not said:
             composed = compose_pair(ranking, passages, form)

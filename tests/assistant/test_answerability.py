@@ -364,3 +364,14 @@ def test_negated_and_renumbered_questions_are_refused(embedder: Embedder) -> Non
     assert negated_q.text == NO_ANSWER and "negated" in negated_q.reasons
     renumbered = r.answer("Who gave their name to Normandy in the 1000s?", SOURCES)
     assert renumbered.text == NO_ANSWER and {"number_absent", "number_missing"} & set(renumbered.reasons)
+
+
+def test_a_speakers_short_name_is_written_out() -> None:
+    from assistant.chat.answerability import full_speaker_names
+
+    speakers = ["Melanie", "Caroline"]
+    assert full_speaker_names("What did Mel and her kids make?", speakers) == "What did Melanie and her kids make?"
+    # Too short, or more than one speaker it could be, or a speaker's own name: left as written.
+    assert full_speaker_names("Did Me go?", speakers) == "Did Me go?"
+    assert full_speaker_names("Did Jon go?", ["Jonathan", "Jonas"]) == "Did Jon go?"
+    assert full_speaker_names("Did Jon go?", ["Jonathan", "Jon"]) == "Did Jon go?"
