@@ -103,7 +103,10 @@ def api(request: pytest.FixtureRequest, embedder: Embedder, tmp_path_factory: py
         database_url = postgres_database()
         if database_url is None:
             pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
-    settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, database_url=database_url)
+    # Rate limits are tested on servers of their own (test_ratelimit*, test_api_bounds): this one
+    # serves every other test file with the one dev key, whose write budget they would exhaust.
+    settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, database_url=database_url,
+                             write_rate_per_minute=0, read_rate_per_minute=0, anon_rate_per_minute=0)
     live = start_server(settings, embedder)
     yield live
     live.stop()
