@@ -34,6 +34,7 @@ PAGES = {"/": "index.html", "/contribute": "contribute.html", "/earnings": "earn
 # The Host names (brackets off, as URL.hostname gives them) of a browser on this machine.
 _LOCAL_NAMES = frozenset(h.strip("[]") for h in LOCAL_HOSTS)
 _NO_STORE = {"Cache-Control": "no-store"}
+_PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-forwarded-proto", "x-real-ip")
 
 
 def dev_key_for(request: Request) -> str | None:
@@ -44,6 +45,10 @@ def dev_key_for(request: Request) -> str | None:
     if not app.dev_key_enabled:
         return None
     if request.client is None or not is_loopback(request.client.host):
+        return None
+    # A browser never sends these; a reverse proxy does. Through a proxy on this machine that
+    # did not set X-Forwarded-For (nginx's default), the client looks local but is a visitor.
+    if any(name in request.headers for name in _PROXY_HEADERS):
         return None
     if (request.url.hostname or "").lower() not in _LOCAL_NAMES:
         return None

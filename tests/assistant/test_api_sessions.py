@@ -71,6 +71,9 @@ def test_dev_key_for_a_local_client_naming_a_local_host(api: LiveServer) -> None
     # default) the client is the visitor on the network: no dev key for it.
     far = _config(api, f"localhost:{port}", **{"X-Forwarded-For": "203.0.113.9"}).json()
     assert far["dev_api_key"] is None and far["session_accounts"] is True
+    # A proxy that set no X-Forwarded-For (nginx's default) still marks its requests.
+    for header in ("X-Real-IP", "Forwarded", "X-Forwarded-Proto"):
+        assert _config(api, f"127.0.0.1:{port}", **{header: "x"}).json()["dev_api_key"] is None, header
 
 
 def test_a_wrong_host_gets_400_before_anything_else(api: LiveServer) -> None:

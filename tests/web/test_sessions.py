@@ -116,5 +116,15 @@ def test_each_browser_gets_its_own_account(visitor: Callable[[], Page], shared: 
     ask(c, "Why do sea otters hold hands?")
     expect(last_answer(c).locator(".answer-status.error")).to_contain_text("no more new accounts from this address today")
     assert _keys(c) == (None, None)
+    # The key dialog shows the session account's key (and opens none); clearing it forgets the
+    # account in this browser, and the next question would open another: past the bound, refused.
+    b.click("#key-button")
+    expect(b.locator("#key-dialog input")).to_have_value(key_b)
+    b.fill("#key-dialog input", "")
+    b.click("#key-dialog button[value=save]")
+    expect(b.locator("#key-dialog")).to_be_hidden()
+    assert _keys(b) == (None, None)
+    ask(b, "How long can narwhal tusks grow?")
+    expect(last_answer(b).locator(".answer-status.error")).to_contain_text("no more new accounts")
     with httpx.Client(base_url=shared.url, timeout=30) as anon:
         assert anon.get("/web-config.json").json()["dev_api_key"] is None

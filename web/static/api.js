@@ -57,9 +57,14 @@ export async function apiKey({ open = true } = {}) {
   return "";
 }
 
+/** Use ``key`` in this tab; an empty one forgets every key this browser holds (the session
+ * account's too: the next request opens a new one where the server offers it). */
 export function setApiKey(key) {
   if (key) sessionStorage.setItem(KEY_NAME, key);
-  else sessionStorage.removeItem(KEY_NAME);
+  else {
+    sessionStorage.removeItem(KEY_NAME);
+    localStorage.removeItem(SESSION_KEY_NAME);
+  }
 }
 
 /** An error the API reported in OpenAI's shape ({error: {message, type, param, code}}). */
