@@ -27,7 +27,7 @@ from assistant.metrics import metrics_registry, render
 from assistant.observer import RequestObserver
 from assistant.payees import PayeeCheck
 from assistant.ratelimit import build_rate_limits, rate_limit_metrics, shared_storage
-from assistant.sessions import SessionQuota
+from assistant.sessions import SessionQuota, session_metrics
 from assistant.settings import Settings
 from assistant.web import mount_web
 from payouts.anchoring import AnchorTrees
@@ -48,6 +48,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
 
     registry, http_metrics = metrics_registry(lambda: app.state.engine, celery_app, (QUEUE, CHAIN_QUEUE))
     limit_metrics = rate_limit_metrics(registry)
+    session_counts = session_metrics(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,6 +86,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         app.state.anchor_trees = AnchorTrees(engine)
         app.state.session_quota = SessionQuota(settings.app.session_accounts_per_ip_per_day,
                                                settings.app.session_accounts_per_day, shared_storage(settings))
+        app.state.session_counts = session_counts
         app.state.payees = PayeeCheck(settings.payouts)
         try:
             yield

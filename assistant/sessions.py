@@ -22,6 +22,7 @@ from limits import RateLimitItemPerDay
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -66,6 +67,12 @@ def client_bucket(host: str | None) -> str:
             return str(mapped)
         return str(IPv6Network(f"{address}/64", strict=False))
     return str(address)
+
+
+def session_metrics(registry: CollectorRegistry) -> Counter:
+    """New session accounts by outcome: opened, refused_ip, refused_total, unavailable (per replica)."""
+    return Counter("openchat_session_accounts", "Session accounts asked for (POST /web-session), by outcome.",
+                   ["result"], registry=registry)
 
 
 class QuotaUnavailable(Exception):

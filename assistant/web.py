@@ -123,17 +123,21 @@ def mount_web(app: FastAPI, web_dir: Path = WEB_DIR) -> None:
         if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
             raise ApiError(415, "send Content-Type: application/json", "unsupported_media_type")
         client = request.client.host if request.client else None
+        counts = request.app.state.session_counts
         try:
             refused = await run_in_threadpool(request.app.state.session_quota.take, client_bucket(client))
         except QuotaUnavailable:
+            counts.labels("unavailable").inc()
             raise ApiError(503, "new accounts cannot be counted right now; try again later",
                            "session_quota_unavailable") from None
         if refused is not None:
             bound, wait = refused
+            counts.labels(f"refused_{bound}").inc()
             what = "from this address" if bound == "ip" else "on this server"
             raise ApiError(429, f"no more new accounts {what} today; retry in {int(wait)} s, or paste an API key",
                            "session_limit_reached", headers=retry_after_header(wait))
         opened = await run_in_threadpool(open_session_account, request.app.state.engine, app_settings.session_grant)
+        counts.labels("opened").inc()
         return JSONResponse({"account": opened.account, "key": opened.key, "granted": opened.granted},
                             status_code=201, headers=_NO_STORE)
 

@@ -234,6 +234,12 @@ def test_the_grant_is_bounded_per_ip_and_in_all(bounded: LiveServer) -> None:
                            {"r": SESSION_GRANT_REF})
         assert ledger.check_invariants(s) == []
     assert opened == 3 and granted == 3 * GRANT
+    with httpx.Client(base_url=bounded.url, timeout=30) as c:
+        metrics = c.get("/metrics").text
+    for line in ('openchat_session_accounts_total{result="opened"} 3.0',
+                 'openchat_session_accounts_total{result="refused_ip"} 1.0',
+                 'openchat_session_accounts_total{result="refused_total"} 2.0'):
+        assert line in metrics, line
 
 
 def test_no_grant_is_no_deposit(bounded: LiveServer) -> None:
