@@ -11,6 +11,7 @@ from celery import Celery
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from assistant.accounts import DEV_ACCOUNT, grant_dev_balance, release_stale_holds
 from assistant.api import chat, knowledge, payouts
@@ -25,7 +26,8 @@ from assistant.limits import BodyLimit
 from assistant.metrics import metrics_registry, render
 from assistant.observer import RequestObserver
 from assistant.payees import PayeeCheck
-from assistant.ratelimit import build_rate_limits, rate_limit_metrics
+from assistant.ratelimit import build_rate_limits, rate_limit_metrics, shared_storage
+from assistant.sessions import SessionQuota, session_metrics
 from assistant.settings import Settings
 from assistant.web import mount_web
 from payouts.anchoring import AnchorTrees
@@ -46,13 +48,17 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
 
     registry, http_metrics = metrics_registry(lambda: app.state.engine, celery_app, (QUEUE, CHAIN_QUEUE))
     limit_metrics = rate_limit_metrics(registry)
+    session_counts = session_metrics(registry)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.app.data_dir.mkdir(parents=True, exist_ok=True)
         engine = make_engine(settings.app.effective_database_url)
         await run_in_threadpool(migrate, engine)
-        if settings.app.dev_api_key and settings.app.dev_balance:
+        if settings.app.dev_api_key and not settings.app.dev_key_enabled:
+            log.warning("OPENCHAT_HOST=%s is not a loopback address: the dev key is disabled (set "
+                        "OPENCHAT_DEV_API_KEY= to silence this)", settings.app.host)
+        if settings.app.dev_key_enabled and settings.app.dev_balance:
             await run_in_threadpool(grant_dev_balance, engine, settings.app.dev_balance)
         released = await run_in_threadpool(release_stale_holds, engine)
         if released:
@@ -73,10 +79,14 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         app.state.assistant = build_assistant(settings, kb, engine)
         app.state.chat_bounds = ChatBounds(settings.app.chat_max_messages, settings.app.chat_max_question_tokens,
                                            settings.app.chat_max_message_tokens, settings.app.chat_max_history_tokens)
-        app.state.api_keys = ApiKeys({settings.app.dev_api_key: DEV_ACCOUNT} if settings.app.dev_api_key else {})
+        app.state.api_keys = ApiKeys({settings.app.dev_api_key: DEV_ACCOUNT}
+                                     if settings.app.dev_key_enabled and settings.app.dev_api_key else {})
         app.state.ledger_keys = LedgerKeys(engine)
         app.state.rate_limits = build_rate_limits(settings, limit_metrics)
         app.state.anchor_trees = AnchorTrees(engine)
+        app.state.session_quota = SessionQuota(settings.app.session_accounts_per_ip_per_day,
+                                               settings.app.session_accounts_per_day, shared_storage(settings))
+        app.state.session_counts = session_counts
         app.state.payees = PayeeCheck(settings.payouts)
         try:
             yield
@@ -106,6 +116,9 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
 
     # Added last, so outermost: it sees (and ids, counts, logs) every request.
     app.add_middleware(RequestObserver, metrics=http_metrics)
+    # Outermost of all: a request that names another Host (a page of another site whose name was
+    # rebound to this address) gets 400 before anything else runs. Starlette's own middleware.
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.app.trusted_hosts, www_redirect=False)
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(request: Request) -> JSONResponse:

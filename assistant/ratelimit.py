@@ -157,15 +157,20 @@ def build_rate_limits(settings: Settings, metrics: RateLimitMetrics | None = Non
              WRITE: window(app.write_rate_per_minute, app.write_rate_burst, WRITE),
              READ: window(app.read_rate_per_minute, app.read_rate_burst, READ),
              ANONYMOUS: window(app.anon_rate_per_minute, app.anon_rate_burst, ANONYMOUS)}
-    shared = None
-    if settings.payouts.redis_url:
-        shared = RedisStorage(settings.payouts.redis_url, key_prefix=f"{settings.payouts.redis_key_prefix}ratelimit",
-                              wrap_exceptions=True, socket_timeout=REDIS_TIMEOUT,
-                              socket_connect_timeout=REDIS_TIMEOUT,
-                              # One immediate retry: a pooled connection that died with a Redis
-                              # restart is replaced; no back-off sleeps added to a request.
-                              retry=Retry(NoBackoff(), 1))
-    return RateLimits(items, shared, metrics)
+    return RateLimits(items, shared_storage(settings), metrics)
+
+
+def shared_storage(settings: Settings) -> Storage | None:
+    """The counters every replica shares: Redis when ``OPENCHAT_REDIS_URL`` is set (no connection
+    until the first count), else None (each process counts in its own memory)."""
+    if not settings.payouts.redis_url:
+        return None
+    return RedisStorage(settings.payouts.redis_url, key_prefix=f"{settings.payouts.redis_key_prefix}ratelimit",
+                        wrap_exceptions=True, socket_timeout=REDIS_TIMEOUT,
+                        socket_connect_timeout=REDIS_TIMEOUT,
+                        # One immediate retry: a pooled connection that died with a Redis
+                        # restart is replaced; no back-off sleeps added to a request.
+                        retry=Retry(NoBackoff(), 1))
 
 
 def retry_after_header(seconds: float) -> dict[str, str]:

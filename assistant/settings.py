@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from ipaddress import ip_address
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from payouts.settings import PayoutsSettings
 from retrieval.settings import RetrievalSettings
 
 ENV_PREFIX = "OPENCHAT_"
 DEFAULT_DEV_API_KEY = "oc-dev-key"
+# The names a browser on this machine uses for it: the Host allow-list's default, and the only
+# Host headers the dev key is handed to (assistant/web.py).
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether a bind address or client address is this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class AppSettings(BaseSettings):
@@ -27,7 +42,32 @@ class AppSettings(BaseSettings):
     database_url: str | None = Field(default=None, description="Unset: SQLite under the data dir.")
     dev_api_key: str | None = Field(
         default=DEFAULT_DEV_API_KEY,
-        description="A development API key; set it empty to disable.",
+        description="A development API key (account `dev`); set it empty to disable. Honoured only while "
+        "OPENCHAT_HOST is a loopback address, and handed by the page only to a browser on this machine.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(LOCAL_HOSTS),
+        description="Host headers the app answers besides the local names, which it always answers "
+        "(comma-separated; '*.example.com' for subdomains, '*' for any, which reopens DNS rebinding); any "
+        "other Host gets 400. The port is not part of the match.",
+    )
+    session_accounts: bool = Field(
+        default=True,
+        description="A browser that is not given the dev key gets an account of its own (POST /web-session), "
+        "its key kept in the browser; false: visitors paste an operator-issued key.",
+    )
+    session_grant: int = Field(
+        default=50_000, ge=0,
+        description="Base units deposited (through the ledger) into each new session account once "
+        "(50,000 = 0.05 ocUSD, five answers at the default price); 0: none.",
+    )
+    session_accounts_per_ip_per_day: int = Field(
+        default=3, ge=1, description="New session accounts one client IP (an IPv6 /64) may get per 24 hours.",
+    )
+    session_accounts_per_day: int = Field(
+        default=1_000, ge=1,
+        description="New session accounts per 24 hours from all IPs together: bounds the free grant "
+        "(at most this times OPENCHAT_SESSION_GRANT a day).",
     )
     max_request_bytes: int = Field(default=1024 * 1024, ge=1024)
     shutdown_grace_seconds: int = Field(
@@ -93,6 +133,32 @@ class AppSettings(BaseSettings):
     def _empty_llm_is_unset(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _host_list(cls, value: object) -> object:
+        if isinstance(value, str):  # the environment: comma-separated, or a JSON list
+            text = value.strip()
+            if text.startswith("["):  # a JSON list, unless it is the one name [::1]
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    pass
+            return [h.strip() for h in text.split(",") if h.strip()]
+        return value
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_patterns(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must name at least one host (e.g. localhost)")
+        for pattern in value:
+            # TrustedHostMiddleware's own rule, as a clear error rather than an assert at start-up.
+            if ("*" in pattern[1:]) or (pattern.startswith("*") and pattern != "*" and not pattern.startswith("*.")):
+                raise ValueError(f"{pattern!r}: a wildcard must be like '*.example.com'")
+            if ":" in pattern and not pattern.startswith("["):
+                raise ValueError(f"{pattern!r}: a host name without its port (IPv6 in brackets: [::1])")
+        return [p.lower() for p in value]
+
     @field_validator("database_url", "dev_api_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -111,6 +177,19 @@ class AppSettings(BaseSettings):
             raise ValueError(f"{ENV_PREFIX}LLM_MAX_TOKENS={self.llm_max_tokens} must not exceed "
                              f"{ENV_PREFIX}CHAT_MAX_TOKENS={self.chat_max_tokens}")
         return self
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """The Host allow-list: the configured names and always the local ones. A page of another
+        site can never make a browser send a local name (it sends the name it resolved), and the
+        supervisor's and the containers' health checks call the API by one."""
+        return list(dict.fromkeys([*self.allowed_hosts, *LOCAL_HOSTS]))
+
+    @property
+    def dev_key_enabled(self) -> bool:
+        """The dev key is honoured only by a server bound to loopback: on any other address every
+        machine that reaches it could use a key printed in the README."""
+        return self.dev_api_key is not None and is_loopback(self.host)
 
     @property
     def effective_database_url(self) -> str:

@@ -276,9 +276,10 @@ class Supervisor:
             self._write_pids(rpc_url)
         self._step(f"waiting for the API at {self.api_url}")
         chunks = self._wait_ready()
-        if not settings.app.dev_api_key:
-            log.warning("OPENCHAT_DEV_API_KEY is empty: no demo knowledge added")
-        elif demo_pending(self.data_dir, chunks):
+        if not settings.app.dev_key_enabled:
+            log.warning("no dev key (OPENCHAT_DEV_API_KEY is empty, or OPENCHAT_HOST is not loopback): "
+                        "no demo knowledge added")
+        elif settings.app.dev_api_key and demo_pending(self.data_dir, chunks):
             self._step("adding the demo knowledge")
             try:
                 seeded = seed_demo(self.api_url, settings.app.dev_api_key, self.data_dir, chunks)

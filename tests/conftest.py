@@ -53,11 +53,12 @@ class LiveServer:
         self.thread.join(timeout=60)
 
 
-def start_server(settings: Settings, embedder: Embedder) -> LiveServer:
-    """Serve the real app on a free loopback port in a thread; returns once it answers."""
+def start_server(settings: Settings, embedder: Embedder, host: str = "127.0.0.1") -> LiveServer:
+    """Serve the real app on a free port of ``host`` (loopback unless a test needs the machine's
+    network address) in a thread; returns once it answers."""
     port = free_port()
     app = create_app(settings, embedder_factory=lambda: embedder)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -66,7 +67,27 @@ def start_server(settings: Settings, embedder: Embedder) -> LiveServer:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("the API did not start")
         time.sleep(0.05)
-    return LiveServer(f"http://127.0.0.1:{port}", settings, server, thread)
+    return LiveServer(f"http://{host}:{port}", settings, server, thread)
+
+
+def network_address() -> str | None:
+    """An IPv4 address of this machine that is not loopback (what another machine would reach it
+    by), or None when it has none."""
+    candidates: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # a UDP connect sends nothing: it picks the outgoing interface
+            candidates.append(s.getsockname()[0])
+        except OSError:
+            pass
+    try:
+        candidates += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
+    except OSError:
+        pass
+    for address in candidates:
+        if not address.startswith("127.") and address != "0.0.0.0":
+            return str(address)
+    return None
 
 
 def postgres_database() -> str | None:

@@ -63,3 +63,30 @@ def test_the_default_max_tokens_is_within_the_cap(monkeypatch: pytest.MonkeyPatc
     assert str(err.value) == "invalid setting OPENCHAT_LLM_MAX_TOKENS=5000 must not exceed OPENCHAT_CHAT_MAX_TOKENS=4096"
     monkeypatch.setenv("OPENCHAT_CHAT_MAX_TOKENS", "8000")
     assert load_settings().app.chat_max_tokens == 8000
+
+
+def test_host_allow_list_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("OPENCHAT_"):
+            monkeypatch.delenv(name)
+    assert load_settings().app.trusted_hosts == ["localhost", "127.0.0.1", "[::1]"]
+    monkeypatch.setenv("OPENCHAT_ALLOWED_HOSTS", "Chat.Example.com, *.example.org")
+    app = load_settings().app
+    assert app.allowed_hosts == ["chat.example.com", "*.example.org"]
+    assert app.trusted_hosts == ["chat.example.com", "*.example.org", "localhost", "127.0.0.1", "[::1]"]
+    monkeypatch.setenv("OPENCHAT_ALLOWED_HOSTS", '["chat.example.com", "[::1]"]')
+    assert load_settings().app.allowed_hosts == ["chat.example.com", "[::1]"]
+    monkeypatch.setenv("OPENCHAT_ALLOWED_HOSTS", "[::1]")
+    assert load_settings().app.allowed_hosts == ["[::1]"]
+    for bad, says in [("chat.example.com:8000", "without its port"), ("ex*.com", "wildcard"), (" , ", "at least one")]:
+        monkeypatch.setenv("OPENCHAT_ALLOWED_HOSTS", bad)
+        with pytest.raises(SettingsError, match=f"OPENCHAT_ALLOWED_HOSTS.*{says}"):
+            load_settings()
+
+
+@pytest.mark.parametrize(("host", "enabled"), [("127.0.0.1", True), ("localhost", True), ("::1", True),
+                                               ("127.0.0.2", True), ("0.0.0.0", False), ("::", False),
+                                               ("192.0.2.2", False), ("chat.example.com", False)])
+def test_dev_key_only_on_a_loopback_bind(host: str, enabled: bool) -> None:
+    assert load_settings(host=host, dev_api_key="k").app.dev_key_enabled is enabled
+    assert load_settings(host=host, dev_api_key="").app.dev_key_enabled is False

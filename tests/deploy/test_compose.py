@@ -124,3 +124,22 @@ def test_dockerfile_builds_what_the_services_run() -> None:
     # The derived model files are built at image build time, where the services will look.
     build = text.index("RUN openchat models")
     assert "ENV OPENCHAT_MODEL_DIR=" in text[:build] and build < text.index("USER openchat")
+
+
+def test_no_dev_key_and_a_host_allow_list(compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 17: a shared deployment must never hand out (or honour) the dev key, which would make
+    # every visitor account `dev`; visitors get session accounts, bounded per IP and per day.
+    for name in PYTHON_SERVICES:
+        env = compose["services"][name]["environment"]
+        for key in list(os.environ):
+            if key.startswith("OPENCHAT_"):
+                monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, str(value))
+        app = load_settings().app
+        assert app.dev_api_key is None and not app.dev_key_enabled, name
+        if name == "api":
+            assert app.host == "0.0.0.0"
+            assert "localhost" in app.trusted_hosts and "*" not in app.trusted_hosts
+            assert app.session_accounts and 0 < app.session_grant <= 100_000
+            assert app.session_accounts_per_ip_per_day <= 10

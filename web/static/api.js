@@ -1,32 +1,70 @@
-// The API client of the pages: the key (sessionStorage only), OpenAI-shaped errors, amounts.
+// The API client of the pages: the key, OpenAI-shaped errors, amounts.
+//
+// Where the key is kept: the dev key (handed only to a browser on the server's own machine) and
+// a key pasted into the key dialog stay in sessionStorage, gone with the tab. A session account's
+// key (a shared server opens one per browser, POST /web-session) is that account's only key, so it
+// is kept in localStorage: the visitor's conversations and balance survive a closed tab. Not an
+// HttpOnly cookie: the API authenticates by Bearer header, and a cookie would make every /v1 write
+// forgeable from another site (CSRF); the page's strict CSP (script-src 'self', no inline script)
+// and DOMPurify-sanitised answers are the guard against script reading it.
 
 const KEY_NAME = "openchat.apiKey";
+const SESSION_KEY_NAME = "openchat.sessionKey";
 let configPromise = null;
+let sessionPromise = null;
 
-/** The page config the app serves: the dev key when one is configured, the token's unit. */
+/** The page config the app serves: the dev key for a browser on the server's machine, whether a
+ * visitor may open an account of its own, the token's unit. */
 export function config() {
   configPromise ??= fetch("/web-config.json").then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
   return configPromise;
 }
 
-/** The API key of this browser session; the dev key is adopted on first use when the app has one. */
-export async function apiKey() {
-  let key = sessionStorage.getItem(KEY_NAME);
-  if (!key) {
-    const cfg = await config();
-    // A key saved while the config was loading (the key dialog) wins over the dev key.
-    key = sessionStorage.getItem(KEY_NAME);
-    if (!key && cfg.dev_api_key) {
-      key = cfg.dev_api_key;
-      sessionStorage.setItem(KEY_NAME, key);
-    }
-  }
-  return key || "";
+function storedKey() {
+  return sessionStorage.getItem(KEY_NAME) || localStorage.getItem(SESSION_KEY_NAME) || "";
 }
 
+/** A new account of this browser's own (once: concurrent callers share the request); its key is
+ * kept in localStorage. Throws ApiError when the server refuses (e.g. its daily bound). */
+function openSessionAccount() {
+  sessionPromise ??= fetch("/web-session", { method: "POST", headers: { "Content-Type": "application/json" }, body: "{}" })
+    .then(async (response) => {
+      if (!response.ok) throw await errorFrom(response);
+      const body = await response.json();
+      localStorage.setItem(SESSION_KEY_NAME, body.key);
+      return body.key;
+    })
+    .finally(() => {
+      sessionPromise = null;
+    });
+  return sessionPromise;
+}
+
+/** The API key of this browser: a pasted or dev key, else its session account's key; the dev key
+ * or (with ``open``) a new session account is adopted on first use when the app offers one. */
+export async function apiKey({ open = true } = {}) {
+  let key = storedKey();
+  if (key) return key;
+  const cfg = await config();
+  // A key saved while the config was loading (the key dialog) wins.
+  key = storedKey();
+  if (key) return key;
+  if (cfg.dev_api_key) {
+    sessionStorage.setItem(KEY_NAME, cfg.dev_api_key);
+    return cfg.dev_api_key;
+  }
+  if (open && cfg.session_accounts) return openSessionAccount();
+  return "";
+}
+
+/** Use ``key`` in this tab; an empty one forgets every key this browser holds (the session
+ * account's too: the next request opens a new one where the server offers it). */
 export function setApiKey(key) {
   if (key) sessionStorage.setItem(KEY_NAME, key);
-  else sessionStorage.removeItem(KEY_NAME);
+  else {
+    sessionStorage.removeItem(KEY_NAME);
+    localStorage.removeItem(SESSION_KEY_NAME);
+  }
 }
 
 /** An error the API reported in OpenAI's shape ({error: {message, type, param, code}}). */
@@ -59,9 +97,10 @@ export async function errorFrom(response) {
   return new ApiError(response.status, body);
 }
 
-/** fetch() with the Bearer key; a non-2xx answer throws ApiError. */
-export async function api(path, { method = "GET", body, headers = {}, signal, raw = false } = {}) {
-  const key = await apiKey();
+/** fetch() with the Bearer key; a non-2xx answer throws ApiError. ``openAccount: false`` for a
+ * public read, which must not open a session account just to look. */
+export async function api(path, { method = "GET", body, headers = {}, signal, raw = false, openAccount = true } = {}) {
+  const key = await apiKey({ open: openAccount });
   const init = { method, headers: { ...headers }, signal };
   if (key) init.headers.Authorization = `Bearer ${key}`;
   if (body instanceof FormData) init.body = body;
@@ -137,7 +176,7 @@ export function installKeyDialog(button) {
   if (!dialog || !button) return () => {};
   const input = dialog.querySelector("input");
   const open = async (reason = "") => {
-    input.value = await apiKey();
+    input.value = await apiKey({ open: false });
     dialog.querySelector(".dialog-reason").textContent = reason;
     dialog.showModal();
     input.focus();

@@ -71,7 +71,7 @@ async function loadCredits(summary) {
     more.hidden = offset >= summary.credits.total;
   };
   more.addEventListener("click", async () => {
-    const next = await api(`/v1/contributors/${encodeURIComponent(summary.address)}?limit=${PAGE}&offset=${offset}`);
+    const next = await api(`/v1/contributors/${encodeURIComponent(summary.address)}?limit=${PAGE}&offset=${offset}`, { openAccount: false });
     body.append(...next.credits.items.map(creditRow));
     offset += next.credits.items.length;
     if (!next.credits.items.length) offset = summary.credits.total;
@@ -100,7 +100,7 @@ async function loadVoucher(addr) {
   const box = $("voucher");
   let voucher;
   try {
-    voucher = await api(`/v1/contributors/${encodeURIComponent(addr)}/voucher`);
+    voucher = await api(`/v1/contributors/${encodeURIComponent(addr)}/voucher`, { openAccount: false });
   } catch (err) {
     const text = err instanceof ApiError && err.status === 404
       ? "No voucher yet: credits are batched into a signed voucher every payout interval."
@@ -133,7 +133,7 @@ async function load(addr) {
   status("Loading…");
   let summary;
   try {
-    summary = await api(`/v1/contributors/${encodeURIComponent(addr)}?limit=${PAGE}`);
+    summary = await api(`/v1/contributors/${encodeURIComponent(addr)}?limit=${PAGE}`, { openAccount: false });
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) status(`Nothing recorded for ${addr} yet: it earns once an answer cites its contributions.`);
     else status(err instanceof ApiError ? err.explain() : `Earnings could not be loaded: ${err.message}`, "error");
