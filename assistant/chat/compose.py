@@ -235,7 +235,8 @@ def cover(ranking: Ranking, passages: Sequence[Passage], question: str, chosen: 
     missing = wanted - have
     # What the chosen sentences' sources name, and their titles: a covering source must be one
     # of those things, or name one of the chosen sources (documents that refer to each other).
-    linked = {t for t in titles if t} | {n for i in chosen
+    # A title's disambiguation aside ("Catwoman (video game)" links to "Catwoman (film)").
+    linked = {t for t in titles if t} | {_DISAMBIGUATION.sub("", t) for t in titles if t} | {n for i in chosen
                                          for sentence in split_sentences(passages[ranking.candidates[i].marker - 1].text)
                                          for n in names_in(sentence, "")}
     added: list[int] = []
@@ -250,6 +251,9 @@ def cover(ranking: Ranking, passages: Sequence[Passage], question: str, chosen: 
         titles.add(title)
         missing -= c.names | set(analyse(title))
     return added
+
+
+_DISAMBIGUATION = re.compile(r"\s*\([^()]*\)\s*$")
 
 
 def _linked(sentence: str, title: str, linked: set[str]) -> bool:

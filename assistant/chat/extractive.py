@@ -168,8 +168,8 @@ class Candidate:
     sentence: str
     terms: frozenset[str]
     stated: str = ""  # what the sentence says with its speaker and day ("Maria, 8 May 2023: I ran ...")
-    # Its source's subject when the sentence refers to it by a pronoun ("He played college
-    # football at Oregon." in "Joe Walker"'s source): names the checks find in the sentence.
+    # Its source's subject when the sentence refers to it by a pronoun or part of its name ("He
+    # played college football at Oregon." in "Joe Walker"'s source): names the checks find in it.
     subject: frozenset[str] = frozenset()
 
     @property
@@ -322,7 +322,7 @@ class ExtractiveResponder:
                     stated = f"{context} {annotate(sentence, p.said)}"
                     candidates.append(Candidate(marker, sentence, terms | self._sentences_terms(stated), stated))
                 else:
-                    candidates.append(Candidate(marker, sentence, terms, subject=self._subject(sentence, p.title)))
+                    candidates.append(Candidate(marker, sentence, terms, subject=self._subject(sentence, p.title, terms)))
         if not candidates:
             return None
         q_vec = self.vectors.embed_query(question)
@@ -355,10 +355,15 @@ class ExtractiveResponder:
         order = sorted(range(len(candidates)), key=lambda i: scores[i], reverse=True)
         return Ranking(candidates, scores, order, sent_vecs, strengths)
 
-    def _subject(self, sentence: str, title: str | None) -> frozenset[str]:
-        if not title or not _PRONOUN_START.match(sentence):
+    def _subject(self, sentence: str, title: str | None, terms: frozenset[str]) -> frozenset[str]:
+        """The source's subject (its title's terms) when the sentence speaks of it by a pronoun
+        or by part of its name ("Harland was educated at ..." in "Ian Harland")."""
+        if not title:
             return frozenset()
-        return self._sentences_terms(re.sub(r"\s*\(.*?\)", "", title))
+        name = self._sentences_terms(re.sub(r"\s*\(.*?\)", "", title))
+        if _PRONOUN_START.match(sentence) or (len(name) > 1 and name & terms):
+            return name
+        return frozenset()
 
     def select(self, ranking: Ranking, passages: Sequence[Passage] = (), question: str = "") -> list[int]:
         """The best sentence, plus the next best of the same chunk when close; in reading order.
@@ -396,7 +401,7 @@ class ExtractiveResponder:
         picked = [ranking.candidates[i] for i in chosen]
         pool = ranking.candidates if pool is None else pool
         evidence = examine(question, " ".join(c.claim for c in picked), set().union(*(c.names for c in picked)),
-                           [set(c.terms) for c in pool], [c.claim for c in pool])
+                           [set(c.names) for c in pool], [c.claim for c in pool])
         return replace(evidence, close_call=close_call(ranking, cited=chosen),
                        other_speaker=other_speaker(question, [c.claim for c in picked], speakers),
                        to_listener=to_listener(question, [c.sentence for c in picked if c.stated], speakers))

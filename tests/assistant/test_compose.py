@@ -61,6 +61,20 @@ def test_a_sentence_that_says_he_speaks_of_its_source_subject(responder: Extract
     assert "Civil War rivalry game [1]" in a.text and "He played college football at Oregon [2]" in a.text
 
 
+def test_a_sentence_naming_part_of_its_title_speaks_of_the_whole_name(responder: ExtractiveResponder) -> None:
+    person = Passage("Harland was educated at The Dragon School in Oxford. He then went to Peterhouse, Cambridge.",
+                     "Ian Harland")
+    a = responder.answer("Where did Ian Harland study before Peterhouse?", [person])
+    assert a.text != NO_ANSWER and "Dragon School" in a.text
+
+
+def test_a_titles_disambiguation_does_not_unlink_two_sources_of_one_name(responder: ExtractiveResponder) -> None:
+    game = Passage("Catwoman is an action tie-in video game based on the 2004 film of the same name.", "Catwoman (video game)")
+    film = Passage("Catwoman is a 2004 American superhero film directed by Pitof.", "Catwoman (film)")
+    a = responder.answer("What movie did Pitof direct which had a tie-in video game in 2004?", [game, film])
+    assert a.text != NO_ANSWER and "[1]" in a.text and "[2]" in a.text
+
+
 def test_born_first_does_not_depend_on_source_order(responder: ExtractiveResponder) -> None:
     a = responder.answer("Who was born first, Ada Quill or Bram Tolly?", [BRAM, ADA])
     assert a.text.endswith("So the answer is Bram Tolly (9 June 1888; Ada Quill: 3 March 1901).")
