@@ -17,7 +17,7 @@ from assistant.auth import Principal
 from assistant.errors import ApiError
 from assistant.payees import UnpayableAddress
 from assistant.ratelimit import read_key, write_key
-from assistant.snippets import SNIPPET_CHARS, snippet
+from assistant.snippets import SNIPPET_CHARS, preview
 from retrieval.addresses import AddressError, checksum_address
 from retrieval.intake import IntakeReport
 from retrieval.knowledge import KnowledgeBase
@@ -201,11 +201,10 @@ class SearchIn(BaseModel):
 class SearchHit(BaseModel):
     chunk_id: int
     score: float
-    snippet: str = Field(description=f"The chunk's opening, at most {SNIPPET_CHARS} characters (whitespace "
-                                     "collapsed, cut at a word): search never returns contributed text whole; "
-                                     "a paid answer reads it.")
+    snippet: str = Field(description=f"The chunk's opening: at most {SNIPPET_CHARS} characters and at most half "
+                                     "the chunk (whitespace collapsed, cut at a word, '…' at the end). Search never "
+                                     "returns contributed text whole; a paid answer reads it.")
     text_chars: int = Field(description="The whole chunk's length in characters.")
-    truncated: bool = Field(description="Whether the snippet is shorter than the chunk.")
     title: str | None
     source_id: str | None
     contributor: str
@@ -235,8 +234,7 @@ async def search(body: SearchIn, kb: Annotated[KnowledgeBase, Depends(knowledge)
 
 
 def _hit(r: SearchResult) -> SearchHit:
-    cut = snippet(r.text)
-    return SearchHit(chunk_id=r.chunk_id, score=r.score, snippet=cut, text_chars=len(r.text),
-                     truncated=cut != " ".join(r.text.split()), title=r.title, source_id=r.source_id,
+    return SearchHit(chunk_id=r.chunk_id, score=r.score, snippet=preview(r.text), text_chars=len(r.text),
+                     title=r.title, source_id=r.source_id,
                      contributor=r.contributor, contribution_id=r.contribution_id, speaker=r.speaker,
                      timestamp=r.timestamp)

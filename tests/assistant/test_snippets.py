@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assistant.snippets import SNIPPET_CHARS, snippet
+from assistant.snippets import SNIPPET_CHARS, preview, snippet
 
 
 def test_short_text_is_shown_whole_with_whitespace_collapsed() -> None:
@@ -28,3 +28,15 @@ def test_never_longer_than_the_limit_and_always_the_opening(text: str, limit: in
     flat = " ".join(text.split())
     assert len(cut) <= limit
     assert cut == flat or (cut.endswith("…") and flat.startswith(cut[:-1]))
+
+
+def test_a_preview_of_a_short_text_is_at_most_half_of_it() -> None:
+    assert preview("Octopuses have three hearts.") == "Octopuses…"
+    assert preview("x") == "…" and preview("") == "…"
+
+
+@given(st.text(max_size=2000))
+def test_a_preview_is_never_the_whole_text(text: str) -> None:
+    cut, flat = preview(text), " ".join(text.split())
+    assert cut.endswith("…") and flat.startswith(cut[:-1])
+    assert len(cut) <= max(1, min(SNIPPET_CHARS, len(flat) // 2))
