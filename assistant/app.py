@@ -91,7 +91,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         description="Answers from community knowledge, with citations that pay their contributors.",
         lifespan=lifespan,
         # /docs is served by mount_web from npm's swagger-ui-dist, under the pages' CSP; FastAPI's
-        # would load it from a CDN. ReDoc is not offered (see docs/operations.md).
+        # would load it from a CDN. ReDoc is not offered (web/README.md says why).
         docs_url=None,
         redoc_url=None,
     )
