@@ -1,6 +1,6 @@
 # The Python services of docker-compose.yml (api, worker, worker-chain, beat, setup): one image,
 # the command picks the role. Contract artifacts are committed, so no Node at run time; the web
-# chat's two browser libraries come from npm in a build stage.
+# chat's browser libraries and /docs' Swagger UI come from npm in a build stage.
 FROM node:22-slim AS web
 WORKDIR /src/web
 COPY web/package.json web/package-lock.json ./

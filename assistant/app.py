@@ -100,6 +100,10 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         version="0.1.0",
         description="Answers from community knowledge, with citations that pay their contributors.",
         lifespan=lifespan,
+        # /docs is served by mount_web from npm's swagger-ui-dist, under the pages' CSP; FastAPI's
+        # would load it from a CDN. ReDoc is not offered (web/README.md says why).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(

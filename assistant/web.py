@@ -21,16 +21,19 @@ WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 # No inline script or style, no plugins, no framing; the page talks only to its own origin.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
        "font-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-# Swagger UI and ReDoc load their scripts from a CDN with an inline bootstrap: they keep FastAPI's defaults.
-_NO_CSP = ("/docs", "/redoc")
 
 # The browser libraries, served from web/node_modules exactly as npm shipped them (no build step).
 VENDOR = {
     "marked.esm.js": "marked/lib/marked.esm.js",
     "purify.es.mjs": "dompurify/dist/purify.es.mjs",
+    # Swagger UI of /docs (web/docs.html, started by web/static/docs.js).
+    "swagger-ui-bundle.js": "swagger-ui-dist/swagger-ui-bundle.js",
+    "swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
 }
 
-PAGES = {"/": "index.html", "/contribute": "contribute.html", "/earnings": "earnings.html"}
+# /docs is Swagger UI served from the app under the same CSP as every page (FastAPI's own /docs
+# and /redoc load their scripts from a CDN with an inline bootstrap; create_app turns them off).
+PAGES = {"/": "index.html", "/contribute": "contribute.html", "/earnings": "earnings.html", "/docs": "docs.html"}
 # The Host names (brackets off, as URL.hostname gives them) of a browser on this machine.
 _LOCAL_NAMES = frozenset(h.strip("[]") for h in LOCAL_HOSTS)
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -56,13 +59,13 @@ def dev_key_for(request: Request) -> str | None:
 
 
 class SecurityHeaders:
-    """Adds the CSP and related headers to every response but the API docs pages."""
+    """Adds the CSP and related headers to every response."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(_NO_CSP):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
@@ -95,7 +98,8 @@ def mount_web(app: FastAPI, web_dir: Path = WEB_DIR) -> None:
     async def vendor(name: str) -> FileResponse:
         if name not in VENDOR or not (modules / VENDOR[name]).is_file():
             raise ApiError(404, f"no vendor file {name!r} (run `make install`: npm ci --prefix web)", "not_found")
-        return FileResponse(modules / VENDOR[name], media_type="text/javascript",
+        media_type = "text/css" if name.endswith(".css") else "text/javascript"
+        return FileResponse(modules / VENDOR[name], media_type=media_type,
                             headers={"Cache-Control": "public, max-age=3600"})
 
     @app.get("/web-config.json", include_in_schema=False)

@@ -17,11 +17,13 @@ from assistant.auth import Principal
 from assistant.errors import ApiError
 from assistant.payees import UnpayableAddress
 from assistant.ratelimit import read_key, write_key
+from assistant.snippets import SNIPPET_CHARS, preview
 from retrieval.addresses import AddressError, checksum_address
 from retrieval.intake import IntakeReport
 from retrieval.knowledge import KnowledgeBase
 from retrieval.readers import DatasetError, check_text_file, detect_format
 from retrieval.said import MAX_SPEAKER_CHARS, MAX_TIMESTAMP_CHARS, parse_speaker, parse_timestamp
+from retrieval.search import SearchResult
 from retrieval.store import Filters
 
 router = APIRouter(prefix="/v1", tags=["knowledge"])
@@ -199,7 +201,10 @@ class SearchIn(BaseModel):
 class SearchHit(BaseModel):
     chunk_id: int
     score: float
-    text: str
+    snippet: str = Field(description=f"The chunk's opening: at most {SNIPPET_CHARS} characters and at most half "
+                                     "the chunk (whitespace collapsed, cut at a word, '…' at the end). Search never "
+                                     "returns contributed text whole; a paid answer reads it.")
+    text_chars: int = Field(description="The whole chunk's length in characters.")
     title: str | None
     source_id: str | None
     contributor: str
@@ -216,19 +221,20 @@ class SearchOut(BaseModel):
 @router.post("/search", response_model=SearchOut)
 async def search(body: SearchIn, kb: Annotated[KnowledgeBase, Depends(knowledge)],
                  _: Annotated[Principal, Depends(read_key)]) -> SearchOut:
-    """Hybrid (dense + BM25) search over the knowledge base, fused with RRF (needs an API key:
-    it returns contributed text whole, so it is not open to anonymous scraping)."""
+    """Hybrid (dense + BM25) search over the knowledge base, fused with RRF. Each hit shows its
+    chunk's opening only (assistant.snippets): any key, even a zero balance, may search, but only a
+    paid answer reads contributed text whole. Needs a key (the read budget bounds paging)."""
     f = body.filters or SearchFilters()
     filters = Filters(
         contributor=_address(f.contributor, "filters.contributor") if f.contributor else None,
         contribution_id=f.contribution_id,
     )
     results = await run_in_threadpool(kb.searcher.search, body.query, body.top_k, filters, body.mode)
-    return SearchOut(
-        data=[
-            SearchHit(chunk_id=r.chunk_id, score=r.score, text=r.text, title=r.title, source_id=r.source_id,
-                      contributor=r.contributor, contribution_id=r.contribution_id, speaker=r.speaker,
-                      timestamp=r.timestamp)
-            for r in results
-        ]
-    )
+    return SearchOut(data=[_hit(r) for r in results])
+
+
+def _hit(r: SearchResult) -> SearchHit:
+    return SearchHit(chunk_id=r.chunk_id, score=r.score, snippet=preview(r.text), text_chars=len(r.text),
+                     title=r.title, source_id=r.source_id,
+                     contributor=r.contributor, contribution_id=r.contribution_id, speaker=r.speaker,
+                     timestamp=r.timestamp)

@@ -35,11 +35,11 @@ from assistant.chat.shapes import shape
 from assistant.db import write_session
 from assistant.errors import ApiError
 from assistant.models import Answer, Citation, Conversation, Message
+from assistant.snippets import snippet
 from retrieval.knowledge import KnowledgeBase
 from retrieval.lexical import analyse
 from retrieval.search import Searcher, SearchResult
 
-SNIPPET_CHARS = 300
 # The first retrieval step reads at least top_k sources, and more short ones up to this many
 # words (about five short encyclopedia paragraphs), at most top_k times the factor.
 SOURCE_WORDS = 400
@@ -363,7 +363,7 @@ class Assistant:
         elif not completion_tokens:
             completion_tokens = self.gateway.count_tokens(req.model, [{"role": "assistant", "content": text}])
         cited = [
-            CitationOut(m, s.chunk_id, s.title, _snippet(s.text), s.contributor, s.source_id, s.contribution_id,
+            CitationOut(m, s.chunk_id, s.title, snippet(s.text), s.contributor, s.source_id, s.contribution_id,
                         attribution.weights.get(m, 0), s.speaker, s.timestamp)
             for m in sorted(attribution.weights)
             for s in [turn.sources[m - 1]]
@@ -497,11 +497,6 @@ def _context(previous: str) -> str:
 def passage(s: SearchResult, hop: int = 1) -> Passage:
     """A search result as the answer layer reads it."""
     return Passage(s.text, s.title, s.speaker, s.timestamp, hop)
-
-
-def _snippet(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1].rsplit(" ", 1)[0] + "…"
 
 
 def _title(question: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import openai
 import pytest
 from eth_utils import to_checksum_address
 
+from assistant.snippets import SNIPPET_CHARS
 from tests.conftest import DEV_KEY, LiveServer, new_address
 
 FACTS = [
@@ -60,10 +62,12 @@ def test_snippet_is_stored_and_found(api: LiveServer) -> None:
     assert body["chunks_stored"] == 1 and body["status"] == "complete" and body["id"]
     hits = search(api, "how do plants turn light into sugar", top_k=3)
     top = hits[0]
-    assert top["text"] == FACTS[0][1]
+    # A short fact's preview is its first half at most: never the whole of it.
+    assert top["text_chars"] == len(FACTS[0][1]) and len(top["snippet"]) <= len(FACTS[0][1]) // 2
+    assert top["snippet"].endswith("…") and FACTS[0][1].startswith(top["snippet"][:-1])
     assert top["contributor"] == who  # stored checksummed
     assert top["title"] == "Photosynthesis" and top["contribution_id"] == body["id"]
-    assert set(top) == {"chunk_id", "score", "text", "title", "source_id", "contributor", "contribution_id", "speaker", "timestamp"}
+    assert set(top) == {"chunk_id", "score", "snippet", "text_chars", "title", "source_id", "contributor", "contribution_id", "speaker", "timestamp"}
 
 
 def test_copies_are_refused_and_origin_keeps_the_text(api: LiveServer) -> None:
@@ -79,7 +83,7 @@ def test_copies_are_refused_and_origin_keeps_the_text(api: LiveServer) -> None:
         again = c.post("/v1/contributions", json={"text": text, "contributor": origin})
         assert_openai_error(again, 409, "duplicate_content")
     hits = search(api, "speed of sound in air", top_k=5)
-    assert [h["contributor"] for h in hits if "343" in h["text"]] == [origin]
+    assert [h["contributor"] for h in hits if h["snippet"].startswith("The speed of sound")] == [origin]
     assert search(api, "speed of sound", filters={"contributor": copier}) == []
 
 
@@ -262,7 +266,7 @@ def test_a_message_keeps_its_speaker_and_normalised_time(api: LiveServer) -> Non
                                                  "timestamp": "2023-05-08T13:56"})
     assert resp.status_code == 201, resp.text
     hit = search(api, "Oriel repaired a rowing boat", filters={"contributor": who}, top_k=1)[0]
-    assert hit["text"] == text
+    assert text.startswith(hit["snippet"][:-1]) and hit["text_chars"] == len(text)
     assert hit["speaker"] == "Oriel Vance" and hit["timestamp"] == "2023-05-08T13:56:00"
 
 
@@ -319,3 +323,73 @@ def test_dataset_messages_answer_when_questions_with_the_resolved_date(api: Live
         model="openchat-extractive", messages=[{"role": "user", "content": "When did Tamsin go to the glassblowing workshop?"}])
     assert other.choices[0].message.content == "My sources do not answer this question."
     assert other.model_extra["citations"] == []
+
+
+LIGHTHOUSE = [  # one chunk (well under 200 tokens), far longer than a snippet; a distinct fact a sentence
+    "The Skerryvore lighthouse stands on a reef eleven miles southwest of Tiree in the Hebrides.",
+    "Alan Stevenson designed its granite tower, which rises forty-eight metres above the rocks.",
+    "Its builders quarried the stone on the island of Mull and dressed every block to fit.",
+    "Work on the reef could only be done in calm summer weather between 1838 and 1844.",
+    "The keepers lived in a barracks on Tiree and were rowed out in turns to the tower.",
+    "A fire in 1954 gutted the interior, and the light was automated in 1972 after repairs.",
+    "Its flash of white light every ten seconds can be seen twenty-three nautical miles away.",
+]
+
+
+def keyed_account(api: LiveServer, balance: int) -> str:
+    """The key of a new account holding ``balance`` base units."""
+    from sqlalchemy.orm import Session
+
+    from assistant.auth import ApiKeys
+    from payouts import ledger
+
+    account, key = f"reader-{uuid.uuid4().hex[:8]}", f"key-{uuid.uuid4().hex}"
+    app = api.server.config.app
+    app.state.api_keys = ApiKeys({**app.state.api_keys._keys, key: account})
+    if balance:
+        with Session(app.state.engine) as s, s.begin():
+            ledger.deposit(s, account, balance, ref="test")
+    return key
+
+
+def test_search_shows_a_bounded_opening_never_the_whole_text(api: LiveServer) -> None:
+    """An account at balance 0 is refused an answer (402) and gets from search only each chunk's
+    opening: whatever it searches for, the rest of the text never comes back."""
+    who, text = new_address(), " ".join(LIGHTHOUSE)
+    assert len(text) > 2 * SNIPPET_CHARS
+    with api.client() as c:
+        assert c.post("/v1/contributions", json={"text": text, "title": "Skerryvore", "contributor": who}).status_code == 201
+    broke = keyed_account(api, 0)
+    with api.client(key=broke) as c:
+        chat = c.post("/v1/chat/completions", json={"model": "openchat-extractive",
+                                                    "messages": [{"role": "user", "content": "Who designed Skerryvore?"}]})
+        assert_openai_error(chat, 402, "insufficient_quota")
+        seen: set[str] = set()
+        for sentence in LIGHTHOUSE:  # each sentence asked for in its own words
+            resp = c.post("/v1/search", json={"query": sentence, "top_k": 100, "filters": {"contributor": who}})
+            assert resp.status_code == 200, resp.text
+            [hit] = resp.json()["data"]
+            assert "text" not in hit
+            assert hit["text_chars"] == len(text)
+            seen.add(hit["snippet"])
+    [opening] = seen  # the same opening whatever the query
+    assert len(opening) <= SNIPPET_CHARS and opening.endswith("…")
+    assert text.startswith(opening[:-1]) and LIGHTHOUSE[0] in opening
+    assert not any(sentence[:40] in opening for sentence in LIGHTHOUSE[-3:])
+    # A funded key sees the same bounded opening: search is not where text is read whole.
+    [funded] = search(api, LIGHTHOUSE[-1], filters={"contributor": who})
+    assert funded["snippet"] == opening
+
+
+def test_search_never_shows_a_short_message_whole(api: LiveServer) -> None:
+    """A chat message or a one-line fact is shorter than a snippet: search shows at most half of it."""
+    who, text = new_address(), "Skerryvore's keeper saw the comet from the lantern gallery."
+    with api.client() as c:
+        assert c.post("/v1/contributions", json={"text": text, "contributor": who, "speaker": "Keeper Ross",
+                                                 "timestamp": "1858-10-05T21:00"}).status_code == 201
+    with api.client(key=keyed_account(api, 0)) as c:
+        resp = c.post("/v1/search", json={"query": "keeper comet lantern gallery", "filters": {"contributor": who}})
+    [hit] = resp.json()["data"]
+    assert len(hit["snippet"]) <= len(text) // 2 and text.startswith(hit["snippet"][:-1])
+    assert "comet" not in hit["snippet"] and hit["text_chars"] == len(text)
+    assert (hit["speaker"], hit["timestamp"]) == ("Keeper Ross", "1858-10-05T21:00:00")
