@@ -240,15 +240,21 @@ def cover(ranking: Ranking, passages: Sequence[Passage], question: str, chosen: 
                                          for sentence in split_sentences(passages[ranking.candidates[i].marker - 1].text)
                                          for n in names_in(sentence, "")}
     added: list[int] = []
+    covering: set[str] = set()  # documents already linked by a covering sentence: their other
+    # sentences may cover what is still missing ("The film stars A, B" links the document, its
+    # "X is a 2017 film" gives the year)
     for i in ranking.order:
         if not missing or len(added) >= MAX_COVER:
             break
         c = ranking.candidates[i]
         title = passages[c.marker - 1].title
-        if i in chosen or not title or title in titles or not c.names & missing or not _linked(c.sentence, title, linked):
+        if i in chosen or not title or (title in titles and title not in covering) or not c.names & missing:
+            continue
+        if title not in covering and not _linked(c.sentence, title, linked):
             continue
         added.append(i)
         titles.add(title)
+        covering.add(title)
         missing -= c.names | set(analyse(title))
     return added
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.chat.compose import cover
 from assistant.chat.extractive import (
     NO_ANSWER,
     Candidate,
@@ -73,6 +74,19 @@ def test_a_titles_disambiguation_does_not_unlink_two_sources_of_one_name(respond
     film = Passage("Catwoman is a 2004 American superhero film directed by Pitof.", "Catwoman (film)")
     a = responder.answer("What movie did Pitof direct which had a tie-in video game in 2004?", [game, film])
     assert a.text != NO_ANSWER and "[1]" in a.text and "[2]" in a.text
+
+
+def test_a_linked_document_may_cover_with_a_second_sentence() -> None:
+    actress = Passage("Cressa Bonly (born 1989) is an English actress. She is the youngest daughter of Lady Mara Curzel.",
+                      "Cressa Bonly")
+    film = Passage("The Night Man is a 2017 American horror film directed by Stacy Title. "
+                   "The film stars Douglas Smith, Lucien Laviscount and Cressa Bonly.", "The Night Man")
+    r = ranking([(1, "She is the youngest daughter of Lady Mara Curzel.", 0.9),
+                 (2, "The Night Man is a 2017 American horror film directed by Stacy Title.", 0.5),
+                 (2, "The film stars Douglas Smith, Lucien Laviscount and Cressa Bonly.", 0.6)])
+    question = "The youngest daughter of Lady Mara Curzel stars with Douglas Smith and Lucien Laviscount in what 2017 film?"
+    # The cast sentence links the film's document (it names the actress); its other sentence gives the year.
+    assert cover(r, [actress, film], question, [0]) == [2, 1]
 
 
 def test_born_first_does_not_depend_on_source_order(responder: ExtractiveResponder) -> None:
