@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -115,24 +116,70 @@ def drop_postgres_database(url: str) -> None:
     admin.dispose()
 
 
+@contextmanager
+def database_for(kind: str) -> Iterator[str | None]:
+    """A server's database URL: None for "sqlite" (its data dir's default), a fresh PostgreSQL
+    database for "postgres", dropped afterwards (skips the test when there is none)."""
+    if kind != "postgres":
+        yield None
+        return
+    url = postgres_database()
+    if url is None:
+        pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
+    try:
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+def funded_account(api: LiveServer, balance: int) -> tuple[str, str]:
+    """A new account holding ``balance`` base units, and its key (added to the running server)."""
+    from sqlalchemy.orm import Session
+
+    from assistant.auth import ApiKeys
+    from payouts import ledger
+
+    account, key = f"acct-{uuid.uuid4().hex[:8]}", f"key-{uuid.uuid4().hex}"
+    app = api.server.config.app
+    app.state.api_keys = ApiKeys({**app.state.api_keys._keys, key: account})
+    if balance:
+        with Session(app.state.engine) as s, s.begin():
+            ledger.deposit(s, account, balance, ref="test")
+    return account, key
+
+
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
 def api(request: pytest.FixtureRequest, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The API on its embedded defaults (SQLite + Qdrant local) and on PostgreSQL."""
     data_dir: Path = tmp_path_factory.mktemp(f"data-{request.param}")
-    database_url = None
-    if request.param == "postgres":
-        database_url = postgres_database()
-        if database_url is None:
-            pytest.skip(f"no PostgreSQL at {POSTGRES_URL}")
-    # Rate limits are tested on servers of their own (test_ratelimit*, test_api_bounds): this one
-    # serves every other test file with the one dev key, whose write budget they would exhaust.
-    settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, database_url=database_url,
-                             write_rate_per_minute=0, read_rate_per_minute=0, anon_rate_per_minute=0)
-    live = start_server(settings, embedder)
-    yield live
-    live.stop()
-    if database_url:
-        drop_postgres_database(database_url)
+    with database_for(request.param) as database_url:
+        # Rate limits are tested on servers of their own (test_ratelimit*, test_api_bounds): this
+        # one serves every other test file with the one dev key, whose write budget they would exhaust.
+        settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, database_url=database_url,
+                                 write_rate_per_minute=0, read_rate_per_minute=0, anon_rate_per_minute=0)
+        live = start_server(settings, embedder)
+        yield live
+        live.stop()
+
+
+class Killable(Protocol):
+    def kill(self) -> None: ...
+
+
+@pytest.fixture
+def runs() -> Iterator[list[Killable]]:
+    """Where a test puts the `openchat run` processes it starts (test_supervisor's ``Run``): each is
+    killed afterwards. Skips when anvil is not installed."""
+    from payouts.localchain import LocalChainError, find_anvil
+
+    try:
+        find_anvil()
+    except LocalChainError as exc:
+        pytest.skip(str(exc))
+    started: list[Killable] = []
+    yield started
+    for run in started:
+        run.kill()
 
 
 _counter = iter(range(1, 10**9))

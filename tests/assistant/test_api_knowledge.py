@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from typing import Any
 
 import httpx
@@ -13,7 +12,7 @@ import pytest
 from eth_utils import to_checksum_address
 
 from assistant.snippets import SNIPPET_CHARS
-from tests.conftest import DEV_KEY, LiveServer, new_address
+from tests.conftest import DEV_KEY, LiveServer, funded_account, new_address
 
 FACTS = [
     ("Photosynthesis", "Photosynthesis in plants converts light energy, water and carbon dioxide into glucose and oxygen inside chloroplasts."),
@@ -338,18 +337,7 @@ LIGHTHOUSE = [  # one chunk (well under 200 tokens), far longer than a snippet; 
 
 def keyed_account(api: LiveServer, balance: int) -> str:
     """The key of a new account holding ``balance`` base units."""
-    from sqlalchemy.orm import Session
-
-    from assistant.auth import ApiKeys
-    from payouts import ledger
-
-    account, key = f"reader-{uuid.uuid4().hex[:8]}", f"key-{uuid.uuid4().hex}"
-    app = api.server.config.app
-    app.state.api_keys = ApiKeys({**app.state.api_keys._keys, key: account})
-    if balance:
-        with Session(app.state.engine) as s, s.begin():
-            ledger.deposit(s, account, balance, ref="test")
-    return key
+    return funded_account(api, balance)[1]
 
 
 def test_search_shows_a_bounded_opening_never_the_whole_text(api: LiveServer) -> None:

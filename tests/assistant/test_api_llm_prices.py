@@ -8,7 +8,6 @@ citations, the ledger and its journal.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from assistant.auth import ApiKeys
 from assistant.settings import load_settings
 from payouts import ledger
 from payouts.models import AnswerHold, AnswerPayment, JournalEntry
@@ -27,9 +25,9 @@ from retrieval.embedder import Embedder
 from tests.conftest import (
     DEV_KEY,
     LiveServer,
-    drop_postgres_database,
+    database_for,
+    funded_account,
     new_address,
-    postgres_database,
     start_server,
 )
 
@@ -49,11 +47,6 @@ def ceil_div(a: int, b: int) -> int:
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def priced(request: pytest.FixtureRequest, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir: Path = tmp_path_factory.mktemp(f"prices-{request.param}")
-    database_url = None
-    if request.param == "postgres":
-        database_url = postgres_database()
-        if database_url is None:
-            pytest.skip("no PostgreSQL")
 
     def mock(name: str, response: str) -> dict[str, Any]:
         return {"model_name": name, "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "sk-test",
@@ -62,18 +55,17 @@ def priced(request: pytest.FixtureRequest, embedder: Embedder, tmp_path_factory:
     models = [mock("mock-short", SHORT), mock("mock-long", LONG),
               mock("mock-uncited", "My sources do not answer this question."),
               mock("broken", "litellm.InternalServerError")]
-    settings = load_settings(
-        data_dir=data_dir, dev_api_key=DEV_KEY, database_url=database_url, llm_models=models, llm_retries=0,
-        chat_max_tokens=MAX_TOKENS, chat_history_tokens=HISTORY_TOKENS, price_per_answer=PRICE,
-        platform_fee_bps=FEE_BPS, price_per_1k_prompt_tokens=PER_1K_PROMPT,
-        price_per_1k_completion_tokens=PER_1K_COMPLETION)
-    live = start_server(settings, embedder)
-    with live.client() as c:
-        assert c.post("/v1/contributions", json={"text": SATURN, "contributor": new_address()}).status_code == 201
-    yield live
-    live.stop()
-    if database_url:
-        drop_postgres_database(database_url)
+    with database_for(request.param) as database_url:
+        settings = load_settings(
+            data_dir=data_dir, dev_api_key=DEV_KEY, database_url=database_url, llm_models=models, llm_retries=0,
+            chat_max_tokens=MAX_TOKENS, chat_history_tokens=HISTORY_TOKENS, price_per_answer=PRICE,
+            platform_fee_bps=FEE_BPS, price_per_1k_prompt_tokens=PER_1K_PROMPT,
+            price_per_1k_completion_tokens=PER_1K_COMPLETION)
+        live = start_server(settings, embedder)
+        with live.client() as c:
+            assert c.post("/v1/contributions", json={"text": SATURN, "contributor": new_address()}).status_code == 201
+        yield live
+        live.stop()
 
 
 def engine(api: LiveServer):  # type: ignore[no-untyped-def]
@@ -82,13 +74,7 @@ def engine(api: LiveServer):  # type: ignore[no-untyped-def]
 
 def asker(api: LiveServer, balance: int) -> tuple[str, str]:
     """A new account with ``balance`` base units and its key."""
-    account, key = f"acct-{uuid.uuid4().hex[:8]}", f"key-{uuid.uuid4().hex}"
-    app = api.server.config.app
-    app.state.api_keys = ApiKeys({**app.state.api_keys._keys, key: account})
-    if balance:
-        with Session(app.state.engine) as s, s.begin():
-            ledger.deposit(s, account, balance, ref="test")
-    return account, key
+    return funded_account(api, balance)
 
 
 def money(api: LiveServer, account: str) -> tuple[int, list[tuple[str, int]]]:

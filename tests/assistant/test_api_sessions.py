@@ -31,10 +31,9 @@ from tests.assistant.test_api_knowledge import assert_openai_error
 from tests.conftest import (
     DEV_KEY,
     LiveServer,
-    drop_postgres_database,
+    database_for,
     network_address,
     new_address,
-    postgres_database,
     start_server,
 )
 
@@ -126,19 +125,13 @@ def shared(request: pytest.FixtureRequest, embedder: Embedder,
     address = network_address()
     if address is None:
         pytest.skip("this machine has no network address besides loopback")
-    database_url = None
-    if request.param == "postgres":
-        database_url = postgres_database()
-        if database_url is None:
-            pytest.skip("no PostgreSQL")
-    settings = load_settings(data_dir=tmp_path_factory.mktemp(f"shared-{request.param}"), dev_api_key=DEV_KEY,
-                             database_url=database_url, host=address, allowed_hosts=address,
-                             session_grant=GRANT, session_accounts_per_ip_per_day=2)
-    live = start_server(settings, embedder, host=address)
-    yield live
-    live.stop()
-    if database_url:
-        drop_postgres_database(database_url)
+    with database_for(request.param) as database_url:
+        settings = load_settings(data_dir=tmp_path_factory.mktemp(f"shared-{request.param}"), dev_api_key=DEV_KEY,
+                                 database_url=database_url, host=address, allowed_hosts=address,
+                                 session_grant=GRANT, session_accounts_per_ip_per_day=2)
+        live = start_server(settings, embedder, host=address)
+        yield live
+        live.stop()
 
 
 def _balance(live: LiveServer, account: str) -> int:

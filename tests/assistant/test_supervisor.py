@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,7 +20,7 @@ from sqlalchemy.orm import Session
 from assistant.demo import DEMO_CONTRIBUTOR, load_demo
 from assistant.settings import load_settings
 from assistant.supervisor import child_commands
-from payouts.localchain import LocalChainError, find_anvil, rpc_call
+from payouts.localchain import rpc_call
 from payouts.models import Voucher
 from tests.conftest import free_port
 
@@ -114,18 +113,6 @@ def open_files_under(pid: int, path: Path) -> list[str]:
             if target.startswith(str(path)):
                 files.append(target)
     return files
-
-
-@pytest.fixture
-def runs(tmp_path: Path) -> Iterator[list[Run]]:
-    try:
-        find_anvil()
-    except LocalChainError as exc:
-        pytest.skip(str(exc))
-    started: list[Run] = []
-    yield started
-    for run in started:
-        run.kill()
 
 
 def test_child_commands_are_the_documented_ones(tmp_path: Path) -> None:

@@ -17,30 +17,18 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from assistant.demo import DEMO_CONTRIBUTOR, PENDING_MARKER, load_demo
-from payouts.localchain import LocalChainError, find_anvil, rpc_call
+from payouts.localchain import rpc_call
 from tests.assistant.test_supervisor import QUESTION, REPO, Run, processes_using
 from tests.conftest import free_port
 
 KEY = "oc-dev-key"
-
-
-@pytest.fixture
-def runs() -> Iterator[list[Run]]:
-    try:
-        find_anvil()
-    except LocalChainError as exc:
-        pytest.skip(str(exc))
-    started: list[Run] = []
-    yield started
-    for run in started:
-        run.kill()
 
 
 def wait_for(run: Run, what: str, ready: Callable[[], bool], timeout: float = 240) -> None:
