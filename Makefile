@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 $(NODE_STAMP): contracts/package.json $(wildcard contracts/package-lock.json)
 	@if [ -f contracts/package.json ]; then npm ci --prefix contracts --no-audit --no-fund --loglevel=error && touch $(NODE_STAMP); fi
 
-# The web pages' libraries (marked, DOMPurify) and /docs' Swagger UI (swagger-ui-dist): their dist files are served as they are, no build.
+# The web pages' libraries (marked, DOMPurify, ethers, uPlot) and /docs' Swagger UI (swagger-ui-dist): their dist files are served as they are, no build.
 $(WEB_STAMP): web/package.json web/package-lock.json
 	npm ci --prefix web --no-audit --no-fund --loglevel=error && touch $(WEB_STAMP)
 

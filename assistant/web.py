@@ -29,6 +29,11 @@ VENDOR = {
     # Swagger UI of /docs (web/docs.html, started by web/static/docs.js).
     "swagger-ui-bundle.js": "swagger-ui-dist/swagger-ui-bundle.js",
     "swagger-ui.css": "swagger-ui-dist/swagger-ui.css",
+    # The wallet pages (claim a voucher, top up on chain): ethers' ES module build, one file.
+    "ethers.min.js": "ethers/dist/ethers.min.js",
+    # Charts (earnings and spending per day, an answer's shares): uPlot, ~50 KB, no dependencies.
+    "uPlot.esm.js": "uplot/dist/uPlot.esm.js",
+    "uPlot.min.css": "uplot/dist/uPlot.min.css",
 }
 
 # /docs is Swagger UI served from the app under the same CSP as every page (FastAPI's own /docs
