@@ -4,6 +4,7 @@ answer is on its way (credited → batched → vouchered → settled). Plain dic
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -106,3 +107,39 @@ def latest_voucher(session: Session, address: str) -> dict[str, Any] | None:
         "cumulative_amount": str(v.cumulative_amount), "signature": v.signature,
         "typed_data": typed, "created_at": v.created_at.isoformat(),
     }
+
+
+def _utc_day(session: Session) -> Any:
+    """``credits.created_at`` as its UTC calendar day ('YYYY-MM-DD'), in the database's dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", Credit.created_at), "YYYY-MM-DD")
+    # SQLite stores the UTC instant (utcnow) as 'YYYY-MM-DD HH:MM:SS…': its first ten characters.
+    return func.substr(Credit.created_at, 1, 10)
+
+
+def fill_days(rows: dict[str, tuple[int, int]], first: date, last: date) -> list[dict[str, Any]]:
+    """Every day from ``first`` to ``last`` (inclusive) with its (amount, credits), zero when absent."""
+    out = []
+    day = first
+    while day <= last:
+        amount, count = rows.get(day.isoformat(), (0, 0))
+        out.append({"day": day.isoformat(), "amount": int(amount), "credits": int(count)})
+        day += timedelta(days=1)
+    return out
+
+
+def contributor_daily(session: Session, address: str, *, days: int, today: date) -> dict[str, Any]:
+    """What ``address`` was credited per UTC day over the ``days`` days ending ``today``: exact
+    integer base units and the number of credits, every day listed (zero when nothing)."""
+    address = checksum(address)
+    first = today - timedelta(days=days - 1)
+    day = _utc_day(session)
+    rows = session.execute(
+        select(day, func.sum(Credit.amount), func.count())
+        .where(Credit.contributor == address, Credit.created_at >= datetime.combine(first, time(), tzinfo=UTC))
+        .group_by(day)
+    ).all()
+    found = {str(d): (int(a or 0), int(n)) for d, a, n in rows if str(d) <= today.isoformat()}
+    series = fill_days(found, first, today)
+    return {"address": address, "from": first.isoformat(), "to": today.isoformat(),
+            "total": sum(d["amount"] for d in series), "days": series}

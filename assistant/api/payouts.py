@@ -8,6 +8,8 @@ voucher's ``cumulative_amount`` (a decimal string, as EIP-712 tooling in JavaScr
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
@@ -17,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from assistant.errors import ApiError
 from assistant.provenance import contribution_proofs
 from payouts import views
+from payouts.chain import Deployment, load_artifact
 from retrieval.addresses import AddressError, checksum_address
 
 router = APIRouter(prefix="/v1", tags=["payouts"])
@@ -68,6 +71,56 @@ async def get_voucher(address: str, request: Request) -> dict[str, Any]:
         raise ApiError(404, f"no voucher for {address} yet: vouchers are issued every payout interval once "
                        "credits are batched", "no_voucher", "address")
     return voucher
+
+
+@router.get("/contributors/{address}/daily")
+async def get_contributor_daily(
+    address: str,
+    request: Request,
+    days: Annotated[int, Query(ge=1, le=366)] = 30,
+) -> dict[str, Any]:
+    """Credited per UTC day over the last ``days`` days (today included): every day listed, exact
+    integer base units (``amount``) and the number of credits; zeros for an unknown address."""
+    address = _address(address)
+    today = datetime.now(UTC).date()
+    return await run_in_threadpool(_read, request, views.contributor_daily, address, days=days, today=today)
+
+
+# What a wallet page needs of PaymentChannels: claim, the channel's state (its ``paid`` is read
+# before claiming) and every custom error, so a revert (NothingToClaim, …) is decoded by name.
+_WALLET_FUNCTIONS = frozenset({"claim", "getChannel", "channelIdOf", "token"})
+
+
+@cache
+def wallet_abi() -> list[dict[str, Any]]:
+    """The PaymentChannels ABI entries a browser wallet uses, from the committed artifact."""
+    return [item for item in load_artifact("PaymentChannels")["abi"]
+            if item["type"] == "error" or (item["type"] == "function" and item["name"] in _WALLET_FUNCTIONS)
+            or (item["type"] == "event" and item["name"] == "ChannelClaimed")]
+
+
+def _deployment(request: Request) -> Deployment | None:
+    path = request.app.state.settings.payouts.resolved_deployment_file
+    try:
+        return Deployment.load(path)
+    except FileNotFoundError:
+        return None
+
+
+@router.get("/payouts/contract")
+async def get_payout_contract(request: Request) -> dict[str, Any]:
+    """The deployment a voucher is claimed on: chain id, PaymentChannels and token addresses, the
+    token's unit, and the ABI fragment a wallet needs (public: all of it is on chain)."""
+    try:
+        d = await run_in_threadpool(_deployment, request)
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ApiError(503, "the deployment file cannot be read right now; try again later",
+                       "deployment_unavailable") from None
+    if d is None:
+        raise ApiError(404, "no contracts are deployed yet: the payout worker deploys them on its first start",
+                       "no_deployment")
+    return {"chain_id": d.chain_id, "payment_channels": d.channels, "token": d.token, "hub": d.hub,
+            "symbol": "ocUSD", "decimals": 6, "abi": wallet_abi()}
 
 
 @router.get("/contributions/{contribution_id}/proof")

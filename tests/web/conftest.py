@@ -18,6 +18,9 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 from assistant.settings import load_settings
+from payouts.deploy import ensure_deployment_for_settings
+from payouts.localchain import LocalChain, LocalChainError, find_anvil
+from payouts.tasks import Resources
 from retrieval.embedder import Embedder
 from tests.conftest import DEV_KEY, LiveServer, start_server
 
@@ -83,6 +86,29 @@ def web(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory, slow_provi
     live = start_server(settings, embedder)
     yield live
     live.stop()
+
+
+@pytest.fixture(scope="session")
+def chained(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Resources]]:
+    """An app on a real anvil with the contracts deployed, and the payout tasks' resources (the
+    tests run the real task bodies in-process: credited answers become signed vouchers)."""
+    try:
+        find_anvil()
+    except LocalChainError as exc:
+        pytest.skip(str(exc))
+    data_dir = tmp_path_factory.mktemp("web-chain")
+    chain = LocalChain(data_dir, state_interval=0).start()
+    settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, chain_rpc_url=chain.rpc_url, channel_min_topup=1_000)
+    ensure_deployment_for_settings(settings.payouts)
+    live = start_server(settings, embedder)
+    res = Resources(settings.payouts)
+    try:
+        yield live, res
+    finally:
+        live.stop()
+        if res.engine is not None:
+            res.engine.dispose()
+        chain.stop()
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 // The chat page: conversations, streamed answers, citations and their credits.
-import { api, apiKey, ApiError, copyText, errorFrom, formatToken, h, installKeyDialog, percent, shortAddress } from "/static/api.js";
+import { api, apiKey, ApiError, copyText, errorFrom, formatAmount, formatToken, h, installKeyDialog, percent, shortAddress } from "/static/api.js";
 import { renderAnswer } from "/static/render.js";
 
 const $ = (id) => document.getElementById(id);
@@ -257,7 +257,41 @@ function renderSources(panel, info, sourceId) {
         h("span", { class: `status status-${status.replace(/[^a-z_]/g, "")}`, text: status.replace("_", " ") }),
         c.tx ? h("span", { class: "mono tx", title: c.tx, text: `tx ${shortAddress(c.tx)}` }) : null));
   });
-  panel.replaceChildren(head, h("ol", { class: "source-list" }, items));
+  panel.replaceChildren(head, shareBars(info, perContributor), h("ol", { class: "source-list" }, items));
+}
+
+/** Each source's share of the price as a bar, and the platform's part, from the exact integer
+ *  amounts (data-amount / data-price). Plain CSS bars, not uPlot: one short bar per source sits
+ *  in the text flow of each answer, where a canvas per answer would add nothing but weight. */
+function shareBars(info, perContributor) {
+  const price = info.price === undefined || info.price === null ? 0n : BigInt(info.price);
+  if (price <= 0n) return null;
+  const parts = [];
+  for (const c of info.citations) {
+    let amount = c.amount;
+    // The stream carries credits per contributor: a contributor's only source has all of it.
+    if ((amount === undefined || amount === null) && perContributor.get(c.contributor) === 1) {
+      const credit = info.credits.get(c.contributor);
+      amount = credit ? credit.amount : 0;
+    }
+    if (amount === undefined || amount === null) return null; // the recorded answer will tell
+    parts.push({ label: `[${c.marker}] ${c.title || "Untitled snippet"}`, amount: BigInt(amount), marker: c.marker });
+  }
+  const credited = parts.reduce((sum, p) => sum + p.amount, 0n);
+  if (credited > price) return null;
+  parts.push({ label: "platform fee", amount: price - credited, fee: true });
+  const rows = parts.map((p) => {
+    const fill = h("div", { class: `share-fill${p.fee ? " fee" : ""}` });
+    // Set through the CSSOM (the CSP refuses style attributes, not this).
+    fill.style.width = `${(Number(p.amount) * 100) / Number(price)}%`;
+    const tenths = (p.amount * 1000n) / price;
+    return h("div", { class: "share", "data-amount": p.amount.toString(), "data-price": price.toString(),
+      "data-marker": p.marker, "data-fee": p.fee ? "true" : null },
+    h("span", { class: "share-label", title: p.label, text: p.label }),
+    h("div", { class: "share-track", role: "img", "aria-label": `${p.label}: ${formatToken(p.amount)} of ${formatToken(price)}` }, fill),
+    h("span", { class: "share-value", text: `${tenths / 10n}.${tenths % 10n}% · ${formatAmount(p.amount)}` }));
+  });
+  return h("div", { class: "shares", "aria-label": "Share of the price" }, rows);
 }
 
 // ---------------------------------------------------------------- asking

@@ -1,9 +1,17 @@
-// The earnings page: totals, credits per answer, the latest voucher and settlement transactions.
-import { api, ApiError, copyText, formatAmount, h, installKeyDialog, percent, shortAddress } from "/static/api.js";
+// The earnings page: totals, earnings per day, credits per answer, the latest voucher (claimable
+// with a browser wallet) and settlement transactions.
+import { api, ApiError, copyText, formatAmount, formatToken, h, installKeyDialog, percent, shortAddress } from "/static/api.js";
+import { dailyBars } from "/static/charts.js";
 
 const $ = (id) => document.getElementById(id);
 const PAGE = 50;
+const DAYS = 30;
+// After a claim, the ledger records it at the payout worker's next settlement run (every payout
+// interval): the totals are re-read until they show it, for at most this long.
+const FOLLOW_MS = 10 * 60 * 1000;
+const FOLLOW_EVERY_MS = 2000;
 installKeyDialog($("key-button"));
+const claimBox = $("claim"); // moved into the voucher card once there is a voucher
 
 const fromPath = decodeURIComponent(location.pathname.replace(/^\/earnings\/?/, "")).trim();
 const address = fromPath || localStorage.getItem("openchat.contributor") || "";
@@ -96,8 +104,9 @@ function renderSettlements(items) {
     [...seen].map(([tx, block]) => h("li", {}, h("span", { class: "mono", text: tx }), block ? ` (block ${block})` : ""))));
 }
 
-async function loadVoucher(addr) {
+async function loadVoucher(addr, summary) {
   const box = $("voucher");
+  claimBox.replaceChildren();
   let voucher;
   try {
     voucher = await api(`/v1/contributors/${encodeURIComponent(addr)}/voucher`, { openAccount: false });
@@ -116,13 +125,79 @@ async function loadVoucher(addr) {
   });
   const download = h("a", { class: "button", text: "Download JSON", download: `voucher-${addr}.json` });
   download.href = URL.createObjectURL(new Blob([json], { type: "application/json" }));
+  // The claim first; the raw voucher (for other tools) folded under it.
   box.replaceChildren(
     h("div", { class: "counts" },
       h("span", {}, "cumulative ", h("b", { text: formatAmount(voucher.cumulative_amount) }), " ocUSD"),
       h("span", { class: "mono", text: `channel ${shortAddress(String(voucher.channel_id))}` }),
       h("span", { text: `signed ${date(voucher.created_at)}` })),
-    h("pre", { class: "voucher", text: json }),
-    h("div", { class: "actions" }, copy, download));
+    claimBox,
+    h("details", { class: "voucher-json" },
+      h("summary", { text: "The signed voucher (JSON, to claim with another tool)" }),
+      h("pre", { class: "voucher", text: json }),
+      h("div", { class: "actions" }, copy, download)));
+  await mountClaimButton(addr, voucher, summary);
+}
+
+async function mountClaimButton(addr, voucher, summary) {
+  const box = claimBox;
+  try {
+    // Loaded on demand: ethers is ~400 KB and most visitors only look.
+    const { mountClaim } = await import("/static/claim.js");
+    mountClaim(box, { address: addr, voucher, onClaimed: (amount) => followLedger(addr, summary.settled, amount) });
+  } catch (err) {
+    box.replaceChildren(h("p", { class: "empty", text: `Claiming from this page is unavailable: ${err.message}` }));
+  }
+}
+
+/** Re-read the totals until the ledger shows ``amount`` more settled than ``before`` (0n: just once). */
+async function followLedger(addr, before, amount) {
+  const want = BigInt(before) + BigInt(amount);
+  const until = Date.now() + FOLLOW_MS;
+  for (;;) {
+    let summary;
+    try {
+      summary = await api(`/v1/contributors/${encodeURIComponent(addr)}?limit=${PAGE}`, { openAccount: false });
+    } catch {
+      summary = null;
+    }
+    if (summary) {
+      renderTotals(summary);
+      if (BigInt(summary.settled) >= want) {
+        renderSettlements(await loadCredits(summary));
+        return;
+      }
+    }
+    if (Date.now() > until) return;
+    await new Promise((resolve) => setTimeout(resolve, FOLLOW_EVERY_MS));
+  }
+}
+
+async function loadDaily(addr) {
+  const box = $("daily-chart");
+  let daily;
+  try {
+    daily = await api(`/v1/contributors/${encodeURIComponent(addr)}/daily?days=${DAYS}`, { openAccount: false });
+  } catch (err) {
+    box.replaceChildren(h("p", { class: "empty", text: `Earnings per day could not be loaded: ${err.message}` }));
+    return;
+  }
+  box.dataset.total = String(daily.total);
+  $("daily-total").textContent = `${formatToken(daily.total)} in ${DAYS} days (UTC)`;
+  try {
+    dailyBars(box, daily.days, { label: "credited" });
+  } catch (err) {
+    box.replaceChildren(h("p", { class: "empty", text: `The chart could not be drawn: ${err.message}` }));
+  }
+}
+
+function renderTotals(summary) {
+  $("totals").replaceChildren(
+    total("Earned", summary.earned, "credited by answers"),
+    total("Batched", summary.batched, "owed in the channel"),
+    total("Vouchered", summary.vouchered, "signed, claimable"),
+    total("Settled", summary.settled, "paid on chain"),
+    total("Unsettled", summary.unsettled, "vouchered, not yet paid"));
 }
 
 async function load(addr) {
@@ -142,15 +217,10 @@ async function load(addr) {
   status("");
   $("earnings").hidden = false;
   $("earnings-address").textContent = summary.display_name ? `${summary.display_name} · ${summary.address}` : summary.address;
-  $("totals").replaceChildren(
-    total("Earned", summary.earned, "credited by answers"),
-    total("Batched", summary.batched, "owed in the channel"),
-    total("Vouchered", summary.vouchered, "signed, claimable"),
-    total("Settled", summary.settled, "paid on chain"),
-    total("Unsettled", summary.unsettled, "vouchered, not yet paid"));
+  renderTotals(summary);
   const items = await loadCredits(summary);
   renderSettlements(items);
-  await loadVoucher(summary.address);
+  await Promise.all([loadVoucher(summary.address, summary), loadDaily(summary.address)]);
 }
 
 load(address);
