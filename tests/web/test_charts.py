@@ -54,12 +54,12 @@ def test_daily_api_bounds(web: LiveServer) -> None:
 
 def test_share_of_the_price_bars(page: Page, web: LiveServer) -> None:
     alice, bob = new_address(), new_address()
-    contribute(web, "The Eiffel Tower is 330 metres tall and was finished in 1889 for the World's Fair.", alice,
-               title="Eiffel Tower height")
-    contribute(web, "The Eiffel Tower was designed by the engineering company of Gustave Eiffel and built in 1889.", bob,
-               title="Eiffel Tower builder")
+    # A comparison: the answer takes a fact from each contributor's source.
+    contribute(web, "The Eiffel Tower in Paris is 330 metres tall, antennas included.", alice, title="Eiffel Tower")
+    contribute(web, "The Statue of Liberty in New York is 93 metres tall from the ground to the torch.", bob,
+               title="Statue of Liberty")
     page.goto("/")
-    page.fill("#prompt", "How tall is the Eiffel Tower and who built it?")
+    page.fill("#prompt", "Which is taller, the Eiffel Tower or the Statue of Liberty?")
     # The page reads the recorded answer after the stream: each source's exact share, the price.
     with page.expect_response(lambda r: "/v1/answers/" in r.url, timeout=60_000) as answered:
         page.keyboard.press("Enter")
@@ -70,7 +70,7 @@ def test_share_of_the_price_bars(page: Page, web: LiveServer) -> None:
     fee = answer.locator('.shares .share[data-fee="true"]')
     expect(fee).to_have_count(1)
     sources = recorded["sources"]
-    assert sources and recorded["price"] > 0
+    assert len({s["contributor"] for s in sources}) == 2 and recorded["price"] > 0, recorded  # a fact from each
     expect(shares).to_have_count(len(sources) + 1)
     for src in sources:
         bar = answer.locator(f'.shares .share[data-marker="{src["marker"]}"]')

@@ -113,6 +113,10 @@ def test_claim_with_a_wallet(wallet_page: Page, chained: tuple[LiveServer, Resou
     expect(page.locator('[data-total="unsettled"] .value')).to_have_text("0.000000 ocUSD")
     summary = httpx.get(f"{live.url}/v1/contributors/{who.address}").json()
     assert summary["settled"] == amount and summary["unsettled"] == 0
+    expect(status.locator(".ledger-note")).to_have_text("Recorded by the ledger: the totals above show it as settled.")
+    expect(page.locator("#settlements")).to_contain_text(f"{ocusd(amount)} ocUSD paid on chain by this address's own claim")
+    expect(page.locator("#credits .credit-row .status")).to_have_text("settled")
+    shot(page, "claim-settled", full_page=True)
 
     # A second click reads the channel's paid and sends nothing.
     claim.click()
@@ -167,3 +171,17 @@ def test_claim_raced_decodes_nothing_to_claim(wallet_page: Page, chained: tuple[
     expect(status).to_have_attribute("data-state", "already-claimed")
     expect(status).to_contain_text(f"Already claimed: this channel has paid {ocusd(amount)} ocUSD")
     assert wallet.sent == [] and client.token_balance(who.address) == amount  # paid once, by the other claim
+
+
+def test_payout_contract_endpoint(chained: tuple[LiveServer, Resources], web: LiveServer) -> None:
+    live, res = chained
+    body = httpx.get(f"{live.url}/v1/payouts/contract").json()
+    d = res.chain_client().deployment
+    assert (body["chain_id"], body["payment_channels"], body["token"], body["hub"]) == (d.chain_id, d.channels, d.token, d.hub)
+    names = {(item["type"], item.get("name")) for item in body["abi"]}
+    assert {("function", "claim"), ("function", "getChannel"), ("error", "NothingToClaim"),
+            ("error", "NotReceiver"), ("event", "ChannelClaimed")} <= names
+    assert ("function", "pushPayments") not in names  # the hub's functions are none of a wallet's business
+    # An app with no deployment yet says so in the API's error shape.
+    resp = httpx.get(f"{web.url}/v1/payouts/contract")
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "no_deployment"

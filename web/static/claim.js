@@ -14,7 +14,8 @@ const POLL_MS = 500;
 /**
  * Mount the claim button and its status line into ``box``.
  * voucher: GET /v1/contributors/{address}/voucher; onClaimed(amount): called after a mined claim
- * (and after finding the voucher claimed already) so the page can refresh its totals.
+ * (and after finding the voucher claimed already) so the page can refresh its totals; it may
+ * return a promise of true once the ledger shows the claim.
  */
 export function mountClaim(box, { address, voucher, onClaimed }) {
   const button = h("button", { class: "button primary", type: "button", id: "claim-button",
@@ -155,10 +156,14 @@ export function mountClaim(box, { address, voucher, onClaimed }) {
     }
     state.dataset.tx = tx.hash;
     state.dataset.amount = amount.toString();
+    const note = h("p", { class: "muted small ledger-note",
+      text: "The totals above show it as settled once the payout worker records the claim (at its next settlement run)." });
     show("claimed", `Claimed ${formatToken(amount)}: it is in your wallet's account ${shortAddress(account)}.`,
       h("p", { class: "small" }, `block ${receipt.blockNumber} · transaction `, h("span", { class: "mono", title: tx.hash, text: tx.hash })),
-      h("p", { class: "muted small", text: "The totals below show it as settled once the payout worker records the claim (its next settlement run)." }));
-    onClaimed(amount);
+      note);
+    Promise.resolve(onClaimed(amount)).then((recorded) => {
+      if (recorded) note.textContent = "Recorded by the ledger: the totals above show it as settled.";
+    });
   }
 
   function alreadyClaimed(paid) {

@@ -90,12 +90,18 @@ async function loadCredits(summary) {
   return items;
 }
 
-function renderSettlements(items) {
+function renderSettlements(items, summary) {
   const seen = new Map();
   for (const c of items) {
     if (c.settlement_tx && !seen.has(c.settlement_tx)) seen.set(c.settlement_tx, c.settlement_block);
   }
   const box = $("settlements");
+  if (!seen.size && summary && BigInt(summary.settled) > 0n && summary.credits.total <= items.length) {
+    // The ledger keeps the hub's pushes; a payee's own claim is seen as the channel's paid amount.
+    box.replaceChildren(h("p", { class: "empty", text: `${formatToken(summary.settled)} paid on chain by this address's own claim `
+      + "(the transaction is in its wallet's history); the hub pushed nothing." }));
+    return;
+  }
   if (!seen.size) {
     box.replaceChildren(h("p", { class: "empty", text: "No settlement yet: the hub pays vouchered amounts on chain in batches, or you claim your voucher yourself." }));
     return;
@@ -150,7 +156,8 @@ async function mountClaimButton(addr, voucher, summary) {
   }
 }
 
-/** Re-read the totals until the ledger shows ``amount`` more settled than ``before`` (0n: just once). */
+/** Re-read the totals until the ledger shows ``amount`` more settled than ``before`` (0n: just
+ *  once); true once it does, false after FOLLOW_MS. */
 async function followLedger(addr, before, amount) {
   const want = BigInt(before) + BigInt(amount);
   const until = Date.now() + FOLLOW_MS;
@@ -164,11 +171,11 @@ async function followLedger(addr, before, amount) {
     if (summary) {
       renderTotals(summary);
       if (BigInt(summary.settled) >= want) {
-        renderSettlements(await loadCredits(summary));
-        return;
+        renderSettlements(await loadCredits(summary), summary);
+        return true;
       }
     }
-    if (Date.now() > until) return;
+    if (Date.now() > until) return false;
     await new Promise((resolve) => setTimeout(resolve, FOLLOW_EVERY_MS));
   }
 }
@@ -219,7 +226,7 @@ async function load(addr) {
   $("earnings-address").textContent = summary.display_name ? `${summary.display_name} · ${summary.address}` : summary.address;
   renderTotals(summary);
   const items = await loadCredits(summary);
-  renderSettlements(items);
+  renderSettlements(items, summary);
   await Promise.all([loadVoucher(summary.address, summary), loadDaily(summary.address)]);
 }
 
