@@ -126,27 +126,40 @@ def test_claim_with_a_wallet(wallet_page: Page, chained: tuple[LiveServer, Resou
     shot(page, "claim-already-claimed", full_page=True)
 
 
-def test_claim_from_the_wrong_account(wallet_page: Page, chained: tuple[LiveServer, Resources]) -> None:
+def test_claim_from_the_wrong_account_then_the_right_one(wallet_page: Page, chained: tuple[LiveServer, Resources]) -> None:
+    """Two wallets announce themselves by EIP-6963 (no window.ethereum): the page lets the person
+    pick; the one holding another account is refused with nothing sent, the payee's own claims."""
     live, res = chained
     page = wallet_page
     who, stranger = Account.create(), Account.create()
     voucher = credited_voucher(live, res, who, "Wombats produce cube-shaped droppings to mark their territory.",
                                "Why are wombat droppings cube-shaped?")
+    amount = int(voucher["cumulative_amount"])
     client = res.chain_client()
-    wallet = TestWallet(client.w3.provider.endpoint_uri, stranger.key.hex())
-    # Found by EIP-6963 only: no window.ethereum at all.
-    wallet.install(page, window=False, announce=True)
+    rpc = client.w3.provider.endpoint_uri
+    wrong = TestWallet(rpc, stranger.key.hex())
+    right = TestWallet(rpc, who.key.hex())
+    wrong.install(page, window=False, name="Other wallet", rdns="org.example.other")
+    right.install(page, window=False, name="Payee wallet", rdns="org.example.payee")
     page.goto(f"/earnings/{who.address}")
     page.locator("#claim-button").click()
+    choices = page.locator(".claim-choices button")
+    expect(choices).to_have_count(2)
+    expect(page.locator(".claim-choices img.wallet-icon")).to_have_count(2)
+    page.locator('.claim-choices button[data-wallet="org.example.other"]').click()
     status = page.locator("#claim-status")
     expect(status).to_have_attribute("data-state", "wrong-account")
     expect(status).to_contain_text(f"Your wallet's account {stranger.address} is not this payout address {who.address}")
-    assert wallet.sent == [] and "eth_requestAccounts" in wallet.calls
+    assert wrong.sent == [] and "eth_requestAccounts" in wrong.calls and right.calls == []
     status.scroll_into_view_if_needed()
     shot(page, "claim-wrong-account")
-    # Nothing lost: the voucher is still there and still claimable by its owner.
+    # Nothing lost: the voucher is still there, and its owner's wallet claims it.
     expect(page.locator("#voucher pre.voucher")).to_contain_text(voucher["signature"])
     assert client.get_channel(bytes.fromhex(voucher["channel_id"].removeprefix("0x"))).paid == 0
+    page.locator("#claim-button").click()
+    page.locator('.claim-choices button[data-wallet="org.example.payee"]').click()
+    expect(status).to_have_attribute("data-state", "claimed")
+    assert len(right.sent) == 1 and wrong.sent == [] and client.token_balance(who.address) == amount
 
 
 def test_claim_raced_decodes_nothing_to_claim(wallet_page: Page, chained: tuple[LiveServer, Resources]) -> None:

@@ -15,8 +15,8 @@ from eth_account import Account
 from eth_utils import to_checksum_address
 from playwright.sync_api import Page
 
-# The provider object in the page: every request goes to window.__openchatTestWallet (exposed by
-# Playwright), and errors come back as EIP-1193 errors ({code, message, data}).
+# The provider object in the page: every request goes to the wallet's binding (a function exposed
+# by Playwright), and errors come back as EIP-1193 errors ({code, message, data}).
 _PROVIDER_JS = """
 (() => {
   const cfg = %s;
@@ -25,7 +25,7 @@ _PROVIDER_JS = """
   const provider = {
     isOpenChatTestWallet: true,
     async request({ method, params }) {
-      const out = JSON.parse(await window.__openchatTestWallet(JSON.stringify({ method, params: params ?? [] })));
+      const out = JSON.parse(await window[cfg.binding](JSON.stringify({ method, params: params ?? [] })));
       if (out.error) {
         const err = new Error(out.error.message);
         err.code = out.error.code;
@@ -80,8 +80,10 @@ class TestWallet:
     def install(self, page: Page, *, window: bool = True, announce: bool = True, name: str = "OpenChat test wallet",
                 rdns: str = "org.openchat.testwallet") -> None:
         """Expose this wallet to ``page`` (before it loads): window.ethereum and/or EIP-6963."""
-        page.expose_function("__openchatTestWallet", self.handle)
-        cfg = {"window": window, "announce": announce, "name": name, "rdns": rdns, "uuid": f"test-{id(self)}"}
+        binding = f"__openchatTestWallet{id(self)}"
+        page.expose_function(binding, self.handle)
+        cfg = {"window": window, "announce": announce, "name": name, "rdns": rdns, "uuid": f"test-{id(self)}",
+               "binding": binding}
         page.add_init_script(_PROVIDER_JS % json.dumps(cfg))
 
     def handle(self, payload: str) -> str:
