@@ -163,8 +163,9 @@ def test_claim_from_the_wrong_account_then_the_right_one(wallet_page: Page, chai
 
 
 def test_claim_raced_decodes_nothing_to_claim(wallet_page: Page, chained: tuple[LiveServer, Resources]) -> None:
-    """The voucher is cashed elsewhere (another device) between the page's check and its send:
-    the estimate reverts with NothingToClaim, decoded by the ABI the API serves."""
+    """A wallet that does not know the chain is told so (4902); then the voucher is cashed
+    elsewhere (another device) between the page's check and its send: the estimate reverts with
+    NothingToClaim, decoded by the ABI the API serves."""
     live, res = chained
     page = wallet_page
     who = Account.create()
@@ -172,7 +173,9 @@ def test_claim_raced_decodes_nothing_to_claim(wallet_page: Page, chained: tuple[
                                "How long can a sloth hold its breath?")
     amount = int(voucher["cumulative_amount"])
     client = res.chain_client()
-    wallet = TestWallet(client.w3.provider.endpoint_uri, who.key.hex())
+    # The wallet is on chain 1 and has never heard of the voucher's chain.
+    wallet = TestWallet(client.w3.provider.endpoint_uri, who.key.hex(), chain_id=1)
+    wallet.knows_node_chain = False
     signed = SignedVoucher(int(voucher["typed_data"]["domain"]["chainId"]), voucher["typed_data"]["domain"]["verifyingContract"],
                            bytes.fromhex(voucher["channel_id"].removeprefix("0x")), amount,
                            bytes.fromhex(voucher["signature"].removeprefix("0x")))
@@ -181,6 +184,12 @@ def test_claim_raced_decodes_nothing_to_claim(wallet_page: Page, chained: tuple[
     page.goto(f"/earnings/{who.address}")
     page.locator("#claim-button").click()
     status = page.locator("#claim-status")
+    page.locator("#switch-chain").click()
+    expect(status).to_have_attribute("data-state", "unknown-chain")
+    expect(status).to_contain_text(f"Your wallet does not know chain {wallet.node_chain}: add that network")
+    # The person adds the network in the wallet and switches to it there, then presses Claim again.
+    wallet.knows_node_chain, wallet.chain_id = True, wallet.node_chain
+    page.locator("#claim-button").click()
     expect(status).to_have_attribute("data-state", "already-claimed")
     expect(status).to_contain_text(f"Already claimed: this channel has paid {ocusd(amount)} ocUSD")
     assert wallet.sent == [] and client.token_balance(who.address) == amount  # paid once, by the other claim

@@ -68,6 +68,7 @@ class TestWallet:
         self.node_chain = int(self._node("eth_chainId", []), 16)
         self.chain_id = self.node_chain if chain_id is None else chain_id
         self.reject_sends = False
+        self.knows_node_chain = True  # False: the wallet answers a switch to it with 4902 (unknown chain)
         self.before_estimate: Callable[[], None] | None = None
         self.calls: list[str] = []
         self.sent: list[str] = []
@@ -117,7 +118,7 @@ class TestWallet:
             return str(self.chain_id)
         if method == "wallet_switchEthereumChain":
             wanted = int(params[0]["chainId"], 16)
-            if wanted != self.node_chain:
+            if wanted != self.node_chain or not self.knows_node_chain:
                 raise WalletError(4902, f"Unrecognized chain ID {hex(wanted)}")
             self.chain_id = wanted
             return None
