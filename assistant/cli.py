@@ -101,7 +101,7 @@ def ingest(args: argparse.Namespace) -> int:
     try:
         # serving=False: one onnxruntime session, no query encoder (docs/retrieval.md, Memory).
         kb = open_knowledge_base(settings.retrieval, engine, load_embedder(settings.retrieval, serving=False))
-    except RuntimeError as exc:  # Qdrant local mode is single-process: the server may hold it
+    except RuntimeError as exc:  # the embedded store (Edge or local mode) is one process: the server may hold it
         print(f"openchat ingest: cannot open the vector store ({exc}); stop `make run` first "
               "or point OPENCHAT_QDRANT_URL at a Qdrant server", file=sys.stderr)
         return 1

@@ -19,7 +19,8 @@ SIGINT / SIGTERM: the API, beat and workers get SIGTERM (uvicorn drains requests
 warm shutdown, finishing the task at hand), anvil last (it writes its state). A child that exits
 on its own is reported with its log's tail and everything stops with exit code 1: a supervisor
 that quietly restarts a crashing worker hides the crash, and `make run` is for one machine.
-Only the API process opens Qdrant local mode (single-process); workers never import retrieval.
+Only the API process opens the embedded vector store (Qdrant Edge for a new data dir, local mode for
+an older one; each is one process at a time); workers never import retrieval.
 
 Hand-rolled rather than supervisord/honcho: the start order has real steps between processes
 (deploy, health wait, seeding) and anvil's lifecycle is already in ``payouts.localchain``.

@@ -1,4 +1,4 @@
-"""Contribution intake: rows → chunks → hash → dedupe → embed → ledger rows → index.
+"""Contribution intake: rows → chunks → copied sentences out → hash → dedupe → embed → ledger rows → index.
 
 Order of writes, so a crash at any point loses nothing and duplicates nothing:
 1. the ledger transaction inserts the batch's chunks (the unique content hash settles any
@@ -17,7 +17,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,8 @@ from retrieval.chunking import Chunker, DraftChunk
 from retrieval.embedder import Embedder
 from retrieval.hashing import content_hash
 from retrieval.lexical import analyse
-from retrieval.models import Chunk, Contribution, utcnow
+from retrieval.models import Chunk, Contribution, SentenceOrigin, utcnow
+from retrieval.origin import Sentence, sentences, without
 from retrieval.readers import Format, Row, RowError, read_rows
 from retrieval.row_limits import RowLimits
 from retrieval.said import context_line
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # How many row errors and refused chunks a report lists; its counts are always complete.
 REPORT_CAP = 100
+# A copied sentence's text as the duplicates list quotes it back (the contributor's own input).
+QUOTE_CHARS = 200
 
 
 @dataclass
@@ -90,7 +93,8 @@ class _Stored:
 
 @dataclass
 class _Drafted:
-    """A batch's chunks before the write lock: cut, hashed and (those not stored yet) embedded."""
+    """A batch's chunks before the write lock: cut, cleared of other people's sentences, hashed and
+    (those not stored yet) embedded."""
 
     items: int
     rejected: int
@@ -98,6 +102,13 @@ class _Drafted:
     drafts: list[DraftChunk]
     hashes: list[str]
     vectors: dict[str, np.ndarray]
+    # Per draft: the hashes of its fact-carrying sentences (retrieval.origin), recorded as theirs.
+    sentences: list[list[str]] = field(default_factory=list)
+    # Sentences copied from other contributors: taken out of their chunk, or the chunk refused.
+    copied: list[dict[str, Any]] = field(default_factory=list)
+    chunks_copied: int = 0
+    # Per draft position: the vector of the whole chunk before copied sentences were taken out.
+    whole_vectors: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -108,7 +119,7 @@ class _Batch:
     rejected: int = 0
     stored: list[_Stored] = field(default_factory=list)
     duplicate: int = 0
-    near_duplicate: int = 0
+    near_duplicate: int = 0  # includes chunks refused because every fact in them was copied
     errors: list[dict[str, Any]] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
 
@@ -226,7 +237,7 @@ class Intake:
     ) -> IntakeReport:
         """Store one snippet (a message when it has a speaker and a time); nothing is kept of it
         when every chunk is refused. ``timestamp`` is normalised ISO 8601 (retrieval.said)."""
-        drafted = self._draft([Row(1, text, None, title, {}, speaker, timestamp)])
+        drafted = self._draft([Row(1, text, None, title, {}, speaker, timestamp)], contributor)
         with self._write_lock:
             try:
                 with self.sessions.begin() as session:
@@ -315,14 +326,14 @@ class Intake:
             if contribution is None:
                 raise KeyError(contribution_id)
             fmt: Format = contribution.format  # type: ignore[assignment]
-            name, skip = contribution.filename, contribution.rows_done
+            name, skip, contributor = contribution.filename, contribution.rows_done, contribution.contributor
         try:
             with path.open("rb") as stream:
                 items: Iterator[Row | RowError] = read_rows(stream, fmt, limits=limits or RowLimits(), name=name)
                 for _ in islice(items, skip):
                     pass
                 for batch in batches(items, self.batch_rows, self.batch_chars):
-                    self._dataset_batch(contribution_id, batch, stream.tell())
+                    self._dataset_batch(contribution_id, contributor, batch, stream.tell())
                     if progress is not None:
                         progress(self.report(contribution_id))
                     if stop is not None and stop.is_set():
@@ -336,8 +347,8 @@ class Intake:
         self.finish(contribution_id, "complete", None)
         return self.report(contribution_id)
 
-    def _dataset_batch(self, contribution_id: int, items: Sequence[Row | RowError], offset: int) -> None:
-        drafted = self._draft(items)
+    def _dataset_batch(self, contribution_id: int, contributor: str, items: Sequence[Row | RowError], offset: int) -> None:
+        drafted = self._draft(items, contributor)
         with self._write_lock:
             with self.sessions.begin() as session:
                 contribution = session.get(Contribution, contribution_id, with_for_update=True)
@@ -379,8 +390,9 @@ class Intake:
             return [cid for cid, report in rows if LOCAL_FILE_KEY not in (report or {})]
 
     # ---- the shared batch path --------------------------------------------------------
-    def _draft(self, items: Sequence[Row | RowError]) -> _Drafted:
-        """Chunk and hash a batch, and embed its chunks that are new to it and to the ledger (no lock)."""
+    def _draft(self, items: Sequence[Row | RowError], contributor: str) -> _Drafted:
+        """Chunk a batch, take out sentences other contributors stored first, hash the chunks, and
+        embed those new to the batch and to the ledger (no lock)."""
         errors: list[dict[str, Any]] = []
         rows: list[Row] = []
         for item in items:
@@ -388,17 +400,87 @@ class Intake:
                 errors.append({"line": item.line, "error": item.error})
             else:
                 rows.append(item)
-        drafts = list(self.chunker.chunk(rows))
+        cut = list(self.chunker.chunk(rows))
+        stored = self._stored_hashes({content_hash(d.text) for d in cut})
+        # An exact copy of a stored chunk stays whole: the exact-duplicate rule reports it.
+        drafts, kept, originals, copied, chunks_copied = self._without_copied_sentences(cut, stored, contributor)
         hashes = [content_hash(d.text) for d in drafts]
         first: dict[str, DraftChunk] = {}
         for draft, h in zip(drafts, hashes):
             first.setdefault(h, draft)
-        if first:
-            with self.sessions() as session:
-                stored = set(session.scalars(select(Chunk.content_hash).where(Chunk.content_hash.in_(set(first)))))
-            for h in stored:
-                del first[h]
-        return _Drafted(len(items), len(errors), errors, drafts, hashes, self._embed(first))
+        for h in stored | self._stored_hashes(set(first) - stored):
+            first.pop(h, None)
+        # A chunk that lost copied sentences is also checked whole against the near-duplicate
+        # threshold: a light rewording of someone's chunk must not pass by dropping its exact sentences.
+        whole = {i: v for i, v in zip(originals, self.embedder.embed(
+            [_embedding_text(drafts[i].title, originals[i], drafts[i].speaker, drafts[i].timestamp) for i in originals]
+        ))} if originals else {}
+        return _Drafted(len(items), len(errors), errors, drafts, hashes, self._embed(first), kept, copied, chunks_copied,
+                        whole)
+
+    def _stored_hashes(self, hashes: set[str]) -> set[str]:
+        if not hashes:
+            return set()
+        with self.sessions() as session:
+            return set(session.scalars(select(Chunk.content_hash).where(Chunk.content_hash.in_(hashes))))
+
+    def _origins(self, session: Session, hashes: set[str], contributor: str) -> dict[str, tuple[int, str]]:
+        """The sentences among ``hashes`` another contributor stored first: hash -> (chunk id, contributor)."""
+        found: dict[str, tuple[int, str]] = {}
+        ordered = sorted(hashes)
+        for at in range(0, len(ordered), 500):  # bounded IN lists (a 200k-character row has ~2k sentences)
+            for h, cid, who in session.execute(
+                select(SentenceOrigin.hash, SentenceOrigin.chunk_id, SentenceOrigin.contributor)
+                .where(SentenceOrigin.hash.in_(ordered[at:at + 500]), SentenceOrigin.contributor != contributor)
+            ):
+                found[h] = (cid, who)
+        return found
+
+    def _without_copied_sentences(
+        self, drafts: list[DraftChunk], stored: set[str], contributor: str,
+    ) -> tuple[list[DraftChunk], list[list[str]], dict[int, str], list[dict[str, Any]], int]:
+        """Take every fact-carrying sentence another contributor stored first out of its chunk.
+
+        A chunk left with no fact-carrying sentence of its own is refused (a copy in parts);
+        otherwise it is stored without the copied sentences, which stay credited to their
+        origin. Chunks whose hash is in ``stored`` (exact copies) are left whole. Returns the
+        chunks to store, the sentence hashes each records, the original text of each chunk that
+        lost sentences (by position), the report entries (each names the origin chunk and
+        contributor) and how many chunks were refused.
+        """
+        split = [[] if content_hash(d.text) in stored else sentences(d.text) for d in drafts]
+        wanted = {s.hash for sents in split for s in sents if s.hash is not None}
+        if not wanted:
+            return drafts, [[] for _ in drafts], {}, [], 0
+        with self.sessions() as session:
+            origins = self._origins(session, wanted, contributor)
+        out: list[DraftChunk] = []
+        kept: list[list[str]] = []
+        originals: dict[int, str] = {}
+        entries: list[dict[str, Any]] = []
+        refused = 0
+        for draft, sents in zip(drafts, split):
+            facts = [s for s in sents if s.hash is not None]
+            copies = [s for s in facts if s.hash in origins]
+            own = [s.hash for s in facts if s.hash not in origins]
+            if copies and not own:
+                refused += 1
+                entries.extend(self._copied(draft, s, origins[s.hash], "chunk_refused") for s in copies)  # type: ignore[index]
+                continue
+            if copies:
+                entries.extend(self._copied(draft, s, origins[s.hash], "sentence_removed") for s in copies)  # type: ignore[index]
+                originals[len(out)] = draft.text
+                draft = replace(draft, text=without(draft.text, copies))
+            out.append(draft)
+            kept.append(list(dict.fromkeys(h for h in own if h is not None)))
+        return out, kept, originals, entries, refused
+
+    @classmethod
+    def _copied(cls, draft: DraftChunk, sentence: Sentence, origin: tuple[int, str], outcome: str) -> dict[str, Any]:
+        entry = cls._dup(draft, "copied_sentence", chunk_id=origin[0], contributor=origin[1])
+        entry["sentence"] = sentence.text[:QUOTE_CHARS]
+        entry["outcome"] = outcome
+        return entry
 
     def _embed(self, drafts: dict[str, DraftChunk]) -> dict[str, np.ndarray]:
         vectors = self.embedder.embed([_embedding_text(d.title, d.text, d.speaker, d.timestamp) for d in drafts.values()])
@@ -406,8 +488,10 @@ class Intake:
 
     def _write_batch(self, session: Session, contribution: Contribution, drafted: _Drafted) -> _Batch:
         """Dedupe and insert one drafted batch inside the caller's transaction (under the write lock)."""
-        batch = _Batch(items=drafted.items, rejected=drafted.rejected, errors=list(drafted.errors))
+        batch = _Batch(items=drafted.items, rejected=drafted.rejected, errors=list(drafted.errors),
+                       near_duplicate=drafted.chunks_copied, duplicates=list(drafted.copied))
         drafts, hashes = drafted.drafts, drafted.hashes
+        facts = drafted.sentences or [[] for _ in drafts]
 
         # Exact duplicates: of a stored chunk, or of an earlier chunk of this batch.
         origin = {
@@ -437,6 +521,12 @@ class Intake:
                    else np.zeros((0, self.embedder.dim), dtype=np.float32))
         # Near duplicates: cosine to a stored chunk or to an accepted chunk of this batch.
         nearest = self.index.nearest(vectors, self.threshold)
+        trimmed = [i for i in fresh if i in drafted.whole_vectors]
+        if trimmed:  # a chunk that lost copied sentences is a near copy when its whole text was
+            for i, hit in zip(trimmed, self.index.nearest(np.stack([drafted.whole_vectors[i] for i in trimmed]),
+                                                          self.threshold)):
+                if hit is not None and nearest[fresh.index(i)] is None:
+                    nearest[fresh.index(i)] = hit
         slot = {i: pos for pos, i in enumerate(fresh)}
         accepted: list[int] = []
         for pos, i in enumerate(fresh):
@@ -459,6 +549,18 @@ class Intake:
                     continue
             accepted.append(i)
 
+        # A sentence stored by someone else since this batch was drafted (a concurrent writer in
+        # another process): the chunk would repeat it, so it is refused; rare, so not redrafted.
+        raced = self._origins(session, {h for i in accepted for h in facts[i]}, contribution.contributor)
+        if raced:
+            for i in [a for a in accepted if any(h in raced for h in facts[a])]:
+                accepted.remove(i)
+                batch.near_duplicate += 1
+                h = next(h for h in facts[i] if h in raced)
+                entry = self._dup(drafts[i], "copied_sentence", chunk_id=raced[h][0], contributor=raced[h][1])
+                entry["outcome"] = "chunk_refused"
+                batch.duplicates.append(entry)
+
         if accepted:
             base = contribution.chunks_stored
             values = [
@@ -467,7 +569,7 @@ class Intake:
                     "content_hash": hashes[i], "text": drafts[i].text, "title": drafts[i].title,
                     "source_id": drafts[i].source_id, "position": base + n, "line": drafts[i].line,
                     "meta": drafts[i].meta, "speaker": drafts[i].speaker, "said_at": drafts[i].timestamp,
-                    "indexed": False, "created_at": utcnow(),
+                    "indexed": False, "sentences_indexed": True, "created_at": utcnow(),
                 }
                 for n, i in enumerate(accepted)
             ]
@@ -479,6 +581,8 @@ class Intake:
                 .returning(Chunk.id, Chunk.content_hash)
             )
             inserted = {h: cid for cid, h in session.execute(stmt)}
+            self._record_sentences(session, [(inserted[hashes[i]], contribution.contributor, facts[i])
+                                             for i in accepted if hashes[i] in inserted])
             vector_of = {hashes[i]: vectors[slot[i]] for i in accepted}
             for value in values:
                 h = value["content_hash"]
@@ -491,6 +595,40 @@ class Intake:
                             value["title"], value["source_id"], vector_of[h], value["speaker"], value["said_at"])
                 )
         return batch
+
+    @staticmethod
+    def _record_sentences(session: Session, chunks: Sequence[tuple[int, str, Sequence[str]]]) -> None:
+        """Record each chunk's fact-carrying sentences; a sentence already recorded keeps its origin."""
+        values, seen = [], set()
+        for chunk_id, contributor, hashes in chunks:
+            for h in hashes:
+                if h not in seen:
+                    seen.add(h)
+                    values.append({"hash": h, "chunk_id": chunk_id, "contributor": contributor})
+        if not values:
+            return
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        for at in range(0, len(values), 500):
+            session.execute(dialect.insert(SentenceOrigin).values(values[at:at + 500])
+                            .on_conflict_do_nothing(index_elements=["hash"]))
+
+    def fill_sentence_origins(self, batch: int = 512) -> int:
+        """Record the sentences of chunks stored before sentence origins existed, oldest chunk first
+        (so the first contributor of a sentence is its origin); returns how many chunks."""
+        done = 0
+        while True:
+            with self.sessions.begin() as session:
+                rows = list(session.execute(
+                    select(Chunk.id, Chunk.contributor, Chunk.text)
+                    .where(Chunk.sentences_indexed.is_(False)).order_by(Chunk.id).limit(batch)
+                ))
+                if not rows:
+                    return done
+                self._record_sentences(session, [
+                    (r.id, r.contributor, [s.hash for s in sentences(r.text) if s.hash is not None]) for r in rows
+                ])
+                session.execute(update(Chunk).where(Chunk.id.in_([r.id for r in rows])).values(sentences_indexed=True))
+            done += len(rows)
 
     @staticmethod
     def _dup(draft: DraftChunk, kind: str, *, chunk_id: int | None = None, contributor: str | None = None,

@@ -114,4 +114,7 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
     filled = intake.fill_sidecar()
     if filled:
         log.warning("rebuilt the %s lexical index from the ledger: %d chunks", index.lexical_backend, filled)
+    recorded = intake.fill_sentence_origins()
+    if recorded:
+        log.warning("recorded the sentence origins of %d chunks stored before they existed", recorded)
     return KnowledgeBase(settings, client, index, embedder, intake, Searcher(index, embedder))

@@ -4,7 +4,8 @@ Text is analysed once, in Python (Unicode words, case-folded, Lucene's English s
 Snowball stemming), and the same terms feed any index:
 - a Qdrant server: BM25-style sparse vectors (saturated, length-normalised term frequency),
   with the collection's IDF modifier supplying the inverse document frequency;
-- the embedded default: a sidecar beside Qdrant local mode, whose sparse scoring is pure
+- Qdrant Edge (a new data dir's embedded store): the same sparse vectors, scored natively;
+- a data dir in Qdrant local mode: a sidecar beside it, because local mode's sparse scoring is pure
   Python and linear in the number of points (76 ms a query at 5,000 points, measured),
   too slow for interactive search. The sidecar is tantivy (``tantivy_index.py``, the
   default) or the SQLite FTS5 table below; both rank by BM25.

@@ -1,4 +1,5 @@
-"""Tables of the knowledge base: contributions and their chunks (the origin of each text)."""
+"""Tables of the knowledge base: contributions, their chunks (the origin of each text) and the origin of
+each fact-carrying sentence."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -89,3 +91,19 @@ class Chunk(Base):
     # False between the ledger commit and the index write; start-up re-indexes such rows.
     indexed: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # True once the chunk's fact-carrying sentences are in sentence_origins (set in the insert's
+    # transaction; chunks older than that table are recorded at start-up).
+    sentences_indexed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class SentenceOrigin(Base):
+    """The first stored chunk (and its contributor) of a sentence long enough to carry a fact.
+
+    Keyed by the hash of the sentence's words (retrieval.origin), so the first writer is the origin.
+    """
+
+    __tablename__ = "sentence_origins"
+
+    hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id"), index=True)
+    contributor: Mapped[str] = mapped_column(String(42))

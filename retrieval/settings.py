@@ -10,8 +10,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from retrieval.row_limits import RowLimits
 
-# The embedded store a new data dir gets (docs/retrieval.md, Qdrant Edge).
-EMBEDDED_DEFAULT: Literal["local", "edge"] = "local"
+# The embedded store a new data dir gets: Qdrant Edge (on-disk segments, native sparse vectors,
+# RAM flat while ingesting; docs/retrieval.md, Qdrant Edge). Data dirs built in local mode keep it.
+EMBEDDED_DEFAULT: Literal["local", "edge"] = "edge"
 
 
 # Points Qdrant Edge takes between two maintenance passes (flush + optimize; docs/retrieval.md).
@@ -28,7 +29,7 @@ class RetrievalSettings(BaseSettings):
     # built once on first use; unset: data_dir/models. An image can build them at build time
     # (`openchat models`) into a directory of its own, so no container start has to.
     model_dir: Path | None = None
-    qdrant_url: str | None = Field(default=None, description="Qdrant server; unset: local mode.")
+    qdrant_url: str | None = Field(default=None, description="Qdrant server; unset: the embedded store.")
     qdrant_api_key: str | None = None
     collection: str = "chunks"
     # The embedded vector store when no server is set: qdrant-client's local mode (every point

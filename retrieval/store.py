@@ -6,7 +6,7 @@ process, ``edge_store.py``), which answers the same calls with the same models.
 Two lexical back ends answer the same hybrid query:
 - ``qdrant``: Qdrant's own sparse vectors with the IDF modifier, prefetched beside the
   dense query and fused with RRF in one Query API call (what a Qdrant server and Edge do well);
-- ``tantivy`` or ``sqlite``: the embedded default's sidecar (``tantivy_index.py``, or the FTS5
+- ``tantivy`` or ``sqlite``: the sidecar of a local-mode data dir (``tantivy_index.py``, or the FTS5
   table in ``lexical.py``), fused with the same RRF formula in Python, because Qdrant local
   mode scores sparse vectors in pure Python.
 """

@@ -126,6 +126,13 @@ async def contribute_snippet(
     if report.status == "refused":
         first = report.duplicates[0] if report.duplicates else {}
         origin = f" (chunk {first['chunk_id']})" if "chunk_id" in first else ""
+        if first.get("kind") == "copied_sentence":
+            # Every sentence that carries a fact was stored first by someone else: name them.
+            origins = sorted({(d["chunk_id"], d.get("origin_contributor", "")) for d in report.duplicates
+                              if d.get("kind") == "copied_sentence" and "chunk_id" in d})
+            named = ", ".join(f"chunk {cid} by {who}" for cid, who in origins[:5])
+            raise ApiError(409, f"every sentence of this text that carries a fact copies knowledge already contributed "
+                                f"({named}); nothing was stored", "duplicate_content", "text")
         kind = "a near copy" if first.get("kind") == "near_duplicate" else "a copy"
         raise ApiError(409, f"this text is {kind} of knowledge already contributed{origin}; nothing was stored",
                        "duplicate_content", "text")

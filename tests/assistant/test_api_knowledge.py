@@ -381,3 +381,38 @@ def test_search_never_shows_a_short_message_whole(api: LiveServer) -> None:
     assert len(hit["snippet"]) <= len(text) // 2 and text.startswith(hit["snippet"][:-1])
     assert "comet" not in hit["snippet"] and hit["text_chars"] == len(text)
     assert (hit["speaker"], hit["timestamp"]) == ("Keeper Ross", "1858-10-05T21:00:00")
+
+
+def test_copying_one_sentence_of_a_snippet_earns_the_copier_nothing(api: LiveServer) -> None:
+    """Issue 16, the case found: a new snippet copies one sentence of an existing two-sentence snippet.
+    The copy alone is refused naming the original; beside a fact of its own it is taken out, so the
+    answer to a question about that sentence pays the original contributor, never the copier."""
+    origin, copier = new_address(), new_address()
+    first = "The Kaldera glassworks on Murano fired its furnaces with beech wood until the year 1874."
+    second = "Its master blowers trained apprentices for eleven years before they could sign a vase."
+    own = "The Kaldera museum now displays three hundred signed vases in its restored east wing."
+    with api.client() as c:
+        made = c.post("/v1/contributions", json={"text": f"{first} {second}", "title": "Kaldera glassworks",
+                                                 "contributor": origin})
+        assert made.status_code == 201, made.text
+        [chunk_id] = [h["chunk_id"] for h in search(api, "Kaldera glassworks beech wood furnaces", top_k=5)
+                      if h["contribution_id"] == made.json()["id"]]
+        err = assert_openai_error(c.post("/v1/contributions", json={"text": first, "contributor": copier}),
+                                  409, "duplicate_content")
+        assert f"chunk {chunk_id} by {origin}" in err["message"]
+        mixed = c.post("/v1/contributions", json={"text": f"{first} {own}", "contributor": copier})
+    assert mixed.status_code == 201, mixed.text
+    body = mixed.json()
+    assert body["chunks_stored"] == 1 and body["duplicates"] == [
+        {"line": 1, "kind": "copied_sentence", "chunk_id": chunk_id, "origin_contributor": origin,
+         "sentence": first, "outcome": "sentence_removed"}]
+    assert [h["text_chars"] for h in search(api, "Kaldera", top_k=5, filters={"contributor": copier})] == [len(own)]
+
+    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key=DEV_KEY, max_retries=0, timeout=60)
+    reply = client.chat.completions.create(
+        model="openchat-extractive",
+        messages=[{"role": "user", "content": "What did the Kaldera glassworks fire its furnaces with?"}])
+    assert "beech" in (reply.choices[0].message.content or "")
+    credits = reply.model_extra["openchat"]["credits"]
+    assert [c["contributor"] for c in credits] == [origin]
+    assert {c["contributor"] for c in reply.model_extra["citations"]} == {origin}

@@ -151,11 +151,13 @@ def test_run_answers_stops_cleanly_and_resumes(runs: list[Run], tmp_path: Path) 
     assert "three hearts" in text and "[1]" in text
     assert citations and citations[0]["contributor"] == DEMO_CONTRIBUTOR and citations[0]["title"] == "Octopus"
 
-    # Only the API opens Qdrant local mode (single-process); workers and beat never do.
-    qdrant = data_dir / "qdrant"
-    assert open_files_under(pids["api"], qdrant)
+    # A new data dir's vectors are in Qdrant Edge (one process: it locks its WAL), which only the
+    # API opens; workers and beat never do.
+    store = data_dir / "edge"
+    assert not (data_dir / "qdrant").exists()
+    assert open_files_under(pids["api"], store)
     for name in ("worker", "worker-chain", "beat"):
-        assert not open_files_under(pids[name], qdrant), name
+        assert not open_files_under(pids[name], store), name
 
     # Beat (every 2 s here) -> aggregate -> issue_vouchers: the demo contributor's channel is
     # opened on chain and a voucher signed, so the chain has state of ours to persist.

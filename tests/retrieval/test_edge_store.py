@@ -76,16 +76,70 @@ def test_edge_store_intake_search_and_reopen(tmp_path: Path, embedder: Embedder)
 
 
 def test_a_data_dir_keeps_the_store_it_was_built_with(tmp_path: Path) -> None:
-    fresh = RetrievalSettings(data_dir=tmp_path / "fresh", vector_store="auto")
-    assert fresh.resolved_vector_store() == EMBEDDED_DEFAULT
+    # A new data dir gets Qdrant Edge (issue 17: large knowledge bases by default).
+    assert EMBEDDED_DEFAULT == "edge"
+    assert RetrievalSettings(data_dir=tmp_path / "fresh").resolved_vector_store() == "edge"
     assert RetrievalSettings(data_dir=tmp_path, qdrant_url="http://qdrant:6333").resolved_vector_store() == "server"
+    assert RetrievalSettings(data_dir=tmp_path, qdrant_url="http://qdrant:6333",
+                             vector_store="edge").resolved_vector_store() == "server"  # a server wins over both
+    # A data dir built in local mode stays there under auto...
     local = tmp_path / "old"
     (local / "qdrant" / "collection" / "chunks").mkdir(parents=True)
-    assert RetrievalSettings(data_dir=local, vector_store="auto").resolved_vector_store() == "local"
+    assert RetrievalSettings(data_dir=local).resolved_vector_store() == "local"
+    # ...an explicit setting wins either way...
+    assert RetrievalSettings(data_dir=local, vector_store="edge").resolved_vector_store() == "edge"
+    assert RetrievalSettings(data_dir=tmp_path / "fresh", vector_store="local").resolved_vector_store() == "local"
     edge = tmp_path / "new"
     (edge / "edge" / "chunks").mkdir(parents=True)
-    assert RetrievalSettings(data_dir=edge, vector_store="auto").resolved_vector_store() == "edge"
+    assert RetrievalSettings(data_dir=edge).resolved_vector_store() == "edge"
     assert RetrievalSettings(data_dir=edge, vector_store="local").resolved_vector_store() == "local"
+    # ...and once a local-mode dir has been copied to Edge (both folders), Edge is its store.
+    (local / "edge" / "chunks").mkdir(parents=True)
+    assert RetrievalSettings(data_dir=local).resolved_vector_store() == "edge"
+
+
+def test_default_settings_open_edge_on_a_new_data_dir_and_local_mode_on_an_old_one(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What `make run` and `openchat ingest` get with nothing configured: the real stores opened."""
+    for name in ("OPENCHAT_VECTOR_STORE", "OPENCHAT_QDRANT_URL", "OPENCHAT_LEXICAL_INDEX", "OPENCHAT_QDRANT_SPARSE"):
+        monkeypatch.delenv(name, raising=False)
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    who = new_address()
+    fresh, old = tmp_path / "fresh", tmp_path / "old"
+    kb = open_knowledge_base(RetrievalSettings(data_dir=fresh), engine, embedder)
+    try:
+        assert isinstance(kb.client, EdgeClient) and kb.index.lexical_backend == "qdrant" and kb.index.sidecar is None
+        assert kb.intake.add_snippet(who, FACTS[0]).chunks_stored == 1
+    finally:
+        kb.close()
+    assert (fresh / "edge" / "chunks").is_dir()
+    assert not (fresh / "qdrant").exists() and not (fresh / "lexical.tantivy").exists()
+
+    # A data dir made before the switch (local mode + tantivy), with its own ledger.
+    old_engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    migrate(old_engine)
+    kb = open_knowledge_base(RetrievalSettings(data_dir=old, vector_store="local"), old_engine, embedder)
+    try:
+        for text in FACTS:
+            kb.intake.add_snippet(who, text)
+    finally:
+        kb.close()
+    kb = open_knowledge_base(RetrievalSettings(data_dir=old), old_engine, embedder)
+    try:
+        assert not isinstance(kb.client, EdgeClient) and kb.index.lexical_backend == "tantivy"
+        assert kb.index.count() == len(FACTS)
+        for mode in ("sparse", "dense", "hybrid"):
+            [hit] = kb.searcher.search("tardigrades survive vacuum", top_k=1, mode=mode)  # type: ignore[arg-type]
+            assert hit.text == FACTS[2]
+        # It keeps taking knowledge, still in local mode (nothing copied, no edge/ folder).
+        assert kb.intake.add_snippet(who, "Honey found in Egyptian tombs was still edible after 3,000 years.").chunks_stored == 1
+    finally:
+        kb.close()
+        engine.dispose()
+        old_engine.dispose()
+    assert not (old / "edge").exists()
 
 
 def test_edge_store_is_locked_to_one_process_at_a_time(tmp_path: Path, embedder: Embedder) -> None:

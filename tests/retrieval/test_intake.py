@@ -1,4 +1,5 @@
-"""The intake against real SQLite and Qdrant local mode: crash recovery, resumption, races."""
+"""The intake against real SQLite and the embedded store (Qdrant Edge; local mode where named): crash recovery,
+resumption, races."""
 
 from __future__ import annotations
 
@@ -38,21 +39,30 @@ def rows_file(path: Path, n: int) -> Path:
     return path
 
 
-def test_chunks_left_unindexed_by_a_crash_are_indexed_at_start(kb: KnowledgeBase) -> None:
-    who = new_address()
-    report = kb.intake.add_snippet(who, "Saturn's moon Enceladus sprays water ice from geysers at its south pole.")
-    assert report.chunks_stored == 1
-    [hit] = kb.searcher.search("Enceladus geysers", top_k=1)
-    # The state a crash between the ledger commit and the index write leaves behind:
-    kb.client.delete(kb.index.collection, points_selector=[hit.chunk_id])
-    kb.index.sidecar.remove([hit.chunk_id])  # type: ignore[union-attr]
-    with kb.intake.sessions.begin() as s:
-        s.execute(update(Chunk).where(Chunk.id == hit.chunk_id).values(indexed=False))
-    assert kb.searcher.search("Enceladus geysers", top_k=1, mode="sparse") == []
-    assert kb.intake.reindex_pending() == 1
-    assert kb.searcher.search("Enceladus geysers", top_k=1, mode="sparse")[0].chunk_id == hit.chunk_id
-    assert kb.searcher.search("Enceladus geysers", top_k=1)[0].chunk_id == hit.chunk_id
-    assert kb.intake.reindex_pending() == 0
+@pytest.mark.parametrize("store", ["edge", "local"])  # the new data dirs' default, and the older one (+ tantivy)
+def test_chunks_left_unindexed_by_a_crash_are_indexed_at_start(store: str, tmp_path: Path, embedder: Embedder) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, vector_store=store), engine, embedder)
+    try:
+        who = new_address()
+        report = kb.intake.add_snippet(who, "Saturn's moon Enceladus sprays water ice from geysers at its south pole.")
+        assert report.chunks_stored == 1
+        [hit] = kb.searcher.search("Enceladus geysers", top_k=1)
+        # The state a crash between the ledger commit and the index write leaves behind:
+        kb.client.delete(kb.index.collection, points_selector=[hit.chunk_id])
+        if kb.index.sidecar is not None:
+            kb.index.sidecar.remove([hit.chunk_id])
+        with kb.intake.sessions.begin() as s:
+            s.execute(update(Chunk).where(Chunk.id == hit.chunk_id).values(indexed=False))
+        assert kb.searcher.search("Enceladus geysers", top_k=1, mode="sparse") == []
+        assert kb.intake.reindex_pending() == 1
+        assert kb.searcher.search("Enceladus geysers", top_k=1, mode="sparse")[0].chunk_id == hit.chunk_id
+        assert kb.searcher.search("Enceladus geysers", top_k=1)[0].chunk_id == hit.chunk_id
+        assert kb.intake.reindex_pending() == 0
+    finally:
+        kb.close()
+        engine.dispose()
 
 
 @pytest.mark.parametrize("before", ["tantivy", "sqlite"])

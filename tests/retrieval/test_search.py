@@ -84,7 +84,7 @@ def test_sparse_vectors_are_stored_only_where_they_are_read(tmp_path: Path, embe
     def sparse_config(kb: KnowledgeBase) -> object:
         return kb.client.get_collection(kb.settings.collection).config.params.sparse_vectors
 
-    lean = open_knowledge_base(RetrievalSettings(data_dir=tmp_path), engine, embedder)
+    lean = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, vector_store="local"), engine, embedder)
     try:
         assert lean.index.lexical_backend == "tantivy" and not lean.index.sparse and not sparse_config(lean)
         title, text = DOCS[0]
@@ -99,7 +99,8 @@ def test_sparse_vectors_are_stored_only_where_they_are_read(tmp_path: Path, embe
     with pytest.raises(ValueError, match="OPENCHAT_QDRANT_SPARSE"):
         open_knowledge_base(RetrievalSettings(data_dir=tmp_path / "x", lexical_index="qdrant", qdrant_sparse=False),
                             engine, embedder)
-    full = open_knowledge_base(RetrievalSettings(data_dir=tmp_path / "full", qdrant_sparse=True), engine, embedder)
+    full = open_knowledge_base(RetrievalSettings(data_dir=tmp_path / "full", vector_store="local", qdrant_sparse=True),
+                               engine, embedder)
     try:
         assert full.index.sparse and sparse_config(full)
     finally:

@@ -71,6 +71,9 @@ HOW: dict[str, tuple[str, str]] = {
     # docs/operations.md
     ".venv/bin/python -m pytest tests/system -q -s": (CHECK, ".venv/bin/python -m pytest tests/system -q --collect-only"),
     ".venv/bin/python bench/load.py [--clients 16] [--seconds 60] [--warmup 5]": (HELP, ".venv/bin/python bench/load.py --help"),
+    # docs/retrieval.md
+    ".venv/bin/python bench/sentence_origin.py [--data ../shared/data] [--smoke]":
+        (HELP, ".venv/bin/python bench/sentence_origin.py --help"),
     # docs/payouts.md
     ".venv/bin/openchat payouts retire ID [--note TEXT] [--json]": (HELP, ".venv/bin/openchat payouts retire --help"),
     ".venv/bin/openchat payouts status": (HELP, ".venv/bin/openchat payouts status --help"),

@@ -74,3 +74,21 @@ def test_dataset_upload_reports_rows(page: Page, web: LiveServer) -> None:
     page.set_input_files("#dataset-file", files=[{"name": "image.png", "mimeType": "image/png", "buffer": b"\x89PNG\r\n\x1a\n\x00\x00"}])
     page.click("#dataset-submit")
     expect(result).to_contain_text("Upload refused")
+
+
+def test_a_copied_sentence_is_shown_taken_out_with_its_origin(page: Page, web: LiveServer) -> None:
+    original = "The Tollund fen keeps peat bodies intact because its acidic water holds almost no oxygen."
+    own = "Archaeologists date the oldest of those bodies to roughly the fourth century before our era."
+    origin = new_address()
+    with web.client() as c:
+        assert c.post("/v1/contributions", json={"text": original, "contributor": origin}).status_code == 201
+    page.goto("/contribute")
+    page.fill("#contributor", new_address())
+    page.fill("#snippet-text", f"{original} {own}")
+    page.click("#snippet-submit")
+    result = page.locator("#snippet-result")
+    expect(result).to_contain_text("Stored")
+    expect(result.locator(".counts")).to_contain_text("1 stored")
+    reason = result.locator(".reason-duplicate")
+    expect(reason).to_contain_text(f'sentence "{original}" copies stored chunk')
+    expect(reason).to_contain_text(f"by {origin}: taken out, the rest stored")

@@ -37,6 +37,13 @@ function report(r) {
   const reasons = [];
   for (const e of r.errors || []) reasons.push(h("li", { class: "reason-rejected", text: `line ${e.line}: ${e.error}` }));
   for (const d of r.duplicates || []) {
+    if (d.kind === "copied_sentence") {  // origin per sentence (docs/retrieval.md, Sentence origin)
+      const whom = d.origin_contributor ? ` by ${d.origin_contributor}` : "";
+      const outcome = d.outcome === "sentence_removed" ? "taken out, the rest stored" : "nothing of its own left, not stored";
+      reasons.push(h("li", { class: "reason-duplicate",
+        text: `${d.line ? `line ${d.line}: ` : ""}sentence "${d.sentence || ""}" copies stored chunk ${d.chunk_id}${whom}: ${outcome}` }));
+      continue;
+    }
     const what = d.kind === "near_duplicate" ? "near copy" : "copy";
     const of = d.chunk_id !== undefined ? `of stored chunk ${d.chunk_id}` : d.same_as_line !== undefined ? `of line ${d.same_as_line}` : "";
     const sim = d.similarity !== undefined ? ` (similarity ${d.similarity})` : "";
