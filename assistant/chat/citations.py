@@ -125,15 +125,38 @@ def strip_markers(text: str) -> str:
     return " ".join(_SPACE_BEFORE_PUNCT.sub(r"\1", _MARKER_GROUP.sub("", text)).split())
 
 
+def quotation_units(answer: str) -> list[str]:
+    """The answer's sentences, a quotation's sentences kept together: the marker after a quoted
+    message ('Maria said: "I ran a 5K. It was for charity." [1]') cites all of it, not only the
+    sentence it follows."""
+    units: list[str] = []
+    open_quote = False
+    for span in split_spans(answer):
+        if open_quote and units:
+            units[-1] = f"{units[-1]} {span.text}"
+        else:
+            units.append(span.text)
+        for ch in span.text:
+            if ch == '"':
+                open_quote = not open_quote
+            elif ch == "“":
+                open_quote = True
+            elif ch == "”":
+                open_quote = False
+    # A quote that never closes is a stray mark, not a quotation: every sentence on its own.
+    return [span.text for span in split_spans(answer)] if open_quote else units
+
+
 def parse_citations(answer: str, n_sources: int) -> list[AnswerSentence]:
-    """Split the answer into sentences and read each one's markers; drop out-of-range ones."""
+    """Split the answer into sentences (a quotation is one) and read each one's markers; drop
+    out-of-range ones."""
     sentences: list[AnswerSentence] = []
-    for i, span in enumerate(split_spans(answer)):
+    for i, text in enumerate(quotation_units(answer)):
         keep: dict[int, None] = {}
         dropped: dict[int, None] = {}
-        for n in markers_in(span.text):
+        for n in markers_in(text):
             (keep if 1 <= n <= n_sources else dropped).setdefault(n, None)
-        sentences.append(AnswerSentence(i, strip_markers(span.text), tuple(keep), tuple(dropped)))
+        sentences.append(AnswerSentence(i, strip_markers(text), tuple(keep), tuple(dropped)))
     return sentences
 
 

@@ -304,6 +304,10 @@ class ExtractiveResponder:
         self._sentences = functools.lru_cache(maxsize=8_192)(_analysed_sentences)
         self._sentences_terms = functools.lru_cache(maxsize=8_192)(lambda text: frozenset(analyse(text)))
 
+    def states_anything(self, text: str) -> bool:
+        """Whether a source has a sentence that states something (see ``states``)."""
+        return bool(self._sentences(text))
+
     def rank(self, question: str, sources: Sequence[str | Passage]) -> Ranking | None:
         """Score every sentence of the sources against the question; None when there are none.
 
@@ -365,21 +369,23 @@ class ExtractiveResponder:
             return name
         return frozenset()
 
-    def select(self, ranking: Ranking, passages: Sequence[Passage] = (), question: str = "") -> list[int]:
+    def select(self, ranking: Ranking, passages: Sequence[Passage] = (), question: str = "", more: bool = False) -> list[int]:
         """The best sentence, plus the next best of the same chunk when close; in reading order.
 
         From messages, the close sentences may come from other messages of the same speaker:
-        "What activities has Maria done?" is answered by several of her messages, each cited."""
+        "What activities has Maria done?" is answered by several of her messages, each cited;
+        ``more``: the wider reading of an answer already judged to stand (``MESSAGE_MORE``)."""
         cfg = self.config
         candidates, scores, order = ranking.candidates, ranking.scores, ranking.order
         top = candidates[order[0]]
         speaker = passages[top.marker - 1].speaker if passages else None
-        limit = cfg.max_sentences + (MESSAGE_EXTRA if speaker else 0)
+        limit = cfg.max_sentences + ((MESSAGE_MORE if more else MESSAGE_EXTRA) if speaker else 0)
+        margin = cfg.second_margin * (MESSAGE_MORE_MARGIN if more and speaker else 1.0)
         topic = (content_terms(question) - set(analyse(speaker))) if speaker and question else set()
         chosen = [order[0]]
         words = len(top.sentence.split())
         for i in order[1:]:
-            if len(chosen) >= limit or scores[i] < scores[order[0]] - cfg.second_margin:
+            if len(chosen) >= limit or scores[i] < scores[order[0]] - margin:
                 break
             c = candidates[i]
             length = len(c.sentence.split())
@@ -465,6 +471,9 @@ class ExtractiveResponder:
         verdict = self.examine(question, ranking if extra else first, [*chosen, *extra], speakers, pool)
         if not verdict.answerable:
             return ExtractiveAnswer(NO_ANSWER, [], best, verdict.reasons)
+        if said:
+            # The checks judged the closest messages; the answer then reads a little wider.
+            chosen = sorted({*chosen, *self.select(first, passages, question, more=True)})
         return self._render(ranking, passages, Composed((*chosen, *extra)), best)
 
     @staticmethod
@@ -493,6 +502,13 @@ def _from_hop(ranking: Ranking, hop: int) -> Ranking:
 
 # Messages of the same speaker an answer may add beyond ``max_sentences``.
 MESSAGE_EXTRA = 1
+# Once the checks have judged those, the answer reads a little wider: up to this many more
+# messages of the speaker within this multiple of the margin (a chat question's answer is often
+# spread over several messages). Tuned on locomo-dev's even half: (1, 1.0) gold-token recall
+# 0.491 at 70 words, (2, 1.5) 0.514 at 98, (2, 2.0) 0.528 at 109, (4, 3.0) 0.543 at 129; the
+# "no answer" accuracy is unchanged, since the checks never see the wider reading.
+MESSAGE_MORE = 2
+MESSAGE_MORE_MARGIN = 2.0
 # A message up to this many words is quoted whole: its point is often in the sentence after
 # the one that matches the question ("I got promoted at work! ... assistant manager"), and a
 # chat message is short enough to read at once. Longer ones give the matching sentences and

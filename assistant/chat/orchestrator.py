@@ -267,7 +267,10 @@ class Assistant:
         results, and when the question needs a second source (two things compared, or an entity
         the first source names) the top results of a second step for each
         (``compose.follow_ups``), after the first ones."""
-        found = self.searcher.search(query, self.top_k * SHORT_SOURCES_FACTOR)
+        # A source that states nothing (only questions, greetings or thanks: "How long have you
+        # been creating art?") cannot answer, so it takes no place another source could fill.
+        found = [s for s in self.searcher.search(query, self.top_k * SHORT_SOURCES_FACTOR)
+                 if self.extractive.states_anything(s.text)]
         # Short sources (chat messages) carry a fact each: more of them fit the same reading as
         # top_k paragraphs, so the first step keeps going until SOURCE_WORDS words.
         sources = found[: self.top_k]

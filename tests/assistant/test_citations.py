@@ -138,3 +138,20 @@ def test_largest_remainder_sums_exactly(parts: list[int], total: int) -> None:
 def test_largest_remainder_refuses_bad_shares() -> None:
     with pytest.raises(ValueError):
         largest_remainder({1: Fraction(1, 2)}, 10)
+
+
+def test_a_quoted_message_is_one_sentence_cited_by_the_marker_after_it() -> None:
+    answer = 'Melanie said on 8 May 2023: "I painted that lake sunrise last year (2022)! It is special to me." [1] Done [2].'
+    first, second = parse_citations(answer, 2)
+    assert first.markers == (1,) and "painted that lake sunrise" in first.text and "special to me" in first.text
+    assert second.markers == (2,)
+    # A stray quote mark is no quotation: sentences stay apart.
+    stray = parse_citations('He is 5\'10" tall. Bees dance [1].', 1)
+    assert [s.markers for s in stray] == [(), (1,)]
+
+
+def test_a_quoted_message_verifies_against_its_source() -> None:
+    source = "Melanie, 8 May 2023: Yeah, I painted that lake sunrise last year! It's special to me."
+    answer = 'Melanie said on 8 May 2023: "Yeah, I painted that lake sunrise last year (2022)! It\'s special to me." [1]'
+    attribution = attribute(answer, [source], "When did Melanie paint a sunrise?")
+    assert [c.supported for c in attribution.checks] == [True]

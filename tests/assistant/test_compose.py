@@ -39,7 +39,7 @@ def responder(embedder: Embedder) -> ExtractiveResponder:
 def test_born_first_cites_both_and_names_the_earlier(responder: ExtractiveResponder) -> None:
     a = responder.answer("Who was born first, Ada Quill or Bram Tolly?", [ADA, BRAM])
     assert "[1]" in a.text and "[2]" in a.text
-    assert a.text.endswith("So the answer is Bram Tolly (9 June 1888; Ada Quill: 3 March 1901).")
+    assert a.text.endswith("So the answer is Bram Tolly: 9 June 1888, against 3 March 1901 for Ada Quill.")
     # The winner's fact comes first.
     assert [p.marker for p in a.picks] == [2, 1]
 
@@ -91,13 +91,13 @@ def test_a_linked_document_may_cover_with_a_second_sentence() -> None:
 
 def test_born_first_does_not_depend_on_source_order(responder: ExtractiveResponder) -> None:
     a = responder.answer("Who was born first, Ada Quill or Bram Tolly?", [BRAM, ADA])
-    assert a.text.endswith("So the answer is Bram Tolly (9 June 1888; Ada Quill: 3 March 1901).")
+    assert a.text.endswith("So the answer is Bram Tolly: 9 June 1888, against 3 March 1901 for Ada Quill.")
 
 
 def test_younger_names_the_later_born(responder: ExtractiveResponder) -> None:
     a = responder.answer("Who is younger, Ada Quill or Bram Tolly?", [ADA, BRAM])
     assert "[1]" in a.text and "[2]" in a.text
-    assert a.text.endswith("So the answer is Ada Quill (3 March 1901; Bram Tolly: 9 June 1888).")
+    assert a.text.endswith("So the answer is Ada Quill: 3 March 1901, against 9 June 1888 for Bram Tolly.")
 
 
 def test_born_first_reads_a_life_span_as_the_birth_year(responder: ExtractiveResponder) -> None:
