@@ -71,7 +71,9 @@ _NEGATION = re.compile(
     # Verbs that say their event did not happen ("fail to launch", "avoid ending", "made it
     # impossible to launch"): SQuAD 2.0's writers negate with them as often as with "not".
     r"|\b(?:fail(?:s|ed|ing)?|unable|impossible|refus(?:e|es|ed|ing)|avoid(?:s|ed|ing)?|stop(?:s|ped|ping)?|"
-    r"ceas(?:e|es|ed|ing)|prevent(?:s|ed|ing)?|lack(?:s|ed|ing)?|unsuccessful(?:ly)?)\b",
+    r"ceas(?:e|es|ed|ing)|prevent(?:s|ed|ing)?|lack(?:s|ed|ing)?|unsuccessful(?:ly)?|"
+    # ... and their synonyms: "helped prevent the outbreak" is said as "allowed them to avert it".
+    r"avert(?:s|ed|ing)?|thwart(?:s|ed|ing)?|forestall(?:s|ed|ing)?|preclud(?:e|es|ed|ing)|halt(?:s|ed|ing)?)\b",
     re.IGNORECASE,
 )
 # Numbers, number words and ordinals, compared as lower-cased tokens ("1,000" stays one).
