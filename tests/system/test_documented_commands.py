@@ -50,6 +50,9 @@ HOW: dict[str, tuple[str, str]] = {
     # README.md
     "make run": (CHECK, "make -n run"),  # serves until Ctrl-C; tests/system/test_faults.py runs the whole system
     "make test": (CHECK, "make -n test"),  # runs every test: this is one of them
+    "curl -s localhost:8000/v1/chat/completions -H 'Authorization: Bearer oc-dev-key' -H 'content-type: application/json' "
+    "-d '{\"model\": \"openchat-extractive\", \"messages\": [{\"role\": \"user\", \"content\": "
+    "\"How many hearts does an octopus have?\"}]}'": (LIVE, ""),
     "curl -s localhost:8000/v1/contributions -H 'Authorization: Bearer oc-dev-key' -H 'content-type: application/json' "
     "-d '{\"text\": \"Octopuses have three hearts.\", \"title\": \"Octopus\", \"contributor\": "
     f"\"{ADDRESS}\"}}'": (LIVE, ""),
