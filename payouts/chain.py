@@ -587,7 +587,7 @@ class ChainClient:
             argument_filters={"channelId": channel_id}, from_block=int(from_block))
         if not logs:
             return None
-        log = sorted(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))[0]
+        log = min(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))
         return int(log["args"]["refund"]), "0x" + bytes(log["transactionHash"]).hex(), int(log["blockNumber"])
 
     def challenge_period(self) -> int:

@@ -45,7 +45,8 @@ def status(args: argparse.Namespace) -> int:
             totals["contributor"] = None if c is None else {
                 "address": c.address, "earned": c.earned, "batched": c.batched,
                 "vouchered": c.vouchered, "settled": c.settled,
-                "quarantine": next((q for q in held_out if q["address"] == c.address), None)}
+                "quarantine": next((q for q in held_out if q["address"] == c.address), None),
+                "below_minimum_payout": reclaim.is_below_minimum(s, c.address, settings.payout_min_owed)}
     engine.dispose()
     totals["quarantined"] = held_out
     totals["deployments"] = per_deployment

@@ -18,7 +18,14 @@ from sqlalchemy.orm import Session
 
 from payouts import quarantine
 from payouts.ledger import _insert_ignore, checksum
-from payouts.models import ChannelClosure, Contributor, PayeeChannel, PayoutDeployment, Voucher, utcnow
+from payouts.models import (
+    ChannelClosure,
+    Contributor,
+    PayeeChannel,
+    PayoutDeployment,
+    Voucher,
+    utcnow,
+)
 
 STATES = ("open", "closing", "settled")
 
@@ -70,6 +77,16 @@ def idle_channels(session: Session, *, deployment_ids: Collection[int], idle_bef
                Contributor.batched == Contributor.vouchered, ~quarantine.held_out(), since < idle_before)
         .order_by(since, C.id).limit(limit)).all()
     return [IdleChannel(a, int(d), c, int(v), int(s), int(dep), t) for a, d, c, v, s, dep, t in rows]
+
+
+def still_idle(session: Session, channel: IdleChannel) -> bool:
+    """The channel is still open with the same latest voucher, and its payee has nothing
+    batched waiting for a voucher: nothing changed since it was picked as idle."""
+    C = PayeeChannel
+    row = session.execute(select(C.state, C.vouchered - C.retired, Contributor.batched - Contributor.vouchered)
+                          .join(Contributor, Contributor.address == C.contributor)
+                          .where(C.deployment_id == channel.deployment_id, C.channel_id == channel.channel_id)).one_or_none()
+    return row is not None and row[0] == "open" and int(row[1]) == channel.vouchered and int(row[2]) == 0
 
 
 def open_closure(session: Session, deployment_id: int, address: str, channel_id: bytes | str, *, deposited: int,
@@ -150,6 +167,14 @@ def below_minimum(session: Session, min_owed: int, *, limit: int | None = None) 
         stmt = stmt.limit(limit)
     listed = [{"address": a, "owed": int(o)} for a, o in session.execute(stmt).all()]
     return int(count), int(total), listed
+
+
+def is_below_minimum(session: Session, address: str, min_owed: int) -> bool:
+    """Whether the payee is owed something below ``min_owed`` and has no open channel."""
+    c = Contributor
+    owed = c.earned - c.vouchered
+    return session.scalar(select(func.count()).where(
+        c.address == checksum(address), owed > 0, owed < min_owed, ~_has_open_channel())) == 1
 
 
 def figures(session: Session, min_owed: int) -> dict[str, int]:

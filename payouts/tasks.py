@@ -359,9 +359,8 @@ def run_reclaim(res: Resources, *, idle_seconds: float | None = None) -> dict[st
             with res.transaction() as s:
                 ledger.record_settled(s, c.deployment_id, c.channel_id, ch.paid, ref="chain")
         with Session(res.db()) as s:  # nothing vouchered meanwhile (the chain queue runs one task at a time)
-            again = reclaim.idle_channels(s, deployment_ids=[c.deployment_id],
-                                          idle_before=utcnow() - timedelta(seconds=idle), limit=1_000_000)
-        if not any(a.channel_id == c.channel_id and a.vouchered == c.vouchered for a in again):
+            unchanged = reclaim.still_idle(s, c)
+        if not unchanged:
             out["skipped"] += 1
             continue
         try:

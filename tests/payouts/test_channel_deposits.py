@@ -117,6 +117,8 @@ def test_sybil_payees_lock_what_they_are_owed_not_ten_ocusd_each(engine: Engine,
     body = json.loads(status.stdout)
     assert body["channels"]["payees_below_minimum"] == 5 and body["channels"]["below_minimum_owed"] == 45_000
     assert {b["address"]: b["owed"] for b in body["below_minimum"]} == {p: 9_000 for p in sybils}
+    one = json.loads(payouts_cli(engine, "status", "--json", "--contributor", sybils[1]).stdout)["contributor"]
+    assert one["below_minimum_payout"] is True and (one["earned"], one["vouchered"]) == (9_000, 0)
     text = payouts_cli(engine, "status").stdout
     assert f"{sybils[0]}  owed 9000  below minimum payout" in text
 
