@@ -152,7 +152,9 @@ def finish_closure(session: Session, closing: Closing, *, reclaimed: int, settle
 def _has_open_channel() -> Any:
     C = PayeeChannel
     live = select(PayoutDeployment.id).where(PayoutDeployment.retired_at.is_(None))
-    return exists().where(C.contributor == Contributor.address, C.state == "open", C.deployment_id.in_(live))
+    # deposited > 0: a channel bound for an open that reverted (its payee quarantined) holds nothing
+    return exists().where(C.contributor == Contributor.address, C.state == "open", C.deposited > 0,
+                          C.deployment_id.in_(live))
 
 
 def below_minimum(session: Session, min_owed: int, *, limit: int | None = None) -> tuple[int, int, list[dict[str, Any]]]:

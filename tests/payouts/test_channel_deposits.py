@@ -202,6 +202,11 @@ def test_idle_channel_is_closed_and_reclaimed_after_the_challenge_period(engine:
         figures = ledger_figures(s, min_owed=MIN_OWED).channels
         assert ledger.check_invariants(s) == []
     assert (figures["deposits_reclaimed"], figures["channels_reclaimed"], figures["deposits_committed"]) == (270_000, 2, 0)
+    scraped = scrape(engine, stack)  # what /metrics serves
+    assert scraped["openchat_channel_deposits_reclaimed_base_units_total"] == 270_000
+    assert scraped["openchat_channel_deposits_committed_base_units"] == 0
+    assert scraped['openchat_payment_channels{state="reclaimed"}'] == 2
+    assert (scraped["openchat_payees_below_minimum"], scraped["openchat_below_minimum_owed_base_units"]) == (1, 40_000)
     # the 40,000 that arrived meanwhile: owed, below the minimum for a new channel
     assert (figures["payees_below_minimum"], figures["below_minimum_owed"]) == (1, 40_000)
     assert amounts_of(engine, payee) == (190_000, 190_000, 150_000, 150_000)
@@ -282,6 +287,21 @@ def test_sigkill_mid_reclaim_closes_and_reclaims_once(stack: Stack, tmp_path: Pa
         local.stop_worker()
         db.dispose()
         stack.start_worker()
+
+
+def scrape(engine: Engine, stack: Stack) -> dict[str, float]:
+    """The /metrics exposition's samples, by name and labels, as the API's registry renders them."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from assistant.metrics import metrics_registry, render
+
+    registry, _ = metrics_registry(lambda: engine, lambda: stack.app, ("payouts",), MIN_OWED)
+    out = {}
+    for family in text_string_to_metric_families(render(registry).decode()):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            out[sample.name + (f"{{{labels}}}" if labels else "")] = sample.value
+    return out
 
 
 def closure(engine: Engine) -> ChannelClosure | None:
