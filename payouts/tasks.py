@@ -340,11 +340,19 @@ def run_reclaim(res: Resources, *, idle_seconds: float | None = None) -> dict[st
                                      closes_at=ch.closes_at, close_block=number, close_tx=None)
             out["closed"] += 1
             continue
-        if ch.status != "open":
-            with res.transaction() as s:
-                reclaim.record_channel(s, c.deployment_id, c.channel_id, deposited=ch.deposited,
-                                       state="settled" if ch.status == "settled" else "open")
-            out["skipped"] += 1
+        if ch.status == "settled":  # closed by a run that died unrecorded, then settled by anyone
+            found = client.settle_log(c.channel_bytes, client.deployment.deploy_block, last=True)
+            with res.transaction("reclaim") as s:
+                if found is not None:  # its deposit at close: what it holds now plus the refund
+                    refund, tx_hash, block = found
+                    reclaim.open_closure(s, c.deployment_id, c.address, c.channel_id, deposited=ch.deposited + refund,
+                                         paid=ch.paid, closes_at=0, close_block=block, close_tx=None)
+                    k = next((k for k in reclaim.closings(s, [c.deployment_id]) if k.channel_id == c.channel_id), None)
+                    if k is not None and reclaim.finish_closure(s, k, reclaimed=refund, settle_tx=tx_hash):
+                        out["settled"] += 1
+                        out["reclaimed"] += refund
+                reclaim.record_channel(s, c.deployment_id, c.channel_id, deposited=ch.deposited, state="settled")
+                ledger.record_settled(s, c.deployment_id, c.channel_id, ch.paid, ref="chain")
             continue
         if ch.paid < c.vouchered:  # push its latest voucher first: the receiver loses nothing
             pushed = {"transactions": 0, "channels": 0, "amount": 0, "quarantined": 0}

@@ -315,3 +315,30 @@ def test_worker_beat_schedules_reclaim() -> None:
     assert entry["task"] == "payouts.reclaim" and entry["schedule"].total_seconds() == 123.0
     assert app.conf.task_routes["payouts.reclaim"] == {"queue": "payouts.chain"}
     assert "payouts.reclaim" in app.tasks
+
+
+def test_a_close_and_settle_the_ledger_missed_are_recorded_from_the_chain(engine: Engine, stack: Stack) -> None:
+    """A reclaim run closed a channel and died before recording it; before any run came back the
+    challenge period passed and someone settled it (anyone may). The next run finds the settle's
+    log and records the closing and exactly what it refunded, once."""
+    payee = new_address()
+    client = stack.client
+    res = resources(stack, engine)
+    feed(engine, res, {payee: 130_000})
+    run_settle(res, threshold=0)
+    cid = client.channel_id(payee)
+    hub = client.token_balance(client.hub.address)
+    client.close_channel(cid)  # what the run that died had sent
+    stack.chain.increase_time(client.challenge_period() + 1)
+    client.settle(cid)
+    assert client.token_balance(client.hub.address) - hub == 130_000
+    out = run_reclaim(res, idle_seconds=0.0)
+    assert (out["settled"], out["reclaimed"], out["closed"]) == (1, 130_000, 0)
+    assert run_reclaim(res, idle_seconds=0.0) == {"closed": 0, "settled": 0, "reclaimed": 0, "pushed": 0,
+                                                  "waiting": 0, "skipped": 0}
+    row = closure(engine)
+    assert (row.status, row.deposited, row.paid, row.reclaimed, row.close_tx) == ("settled", 260_000, 130_000, 130_000, None)
+    with Session(engine) as s:
+        assert ledger_figures(s, min_owed=MIN_OWED).channels["deposits_reclaimed"] == 130_000
+        assert ledger.check_invariants(s) == []
+    check_money_rules(engine, client, [payee])
