@@ -46,7 +46,8 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
     def celery_app() -> Celery:  # for broker checks and queue depth; connects only when used
         return create_celery(settings.payouts)
 
-    registry, http_metrics = metrics_registry(lambda: app.state.engine, celery_app, (QUEUE, CHAIN_QUEUE))
+    registry, http_metrics = metrics_registry(lambda: app.state.engine, celery_app, (QUEUE, CHAIN_QUEUE),
+                                              settings.payouts.payout_min_owed)
     limit_metrics = rate_limit_metrics(registry)
     session_counts = session_metrics(registry)
 

@@ -51,8 +51,10 @@ class LedgerCollector(Collector):
     """Answers, credits, batches, vouchers, settlements (with gas) and queue depths, read when
     scraped; a source that cannot be read is reported by ``openchat_scrape_error`` instead."""
 
-    def __init__(self, engine: Callable[[], Engine], celery_app: Callable[[], Celery], queues: tuple[str, ...]) -> None:
+    def __init__(self, engine: Callable[[], Engine], celery_app: Callable[[], Celery], queues: tuple[str, ...],
+                 min_owed: int = 0) -> None:
         self.engine = engine
+        self.min_owed = min_owed
         self.celery_app = celery_app
         self.queues = queues
 
@@ -80,7 +82,7 @@ class LedgerCollector(Collector):
     def _ledger(self) -> Iterator[Metric]:
         with Session(self.engine()) as session:
             answered = dict(session.execute(select(Answer.answered, func.count()).group_by(Answer.answered)).all())
-            figures = ledger_figures(session)
+            figures = ledger_figures(session, min_owed=self.min_owed)
             open_count, held = open_holds(session)
         answers = CounterMetricFamily("openchat_answers", "Answers given, by whether they cited knowledge.",
                                       labels=["answered"])
@@ -110,6 +112,27 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily("openchat_quarantined_owed_base_units",
                                 f"Still owed to quarantined payees (earned - settled, kept in the ledger), {base}.",
                                 value=figures.quarantined_owed)
+        ch = figures.channels
+        for name, doc, key in (
+            ("openchat_channel_deposits_committed_base_units",
+             f"Hub funds deposited in open and closing payment channels and not paid out, {base}.", "deposits_committed"),
+            ("openchat_channel_deposits_reclaimable_base_units",
+             f"Of those, the part no voucher carries (headroom; closing channels' rest), {base}.", "deposits_reclaimable"),
+            ("openchat_channel_deposits_closing_base_units",
+             f"Deposits of channels closing (in their challenge period), {base}.", "deposits_closing"),
+            ("openchat_payees_below_minimum", "Payees owed less than the payout minimum, with no channel.",
+             "payees_below_minimum"),
+            ("openchat_below_minimum_owed_base_units", f"What those payees are owed, kept in the ledger, {base}.",
+             "below_minimum_owed"),
+        ):
+            yield GaugeMetricFamily(name, doc, value=ch.get(key, 0))
+        yield CounterMetricFamily("openchat_channel_deposits_reclaimed_base_units",
+                                  f"Unused deposits of idle channels returned to the hub by settles, {base}.",
+                                  value=ch.get("deposits_reclaimed", 0))
+        channels = GaugeMetricFamily("openchat_payment_channels", "Payment channels by state.", labels=["state"])
+        for state in ("open", "closing", "reclaimed"):
+            channels.add_metric([state], ch.get(f"channels_{state}", 0))
+        yield channels
         payee = GaugeMetricFamily("openchat_payee_quarantined",
                                   "1 per quarantined payee (the oldest 100): its address, the run that failed "
                                   "and the reason's code; the full reason is in `openchat payouts status`.",
@@ -124,12 +147,12 @@ class LedgerCollector(Collector):
         yield settlements
 
 
-def metrics_registry(engine: Callable[[], Engine], celery_app: Callable[[], Celery], queues: tuple[str, ...]
-                     ) -> tuple[CollectorRegistry, HttpMetrics]:
-    """A registry with the request series and the ledger collector."""
+def metrics_registry(engine: Callable[[], Engine], celery_app: Callable[[], Celery], queues: tuple[str, ...],
+                     min_owed: int = 0) -> tuple[CollectorRegistry, HttpMetrics]:
+    """A registry with the request series and the ledger collector (``min_owed``: the payout minimum)."""
     registry = CollectorRegistry(auto_describe=False)
     metrics = http_metrics(registry)
-    registry.register(LedgerCollector(engine, celery_app, queues))
+    registry.register(LedgerCollector(engine, celery_app, queues, min_owed))
     return registry, metrics
 
 

@@ -196,7 +196,9 @@ def bench_chain(n: int) -> None:
     from payouts.tasks import Resources, run_issue_vouchers, run_settle
 
     with tempfile.TemporaryDirectory() as tmp, LocalChain(Path(tmp), state_interval=0) as chain:
-        settings = PayoutsSettings(data_dir=Path(tmp), chain_rpc_url=chain.rpc_url, channel_min_topup=10**9)
+        # payout_min_owed=0: each payee earns one answer's share, below the default minimum payout
+        settings = PayoutsSettings(data_dir=Path(tmp), chain_rpc_url=chain.rpc_url, channel_min_topup=10**9,
+                                   payout_min_owed=0)
         ensure_deployment_for_settings(settings)
         engine = make_engine(f"sqlite:///{tmp}/ledger.sqlite3")
         migrate(engine)
@@ -245,7 +247,10 @@ def bench_latency(n_answers: int, spread_intervals: float, redis_url: str, seed_
         prefix = f"openchat-bench-{uuid.uuid4().hex[:10]}:"
         # the worker gets exactly this environment (Stack drops every other OPENCHAT_ variable)
         env = {"OPENCHAT_DATA_DIR": tmp, "OPENCHAT_DATABASE_URL": f"sqlite:///{tmp}/ledger.sqlite3",
-               "OPENCHAT_CHAIN_RPC_URL": chain.rpc_url, "OPENCHAT_PAYOUT_INTERVAL": str(interval)}
+               "OPENCHAT_CHAIN_RPC_URL": chain.rpc_url, "OPENCHAT_PAYOUT_INTERVAL": str(interval),
+               # answer -> voucher latency of payees with a channel: each earns a few answers' shares,
+               # below the default minimum payout that gates a payee's first channel
+               "OPENCHAT_PAYOUT_MIN_OWED": "0"}
         try:
             redis.Redis.from_url(redis_url, socket_timeout=2).ping()
             env |= {"OPENCHAT_REDIS_URL": redis_url, "OPENCHAT_REDIS_KEY_PREFIX": prefix}

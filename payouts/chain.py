@@ -574,6 +574,22 @@ class ChainClient:
     def voucher_digest_onchain(self, channel_id: bytes, cumulative_amount: int) -> bytes:
         return bytes(self.channels.functions.voucherDigest(channel_id, cumulative_amount).call())
 
+    def latest_block(self) -> tuple[int, int]:
+        """(number, timestamp) of the node's latest block: the clock a challenge period runs on."""
+        block = self.w3.eth.get_block("latest")
+        return int(block["number"]), int(block["timestamp"])
+
+    def settle_log(self, channel_id: bytes, from_block: int, *, last: bool = False) -> tuple[int, str, int] | None:
+        """(refund, tx hash, block) of the first (``last``: the latest) ``ChannelSettled`` of the
+        channel at or after ``from_block``, or None: what a settle returned to the payer, even when
+        the run that sent it died before recording it."""
+        logs = self.channels.events.ChannelSettled().get_logs(
+            argument_filters={"channelId": channel_id}, from_block=int(from_block))
+        if not logs:
+            return None
+        log = (max if last else min)(logs, key=lambda e: (e["blockNumber"], e["logIndex"]))
+        return int(log["args"]["refund"]), "0x" + bytes(log["transactionHash"]).hex(), int(log["blockNumber"])
+
     def challenge_period(self) -> int:
         return int(self.channels.functions.challengePeriod().call())
 

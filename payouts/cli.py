@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from payouts import deployments, ledger, quarantine
+from payouts import deployments, ledger, quarantine, reclaim
 from payouts.settings import PayoutsSettings
 
 
@@ -25,7 +25,8 @@ def _settings(args: argparse.Namespace) -> PayoutsSettings:
 
 def status(args: argparse.Namespace) -> int:
     """Ledger totals: debits, fees, credits; unbatched → batched → vouchered → settled; the
-    payees in quarantine with their reasons."""
+    payees in quarantine with their reasons; the hub's funds in channels and the payees below
+    the minimum payout."""
     from payouts.db import begin_snapshot, make_engine
 
     settings = _settings(args)
@@ -35,6 +36,8 @@ def status(args: argparse.Namespace) -> int:
         totals = asdict(ledger.totals(s))
         held_out = quarantine.quarantined(s)
         per_deployment = deployments.figures(s)
+        channel_funds = reclaim.figures(s, settings.payout_min_owed)
+        _, _, below = reclaim.below_minimum(s, settings.payout_min_owed, limit=args.limit)
         if args.contributor:
             from payouts.models import Contributor
 
@@ -42,17 +45,29 @@ def status(args: argparse.Namespace) -> int:
             totals["contributor"] = None if c is None else {
                 "address": c.address, "earned": c.earned, "batched": c.batched,
                 "vouchered": c.vouchered, "settled": c.settled,
-                "quarantine": next((q for q in held_out if q["address"] == c.address), None)}
+                "quarantine": next((q for q in held_out if q["address"] == c.address), None),
+                "below_minimum_payout": reclaim.is_below_minimum(s, c.address, settings.payout_min_owed)}
     engine.dispose()
     totals["quarantined"] = held_out
     totals["deployments"] = per_deployment
+    totals["channels"] = channel_funds | {"payout_min_owed": settings.payout_min_owed}
+    totals["below_minimum"] = below
     if args.json:
         print(json.dumps(totals, indent=2))
         return 0
     for key, value in totals.items():
-        if key not in ("quarantined", "deployments"):
+        if key not in ("quarantined", "deployments", "channels", "below_minimum"):
             print(f"{key:>20}  {value}")
     _print_deployments(per_deployment)
+    c = totals["channels"]
+    print(f"channels: open {c['channels_open']}  closing {c['channels_closing']}  reclaimed {c['channels_reclaimed']}")
+    print(f"  deposits committed {c['deposits_committed']}  reclaimable {c['deposits_reclaimable']}  "
+          f"closing {c['deposits_closing']}  reclaimed {c['deposits_reclaimed']}")
+    if c["payees_below_minimum"]:
+        print(f"below minimum payout ({c['payout_min_owed']}; owed, no channel yet): {c['payees_below_minimum']} "
+              f"payee(s), owed {c['below_minimum_owed']}")
+        for b in below:
+            print(f"  {b['address']}  owed {b['owed']}  below minimum payout")
     if held_out:
         print("quarantined payees (left out of voucher and settlement runs; "
               "release with `openchat payouts release ADDRESS`):")
@@ -188,6 +203,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     sub = p.add_subparsers(dest="payouts_command", required=True)
     st = sub.add_parser("status", help="ledger totals (and one contributor's amounts)")
     st.add_argument("--contributor", help="a payout address")
+    st.add_argument("--limit", type=int, default=100, help="payees below the minimum payout listed (default 100)")
     st.set_defaults(func=status)
     rc = sub.add_parser("reconcile", help="check ledger against chain; exit 1 on any difference")
     rc.add_argument("--ledger-only", action="store_true", help="skip the chain")

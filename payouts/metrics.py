@@ -14,7 +14,7 @@ from celery import Celery
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from payouts import quarantine
+from payouts import quarantine, reclaim
 from payouts.models import AnswerPayment, Credit, PayoutBatch, Settlement, Voucher
 
 
@@ -37,6 +37,10 @@ class LedgerFigures:
     quarantined_owed: int = 0
     # (address, stage, code) of the first QUARANTINE_SERIES payees in quarantine: one series each
     quarantined: list[tuple[str, str, str]] = field(default_factory=list)
+    # the hub's funds in channels (payouts.reclaim.figures): deposits_committed,
+    # deposits_reclaimable, deposits_closing, deposits_reclaimed, channels_open/closing/reclaimed,
+    # payees_below_minimum, below_minimum_owed
+    channels: dict[str, int] = field(default_factory=dict)
 
 
 # Per-payee series are bounded, so a flood of failing payees cannot blow up the scrape; the
@@ -44,8 +48,9 @@ class LedgerFigures:
 QUARANTINE_SERIES = 100
 
 
-def ledger_figures(session: Session) -> LedgerFigures:
-    """The ledger's totals in seven aggregate queries."""
+def ledger_figures(session: Session, *, min_owed: int = 0) -> LedgerFigures:
+    """The ledger's totals in a dozen aggregate queries (``min_owed``: the payout minimum, for
+    the payees below it)."""
     answers, debited, fees = session.execute(
         select(func.count(), func.coalesce(func.sum(AnswerPayment.total), 0),
                func.coalesce(func.sum(AnswerPayment.fee), 0))
@@ -75,6 +80,7 @@ def ledger_figures(session: Session) -> LedgerFigures:
         credited=int(credited), batches=int(batches), batched=int(batched), vouchers=int(vouchers),
         settlements=by_status, settlement_gas=gas, settled=settled,
         payees_quarantined=held_out, quarantined_owed=owed, quarantined=listed,
+        channels=reclaim.figures(session, min_owed),
     )
 
 

@@ -262,7 +262,40 @@ class PayeeChannel(Base):
     vouchered: Mapped[int] = mapped_column(Money, default=0)
     settled: Mapped[int] = mapped_column(Money, default=0)
     retired: Mapped[int] = mapped_column(Money, default=0)
+    # The channel's deposit on chain as the payout runs last saw or made it, and its state there
+    # (open | closing | settled): what the hub has committed, for status and metrics (0013).
+    deposited: Mapped[int] = mapped_column(Money, default=0, server_default="0")
+    state: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ChannelClosure(Base):
+    """An idle channel the reclaim run closed (status closing), then settled after the challenge
+    period (status settled, ``reclaimed`` = the unused deposit refunded to the hub). One row per
+    closing of a channel: deposits are cumulative on chain and every re-open adds one, so
+    (deployment, channel, deposit at close) names a closing exactly (migration 0013)."""
+
+    __tablename__ = "channel_closures"
+    __table_args__ = (
+        UniqueConstraint("deployment_id", "channel_id", "deposited", name="uq_channel_closures_closing"),
+        CheckConstraint("paid >= 0 AND paid <= deposited AND (reclaimed IS NULL OR "
+                        "(reclaimed >= 0 AND reclaimed <= deposited - paid))", name="closure_amounts"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    deployment_id: Mapped[int] = mapped_column(ForeignKey("payout_deployments.id"), index=True)
+    contributor: Mapped[str] = mapped_column(ForeignKey("contributors.address"), index=True)
+    channel_id: Mapped[str] = mapped_column(String(66))
+    status: Mapped[str] = mapped_column(String(16), default="closing", index=True)
+    deposited: Mapped[int] = mapped_column(Money)  # on chain when closed
+    paid: Mapped[int] = mapped_column(Money)  # on chain when closed: every voucher of it
+    closes_at: Mapped[int] = mapped_column(BigInteger)  # chain time the challenge period ends
+    close_block: Mapped[int] = mapped_column(BigInteger)  # at or before the close (settle logs are after)
+    close_tx: Mapped[str | None] = mapped_column(String(66))  # None: adopted from the chain after a crash
+    reclaimed: Mapped[int | None] = mapped_column(Money)
+    settle_tx: Mapped[str | None] = mapped_column(String(66))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Voucher(Base):

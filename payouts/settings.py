@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from payouts.deposits import DepositPolicy
+
 # Anvil's first deterministic dev account (mnemonic "test test ... junk"). PUBLIC KNOWLEDGE:
 # dev chains only. Anyone can spend from it on any real network; set OPENCHAT_HUB_PRIVATE_KEY.
 ANVIL_DEV_PRIVATE_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -97,9 +99,32 @@ class PayoutsSettings(BaseSettings):
     settle_max_age_seconds: float = Field(
         default=86_400.0, gt=0, description="...or once their oldest unsettled voucher is this old."
     )
+    # ---- channel deposits (docs/payouts.md, "Channel deposits and idle channels")
+    payout_min_owed: int = Field(
+        default=100_000, ge=0,
+        description="A payee without an open channel gets one only once it is owed at least this "
+        "(100,000 = 0.1 ocUSD); below it the amount stays owed in the ledger ('below minimum payout').",
+    )
     channel_min_topup: int = Field(
-        default=10_000_000, ge=0,
+        default=100_000, ge=0,
         description="Smallest deposit/top-up of a channel (fewer transactions for micro-payments).",
+    )
+    channel_headroom_bps: int = Field(
+        default=10_000, ge=0, le=1_000_000,
+        description="A deposit or top-up covers the channel's new voucher plus this share of it (basis "
+        "points; 10,000: twice what is owed), so a growing payee needs a top-up only when it doubles.",
+    )
+    channel_max_headroom: int = Field(
+        default=100_000_000, ge=0,
+        description="Cap of that headroom (100 ocUSD): the hub's funds locked beyond what is owed, per channel.",
+    )
+    channel_idle_seconds: float = Field(
+        default=30 * 86_400.0, gt=0,
+        description="A channel with no new voucher for this long (all of it paid) is closed and its "
+        "unused deposit reclaimed after the challenge period.",
+    )
+    reclaim_interval: float = Field(
+        default=3_600.0, gt=0, description="Seconds between beat runs of reclaim_channels."
     )
     aggregate_max_credits: int = Field(default=200_000, gt=0, description="Credits per batch (one transaction).")
     payee_retry_seconds: float = Field(
@@ -127,7 +152,7 @@ class PayoutsSettings(BaseSettings):
         "test can SIGKILL the worker mid-task. Keep 0.",
     )
     fault_pause_tasks: str = Field(
-        default="", description="TEST HOOK: comma-separated: aggregate, issue_vouchers, settle."
+        default="", description="TEST HOOK: comma-separated: aggregate, issue_vouchers, settle, reclaim."
     )
 
     @field_validator("hub_private_key")
@@ -137,6 +162,11 @@ class PayoutsSettings(BaseSettings):
         if len(raw) != 64 or any(c not in "0123456789abcdefABCDEF" for c in raw):
             raise ValueError("hub_private_key must be 32 bytes of hex")
         return value
+
+    def deposit_policy(self) -> DepositPolicy:
+        """The channel deposit settings as the pure policy the voucher run applies."""
+        return DepositPolicy(min_owed=self.payout_min_owed, min_topup=self.channel_min_topup,
+                             headroom_bps=self.channel_headroom_bps, max_headroom=self.channel_max_headroom)
 
     @property
     def chain_dir(self) -> Path:

@@ -33,15 +33,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from payouts import deployments, ledger, quarantine
+from payouts import deployments, ledger, quarantine, reclaim
 from payouts.chain import ChainClient, ChainError, ContractRevert, Deployment
 from payouts.ledger import LedgerError
+from payouts.models import utcnow
 from payouts.payees import unpayable_reason
 from payouts.settings import PayoutsSettings
 
@@ -194,10 +196,14 @@ def _error_code(exc: BaseException) -> str:
 def run_issue_vouchers(res: Resources) -> dict[str, int]:
     """For every contributor owed more than all their vouchers cover: make sure their channel on
     the configured deployment holds that channel's new cumulative amount (what it was vouchered
-    before, plus only what is still owed; open or top up by at least ``channel_min_topup``), then
-    sign and store the voucher. A payee that can't be paid is quarantined and the others go on.
-    Returns {"vouchers", "opened", "topped_up", "skipped", "quarantined"}."""
-    out = {"vouchers": 0, "opened": 0, "topped_up": 0, "skipped": 0, "quarantined": 0}
+    before, plus only what is still owed), then sign and store the voucher. A deposit is sized to
+    the voucher plus a headroom (``payouts.deposits``); a payee with no open channel gets one only
+    once it is owed ``payout_min_owed`` (until then it stays owed, "below minimum"). A payee that
+    can't be paid is quarantined and the others go on.
+    Returns {"vouchers", "opened", "topped_up", "deposited", "below_minimum", "skipped", "quarantined"}."""
+    out = {"vouchers": 0, "opened": 0, "topped_up": 0, "deposited": 0, "below_minimum": 0, "skipped": 0,
+           "quarantined": 0}
+    policy = res.settings.deposit_policy()
     client = res.chain_client()
     deployment_id = res.deployment_id()
     with Session(res.db()) as s:
@@ -220,27 +226,41 @@ def run_issue_vouchers(res: Resources) -> dict[str, int]:
             try:
                 cid = client.channel_id(o.address)
                 ch = client.get_channel(cid)
+                must_open = not ch.exists or ch.status == "settled"
+                if must_open and not policy.may_open(o.batched - o.vouchered):
+                    out["below_minimum"] += 1  # stays owed, in the ledger, until it is worth a channel
+                    continue
                 with res.transaction() as s:  # its amounts start at what the channel has paid
                     bound = deployments.bind_channel(s, deployment_id, o.address, payer=client.hub.address,
                                                      channel_id=cid, opening_paid=ch.paid)
                 # the channel's cumulative amount: its own vouchers so far + what no voucher covers yet
                 target = bound.vouchered + (o.batched - o.vouchered)
-                if not ch.exists or ch.status == "settled":  # (re-)open; deposits are cumulative
+                deposited = ch.deposited
+                if must_open:  # (re-)open; deposits are cumulative
                     step = "open_channel"
-                    client.open_channel(o.address, max(target - ch.deposited, res.settings.channel_min_topup, 1))
+                    add = max(policy.to_add(target, ch.deposited), 1)
+                    client.open_channel(o.address, add)
+                    deposited += add
                     out["opened"] += 1
+                    out["deposited"] += add
                 elif ch.status != "open":
                     log.warning("channel of %s is %s: no voucher issued", o.address, ch.status)
                     out["skipped"] += 1
                     continue
                 elif ch.deposited < target:
                     step = "top_up"
-                    client.top_up(cid, max(target - ch.deposited, res.settings.channel_min_topup))
+                    add = policy.to_add(target, ch.deposited)
+                    client.top_up(cid, add)
+                    deposited += add
                     out["topped_up"] += 1
+                    out["deposited"] += add
+                if deposited < target:  # never a voucher the channel cannot pay
+                    raise LedgerError(f"deposit {deposited} of {o.address}'s channel is below the voucher {target}")
                 step = "sign_voucher"
                 voucher = client.sign_voucher(cid, target)
                 step = "store_voucher"
                 with res.transaction("issue_vouchers") as s:
+                    reclaim.record_channel(s, deployment_id, cid, deposited=deposited, state="open")
                     if ledger.store_voucher(
                         s, o.address, deployment_id=deployment_id, chain_id=voucher.chain_id,
                         contract=voucher.contract, payer=client.hub.address, channel_id=voucher.channel_id,
@@ -262,6 +282,108 @@ def run_issue_vouchers(res: Resources) -> dict[str, int]:
             progressed = True
         if not progressed:
             return out
+
+
+def run_reclaim(res: Resources, *, idle_seconds: float | None = None) -> dict[str, int]:
+    """Close idle channels and take their unused deposit back, on every deployment the configured
+    node has. First, closings whose challenge period is over (chain time) are settled and what the
+    settle refunded is recorded. Then each open channel with no voucher for ``channel_idle_seconds``
+    (whose payee has nothing batched waiting for a voucher) is closed, after its latest voucher
+    was pushed if it was not paid yet: the receiver loses nothing, and new credit after the close
+    waits for the settle, then the voucher run re-opens the channel.
+
+    Crash-safe: every step reads the chain first. A close mined but not recorded is found as a
+    ``closing`` channel and recorded; a settle mined but not recorded is found by its
+    ``ChannelSettled`` log; the ledger's writes are conditional on the state they move from.
+    Returns {"closed", "settled", "reclaimed", "pushed", "waiting", "skipped"}."""
+    settings = res.settings
+    idle = settings.channel_idle_seconds if idle_seconds is None else idle_seconds
+    out = {"closed": 0, "settled": 0, "reclaimed": 0, "pushed": 0, "waiting": 0, "skipped": 0}
+    clients = res.live_clients()
+    with Session(res.db()) as s:
+        pending = reclaim.closings(s, list(clients))
+    for k in pending:
+        client = clients[k.deployment_id]
+        ch = client.get_channel(k.channel_bytes)
+        if ch.status == "closing":
+            _, now = client.latest_block()
+            if now < ch.closes_at:
+                out["waiting"] += 1
+                continue
+            try:
+                client.settle(k.channel_bytes)
+            except ContractRevert as exc:  # settled meanwhile by anyone: its log says what it refunded
+                log.warning("settle of %s's channel reverted: %s", k.address, exc)
+        found = client.settle_log(k.channel_bytes, k.close_block)
+        if found is None:
+            log.warning("closing of %s's channel %s: no settle on chain yet (%s)", k.address, k.channel_id, ch.status)
+            out["skipped"] += 1
+            continue
+        refund, tx_hash, _ = found
+        now_ch = client.get_channel(k.channel_bytes)
+        with res.transaction("reclaim") as s:
+            if reclaim.finish_closure(s, k, reclaimed=refund, settle_tx=tx_hash, reopened=now_ch.status == "open"):
+                out["settled"] += 1
+                out["reclaimed"] += refund
+            ledger.record_settled(s, k.deployment_id, k.channel_id, now_ch.paid, ref="chain")
+
+    with Session(res.db()) as s:
+        candidates = reclaim.idle_channels(s, deployment_ids=list(clients),
+                                           idle_before=utcnow() - timedelta(seconds=idle))
+    for c in candidates:
+        client = clients[c.deployment_id]
+        ch = client.get_channel(c.channel_bytes)
+        if ch.status == "closing":  # a run closed it and died before recording the closing
+            number, _ = client.latest_block()
+            with res.transaction("reclaim") as s:
+                reclaim.open_closure(s, c.deployment_id, c.address, c.channel_id, deposited=ch.deposited, paid=ch.paid,
+                                     closes_at=ch.closes_at, close_block=number, close_tx=None)
+            out["closed"] += 1
+            continue
+        if ch.status == "settled":  # closed by a run that died unrecorded, then settled by anyone
+            found = client.settle_log(c.channel_bytes, client.deployment.deploy_block, last=True)
+            with res.transaction("reclaim") as s:
+                if found is not None:  # its deposit at close: what it holds now plus the refund
+                    refund, tx_hash, block = found
+                    reclaim.open_closure(s, c.deployment_id, c.address, c.channel_id, deposited=ch.deposited + refund,
+                                         paid=ch.paid, closes_at=0, close_block=block, close_tx=None)
+                    k = next((k for k in reclaim.closings(s, [c.deployment_id]) if k.channel_id == c.channel_id), None)
+                    if k is not None and reclaim.finish_closure(s, k, reclaimed=refund, settle_tx=tx_hash):
+                        out["settled"] += 1
+                        out["reclaimed"] += refund
+                reclaim.record_channel(s, c.deployment_id, c.channel_id, deposited=ch.deposited, state="settled")
+                ledger.record_settled(s, c.deployment_id, c.channel_id, ch.paid, ref="chain")
+            continue
+        if ch.paid < c.vouchered:  # push its latest voucher first: the receiver loses nothing
+            pushed = {"transactions": 0, "channels": 0, "amount": 0, "quarantined": 0}
+            _push_isolating(res, client, c.deployment_id, [(c.address, c.vouchered, c.vouchered - max(ch.paid, c.settled))],
+                            pushed, set())
+            ch = client.get_channel(c.channel_bytes)
+            if ch.paid < c.vouchered:
+                out["skipped"] += 1
+                continue
+            out["pushed"] += 1
+        elif ch.paid > c.settled:
+            with res.transaction() as s:
+                ledger.record_settled(s, c.deployment_id, c.channel_id, ch.paid, ref="chain")
+        with Session(res.db()) as s:  # nothing vouchered meanwhile (the chain queue runs one task at a time)
+            unchanged = reclaim.still_idle(s, c)
+        if not unchanged:
+            out["skipped"] += 1
+            continue
+        try:
+            receipt = client.close_channel(c.channel_bytes)
+        except ContractRevert as exc:
+            log.warning("close of %s's channel reverted: %s", c.address, exc)
+            out["skipped"] += 1
+            continue
+        ch = client.get_channel(c.channel_bytes)
+        with res.transaction("reclaim") as s:
+            reclaim.open_closure(s, c.deployment_id, c.address, c.channel_id, deposited=ch.deposited, paid=ch.paid,
+                                 closes_at=ch.closes_at, close_block=int(receipt["blockNumber"]),
+                                 close_tx=_tx_hash(receipt))
+        out["closed"] += 1
+    return out
 
 
 def _tx_hash(receipt: Any) -> str:
@@ -442,6 +564,12 @@ def register(app: Any, settings: PayoutsSettings) -> None:
     def issue_vouchers(self: Any) -> dict[str, int]:
         out = run_issue_vouchers(res)
         log.info("issue_vouchers %s: %s", self.request.id, out)
+        return out
+
+    @app.task(name="payouts.reclaim", **common)
+    def reclaim_channels(self: Any, idle_seconds: float | None = None) -> dict[str, int]:
+        out = run_reclaim(res, idle_seconds=idle_seconds)
+        log.info("reclaim %s: %s", self.request.id, out)
         return out
 
     @app.task(name="payouts.settle", **common)

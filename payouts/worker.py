@@ -29,7 +29,7 @@ from payouts.broker import TRANSPORT as REDIS_TRANSPORT
 from payouts.settings import PayoutsSettings
 
 QUEUE = "payouts"
-CHAIN_QUEUE = "payouts.chain"  # issue_vouchers + settle: run it with concurrency 1
+CHAIN_QUEUE = "payouts.chain"  # issue_vouchers, settle, reclaim: run it with concurrency 1
 
 
 def create_celery(settings: PayoutsSettings | None = None) -> Celery:
@@ -62,6 +62,7 @@ def create_celery(settings: PayoutsSettings | None = None) -> Celery:
         task_routes={
             "payouts.issue_vouchers": {"queue": CHAIN_QUEUE},
             "payouts.settle": {"queue": CHAIN_QUEUE},
+            "payouts.reclaim": {"queue": CHAIN_QUEUE},
         },
         beat_schedule={
             "payouts-aggregate": {
@@ -71,6 +72,10 @@ def create_celery(settings: PayoutsSettings | None = None) -> Celery:
             "payouts-settle": {
                 "task": "payouts.settle",
                 "schedule": timedelta(seconds=settings.payout_interval),
+            },
+            "payouts-reclaim": {  # close idle channels, settle closed ones after the challenge period
+                "task": "payouts.reclaim",
+                "schedule": timedelta(seconds=settings.reclaim_interval),
             },
         },
         worker_hijack_root_logger=False,

@@ -51,7 +51,7 @@ def onchain(embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chai
     data_dir = tmp_path_factory.mktemp("onchain")
     chain = LocalChain(data_dir, state_interval=0).start()
     settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, chain_rpc_url=chain.rpc_url,
-                             channel_min_topup=1_000, anchor_max_leaves=3)
+                             channel_min_topup=1_000, anchor_max_leaves=3, payout_min_owed=0)
     deployment = ensure_deployment_for_settings(settings.payouts)
     live = start_server(settings, embedder)
     client = ChainClient.connect(chain.rpc_url, deployment, settings.payouts.hub_private_key.get_secret_value())

@@ -36,7 +36,8 @@ class Run:
         self.port = port
         self.out_path = data_dir.parent / f"run-{time.monotonic_ns()}.out"
         env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCHAT_")}
-        env.update(OPENCHAT_DATA_DIR=str(data_dir), OPENCHAT_PORT=str(port), OPENCHAT_PAYOUT_INTERVAL="2")
+        env.update(OPENCHAT_DATA_DIR=str(data_dir), OPENCHAT_PORT=str(port), OPENCHAT_PAYOUT_INTERVAL="2",
+                   OPENCHAT_PAYOUT_MIN_OWED="0")  # one answer's share is below the default minimum
         with self.out_path.open("wb") as out:
             self.proc = subprocess.Popen([sys.executable, "-m", "assistant.cli", "run"], env=env, cwd=REPO,
                                          stdout=out, stderr=subprocess.STDOUT)

@@ -123,7 +123,8 @@ def test_a_redeploy_pays_only_what_is_newly_owed(engine: Engine, stack: Stack, t
     # idempotent: everything again after the redeploy moves nothing, on either contract
     nonce = new.w3.eth.get_transaction_count(hub)
     assert pay(res) == ({"batches": 0, "credits": 0, "total": 0},
-                        {"vouchers": 0, "opened": 0, "topped_up": 0, "skipped": 0, "quarantined": 0},
+                        {"vouchers": 0, "opened": 0, "topped_up": 0, "deposited": 0, "below_minimum": 0, "skipped": 0,
+                         "quarantined": 0},
                         {"transactions": 0, "channels": 0, "amount": 0, "reconciled": 0, "synced": 0,
                          "quarantined": 0})
     assert run_issue_vouchers(old_res)["vouchers"] == 0 and run_settle(old_res, threshold=0)["transactions"] == 0
@@ -188,7 +189,9 @@ def test_a_reset_chain_at_the_same_addresses_pays_only_what_is_owed(two_chains: 
     with pytest.raises(ChainError, match="the chain was reset or is another chain"):
         ChainClient.connect(chain_b.rpc_url, a.deployment, a.hub.key).deployment_key()
 
-    settings = PayoutsSettings(data_dir=tmp_path, database_url=url, channel_min_topup=0)
+    # deposits of exactly what is owed, a channel for any amount: this test counts deposits to the unit
+    settings = PayoutsSettings(data_dir=tmp_path, database_url=url, channel_min_topup=0, payout_min_owed=0,
+                               channel_headroom_bps=0)
     res_a, res_b = Resources(settings, engine=engine, chain=a), Resources(settings, engine=engine, chain=b)
     dave, erin = new_address(), new_address()
     credit(engine, {dave: 50_000, erin: 20_000})

@@ -159,7 +159,8 @@ def test_a_reverting_open_quarantines_its_payee_and_the_rest_are_paid(engine: En
     assert_books_balance(engine, stack, good)
 
     # Not retried before its time...
-    assert run_issue_vouchers(res) == {"vouchers": 0, "opened": 0, "topped_up": 0, "skipped": 0, "quarantined": 0}
+    assert run_issue_vouchers(res) == {"vouchers": 0, "opened": 0, "topped_up": 0, "deposited": 0, "below_minimum": 0,
+                                       "skipped": 0, "quarantined": 0}
     # ...retried once it is due (the clock moved on), failing again: the wait doubles.
     with Session(engine) as s, s.begin():
         s.execute(update(PayeeQuarantine).where(PayeeQuarantine.address == big)

@@ -138,6 +138,7 @@ def system(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[System]:
         "OPENCHAT_ANVIL_PORT": str(free_port()),  # fixed, so a restarted anvil is where workers look
         "OPENCHAT_REDIS_URL": redis.url,
         "OPENCHAT_PAYOUT_INTERVAL": "1",
+        "OPENCHAT_PAYOUT_MIN_OWED": "0",  # the tests' payees earn a few answers' shares
         "OPENCHAT_SETTLE_THRESHOLD": "1",
         "OPENCHAT_CHAT_RATE_PER_MINUTE": "0",  # every client uses the dev key
         # a killed worker's unacknowledged task comes back within seconds, not the hour default

@@ -98,7 +98,7 @@ def chained(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Ite
         pytest.skip(str(exc))
     data_dir = tmp_path_factory.mktemp("web-chain")
     chain = LocalChain(data_dir, state_interval=0).start()
-    settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, chain_rpc_url=chain.rpc_url, channel_min_topup=1_000)
+    settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, chain_rpc_url=chain.rpc_url, channel_min_topup=1_000, payout_min_owed=0)
     ensure_deployment_for_settings(settings.payouts)
     live = start_server(settings, embedder)
     res = Resources(settings.payouts)
