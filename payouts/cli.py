@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from payouts import deployments, ledger, quarantine
+from payouts import deployments, deposits, ledger, quarantine
 from payouts.settings import PayoutsSettings
 
 
@@ -35,6 +35,7 @@ def status(args: argparse.Namespace) -> int:
         totals = asdict(ledger.totals(s))
         held_out = quarantine.quarantined(s)
         per_deployment = deployments.figures(s)
+        totals.update(deposits.figures(s))
         if args.contributor:
             from payouts.models import Contributor
 
@@ -172,7 +173,7 @@ def reconcile_cmd(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         for key in ("contributors", "channels", "ledger_vouchered", "ledger_settled", "chain_deposited", "chain_paid",
-                    "pending_settlements"):
+                    "pending_settlements", "topups_credited", "topups_checked_on_chain"):
             print(f"{key:>18}  {out[key]}")
         _print_deployments(report.deployments)
         print("OK: ledger and chain agree" if report.ok else f"{len(report.problems)} difference(s):")

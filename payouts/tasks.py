@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from payouts import deployments, ledger, quarantine
+from payouts import deployments, deposits, ledger, quarantine
 from payouts.chain import ChainClient, ChainError, ContractRevert, Deployment
 from payouts.ledger import LedgerError
 from payouts.payees import unpayable_reason
@@ -405,6 +405,20 @@ def _push(res: Resources, client: ChainClient, deployment_id: int, entries: list
     out["amount"] += sum(n for _, _, n in entries)
 
 
+def run_follow_deposits(res: Resources) -> dict[str, int]:
+    """Record new TopUps deposits and credit those with enough confirmations (``payouts.deposits``).
+    The fault hook pauses before its commits: ``deposits_seen`` (logs recorded), ``deposits_credit``."""
+    client = res.chain_client()
+
+    def read() -> Session:
+        return Session(res.db())
+
+    out = deposits.follow(client, res.transaction, read,
+                          confirmations=res.settings.deposit_confirmations,
+                          scan_blocks=res.settings.deposit_scan_blocks)
+    return out.as_dict()
+
+
 # ---------------------------------------------------------------------- celery
 
 
@@ -442,6 +456,13 @@ def register(app: Any, settings: PayoutsSettings) -> None:
     def issue_vouchers(self: Any) -> dict[str, int]:
         out = run_issue_vouchers(res)
         log.info("issue_vouchers %s: %s", self.request.id, out)
+        return out
+
+    @app.task(name="payouts.follow_deposits", **common)
+    def follow_deposits(self: Any) -> dict[str, int]:
+        out = run_follow_deposits(res)
+        if out["new"] or out["credited"] or out["unassigned"] or out["dropped"]:
+            log.info("follow_deposits %s: %s", self.request.id, out)
         return out
 
     @app.task(name="payouts.settle", **common)
