@@ -82,10 +82,12 @@ function spending(days) {
   const width = Math.max(280, box.clientWidth || 600);
   const opts = {
     width, height: 220,
-    scales: { x: { time: true }, y: { range: (u, min, max) => [0, Math.max(max, 0.01) * 1.1] } },
+    // half a day of room on both sides, so the first and last bars are whole
+    scales: { x: { time: true, range: () => [xs[0] - 43200, xs[xs.length - 1] + 43200] },
+      y: { range: (u, min, max) => [0, Math.max(max, 0.01) * 1.1] } },
     axes: [{}, { label: "ocUSD", size: 60 }],
     legend: { show: false },
-    series: [{}, { label: "spent", stroke: "#2563eb", fill: "rgba(37, 99, 235, 0.35)", paths: uPlot.paths.bars({ size: [0.7, 40] }) }],
+    series: [{}, { label: "spent", stroke: "#2563eb", fill: "rgba(37, 99, 235, 0.35)", points: { show: false }, paths: uPlot.paths.bars({ size: [0.7, 40] }) }],
   };
   if (chart) chart.destroy();
   box.replaceChildren();
