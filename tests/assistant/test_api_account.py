@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy.orm import Session
@@ -11,6 +15,7 @@ from sqlalchemy.orm import Session
 from payouts import deposits
 from payouts.chain import DepositLog
 from tests.assistant.test_api_knowledge import assert_openai_error
+from tests.assistant.test_operations import scrape, value
 from tests.assistant.test_api_payments import CITED, PRICE, ask, koala  # noqa: F401 - koala is a fixture
 from tests.conftest import LiveServer, funded_account
 
@@ -63,6 +68,33 @@ def test_account_lists_its_deposits_with_their_status(api: LiveServer) -> None:
                                                                                       (1_000, "credited", 0)]
     assert body["deposits"][1]["from"] == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
     assert body["deposits"][1]["final_at"] and body["deposits"][0]["final_at"] is None
+
+
+def test_operators_see_deposits_and_balances_in_metrics_and_status(api: LiveServer) -> None:
+    account, key = funded_account(api, 0)
+    ref = get(api, key)["deposit_reference"]
+    engine = api.server.config.app.state.engine
+    before = scrape(api)
+    tx = "0x" + account.encode().hex().ljust(64, "1")
+    logs = [DepositLog(31337, "0x" + "cd" * 20, tx, i, 50, "0x" + "ee" * 32, ref,
+                       "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", 300 + i) for i in range(2)]
+    with Session(engine) as s, s.begin():
+        deposits.record_seen(s, logs)
+        first = [r for r in deposits.pending(s, 31337, logs[0].contract, up_to_block=50) if r.tx_hash == tx][0]
+        assert deposits.finalise(s, first) == "credited"
+    after = scrape(api)
+    for status, n, units in (("credited", 1, 300), ("pending", 1, 301)):
+        assert value(after, "openchat_deposits", status=status) - value(before, "openchat_deposits", status=status) == n
+        assert (value(after, "openchat_deposits_base_units", status=status)
+                - value(before, "openchat_deposits_base_units", status=status)) == units
+    assert (value(after, "openchat_account_balances_base_units")
+            - value(before, "openchat_account_balances_base_units")) == 300
+    url = api.settings.payouts.effective_database_url
+    out = subprocess.run([str(Path(sys.executable).with_name("openchat")), "payouts", "status", "--json",
+                          "--database-url", url], capture_output=True, text=True, timeout=120, check=True)
+    status = json.loads(out.stdout)
+    assert status["deposits_credited"] >= 1 and status["deposits_pending"] >= 1
+    assert status["account_balances_base_units"] == value(after, "openchat_account_balances_base_units")
 
 
 def test_account_needs_a_key_and_bounds_its_parameters(api: LiveServer) -> None:
