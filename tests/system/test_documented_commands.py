@@ -85,6 +85,8 @@ HOW: dict[str, tuple[str, str]] = {
     ".venv/bin/python -m payouts.cli retire ID [--note TEXT] [--no-chain] [--json]": (HELP, PAYOUTS_HELP.format("retire")),
     ".venv/bin/python -m payouts.cli release 0x… [0x…] | --all [--note TEXT] [--json]": (HELP, PAYOUTS_HELP.format("release")),
     ".venv/bin/python bench/payout_figures.py [--compare 5 --no-chain]": (HELP, ".venv/bin/python bench/payout_figures.py --help"),
+    ".venv/bin/python bench/deposit_lag.py [--confirmations 3] [--block-time 1] [--interval 1] [--deposits 8]":
+        (HELP, ".venv/bin/python bench/deposit_lag.py --help"),
     ".venv/bin/celery -A assistant.worker worker -Q payouts -c 4": (HELP, ".venv/bin/celery -A assistant.worker worker --help"),
     ".venv/bin/celery -A assistant.worker worker -Q payouts.chain -c 1 -P solo":
         (HELP, ".venv/bin/celery -A assistant.worker worker --help"),
