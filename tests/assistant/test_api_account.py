@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from payouts import deposits
 from payouts.chain import DepositLog
 from tests.assistant.test_api_knowledge import assert_openai_error
-from tests.assistant.test_operations import scrape, value
 from tests.assistant.test_api_payments import CITED, PRICE, ask, koala  # noqa: F401 - koala is a fixture
+from tests.assistant.test_operations import scrape, value
 from tests.conftest import LiveServer, funded_account
 
 
@@ -80,7 +80,7 @@ def test_operators_see_deposits_and_balances_in_metrics_and_status(api: LiveServ
                        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", 300 + i) for i in range(2)]
     with Session(engine) as s, s.begin():
         deposits.record_seen(s, logs)
-        first = [r for r in deposits.pending(s, 31337, logs[0].contract, up_to_block=50) if r.tx_hash == tx][0]
+        first = next(r for r in deposits.pending(s, 31337, logs[0].contract, up_to_block=50) if r.tx_hash == tx)
         assert deposits.finalise(s, first) == "credited"
     after = scrape(api)
     for status, n, units in (("credited", 1, 300), ("pending", 1, 301)):

@@ -368,3 +368,33 @@ def test_worker_killed_mid_step_loses_and_doubles_nothing(chain: Chain, worker_s
             ChainDeposit.account_ref == ref, ChainDeposit.status == "credited"))) == 2
     assert sorted(journal_deposits(st.engine, account)) == [1_000, 9_000]
     books_balance(st.engine)
+
+
+# ------------------------------------------------------------------ deploy
+
+
+def test_a_deployment_from_before_topups_gets_one_added_and_nothing_else_redeployed(
+        chain: Chain, tmp_path: Path) -> None:
+    import dataclasses
+    import json
+
+    from payouts.deploy import ensure_deployment
+
+    old = dataclasses.asdict(chain.deployment)
+    for key in ("topups", "topups_block"):
+        old.pop(key)
+    old["code_hashes"] = {k: v for k, v in old["code_hashes"].items() if not k.startswith("TopUps")}
+    path = tmp_path / "deployment.json"
+    path.write_text(json.dumps(old))
+    hub = PayoutsSettings().hub_private_key.get_secret_value()
+    w3 = chain.client.w3
+    kept = ensure_deployment(w3, hub, path, challenge_period=chain.deployment.challenge_period, funding_amount=0,
+                             deploy_if_missing=False)
+    assert kept.topups == ""  # deploying disabled: top-ups stay off, nothing sent
+    added = ensure_deployment(w3, hub, path, challenge_period=chain.deployment.challenge_period, funding_amount=0)
+    assert (added.token, added.channels, added.registry) == (
+        chain.deployment.token, chain.deployment.channels, chain.deployment.registry)
+    assert added.topups and added.topups != chain.deployment.topups and added.topups_block > chain.deployment.topups_block
+    assert Deployment.load(path) == added
+    again = ensure_deployment(w3, hub, path, challenge_period=chain.deployment.challenge_period, funding_amount=0)
+    assert again == added  # reused
