@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from assistant.models import Answer
-from payouts.deposits import figures as deposit_figures
+from payouts.topups import figures as deposit_figures
 from payouts.ledger import open_holds
 from payouts.metrics import ledger_figures, queue_depths
 

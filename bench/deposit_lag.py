@@ -33,7 +33,7 @@ from eth_account import Account
 from sqlalchemy.orm import Session
 
 from assistant.db import migrate
-from payouts import deposits, ledger
+from payouts import ledger, topups
 from payouts.db import make_engine
 
 WALLET_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil dev account 1 (public)
@@ -70,7 +70,7 @@ def run(n: int, confirmations: int, block_time: float, interval: float, redis_ur
         client.mint(wallet.address, 10**12)
         client.approve(2**255, spender=deployment.topups, account=wallet)
         with Session(engine) as s, s.begin():
-            ref = deposits.deposit_ref(s, "bench-asker")
+            ref = topups.deposit_ref(s, "bench-asker")
         stack = Stack(data_dir, env, settings, engine, chain, client, create_celery(settings), data_dir / "worker.log")
         rnd = random.Random(seed_no)
         lags: list[float] = []

@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from payouts import deployments, deposits, ledger, quarantine
+from payouts import deployments, ledger, quarantine, topups
 from payouts.settings import PayoutsSettings
 
 
@@ -35,7 +35,7 @@ def status(args: argparse.Namespace) -> int:
         totals = asdict(ledger.totals(s))
         held_out = quarantine.quarantined(s)
         per_deployment = deployments.figures(s)
-        totals.update(deposits.figures(s))
+        totals.update(topups.figures(s))
         if args.contributor:
             from payouts.models import Contributor
 

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from payouts import deployments, deposits, ledger
+from payouts import deployments, ledger, topups
 from payouts.chain import ChainClient, ChainError
 from payouts.db import begin_snapshot
 from payouts.models import Contributor, Settlement
@@ -108,8 +108,8 @@ def _check_deposits(report: Report, session: Session, client: ChainClient | None
     """Each credited top-up has its one journal deposit and, on the configured chain, its
     ``Deposited`` log is still in the block it was credited from, with the same reference and
     amount (a reorg deeper than the confirmation depth shows up here)."""
-    report.problems += deposits.check_invariants(session)
-    for d in deposits.credited(session):
+    report.problems += topups.check_invariants(session)
+    for d in topups.credited(session):
         report.topups_credited += d["amount"]
         if client is None or d["chain_id"] != client.chain_id:
             continue

@@ -39,7 +39,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from payouts import deployments, deposits, ledger, quarantine
+from payouts import deployments, ledger, quarantine, topups
 from payouts.chain import ChainClient, ChainError, ContractRevert, Deployment
 from payouts.ledger import LedgerError
 from payouts.payees import unpayable_reason
@@ -406,14 +406,14 @@ def _push(res: Resources, client: ChainClient, deployment_id: int, entries: list
 
 
 def run_follow_deposits(res: Resources) -> dict[str, int]:
-    """Record new TopUps deposits and credit those with enough confirmations (``payouts.deposits``).
+    """Record new TopUps deposits and credit those with enough confirmations (``payouts.topups``).
     The fault hook pauses before its commits: ``deposits_seen`` (logs recorded), ``deposits_credit``."""
     client = res.chain_client()
 
     def read() -> Session:
         return Session(res.db())
 
-    out = deposits.follow(client, res.transaction, read,
+    out = topups.follow(client, res.transaction, read,
                           confirmations=res.settings.deposit_confirmations,
                           scan_blocks=res.settings.deposit_scan_blocks)
     return out.as_dict()

@@ -1,7 +1,7 @@
 """The caller's own account: balance, on-chain top-ups and spending (``GET /v1/account``).
 
 Authenticated by the API key like every keyed route and counted in the read budget. The deposit
-reference is a random bytes32 drawn for the account (``payouts.deposits.deposit_ref``): it
+reference is a random bytes32 drawn for the account (``payouts.topups.deposit_ref``): it
 reveals neither the account id nor the key, and knowing it only lets someone pay in.
 """
 
@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from assistant.auth import Principal
 from assistant.ratelimit import read_key
-from payouts import deposits
+from payouts import topups
 from payouts.chain import Deployment
 
 router = APIRouter(prefix="/v1", tags=["account"])
@@ -76,7 +76,7 @@ def _deployment(path: Path) -> Deployment | None:
 
 def _view(request: Request, account: str, days: int, limit: int) -> dict:  # type: ignore[type-arg]
     with Session(request.app.state.engine) as session, session.begin():  # may draw the reference
-        return deposits.account_view(session, account, deposits=limit, days=days)
+        return topups.account_view(session, account, deposits=limit, days=days)
 
 
 @router.get("/account", response_model=AccountOut, response_model_by_alias=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from payouts import deposits
+from payouts import topups
 from payouts.chain import DepositLog
 from tests.assistant.test_api_knowledge import assert_openai_error
 from tests.assistant.test_api_payments import CITED, PRICE, ask, koala  # noqa: F401 - koala is a fixture
@@ -59,9 +59,9 @@ def test_account_lists_its_deposits_with_their_status(api: LiveServer) -> None:
     logs = [DepositLog(31337, "0x" + "ab" * 20, tx, i, 100 + i, "0x" + f"{i + 7:064x}", ref,
                        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", 1_000 * (i + 1)) for i in range(2)]
     with Session(engine) as s, s.begin():
-        deposits.record_seen(s, logs)
-        [first] = deposits.pending(s, 31337, logs[0].contract, up_to_block=100)
-        assert deposits.finalise(s, first) == "credited"
+        topups.record_seen(s, logs)
+        [first] = topups.pending(s, 31337, logs[0].contract, up_to_block=100)
+        assert topups.finalise(s, first) == "credited"
     body = get(api, key)
     assert body["balance"] == 1_000
     assert [(d["amount"], d["status"], d["log_index"]) for d in body["deposits"]] == [(2_000, "pending", 1),
@@ -79,9 +79,9 @@ def test_operators_see_deposits_and_balances_in_metrics_and_status(api: LiveServ
     logs = [DepositLog(31337, "0x" + "cd" * 20, tx, i, 50, "0x" + "ee" * 32, ref,
                        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8", 300 + i) for i in range(2)]
     with Session(engine) as s, s.begin():
-        deposits.record_seen(s, logs)
-        first = next(r for r in deposits.pending(s, 31337, logs[0].contract, up_to_block=50) if r.tx_hash == tx)
-        assert deposits.finalise(s, first) == "credited"
+        topups.record_seen(s, logs)
+        first = next(r for r in topups.pending(s, 31337, logs[0].contract, up_to_block=50) if r.tx_hash == tx)
+        assert topups.finalise(s, first) == "credited"
     after = scrape(api)
     for status, n, units in (("credited", 1, 300), ("pending", 1, 301)):
         assert value(after, "openchat_deposits", status=status) - value(before, "openchat_deposits", status=status) == n

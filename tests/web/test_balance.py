@@ -122,7 +122,7 @@ def topup(embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topup]
     client.mint(WALLET, 100_000_000)  # 100 ocUSD in the asker's wallet
     res = Resources(settings.payouts)
     # The follower, as the beat would run it every deposit_interval (the Celery path itself is
-    # tested in tests/payouts/test_deposits.py): here in a thread of the test process.
+    # tested in tests/payouts/test_topups.py): here in a thread of the test process.
     stop = threading.Event()
 
     def follow() -> None:

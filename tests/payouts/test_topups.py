@@ -16,7 +16,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from assistant.db import migrate
-from payouts import deposits, ledger
+from payouts import ledger, topups
 from payouts.chain import ChainClient, ContractRevert, Deployment
 from payouts.db import make_engine
 from payouts.deploy import ensure_deployment_for_settings
@@ -97,7 +97,7 @@ def res(chain: Chain, engine: Engine) -> Iterator[Resources]:
 def new_ref(engine: Engine) -> tuple[str, str]:
     account = f"asker-{uuid.uuid4().hex[:8]}"
     with Session(engine) as s, s.begin():
-        return account, deposits.deposit_ref(s, account)
+        return account, topups.deposit_ref(s, account)
 
 
 def balance(engine: Engine, account: str) -> int:
@@ -118,7 +118,7 @@ def journal_deposits(engine: Engine, account: str) -> list[int]:
 
 def books_balance(engine: Engine) -> None:
     with Session(engine) as s:
-        assert deposits.check_invariants(s) == []
+        assert topups.check_invariants(s) == []
         assert ledger.check_invariants(s) == []
 
 
@@ -194,15 +194,15 @@ def test_duplicated_logs_are_recorded_and_credited_once(chain: Chain, engine: En
     logs = chain.client.deposit_logs(start, chain.head())
     assert len(logs) == 2
     with Session(engine) as s, s.begin():  # a node that returns every log twice, in two overlapping reads
-        assert deposits.record_seen(s, logs + logs) == 2
-        assert deposits.record_seen(s, list(reversed(logs))) == 0
+        assert topups.record_seen(s, logs + logs) == 2
+        assert topups.record_seen(s, list(reversed(logs))) == 0
     due = None
     with Session(engine) as s:
-        due = deposits.pending(s, chain.client.chain_id, chain.deployment.topups, up_to_block=chain.head())
+        due = topups.pending(s, chain.client.chain_id, chain.deployment.topups, up_to_block=chain.head())
     assert len(due) == 2
     with Session(engine) as s, s.begin():  # two finalisers with the same rows: one moves each
-        assert [deposits.finalise(s, r) for r in due] == ["credited", "credited"]
-        assert [deposits.finalise(s, r) for r in due] == [None, None]
+        assert [topups.finalise(s, r) for r in due] == ["credited", "credited"]
+        assert [topups.finalise(s, r) for r in due] == [None, None]
     assert run_follow_deposits(res)["credited"] == 0
     assert balance(engine, account) == 1_000
     assert sorted(journal_deposits(engine, account)) == [300, 700]
@@ -212,7 +212,7 @@ def test_duplicated_logs_are_recorded_and_credited_once(chain: Chain, engine: En
 def test_unknown_reference_is_kept_unassigned_not_lost(chain: Chain, engine: Engine, res: Resources) -> None:
     stray = "0x" + uuid.uuid4().hex * 2
     with Session(engine) as s:
-        before = deposits.figures(s)["deposits_unassigned_base_units"]
+        before = topups.figures(s)["deposits_unassigned_base_units"]
     chain.deposit(stray, 42)
     chain.mine(CONFIRMATIONS)
     out = run_follow_deposits(res)
@@ -221,7 +221,7 @@ def test_unknown_reference_is_kept_unassigned_not_lost(chain: Chain, engine: Eng
     assert (row.status, row.amount, row.account_id) == ("unassigned", 42, None)
     assert "no account" in (row.note or "")
     with Session(engine) as s:
-        assert deposits.figures(s)["deposits_unassigned_base_units"] - before == 42
+        assert topups.figures(s)["deposits_unassigned_base_units"] - before == 42
     books_balance(engine)
 
 
@@ -301,11 +301,11 @@ def test_status_and_figures_count_deposits_by_status(chain: Chain, engine: Engin
     chain.mine(CONFIRMATIONS)
     chain.deposit(ref, 20)  # not final yet
     with Session(engine) as s:
-        before = deposits.figures(s)
+        before = topups.figures(s)
     run_follow_deposits(res)
     with Session(engine) as s:
-        f = {k: v - before[k] for k, v in deposits.figures(s).items()}
-        view = deposits.account_view(s, account, days=7)
+        f = {k: v - before[k] for k, v in topups.figures(s).items()}
+        view = topups.account_view(s, account, days=7)
     assert (f["deposits_credited"], f["deposits_credited_base_units"]) == (1, 10)
     assert (f["deposits_pending"], f["deposits_pending_base_units"]) == (1, 20)
     assert f["account_balances_base_units"] >= 10
