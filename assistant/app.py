@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from assistant.accounts import DEV_ACCOUNT, grant_dev_balance, release_stale_holds
-from assistant.api import chat, knowledge, payouts
+from assistant.api import account, chat, knowledge, payouts
 from assistant.auth import ApiKeys, LedgerKeys
 from assistant.chat.bounds import ChatBounds
 from assistant.chat.wiring import build_assistant
@@ -113,10 +113,12 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         large={"/v1/datasets": settings.retrieval.max_upload_bytes},
     )
     # Outside the body limit: a request it refuses (no key, an anonymous flood) is never read.
-    app.add_middleware(KeyGate, routes=[*knowledge.router.routes, *chat.router.routes, *payouts.router.routes])
+    app.add_middleware(KeyGate, routes=[*knowledge.router.routes, *chat.router.routes, *payouts.router.routes,
+                                       *account.router.routes])
     app.include_router(knowledge.router)
     app.include_router(chat.router)
     app.include_router(payouts.router)
+    app.include_router(account.router)
     mount_web(app)  # the browser pages (/, /contribute, /earnings) and their static files
 
     # Added last, so outermost: it sees (and ids, counts, logs) every request.

@@ -21,6 +21,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from assistant.models import Answer
+from payouts.topups import figures as deposit_figures
 from payouts.ledger import open_holds
 from payouts.metrics import ledger_figures, queue_depths
 
@@ -84,6 +85,7 @@ class LedgerCollector(Collector):
             answered = dict(session.execute(select(Answer.answered, func.count()).group_by(Answer.answered)).all())
             figures = ledger_figures(session, min_owed=self.min_owed)
             open_count, held = open_holds(session)
+            topups = deposit_figures(session)
         answers = CounterMetricFamily("openchat_answers", "Answers given, by whether they cited knowledge.",
                                       labels=["answered"])
         for flag in (True, False):
@@ -140,6 +142,17 @@ class LedgerCollector(Collector):
         for address, stage, code in figures.quarantined:
             payee.add_metric([address, stage, code], 1)
         yield payee
+        counted = GaugeMetricFamily("openchat_deposits", "On-chain top-ups (TopUps Deposited logs) by status.",
+                                    labels=["status"])
+        amounts = GaugeMetricFamily("openchat_deposits_base_units", f"On-chain top-ups by status, {base}.",
+                                    labels=["status"])
+        for status in ("pending", "credited", "unassigned", "dropped"):
+            counted.add_metric([status], topups[f"deposits_{status}"])
+            amounts.add_metric([status], topups[f"deposits_{status}_base_units"])
+        yield counted
+        yield amounts
+        yield GaugeMetricFamily("openchat_account_balances_base_units", f"Sum of askers' balances, {base}.",
+                                value=topups["account_balances_base_units"])
         settlements = CounterMetricFamily("openchat_settlements", "Settlement transactions by status.",
                                           labels=["status"])
         for status in ("pending", "confirmed", "failed", "reconciled"):

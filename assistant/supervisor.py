@@ -259,7 +259,7 @@ class Supervisor:
             p = settings.payouts
             self.chain = LocalChain(self.data_dir, port=p.anvil_port, hardfork=p.anvil_hardfork,
                                     state_interval=p.anvil_state_interval_seconds, anvil_bin=p.anvil_bin,
-                                    keep_fds=self._keep_fds)
+                                    block_time=p.anvil_block_time, keep_fds=self._keep_fds)
             self._step(f"starting anvil (state {self.chain.state_file})")
             self.chain.start()
             rpc_url = self.chain.rpc_url

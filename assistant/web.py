@@ -38,7 +38,8 @@ VENDOR = {
 
 # /docs is Swagger UI served from the app under the same CSP as every page (FastAPI's own /docs
 # and /redoc load their scripts from a CDN with an inline bootstrap; create_app turns them off).
-PAGES = {"/": "index.html", "/contribute": "contribute.html", "/earnings": "earnings.html", "/docs": "docs.html"}
+PAGES = {"/": "index.html", "/contribute": "contribute.html", "/earnings": "earnings.html", "/balance": "balance.html",
+         "/docs": "docs.html"}
 # The Host names (brackets off, as URL.hostname gives them) of a browser on this machine.
 _LOCAL_NAMES = frozenset(h.strip("[]") for h in LOCAL_HOSTS)
 _NO_STORE = {"Cache-Control": "no-store"}

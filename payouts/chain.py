@@ -1,5 +1,5 @@
 """Typed web3.py client for the OpenChat contracts (PaymentChannels, ContributionRegistry,
-MockStablecoin).
+MockStablecoin, TopUps).
 
 Every transaction is signed locally by an eth-account ``LocalAccount`` and sent raw, so the
 same code runs against eth-tester (py-evm), anvil and any JSON-RPC node. Transactions of one
@@ -33,7 +33,8 @@ from payouts import vouchers
 from payouts.merkle import ContributionLeaf
 
 ARTIFACTS_DIR = Path(__file__).resolve().parent.parent / "contracts" / "artifacts"
-CONTRACT_NAMES = ("MockStablecoin", "PaymentChannels", "ContributionRegistry")
+CONTRACT_NAMES = ("MockStablecoin", "PaymentChannels", "ContributionRegistry", "TopUps")
+DEPOSITED_TOPIC = keccak(text="Deposited(bytes32,address,uint256)")
 UINT128_MAX = 2**128 - 1
 UINT256_MAX = 2**256 - 1
 
@@ -114,19 +115,27 @@ class Deployment:
     # redeploys at the SAME addresses (same hub key, same nonces), so chain id + address alone
     # cannot tell the two deployments apart; this hash can. "" in files written before it.
     deploy_block_hash: str = ""
+    # TopUps (askers' on-chain deposits) and the block it was deployed in: the deposit follower
+    # reads its logs from there. "" / 0 in files written before it existed (deploy adds it).
+    topups: str = ""
+    topups_block: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     def addresses(self) -> dict[str, str]:
         """Role -> address of the hub and every contract deployed (none of them can be a payee)."""
-        return {"hub": self.hub, "token": self.token, "channels": self.channels, "registry": self.registry}
+        out = {"hub": self.hub, "token": self.token, "channels": self.channels, "registry": self.registry}
+        if self.topups:
+            out["topups"] = self.topups
+        return out
 
     @classmethod
     def from_json(cls, text: str) -> Deployment:
         data = json.loads(text)
-        for key in ("token", "channels", "registry", "hub"):
-            data[key] = to_checksum_address(data[key])
+        for key in ("token", "channels", "registry", "hub", "topups"):
+            if data.get(key):
+                data[key] = to_checksum_address(data[key])
         return cls(**data)
 
     def save(self, path: Path) -> None:
@@ -154,6 +163,21 @@ class DeploymentKey:
 
     def label(self) -> str:
         return f"chain {self.chain_id}, PaymentChannels {self.contract}, block {self.deploy_block} {self.deploy_block_hash[:10]}…"
+
+
+@dataclass(frozen=True)
+class DepositLog:
+    """One ``Deposited`` log of the TopUps contract, as the node reported it."""
+
+    chain_id: int
+    contract: str
+    tx_hash: str
+    log_index: int
+    block_number: int
+    block_hash: str
+    account_ref: str  # 0x + 64 hex: the account's deposit reference
+    sender: str
+    amount: int  # uint256 as logged (the ledger bounds it)
 
 
 @dataclass(frozen=True)
@@ -382,6 +406,8 @@ class ChainClient:
         self.registry = w3.eth.contract(
             address=deployment.registry, abi=load_artifact("ContributionRegistry")["abi"]
         )
+        self.topups = (w3.eth.contract(address=deployment.topups, abi=load_artifact("TopUps")["abi"])
+                       if deployment.topups else None)
         self._key: DeploymentKey | None = None
 
     @classmethod
@@ -609,6 +635,54 @@ class ChainClient:
                 decoded = event().process_log(log)
                 out.append({"event": decoded["event"], **dict(decoded["args"])})
         return out
+
+    # ----------------------------------------------------------- top-ups
+
+    def deposit(self, account_ref: bytes, amount: int, account: LocalAccount) -> TxReceipt:
+        """Deposit ``amount`` for an account reference as ``account`` (what an asker's wallet
+        does; it must have approved the TopUps contract)."""
+        if self.topups is None:
+            raise ChainError("the deployment has no TopUps contract: run python -m payouts.deploy")
+        return self._send(self.topups.functions.deposit(bytes(account_ref), _money(amount, maximum=UINT256_MAX)),
+                          account)
+
+    def head(self) -> int:
+        return int(self.w3.eth.block_number)
+
+    def deposit_logs(self, from_block: int, to_block: int) -> list[DepositLog]:
+        """Every ``Deposited`` log of the TopUps contract in the block range (inclusive)."""
+        if self.topups is None or from_block > to_block:
+            return []
+        raw = self.w3.eth.get_logs({"address": self.deployment.topups, "topics": ["0x" + DEPOSITED_TOPIC.hex()],
+                                    "fromBlock": int(from_block), "toBlock": int(to_block)})
+        return [self._deposit_log(log) for log in raw if not log.get("removed")]
+
+    def _deposit_log(self, log: Any) -> DepositLog:
+        topics = [bytes(t) for t in log["topics"]]
+        return DepositLog(
+            chain_id=self.chain_id, contract=to_checksum_address(log["address"]),
+            tx_hash="0x" + bytes(log["transactionHash"]).hex(), log_index=int(log["logIndex"]),
+            block_number=int(log["blockNumber"]), block_hash="0x" + bytes(log["blockHash"]).hex(),
+            account_ref="0x" + topics[1].hex(), sender=to_checksum_address(topics[2][12:]),
+            amount=int.from_bytes(bytes(log["data"])[:32], "big"))
+
+    def deposit_log_in_receipt(self, tx_hash: str, log_index: int, contract: str | None = None) -> DepositLog | None:
+        """The tx's ``Deposited`` log (of ``contract``, default the deployment's TopUps) at
+        ``log_index`` as the node's canonical chain has it now (its block may have changed in a
+        reorg), or None: the tx is not mined (any more)."""
+        contract = to_checksum_address(contract) if contract else self.deployment.topups
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+        except Exception:  # noqa: BLE001 - web3 raises TransactionNotFound; providers differ
+            return None
+        if receipt is None:
+            return None
+        for log in receipt["logs"]:
+            if (int(log["logIndex"]) == log_index and contract
+                    and to_checksum_address(log["address"]) == contract
+                    and log["topics"] and bytes(log["topics"][0]) == DEPOSITED_TOPIC):
+                return self._deposit_log(log)
+        return None
 
     # --------------------------------------------------------- registry
 

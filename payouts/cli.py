@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from payouts import deployments, ledger, quarantine, reclaim
+from payouts import deployments, ledger, quarantine, reclaim, topups
 from payouts.settings import PayoutsSettings
 
 
@@ -38,6 +38,7 @@ def status(args: argparse.Namespace) -> int:
         per_deployment = deployments.figures(s)
         channel_funds = reclaim.figures(s, settings.payout_min_owed)
         _, _, below = reclaim.below_minimum(s, settings.payout_min_owed, limit=args.limit)
+        totals.update(topups.figures(s))
         if args.contributor:
             from payouts.models import Contributor
 
@@ -187,7 +188,7 @@ def reconcile_cmd(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         for key in ("contributors", "channels", "ledger_vouchered", "ledger_settled", "chain_deposited", "chain_paid",
-                    "pending_settlements"):
+                    "pending_settlements", "topups_credited", "topups_checked_on_chain"):
             print(f"{key:>18}  {out[key]}")
         _print_deployments(report.deployments)
         print("OK: ledger and chain agree" if report.ok else f"{len(report.problems)} difference(s):")

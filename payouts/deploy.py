@@ -44,7 +44,11 @@ _ROLE = {
     "MockStablecoin": "token",
     "PaymentChannels": "channels",
     "ContributionRegistry": "registry",
+    "TopUps": "topups",
 }
+# Added after the first deployments: a live deployment without it (or with an older TopUps)
+# gets a TopUps of its own deployed next to it, the rest reused (see ensure_topups).
+_ADD_ON = ("TopUps",)
 
 
 class DeploymentError(RuntimeError):
@@ -70,6 +74,8 @@ def check_deployment(w3: Web3, deployment: Deployment) -> list[str]:
             return [f"block {deployment.deploy_block} is {live or 'missing'} on the node, the deployment "
                     f"recorded {deployment.deploy_block_hash}: the chain was reset"]
     for name in CONTRACT_NAMES:
+        if name in _ADD_ON:
+            continue
         address = getattr(deployment, _ROLE[name])
         code = bytes(w3.eth.get_code(address))
         if not code:
@@ -91,6 +97,34 @@ def _block_hash(w3: Web3, number: int) -> str | None:
         return None
 
 
+def topups_problem(w3: Web3, deployment: Deployment) -> str | None:
+    """Why the deployment's TopUps can't be used (None: it can)."""
+    if not deployment.topups:
+        return "no TopUps contract"
+    code = bytes(w3.eth.get_code(deployment.topups))
+    if not code:
+        return f"no code at TopUps {deployment.topups}"
+    if deployment.code_hashes.get("TopUps") not in (None, "0x" + keccak(code).hex()):
+        return f"code at TopUps {deployment.topups} differs from the recorded code"
+    if deployment.code_hashes.get("TopUps.artifact") not in (None, artifact_fingerprint("TopUps")):
+        return "TopUps artifact changed since deployment"
+    return None
+
+
+def ensure_topups(w3: Web3, hub: LocalAccount, deployment: Deployment) -> Deployment:
+    """The deployment with a usable TopUps (token in, hub as treasury): deploys one when it has
+    none (a deployment from before TopUps existed) or when its artifact changed."""
+    problem = topups_problem(w3, deployment)
+    if problem is None:
+        return deployment
+    log.info("deploying TopUps: %s", problem)
+    address, receipt = deploy_contract(TxSender(w3), hub, "TopUps", deployment.token, deployment.hub)
+    hashes = {**deployment.code_hashes, "TopUps": "0x" + keccak(bytes(w3.eth.get_code(address))).hex(),
+              "TopUps.artifact": artifact_fingerprint("TopUps")}
+    return dataclasses.replace(deployment, topups=address, topups_block=int(receipt["blockNumber"]),
+                               code_hashes=hashes)
+
+
 def fund_hub(client: ChainClient, funding_amount: int) -> None:
     """Dev chains: mint the hub up to ``funding_amount`` (if it owns the token); always make sure
     the channels contract may pull the hub's tokens."""
@@ -105,16 +139,18 @@ def fund_hub(client: ChainClient, funding_amount: int) -> None:
 
 
 def deploy_all(w3: Web3, hub: LocalAccount, challenge_period: int) -> Deployment:
-    """Deploy the three contracts (hub owns the token and the registry)."""
+    """Deploy the four contracts (hub owns the token and the registry; deposits go to the hub)."""
     sender = TxSender(w3)
     token, receipt = deploy_contract(sender, hub, "MockStablecoin", hub.address)
     first_block = receipt["blockNumber"]
     channels, _ = deploy_contract(sender, hub, "PaymentChannels", token, challenge_period)
     registry, _ = deploy_contract(sender, hub, "ContributionRegistry", hub.address)
+    topups, topups_receipt = deploy_contract(sender, hub, "TopUps", token, hub.address)
     addresses = {
         "MockStablecoin": token,
         "PaymentChannels": channels,
         "ContributionRegistry": registry,
+        "TopUps": topups,
     }
     code_hashes = {}
     for name, address in addresses.items():
@@ -130,6 +166,8 @@ def deploy_all(w3: Web3, hub: LocalAccount, challenge_period: int) -> Deployment
         deploy_block=first_block,
         code_hashes=code_hashes,
         deploy_block_hash="0x" + bytes(receipt["blockHash"]).hex(),
+        topups=topups,
+        topups_block=int(topups_receipt["blockNumber"]),
     )
 
 
@@ -179,6 +217,16 @@ def ensure_deployment(
         deployment = deploy_all(w3, account, challenge_period)
         deployment.save(deployment_file)
         log.info("deployed %s", json.dumps({k: getattr(deployment, v) for k, v in _ROLE.items()}))
+    if not deploy_if_missing:
+        problem = topups_problem(w3, deployment)
+        if problem:
+            log.warning("on-chain top-ups are off: %s (deploying is disabled)", problem)
+        with_topups = deployment
+    else:
+        with_topups = ensure_topups(w3, account, deployment)
+    if with_topups is not deployment:
+        deployment = with_topups
+        deployment.save(deployment_file)
     fund_hub(ChainClient(w3, deployment, account), funding_amount)
     return deployment
 

@@ -98,6 +98,7 @@ class LocalChain:
         hardfork: str = "prague",
         state_interval: int = 5,
         anvil_bin: Path | None = None,
+        block_time: float | None = None,
         accounts: int = 10,
         startup_timeout: float = 30.0,
         keep_fds: tuple[int, ...] = (),
@@ -111,6 +112,7 @@ class LocalChain:
         self.hardfork = hardfork
         self.state_interval = state_interval
         self.anvil_bin = anvil_bin
+        self.block_time = block_time
         self.accounts = accounts
         self.startup_timeout = startup_timeout
         self.keep_fds = keep_fds  # descriptors anvil inherits besides its lock (e.g. a caller's lock)
@@ -146,6 +148,11 @@ class LocalChain:
         ]  # fmt: skip
         if self.state_interval:
             cmd += ["--state-interval", str(self.state_interval)]
+        if self.block_time:
+            # Mixed mining: a transaction is still mined at once (tests and `make run` stay fast),
+            # and an empty block comes every block_time seconds, so a deposit's confirmations grow
+            # on an idle chain as on a real one.
+            cmd += ["--block-time", f"{self.block_time:g}", "--mixed-mining"]
         return cmd
 
     def _acquire_lock(self) -> None:
@@ -301,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         hardfork=settings.anvil_hardfork,
         state_interval=settings.anvil_state_interval_seconds,
         anvil_bin=settings.anvil_bin,
+        block_time=settings.anvil_block_time,
     )
     stop = {"flag": False}
 

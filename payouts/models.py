@@ -435,3 +435,70 @@ class AnchoredLeaf(Base):
     contributor: Mapped[str] = mapped_column(String(42))
     content_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex, as the knowledge base keeps it
     contribution_id: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class AccountDepositRef(Base):
+    """An account's deposit reference: the bytes32 an on-chain ``TopUps.deposit`` names. It is
+    the keccak of 32 random bytes drawn when the account first needs it, so it says nothing of
+    the account's id or its keys, and knowing it only lets someone pay into the account."""
+
+    __tablename__ = "account_deposit_refs"
+
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    ref: Mapped[str] = mapped_column(String(66), unique=True)  # 0x + 64 lowercase hex
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ChainDeposit(Base):
+    """One ``Deposited`` log of the TopUps contract, keyed by (chain id, tx hash, log index).
+
+    ``pending`` (seen, not final: fewer confirmations than required, or its block was replaced
+    and it is waiting to be seen again) → ``credited`` (final and in its recorded block; the
+    account's balance rose in the same transaction) or ``unassigned`` (final, but its reference
+    names no account or its amount does not fit a balance: kept for the operator, never lost);
+    ``dropped``: its block was replaced at a final height and the node no longer has the
+    transaction (it returns to ``pending`` if it is mined again). Only pending and dropped rows
+    ever change; a credited one is never un-credited."""
+
+    __tablename__ = "chain_deposits"
+    __table_args__ = (
+        UniqueConstraint("chain_id", "tx_hash", "log_index", name="uq_chain_deposits_log"),
+        CheckConstraint("status IN ('pending', 'credited', 'unassigned', 'dropped')", name="deposit_status"),
+        CheckConstraint("amount IS NULL OR amount > 0", name="deposit_amount_positive"),
+        CheckConstraint("status != 'credited' OR (account_id IS NOT NULL AND amount IS NOT NULL)",
+                        name="deposit_credited_has_account"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    log_index: Mapped[int] = mapped_column(Integer)
+    contract: Mapped[str] = mapped_column(String(42))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
+    account_ref: Mapped[str] = mapped_column(String(66), index=True)
+    sender: Mapped[str] = mapped_column(String(42))
+    amount_raw: Mapped[str] = mapped_column(String(78))  # the uint256 as logged, in decimal
+    amount: Mapped[int | None] = mapped_column(Money)  # NULL when it does not fit a balance
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    note: Mapped[str | None] = mapped_column(String(200))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    final_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DepositCursor(Base):
+    """How far the deposit follower has read a TopUps contract's logs for good: every block
+    below ``next_block`` was final when read. Keyed by the contract's deployment block hash too:
+    a reset anvil redeploys at the same address and its blocks start again."""
+
+    __tablename__ = "deposit_cursors"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))
+    start_block_hash: Mapped[str] = mapped_column(String(66))
+    next_block: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("chain_id", "contract", "start_block_hash", name="uq_deposit_cursors_identity"),)

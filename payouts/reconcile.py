@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from payouts import deployments, ledger
+from payouts import deployments, ledger, topups
 from payouts.chain import ChainClient, ChainError
 from payouts.db import begin_snapshot
 from payouts.models import Contributor, Settlement
@@ -36,6 +36,10 @@ class Report:
     # Settlement txs sent and not yet recorded: in flight, not a difference. Once mined and
     # unrecorded they show up below as chain paid != ledger settled; the settle task records them.
     pending_settlements: int = 0
+    # On-chain top-ups: credited deposits (base units), and how many were checked against the
+    # chain's logs (those on the configured node's chain).
+    topups_credited: int = 0
+    topups_checked_on_chain: int = 0
     # one entry per deployment: its figures, and how it was checked
     # ("configured", "live on the configured node", "not on the configured node", "ledger only")
     deployments: list[dict[str, Any]] = field(default_factory=list)
@@ -92,11 +96,33 @@ def reconcile(session: Session, client: ChainClient | None) -> Report:
             report.problems.append(f"{d.label()} was retired (its unsettled vouchers returned to owed) but its "
                                    "contract is on the configured node, where they can still be claimed")
         report.deployments.append(fig)
+    _check_deposits(report, session, client)
     pending_elsewhere = session.execute(
         select(Settlement.id).where(Settlement.status == "pending", Settlement.deployment_id.is_(None))).scalars().all()
     for sid in pending_elsewhere:
         report.problems.append(f"settlement {sid} is pending and bound to no deployment")
     return report
+
+
+def _check_deposits(report: Report, session: Session, client: ChainClient | None) -> None:
+    """Each credited top-up has its one journal deposit and, on the configured chain, its
+    ``Deposited`` log is still in the block it was credited from, with the same reference and
+    amount (a reorg deeper than the confirmation depth shows up here)."""
+    report.problems += topups.check_invariants(session)
+    for d in topups.credited(session):
+        report.topups_credited += d["amount"]
+        if client is None or d["chain_id"] != client.chain_id:
+            continue
+        found = client.deposit_log_in_receipt(d["tx_hash"], d["log_index"], d["contract"])
+        report.topups_checked_on_chain += 1
+        where = f"deposit {d['tx_hash']}:{d['log_index']} credited {d['amount']} to {d['account_id']}"
+        if found is None:
+            report.problems.append(f"{where}: the chain has no such log any more (a reorg deeper than the "
+                                   "confirmation depth, or another chain)")
+        elif (found.block_hash.lower(), found.account_ref.lower(), found.amount) != (
+                d["block_hash"].lower(), d["account_ref"].lower(), d["amount"]):
+            report.problems.append(f"{where}: on chain it is in block {found.block_hash} for {found.account_ref}, "
+                                   f"amount {found.amount}; the ledger credited block {d['block_hash']}")
 
 
 def _check_channels(report: Report, client: ChainClient, chans: list[deployments.ChannelRow], *, prefix: str) -> None:

@@ -136,6 +136,22 @@ class PayoutsSettings(BaseSettings):
         default=5, ge=0,
         description="Automatic retries of a quarantined payee before only the operator can release it.",
     )
+    deposit_confirmations: int = Field(
+        default=3, ge=1, le=10_000,
+        description="OPENCHAT_DEPOSIT_CONFIRMATIONS: blocks a TopUps deposit needs (its own included) "
+        "before it is credited; a reorg shallower than this never touches a credited deposit.",
+    )
+    deposit_interval: float = Field(
+        default=5.0, gt=0, description="Seconds between beat runs of follow_deposits (on-chain top-ups)."
+    )
+    deposit_scan_blocks: int = Field(
+        default=2_000, gt=0, le=100_000, description="Blocks per eth_getLogs call of the deposit follower."
+    )
+    anvil_block_time: float | None = Field(
+        default=2.0, gt=0,
+        description="Embedded anvil: also mine an empty block every this many seconds (transactions are "
+        "still mined at once), so deposits gather confirmations on an idle dev chain; None: only on transactions.",
+    )
     anchor_interval: float = Field(
         default=300.0, gt=0, description="Seconds between beat runs of anchor_contributions (Merkle roots on chain)."
     )
@@ -152,7 +168,7 @@ class PayoutsSettings(BaseSettings):
         "test can SIGKILL the worker mid-task. Keep 0.",
     )
     fault_pause_tasks: str = Field(
-        default="", description="TEST HOOK: comma-separated: aggregate, issue_vouchers, settle, reclaim."
+        default="", description="TEST HOOK: comma-separated: aggregate, issue_vouchers, settle, reclaim, deposits_seen, deposits_credit."
     )
 
     @field_validator("hub_private_key")

@@ -40,7 +40,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from payouts import deployments, ledger, quarantine, reclaim
+from payouts import deployments, ledger, quarantine, reclaim, topups
 from payouts.chain import ChainClient, ChainError, ContractRevert, Deployment
 from payouts.ledger import LedgerError
 from payouts.models import utcnow
@@ -527,6 +527,20 @@ def _push(res: Resources, client: ChainClient, deployment_id: int, entries: list
     out["amount"] += sum(n for _, _, n in entries)
 
 
+def run_follow_deposits(res: Resources) -> dict[str, int]:
+    """Record new TopUps deposits and credit those with enough confirmations (``payouts.topups``).
+    The fault hook pauses before its commits: ``deposits_seen`` (logs recorded), ``deposits_credit``."""
+    client = res.chain_client()
+
+    def read() -> Session:
+        return Session(res.db())
+
+    out = topups.follow(client, res.transaction, read,
+                          confirmations=res.settings.deposit_confirmations,
+                          scan_blocks=res.settings.deposit_scan_blocks)
+    return out.as_dict()
+
+
 # ---------------------------------------------------------------------- celery
 
 
@@ -570,6 +584,13 @@ def register(app: Any, settings: PayoutsSettings) -> None:
     def reclaim_channels(self: Any, idle_seconds: float | None = None) -> dict[str, int]:
         out = run_reclaim(res, idle_seconds=idle_seconds)
         log.info("reclaim %s: %s", self.request.id, out)
+        return out
+
+    @app.task(name="payouts.follow_deposits", **common)
+    def follow_deposits(self: Any) -> dict[str, int]:
+        out = run_follow_deposits(res)
+        if out["new"] or out["credited"] or out["unassigned"] or out["dropped"]:
+            log.info("follow_deposits %s: %s", self.request.id, out)
         return out
 
     @app.task(name="payouts.settle", **common)

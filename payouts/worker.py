@@ -6,7 +6,7 @@ data dir (see ``PayoutsSettings.broker_url`` for why). Run a worker with::
 
     celery -A payouts.worker worker -Q payouts -c 4              # aggregate (scales out)
     celery -A payouts.worker worker -Q payouts.chain -c 1 -P solo  # one signer, one nonce
-    celery -A payouts.worker beat                                # the payout_interval clock
+    celery -A payouts.worker beat                                # payout_interval, deposit_interval clocks
 
 ``payouts.worker.app`` is created on first access (PEP 562 module ``__getattr__``) from the
 environment, which is what ``celery -A payouts.worker`` does; code that has settings calls
@@ -76,6 +76,11 @@ def create_celery(settings: PayoutsSettings | None = None) -> Celery:
             "payouts-reclaim": {  # close idle channels, settle closed ones after the challenge period
                 "task": "payouts.reclaim",
                 "schedule": timedelta(seconds=settings.reclaim_interval),
+            },
+            # On-chain top-ups: reads logs only (sends nothing), so it runs on the default queue.
+            "payouts-follow-deposits": {
+                "task": "payouts.follow_deposits",
+                "schedule": timedelta(seconds=settings.deposit_interval),
             },
         },
         worker_hijack_root_logger=False,

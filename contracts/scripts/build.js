@@ -12,7 +12,7 @@ const solc = require("solc");
 const ROOT = path.resolve(__dirname, "..");
 const SRC = path.join(ROOT, "src");
 const OUT = path.join(ROOT, "artifacts");
-const CONTRACTS = ["PaymentChannels", "ContributionRegistry", "MockStablecoin"];
+const CONTRACTS = ["PaymentChannels", "ContributionRegistry", "MockStablecoin", "TopUps"];
 
 // Runs on py-evm (eth-tester, Prague VM) and anvil; Cancun has every opcode we need (PUSH0, MCOPY).
 const SETTINGS = {

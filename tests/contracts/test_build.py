@@ -89,14 +89,14 @@ def test_deployed_code_is_the_artifacts_runtime_code(evm: Evm) -> None:
 _EXTERNAL = re.compile(r"^\s*function\s+(\w+)\s*\([^)]*\)[^;{]*\b(external|public)\b", re.MULTILINE)
 
 
-@pytest.mark.parametrize("source", ["PaymentChannels", "ContributionRegistry", "MockStablecoin"])
+@pytest.mark.parametrize("source", ["PaymentChannels", "ContributionRegistry", "MockStablecoin", "TopUps"])
 def test_sources_follow_the_house_rules(contracts_dir: Path, source: str) -> None:
     text = (contracts_dir / "src" / f"{source}.sol").read_text()
     assert "assembly" not in text, "no inline assembly"
     assert "require(" not in text and 'revert("' not in text, "custom errors only"
     lines = text.splitlines()
     functions = list(_EXTERNAL.finditer(text))
-    assert len(functions) >= 2
+    assert functions, "the regex found no external function"
     for match in functions:
         line_no = text[: match.start()].count("\n")
         block = []

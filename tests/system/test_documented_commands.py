@@ -68,7 +68,8 @@ HOW: dict[str, tuple[str, str]] = {
     f"curl -s localhost:8000/v1/contributors/{ADDRESS}": (LIVE, ""),
     # No voucher before a payout run: the system's worker makes them (tests/system runs it).
     f"curl -s localhost:8000/v1/contributors/{ADDRESS}/voucher": (LIVE, "no_voucher"),
-    "curl -s localhost:8000/v1/contributions/1/proof": (LIVE, ""),  # chunks "pending" until anchored
+    "curl -s localhost:8000/v1/contributions/1/proof": (LIVE, ""),
+    "curl -s localhost:8000/v1/account -H 'Authorization: Bearer oc-dev-key'": (LIVE, ""),  # chunks "pending" until anchored
     ".venv/bin/openchat accounts key alice": (RUN, ""),
     ".venv/bin/openchat accounts fund alice 5000000": (RUN, ""),
     # docs/operations.md
@@ -91,6 +92,8 @@ HOW: dict[str, tuple[str, str]] = {
     ".venv/bin/python -m payouts.cli retire ID [--note TEXT] [--no-chain] [--json]": (HELP, PAYOUTS_HELP.format("retire")),
     ".venv/bin/python -m payouts.cli release 0x… [0x…] | --all [--note TEXT] [--json]": (HELP, PAYOUTS_HELP.format("release")),
     ".venv/bin/python bench/payout_figures.py [--compare 5 --no-chain]": (HELP, ".venv/bin/python bench/payout_figures.py --help"),
+    ".venv/bin/python bench/deposit_lag.py [--confirmations 3] [--block-time 1] [--interval 1] [--deposits 8]":
+        (HELP, ".venv/bin/python bench/deposit_lag.py --help"),
     ".venv/bin/celery -A assistant.worker worker -Q payouts -c 4": (HELP, ".venv/bin/celery -A assistant.worker worker --help"),
     ".venv/bin/celery -A assistant.worker worker -Q payouts.chain -c 1 -P solo":
         (HELP, ".venv/bin/celery -A assistant.worker worker --help"),
