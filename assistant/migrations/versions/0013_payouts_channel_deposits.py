@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0013'
-down_revision = '0011'  # 0012 is reserved by another branch; the lead re-chains on merge
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

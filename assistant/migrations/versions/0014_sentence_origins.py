@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0014'
-down_revision = '0011'  # 0012 and 0013 are reserved by other branches; the lead re-chains on merge
+down_revision = '0013'
 branch_labels = None
 depends_on = None
 
