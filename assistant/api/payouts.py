@@ -18,7 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from assistant.errors import ApiError
 from assistant.provenance import contribution_proofs
-from payouts import views
+from payouts import reclaim, views
 from payouts.chain import Deployment, load_artifact
 from retrieval.addresses import AddressError, checksum_address
 
@@ -58,8 +58,17 @@ async def get_contributor(
 ) -> dict[str, Any]:
     """Earned, batched, vouchered, settled and unsettled amounts, and the newest credits (paginated)."""
     address = _address(address)
-    summary = await run_in_threadpool(_read, request, views.contributor_summary, address, limit=limit, offset=offset)
-    return summary if summary is not None else zero_summary(address, limit, offset)
+    min_owed = request.app.state.settings.payouts.payout_min_owed
+
+    def read(session: Session) -> dict[str, Any]:
+        summary = views.contributor_summary(session, address, limit=limit, offset=offset) or zero_summary(address, limit, offset)
+        # Why there is no voucher yet, when that is the reason: a payee gets a channel (and
+        # vouchers) only once it is owed the minimum payout (docs/payouts.md).
+        summary["payout_minimum"] = min_owed
+        summary["below_minimum_payout"] = reclaim.is_below_minimum(session, address, min_owed)
+        return summary
+
+    return await run_in_threadpool(_read, request, read)
 
 
 @router.get("/contributors/{address}/voucher")
@@ -69,7 +78,8 @@ async def get_voucher(address: str, request: Request) -> dict[str, Any]:
     voucher = await run_in_threadpool(_read, request, views.latest_voucher, address)
     if voucher is None:
         raise ApiError(404, f"no voucher for {address} yet: vouchers are issued every payout interval once "
-                       "credits are batched", "no_voucher", "address")
+                       "credits are batched and the address is owed at least the minimum payout "
+                       f"({request.app.state.settings.payouts.payout_min_owed} base units)", "no_voucher", "address")
     return voucher
 
 

@@ -171,6 +171,9 @@ def test_contributor_earnings_paginated(api: LiveServer, koala: str) -> None:
     assert full["address"] == koala and n >= 2 and full["earned"] == n * (PRICE - FEE)
     assert (full["batched"], full["vouchered"], full["settled"], full["unsettled"]) == (0, 0, 0, 0)
     assert [i["status"] for i in full["credits"]["items"]] == ["credited"] * n
+    # Why no voucher comes yet: what is owed is below the minimum payout (no channel for it).
+    minimum = api.settings.payouts.payout_min_owed
+    assert full["payout_minimum"] == minimum and full["below_minimum_payout"] == (full["earned"] < minimum)
     assert page["credits"]["limit"] == 1 and page["credits"]["offset"] == 1
     assert [i["answer_id"] for i in page["credits"]["items"]] == [full["credits"]["items"][1]["answer_id"]]
 
@@ -185,6 +188,7 @@ def test_contributor_errors_and_unknowns(api: LiveServer) -> None:
         assert_openai_error(c.get("/v1/contributors/0x123/voucher"), 400, "invalid_address")
         zero = c.get(f"/v1/contributors/{nobody}")
         assert zero.status_code == 200 and zero.json()["earned"] == 0 and zero.json()["credits"]["items"] == []
+        assert zero.json()["below_minimum_payout"] is False  # owed nothing: not waiting for the minimum
         assert_openai_error(c.get(f"/v1/contributors/{nobody}/voucher"), 404, "no_voucher")
         assert_openai_error(c.get(f"/v1/contributors/{nobody}", params={"limit": 0}), 400)
 

@@ -117,9 +117,13 @@ async function loadVoucher(addr, summary) {
   try {
     voucher = await api(`/v1/contributors/${encodeURIComponent(addr)}/voucher`, { openAccount: false });
   } catch (err) {
-    const text = err instanceof ApiError && err.status === 404
-      ? "No voucher yet: credits are batched into a signed voucher every payout interval."
-      : `The voucher could not be loaded: ${err.message}`;
+    const owed = BigInt(String(summary.earned)) - BigInt(String(summary.vouchered));
+    const text = !(err instanceof ApiError && err.status === 404)
+      ? `The voucher could not be loaded: ${err.message}`
+      : summary.below_minimum_payout
+        ? `No voucher yet: vouchers start once an address is owed ${formatAmount(summary.payout_minimum)} ocUSD `
+          + `(the minimum payout, so small earnings do not lock the hub's funds); this one is owed ${formatAmount(owed)} ocUSD.`
+        : "No voucher yet: credits are batched into a signed voucher every payout interval.";
     box.replaceChildren(h("p", { class: "empty", text }));
     return;
   }
