@@ -45,7 +45,8 @@ pytestmark = pytest.mark.slow
 MODEL = "openai/smollm2"  # what OPENCHAT_LLM_MODEL would say: litellm's OpenAI-compatible provider
 KILLED, STALLED = "smollm2-killed", "smollm2-stalled"  # deployments on servers the tests break
 CONTEXT = 2048  # the server's n_ctx; the app is told the same (litellm does not know this model)
-TIMEOUT = 8.0  # OPENCHAT_LLM_TIMEOUT: seconds without a byte from the model before a 504
+TIMEOUT = 30.0  # OPENCHAT_LLM_TIMEOUT: seconds without a byte from the model before a 504 (a loaded
+# 2-core machine needs seconds for the prompt before the first token)
 START = 10_000_000  # each asker's deposit
 
 # Topics the questions ask about, and more that they do not: with chat_top_k=2 only some
@@ -111,7 +112,10 @@ def start_llama(port: int, log: Path) -> LlamaServer:
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf()), "--model_alias", "smollm2",
-             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT), "--n_threads", "2"],
+             "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT),
+             # One thread: ggml's threads spin-wait for each other, and on a shared 2-core
+             # machine two of them took minutes for what one does in seconds.
+             "--n_threads", "1", "--n_threads_batch", "1"],
             stdout=out, stderr=subprocess.STDOUT)
     server = LlamaServer(port, process, log)
     deadline = time.monotonic() + 120
@@ -176,11 +180,11 @@ def engine(api: LiveServer):  # type: ignore[no-untyped-def]
     return api.server.config.app.state.engine
 
 
-def retrieved_contributors(api: LiveServer, messages: list[dict[str, str]]) -> set[str]:
-    """The contributors of the sources the app retrieves for these messages (the same search the
-    answer ran: retrieval is deterministic for one index)."""
+def retrieved(api: LiveServer, messages: list[dict[str, str]]) -> list[str]:
+    """The contributors of the sources the app retrieves for these messages, in marker order (the
+    app's own search, as the answer ran it: retrieval is deterministic for one index)."""
     sources, _ = api.server.config.app.state.assistant.retrieve(search_query(messages))
-    return {s.contributor for s in sources}
+    return [s.contributor for s in sources]
 
 
 def stream(api: LiveServer, key: str, model: str, messages: list[dict[str, str]], **params: Any) -> tuple[str, Any]:
@@ -233,8 +237,7 @@ def test_a_streamed_answer_with_usage_is_paid_and_balances(real: RealModel) -> N
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     b = extra["price_breakdown"]
     assert (b["prompt_tokens"], b["completion_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
-    settled_exactly(real.api, account, extra, {real.contributors[t] for t in SOURCES[:2]} |
-                    retrieved_contributors(real.api, messages))
+    settled_exactly(real.api, account, extra, set(retrieved(real.api, messages)))
     assert balance(real.api, account) == START - extra["price"]
 
 
@@ -257,15 +260,15 @@ def test_real_messy_markers_settle_and_pay_only_retrieved_sources(real: RealMode
     for messages in MESSY:
         text, last = stream(real.api, key, MODEL, messages, max_tokens=64, temperature=0)
         extra = last.model_extra["openchat"]
-        retrieved = retrieved_contributors(real.api, messages)
-        assert len(retrieved) < len(SOURCES)  # some sources were not retrieved: paying them is checkable
-        settled_exactly(real.api, account, extra, retrieved)
+        sources = retrieved(real.api, messages)
+        assert len(set(sources)) < len(SOURCES)  # some were not retrieved: paying them is checkable
+        settled_exactly(real.api, account, extra, set(sources))
         spent += extra["price"]
-        markers = [int(m) for m in MARKER.findall(text)]
-        seen.append((markers, [c["marker"] for c in last.model_extra["citations"]]))
-        # A credited source is one the answer cites (a marker within the sources given), never
-        # one of the numbers past them.
-        assert all(1 <= c["marker"] <= len(retrieved) + 4 for c in last.model_extra["citations"])
+        # A citation names a source the model was given, at its own number: never a number past
+        # them, whatever the model printed.
+        cites = last.model_extra["citations"]
+        assert all(1 <= c["marker"] <= len(sources) and c["contributor"] == sources[c["marker"] - 1] for c in cites)
+        seen.append(([int(m) for m in MARKER.findall(text)], [c["marker"] for c in cites]))
     assert balance(real.api, account) == START - spent
     with Session(engine(real.api)) as s:
         assert ledger.open_holds(s) == (0, 0)
