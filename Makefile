@@ -44,11 +44,12 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium \
 	  || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium)
 
-# Builds the wheel only when the wheelhouse has none for this version and this Python; installs
+# Builds the wheel only when the wheelhouse has none for this version (it is py3-none: it loads
+# llama.cpp through ctypes, so any Python takes it); installs
 # with --only-binary so that a missing wheel fails here instead of starting a second build.
 $(LOCAL_LLM_STAMP): $(STAMP)
 	@mkdir -p $(WHEELHOUSE)
-	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-$$($(PY) -c 'import sys; print("cp%d%d" % sys.version_info[:2])')-*.whl >/dev/null 2>&1; then \
+	@if ! ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1; then \
 	  echo "building llama-cpp-python $(LLAMA_CPP_VERSION) from its sdist into $(WHEELHOUSE) (once per machine, ~8 min)"; \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel -q --no-deps --no-cache-dir -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_CPP_VERSION); \
 	fi
