@@ -213,7 +213,7 @@ def settled_exactly(api: LiveServer, account: str, extra: dict[str, Any], paid_s
     asker = [(k, d) for h, k, d in journal if h == f"account:{account}"]
     debits = [d for k, d in asker if k == "answer_debit"]
     assert debits == [-extra["price"]] and extra["price"] > 0
-    assert sum(d for k, d in asker if k == "hold") == -sum(d for k, d in asker if k == "release") > 0
+    assert -sum(d for k, d in asker if k == "hold") == sum(d for k, d in asker if k == "release") > 0
     earned = {h.removeprefix("contributor:"): d for h, k, d in journal if k == "earned"}
     platform = sum(d for h, _, d in journal if h == "platform")
     assert sum(earned.values()) + platform == extra["price"]
