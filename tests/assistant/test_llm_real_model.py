@@ -233,7 +233,9 @@ def test_a_streamed_answer_with_usage_is_paid_and_balances(real: RealModel) -> N
     text, last = stream(real.api, key, MODEL, messages, max_tokens=48, temperature=0)
     assert text.strip()  # the model said something (what it said is its own business)
     usage, extra = last.usage, last.model_extra["openchat"]
-    assert 0 < usage.completion_tokens <= 48 + 1 and usage.prompt_tokens > 100  # the sources were sent
+    # llama-cpp-python's server ignores stream_options, so litellm may count the stream itself
+    # (another tokenizer than the model's): bounded by max_tokens up to that difference.
+    assert 0 < usage.completion_tokens <= 2 * 48 and usage.prompt_tokens > 100  # the sources were sent
     assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
     b = extra["price_breakdown"]
     assert (b["prompt_tokens"], b["completion_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
@@ -316,7 +318,7 @@ def test_the_server_killed_mid_stream_is_502_and_the_hold_goes_back(real: RealMo
         assert wait_for_balance(real.api, account, START) == START  # the held price came back whole
         kinds = [k for _, k, _ in answer_journal(real.api, answer_ids(real.api, account)[-1])]
         assert "answer_debit" not in kinds and kinds[-1] == "release"
-        # Not streamed, the same failure is the HTTP status.
+        # Not streamed, with the server gone (connection refused): the HTTP status is 502.
         with pytest.raises(openai.InternalServerError) as err:
             sdk(real.api, key).chat.completions.create(model=KILLED, messages=LONG, max_tokens=64)
         assert err.value.status_code == 502 and err.value.code == "upstream_error"
