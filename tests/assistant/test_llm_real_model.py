@@ -160,15 +160,17 @@ def real(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         llm_api_base=llama.url, llm_api_key="sk-local", llm_models=broken, llm_retries=0, llm_timeout=TIMEOUT,
         llm_context_tokens=CONTEXT, chat_top_k=2, write_rate_per_minute=0, read_rate_per_minute=0,
         anon_rate_per_minute=0)
-    api = start_server(settings, embedder)
     contributors = {text: new_address() for text in SOURCES}
-    try:
-        with api.client() as c:
-            for text, who in contributors.items():
-                assert c.post("/v1/contributions", json={"text": text, "contributor": who}).status_code == 201
-        yield RealModel(api, llama, broken_ports, contributors, logs)
+    try:  # the llama server is stopped even when the app fails to start
+        api = start_server(settings, embedder)
+        try:
+            with api.client() as c:
+                for text, who in contributors.items():
+                    assert c.post("/v1/contributions", json={"text": text, "contributor": who}).status_code == 201
+            yield RealModel(api, llama, broken_ports, contributors, logs)
+        finally:
+            api.stop()
     finally:
-        api.stop()
         llama.stop()
 
 
