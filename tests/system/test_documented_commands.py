@@ -32,7 +32,8 @@ from retrieval.embedder import Embedder
 from tests.conftest import LiveServer, start_server
 
 REPO = Path(__file__).resolve().parents[2]
-DOCUMENTS = ["README.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")), "contracts/README.md"]
+DOCUMENTS = ["README.md", "DEVELOPERS.md", *sorted(str(p.relative_to(REPO)) for p in (REPO / "docs").glob("*.md")),
+             "contracts/README.md"]
 DEV_KEY = "oc-dev-key"  # the key README's examples use (`make run`'s dev key)
 FENCE = re.compile(r"^([ \t]*)```(\w*)[ \t]*\n(.*?)^[ \t]*```", re.MULTILINE | re.DOTALL)
 SHELL = {"bash", "sh", "shell", "console"}
@@ -72,6 +73,10 @@ HOW: dict[str, tuple[str, str]] = {
     "curl -s localhost:8000/v1/account -H 'Authorization: Bearer oc-dev-key'": (LIVE, ""),  # chunks "pending" until anchored
     ".venv/bin/openchat accounts key alice": (RUN, ""),
     ".venv/bin/openchat accounts fund alice 5000000": (RUN, ""),
+    # DEVELOPERS.md
+    "make local-llm": (CHECK, "make -n local-llm"),  # the first run builds llama-cpp-python (~8 min); `make test` runs it
+    ".venv/bin/python -m pytest tests/assistant/test_llm_real_model.py -q":
+        (CHECK, ".venv/bin/python -m pytest tests/assistant/test_llm_real_model.py -q --collect-only"),
     # docs/operations.md
     ".venv/bin/python -m pytest tests/system -q -s": (CHECK, ".venv/bin/python -m pytest tests/system -q --collect-only"),
     ".venv/bin/python bench/load.py [--clients 16] [--seconds 60] [--warmup 5]": (HELP, ".venv/bin/python bench/load.py --help"),
