@@ -29,12 +29,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
+import numpy as np
+from support_set import DATA, LABELS, Example, build
 
-from assistant.chat import citations as cit  # noqa: E402
-from assistant.chat.extractive import VectorCache  # noqa: E402
-from assistant.chat.support import Source, SupportCheck, Thresholds  # noqa: E402
-from support_set import DATA, LABELS, Example, build  # noqa: E402
+from assistant.chat import citations as cit
+from assistant.chat.extractive import VectorCache
+from assistant.chat.support import Source, SupportCheck, Thresholds
 
 HALVES = ("dev", "held-out")
 

@@ -16,7 +16,7 @@ and turns it into variants, each labelled supporting (1) or not (0):
   rule changes gets no paraphrase): a leading phrase moved to the end ("In 1066, X did Y." ->
   "X did Y in 1066."), coordinated clauses swapped ("A, and B" -> "B, and A"), passive to active
   ("Y was founded by X" -> "X founded Y") or active to passive ("X founded the Y" -> "The Y was
-  founded by X"), and up to a third of the other content words (at least one) replaced by a
+  founded by X"), and up to half of the lower-case content words (at least one) replaced by a
   WordNet 3.0 synonym (the first other single-word lemma of the word's first synset, inflected
   like the word: "-s", "-ed", "-ing");
 - ``negated`` (0): the claim denied: an existing negation removed, else "not" after the first
@@ -26,7 +26,11 @@ and turns it into variants, each labelled supporting (1) or not (0):
   and, as a separate item, all its words shuffled (function words kept, syntax lost);
 - ``question-echo`` (0): the question itself; the question's words without its question word
   and "?" ("Normandy is located in what country?" -> "Normandy is located in country."); the
-  question's content words listed (squad2 and hotpotqa: scifact's "question" is a claim).
+  question's content words listed (squad2 and hotpotqa: scifact's "question" is a claim);
+- ``other-source`` (0): the sentence itself against another paragraph of the same data set, the
+  one sharing most of its content terms among up to OTHER_POOL (seeded sample; all of squad2):
+  the wrong source that an answer checked against every retrieved source may meet. Some such
+  paragraphs do state the same fact, so its figure is a lower bound.
 
 Items are split into halves by a hash of the question id: ``dev`` (tune) and ``held-out`` (report).
 """
@@ -46,13 +50,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from assistant.chat.antonyms import antonym_stems  # noqa: E402
-from assistant.chat.sentences import split_sentences  # noqa: E402
-from retrieval.lexical import analyse  # noqa: E402
+from assistant.chat.antonyms import antonym_stems
+from assistant.chat.sentences import split_sentences
+from retrieval.lexical import analyse
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = ("squad2-dev-5", "hotpotqa-dev", "scifact")
-LABELS = {"supporting": 1, "paraphrased": 1, "negated": 0, "keyword-dump": 0, "question-echo": 0}
+LABELS = {"supporting": 1, "paraphrased": 1, "negated": 0, "keyword-dump": 0, "question-echo": 0, "other-source": 0}
+# Paragraphs read when looking for an item's closest other paragraph (all of squad2's 173).
+OTHER_POOL = 400
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,19 @@ class Seed:
     question: str
     source: str
     sentence: str
+
+
+def closest_other(sentence: str, source: str, pool: list[str]) -> str | None:
+    """The paragraph of ``pool`` (not ``source``) sharing most content terms with the sentence."""
+    terms = set(analyse(sentence))
+    best, score = None, 0
+    for text in pool:
+        if text == source:
+            continue
+        shared = len(terms & set(analyse(text)))
+        if shared > score:
+            best, score = text, shared
+    return best
 
 
 def _jsonl(path: Path) -> Iterator[dict]:
@@ -268,7 +287,7 @@ def replace_synonyms(s: str, rng: random.Random) -> str | None:
     candidates = [i for i, t in enumerate(tokens)
                   if re.fullmatch(r"[a-z]{4,}[,;.]?", t) and analyse(t.rstrip(",;."))]
     rng.shuffle(candidates)
-    budget = max(1, len(candidates) // 3)
+    budget = max(1, len(candidates) // 2)
     changed = 0
     for i in candidates:
         if changed >= budget:
@@ -301,7 +320,7 @@ def paraphrase(s: str, rng: random.Random) -> tuple[str, str] | None:
 def negate(s: str) -> tuple[str, str] | None:
     """The claim denied: a negation removed, else 'not' after an auxiliary, else 'never' before a past verb."""
     if _NEG.search(s):
-        return " ".join(_NEG.sub(lambda m: "" if m.group(0).lower().startswith(("not", "never")) else "", s).split()), "remove negation"
+        return " ".join(_NEG.sub("", s).split()), "remove negation"  # "didn't" -> "did"
     m = _AUX.search(s)
     if m:
         return s[: m.end()] + " not" + s[m.end():], "not"
@@ -324,7 +343,7 @@ def antonym_swap(s: str) -> tuple[str, str] | None:
         stems = analyse(word)
         if not stems or not table.get(stems[0]):
             continue
-        other = sorted(wordnet_words[word])[0]
+        other = min(wordnet_words[word])
         return s.replace(token, token.replace(token.strip(",;.:()\"'"), other), 1), f"antonym {word}->{other}"
     return None
 
@@ -384,11 +403,13 @@ def build(per_set: int = 200, seed: int = 16, data: Path = DATA, sets: tuple[str
         items = seeds(name, data)
         rng = random.Random(f"{seed}:{name}")
         rng.shuffle(items)
+        corpus = [r["text"] for r in _jsonl(data / name / "corpus.jsonl")]
+        pool = corpus if len(corpus) <= OTHER_POOL else random.Random(f"{seed}:{name}:pool").sample(corpus, OTHER_POOL)
         for it in items[:per_set]:
             r = random.Random(f"{seed}:{it.item}")
             h = half(it.item, seed)
 
-            def add(variant: str, rule: str, sentence: str) -> None:
+            def add(variant: str, rule: str, sentence: str, it: Seed = it, h: str = h) -> None:
                 out.append(Example(it.item, h, variant, rule, sentence, it.source, it.question, LABELS[variant]))
 
             add("supporting", "source sentence", it.sentence)
@@ -403,6 +424,10 @@ def build(per_set: int = 200, seed: int = 16, data: Path = DATA, sets: tuple[str
             if name != "scifact":
                 for text, rule in echoes(it.question):
                     add("question-echo", rule, text)
+            other = closest_other(it.sentence, it.source, pool)
+            if other:
+                out.append(Example(it.item, h, "other-source", "closest other paragraph", it.sentence, other,
+                                   it.question, 0))
     return out
 
 
