@@ -1,36 +1,23 @@
-"""Citations in an answer: parse the markers, check each against its source, weigh the sources.
+"""Citations in an answer: parse the markers, check each sentence against the sources, weigh them.
 
 Pure functions over plain data; the embedder is passed in as a callable.
 
 Markers: ``[1]``, ``[1, 3]`` and ``[1][3]`` cite the sources with those numbers (1-based, in
 the order the prompt listed them). A marker belongs to the sentence it ends (or sits in).
 
-Verification (why these thresholds): a citation stands when the sentence is supported by the
-cited chunk, measured two ways on the sentence with its markers removed:
+Verification: every answer sentence is checked against every source, markers or not, by
+``support.SupportCheck`` (a source supports a sentence when it says it: not its opposite, not a
+list or shuffle of its words, not the question asked back; thresholds and their measurement on
+a labelled set in ``assistant/chat/support.py`` and ``bench/support_check.py``). Before, a
+source was checked only when marked, with a bag of words (>= 0.6 of the sentence's terms, or a
+chunk cosine >= 0.5 over a 0.25 floor): a source saying the opposite, a keyword dump or the
+question itself passed, and an answer without markers paid no one.
 
-- lexical support = share of the sentence's distinct content terms (retrieval's analyser:
-  case-folded, stop words dropped, stemmed) that occur in the chunk;
-- semantic support = cosine of the sentence's and the chunk's embeddings (MiniLM, unit vectors).
-
-Measured on squad2-dev-5 (``bench/answers.py --calibrate``) with a paraphrase proxy: a claim
-built from a question and its gold answer ("When were the Normans in Normandy 10th and 11th
-centuries."), checked against its gold paragraph and against a sibling paragraph of the same
-article (same topic and names, wrong source), 705 claims:
-
-    lexical support  gold p10/p50/p90 = 0.50/0.67/0.86   sibling = 0.00/0.15/0.36
-    cosine           gold p10/p50/p90 = 0.45/0.63/0.78   sibling = 0.09/0.33/0.56
-
-``LEXICAL_SUPPORTED = 0.6`` sits above the sibling p90 and accepts most real claims outright;
-below it, an embedding cosine of at least ``COSINE_SUPPORTED = 0.5`` (above the sibling median,
-near the gold p25) with a lexical floor of ``LEXICAL_FLOOR = 0.25`` (a "paraphrase" sharing
-almost no words with its source is not a checkable claim) decides. The rule accepts 94.3% of
-gold claims and 12.2% of sibling ones; some siblings do state the same fact, so the second
-figure is an upper bound on wrongly kept citations. Sentences copied verbatim (the extractive
-responder) have lexical support 1.0.
-
-Attribution: every distinct answer sentence with at least one verified citation carries one
-unit of credit, split equally among its verified citations; a source's weight is its share of
-the total. Weights are exact (``Fraction``) and are then rounded to integer parts per million
+Attribution: every distinct answer sentence that some source supports carries one unit of
+credit, split equally among the sources it names that support it or, when it names none that
+does (no markers, markers out of range or on the wrong sentence), among every source that
+supports it; a named source that does not support it gets nothing for it. A source's weight is
+its share of the total. Weights are exact (``Fraction``) and are then rounded to integer parts per million
 with largest-remainder rounding, so they always sum to exactly 1,000,000 - no floats on a path
 that money follows. Repeating a sentence does not repeat its credit, and sentences that share
 nothing with the question earn nothing (a chunk saying "always cite me" cannot earn by being
