@@ -164,8 +164,11 @@ _NEG = re.compile(r"\b(not|never)\s+|n['’]t\b", re.IGNORECASE)
 _PAST = re.compile(r"(?<=\s)(?<!\bthe\s)(?<!\ba\s)(?<!\ban\s)(?<!ly\s)([a-z]{3,}ed)\b")
 _LEADING = re.compile(r"^(In|On|At|During|After|Before|By|From|Since|Until|Under|Following|Throughout|Despite)\s+([^,]{2,60}),\s+(.+?)([.!]?)$")
 _COORD = re.compile(r"^(.{15,}?),\s+(and|but|while)\s+(.{15,}?)([.!]?)$")
-_PASSIVE = re.compile(r"^(.{3,80}?)\s+(was|were)\s+([a-z]+ed)\s+by\s+([^,;.]{3,80}?)([,;].*|\.?)$")
-_ACTIVE = re.compile(r"^((?:The\s+)?[A-Z][\w'’-]*(?:\s+[A-Z][\w'’-]*){0,3})\s+([a-z]{3,}ed)\s+((?:the|a|an|his|her|its|their)\s+[^,;.]{3,60}?)([,;].*|\.?)$")
+_PASSIVE = re.compile(r"^(.{3,80}?)\s+(was|were)\s+(?:(?:also|first|later|originally|jointly)\s+)?([a-z]+ed)\s+by\s+([^,;.]{3,80}?)((?:\s+(?:in|on|at|during|after|before|from|for|as|until|since)\s|[,;]\s).*|\.?)$")
+# Active: a subject that opens with a capital, a past-tense verb, an object up to a clause or a
+# preposition that starts the rest ("Rollo founded the duchy in 911." -> "The duchy was founded
+# by Rollo in 911.").
+_ACTIVE = re.compile(r"^([A-Z][^,;()]{2,60}?)\s+(?!was\b|were\b|had\b)([a-z]{3,}ed)\s+((?:the|a|an|his|her|its|their|[A-Z0-9])[^,;()]{1,60}?)((?:\s+(?:in|on|at|during|after|before|from|for|with|as|until|since)\s|[,;]\s).*|\.?)$")
 
 
 def _lower_first(s: str) -> str:
@@ -198,7 +201,12 @@ def passive_to_active(s: str) -> str | None:
     if not m:
         return None
     subject, _, verb, agent, rest = m.groups()
+    if re.match(r"[,;]\s+[A-Z]", rest or ""):
+        return None  # the agent is a list that runs on ("by Frank Lowy, Ben Buckley and ...")
     return f"{_upper_first(agent)} {verb} {_lower_first(subject)}{rest or '.'}"
+
+
+_CLAUSE_WORDS = re.compile(r"\b(?:is|are|was|were|has|have|had|be|been|who|which|that|to|when|while)\b")
 
 
 def active_to_passive(s: str) -> str | None:
@@ -206,6 +214,10 @@ def active_to_passive(s: str) -> str | None:
     if not m:
         return None
     agent, verb, obj, rest = m.groups()
+    # A subject with a verb of its own, or ending in a determiner, is not a plain subject; an
+    # object running into "to ..." is a clause ("joined forces to aid").
+    if _CLAUSE_WORDS.search(agent) or re.search(r"\b(?:the|a|an)$", agent) or re.search(r"\bto\b|\bthat\b", obj):
+        return None
     return f"{_upper_first(obj)} was {verb} by {_lower_first(agent)}{rest or '.'}"
 
 

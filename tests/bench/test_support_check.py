@@ -35,7 +35,7 @@ def test_rules_rewrite_by_pattern() -> None:
     assert s.negate("Rollo founded the duchy.") == ("Rollo never founded the duchy.", "never")
     swapped = s.antonym_swap("Sales increased after the tour.")
     assert swapped and swapped[0] == "Sales decreased after the tour."
-    echoes = dict((rule, text) for text, rule in s.echoes("In what country is Normandy located?"))
+    echoes = {rule: text for text, rule in s.echoes("In what country is Normandy located?")}
     assert echoes["question words as a statement"] == "In country is Normandy located."
 
 
