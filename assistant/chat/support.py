@@ -27,6 +27,7 @@ docs/assistant.md ("Support check").
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -106,6 +107,17 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.casefold())
 
 
+@functools.lru_cache(maxsize=16_384)
+def _cached_terms(word: str) -> tuple[str, ...]:
+    return tuple(analyse(word))
+
+
+def _word_terms(word: str) -> tuple[str, ...]:
+    """The analyser's terms of one word, remembered (every pair checked re-reads the same words);
+    long "words" of untrusted text are not kept, so the cache stays a few MB at most."""
+    return _cached_terms(word) if len(word) <= 40 else tuple(analyse(word))
+
+
 def _negated_terms(text: str) -> tuple[list[str], set[str]]:
     """The text's content terms in order, and those a negation right before them denies."""
     ordered: list[str] = []
@@ -115,7 +127,7 @@ def _negated_terms(text: str) -> tuple[list[str], set[str]]:
         if _NEGATOR.search(w):
             reach = NEGATION_REACH
             continue
-        terms = analyse(w)
+        terms = _word_terms(w)
         if terms:
             ordered.extend(terms)
             if reach:
@@ -151,7 +163,7 @@ def function_share(text: str) -> float:
     ws = words(text)
     if not ws:
         return 0.0
-    return sum(1 for w in ws if not analyse(w)) / len(ws)
+    return sum(1 for w in ws if not _word_terms(w)) / len(ws)
 
 
 def order_agreement(sentence_terms: Sequence[str], source_terms: Sequence[str]) -> tuple[float, int]:
