@@ -206,6 +206,7 @@ class SupportCheck:
         self.embed = embed
         self.t = thresholds
         self._vectors: dict[str, np.ndarray] = {}
+        self._sentences: dict[str, tuple[str | None, frozenset[str]]] = {}
 
     def vectors(self, texts: Sequence[str]) -> None:
         """Embed (once) the texts not embedded yet."""
@@ -225,13 +226,18 @@ class SupportCheck:
             return "echo"
         return None
 
+    def _read(self, sentence: str) -> tuple[str | None, frozenset[str]]:
+        """Why the sentence states nothing (or None) and its distinct terms, once per sentence."""
+        read = self._sentences.get(sentence)
+        if read is None:
+            read = self._sentences[sentence] = (self.states(sentence), frozenset(analyse(sentence)))
+        return read
+
     def judge(self, sentence: str, source: Source) -> Verdict:
         """Does ``source`` support ``sentence``?"""
-        why = self.states(sentence)
+        why, distinct = self._read(sentence)
         if why is not None:
             return Verdict(False, 0.0, None, why)
-        s_terms = analyse(sentence)
-        distinct = set(s_terms)
         lexical = len(distinct & source.all_terms) / len(distinct)
         if lexical < self.t.lexical_floor or not source.sentences:
             return Verdict(False, round(lexical, 4), None, "weak")
