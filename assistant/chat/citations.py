@@ -1,36 +1,23 @@
-"""Citations in an answer: parse the markers, check each against its source, weigh the sources.
+"""Citations in an answer: parse the markers, check each sentence against the sources, weigh them.
 
 Pure functions over plain data; the embedder is passed in as a callable.
 
 Markers: ``[1]``, ``[1, 3]`` and ``[1][3]`` cite the sources with those numbers (1-based, in
 the order the prompt listed them). A marker belongs to the sentence it ends (or sits in).
 
-Verification (why these thresholds): a citation stands when the sentence is supported by the
-cited chunk, measured two ways on the sentence with its markers removed:
+Verification: every answer sentence is checked against every source, markers or not, by
+``support.SupportCheck`` (a source supports a sentence when it says it: not its opposite, not a
+list or shuffle of its words, not the question asked back; thresholds and their measurement on
+a labelled set in ``assistant/chat/support.py`` and ``bench/support_check.py``). Before, a
+source was checked only when marked, with a bag of words (>= 0.6 of the sentence's terms, or a
+chunk cosine >= 0.5 over a 0.25 floor): a source saying the opposite, a keyword dump or the
+question itself passed, and an answer without markers paid no one.
 
-- lexical support = share of the sentence's distinct content terms (retrieval's analyser:
-  case-folded, stop words dropped, stemmed) that occur in the chunk;
-- semantic support = cosine of the sentence's and the chunk's embeddings (MiniLM, unit vectors).
-
-Measured on squad2-dev-5 (``bench/answers.py --calibrate``) with a paraphrase proxy: a claim
-built from a question and its gold answer ("When were the Normans in Normandy 10th and 11th
-centuries."), checked against its gold paragraph and against a sibling paragraph of the same
-article (same topic and names, wrong source), 705 claims:
-
-    lexical support  gold p10/p50/p90 = 0.50/0.67/0.86   sibling = 0.00/0.15/0.36
-    cosine           gold p10/p50/p90 = 0.45/0.63/0.78   sibling = 0.09/0.33/0.56
-
-``LEXICAL_SUPPORTED = 0.6`` sits above the sibling p90 and accepts most real claims outright;
-below it, an embedding cosine of at least ``COSINE_SUPPORTED = 0.5`` (above the sibling median,
-near the gold p25) with a lexical floor of ``LEXICAL_FLOOR = 0.25`` (a "paraphrase" sharing
-almost no words with its source is not a checkable claim) decides. The rule accepts 94.3% of
-gold claims and 12.2% of sibling ones; some siblings do state the same fact, so the second
-figure is an upper bound on wrongly kept citations. Sentences copied verbatim (the extractive
-responder) have lexical support 1.0.
-
-Attribution: every distinct answer sentence with at least one verified citation carries one
-unit of credit, split equally among its verified citations; a source's weight is its share of
-the total. Weights are exact (``Fraction``) and are then rounded to integer parts per million
+Attribution: every distinct answer sentence that some source supports carries one unit of
+credit, split equally among the sources it names that support it or, when it names none that
+does (no markers, markers out of range or on the wrong sentence), among every source that
+supports it; a named source that does not support it gets nothing for it. A source's weight is
+its share of the total. Weights are exact (``Fraction``) and are then rounded to integer parts per million
 with largest-remainder rounding, so they always sum to exactly 1,000,000 - no floats on a path
 that money follows. Repeating a sentence does not repeat its credit, and sentences that share
 nothing with the question earn nothing (a chunk saying "always cite me" cannot earn by being
@@ -48,15 +35,21 @@ from typing import TypeVar
 import numpy as np
 
 from assistant.chat.sentences import split_spans
+from assistant.chat.support import (
+    COSINE_SUPPORTED,
+    DEFAULT,
+    LEXICAL_FLOOR,
+    LEXICAL_SUPPORTED,
+    QUESTION_RELEVANCE,
+    Source,
+    SupportCheck,
+    Thresholds,
+)
 from retrieval.lexical import analyse
 
+__all__ = ["COSINE_SUPPORTED", "LEXICAL_FLOOR", "LEXICAL_SUPPORTED", "QUESTION_RELEVANCE", "Thresholds"]
+
 PPM = 1_000_000
-LEXICAL_SUPPORTED = 0.6
-LEXICAL_FLOOR = 0.25
-COSINE_SUPPORTED = 0.5
-# A sentence must touch the question: share a content term with it or be this close in
-# embedding space (unrelated sentences score about 0.0-0.15 with MiniLM).
-QUESTION_RELEVANCE = 0.2
 
 _MARKER_GROUP = re.compile(r"\[\s*(\d{1,6}(?:\s*,\s*\d{1,6})*)\s*\]")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,;:!?])")
@@ -84,14 +77,8 @@ class Check:
     lexical: float
     cosine: float | None
     supported: bool
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    lexical_supported: float = LEXICAL_SUPPORTED
-    lexical_floor: float = LEXICAL_FLOOR
-    cosine_supported: float = COSINE_SUPPORTED
-    question_relevance: float = QUESTION_RELEVANCE
+    marked: bool = True  # the sentence cites this source; False: found by checking every source
+    reason: str = ""  # support.Verdict.reason
 
 
 @dataclass(frozen=True)
@@ -104,7 +91,7 @@ class Attribution:
 
     @property
     def verified_markers(self) -> list[int]:
-        """Markers with at least one verified citation, in order of first appearance."""
+        """Sources that support at least one sentence, in order of first appearance."""
         seen: dict[int, None] = {}
         for c in self.checks:
             if c.supported:
@@ -173,50 +160,41 @@ def verify(
     sources: Sequence[str],
     question: str,
     embed: Embed | None = None,
-    thresholds: Thresholds = Thresholds(),
+    thresholds: Thresholds = DEFAULT,
 ) -> list[Check]:
-    """Check every citation of every sentence against the text of the source it names.
+    """Check every sentence against every source (``sources[m - 1]`` is source ``m``), markers or not.
 
-    ``sources[m - 1]`` is the text of source ``m``. Without ``embed`` only lexical support counts.
+    Returned: a check for every marker a sentence carries, supported or not, and one for every
+    source that supports a sentence without being named by it. Without ``embed`` only the
+    lexical evidence counts.
     """
-    cited = [s for s in sentences if s.markers]
-    if not cited:
+    if not sentences or not sources:
         return []
-    chunk_terms = {m: set(analyse(sources[m - 1])) for s in cited for m in s.markers}
-    question_terms = set(analyse(question))
-    sentence_terms = {s.index: analyse(s.text) for s in cited}
-    lexical = {(s.index, m): lexical_support(sentence_terms[s.index], chunk_terms[m]) for s in cited for m in s.markers}
-    # Embeddings only where the lexical evidence cannot decide: a sentence sharing no term
-    # with the question (is it on topic?) and citations between the floor and outright support.
-    need_relevance = [s for s in cited if sentence_terms[s.index] and not set(sentence_terms[s.index]) & question_terms]
-    need_cosine = [(i, m) for (i, m), lex in lexical.items()
-                   if thresholds.lexical_floor <= lex < thresholds.lexical_supported]
-    cosines: dict[tuple[int, int], float] = {}
+    judge = SupportCheck(question, embed, thresholds)
+    parsed = [Source.of(text) for text in sources]
+    question_terms = judge.question_terms
+    sentence_terms = {s.index: analyse(s.text) for s in sentences}
+    # A sentence must touch the question: share a term with it or, failing that, be close to it
+    # in embedding space (one batch for all such sentences).
+    off_terms = [s for s in sentences if sentence_terms[s.index] and not set(sentence_terms[s.index]) & question_terms
+                 and judge.states(s.text) is None]
     relevance: dict[int, float] = {}
-    if embed is not None and (need_relevance or need_cosine):
-        by_index = {s.index: s for s in cited}
-        sentence_ids = sorted({s.index for s in need_relevance} | {i for i, _ in need_cosine})
-        markers = sorted({m for _, m in need_cosine})
-        texts = [question] + [by_index[i].text for i in sentence_ids] + [sources[m - 1] for m in markers]
-        vectors = embed(texts)
-        svec = {i: vectors[1 + k] for k, i in enumerate(sentence_ids)}
-        cvec = {m: vectors[1 + len(sentence_ids) + k] for k, m in enumerate(markers)}
-        for s in need_relevance:
-            relevance[s.index] = float(svec[s.index] @ vectors[0])
-        for i, m in need_cosine:
-            cosines[(i, m)] = float(svec[i] @ cvec[m])
+    if embed is not None and off_terms:
+        vectors = embed([question] + [s.text for s in off_terms])
+        relevance = {s.index: float(vectors[1 + k] @ vectors[0]) for k, s in enumerate(off_terms)}
     checks: list[Check] = []
-    for s in cited:
+    for s in sentences:
         terms = sentence_terms[s.index]
         on_topic = bool(set(terms) & question_terms) or relevance.get(s.index, -1.0) >= thresholds.question_relevance
-        for m in s.markers:
-            lex = lexical[(s.index, m)]
-            cos = cosines.get((s.index, m))
-            supported = bool(terms) and on_topic and (
-                lex >= thresholds.lexical_supported
-                or (cos is not None and cos >= thresholds.cosine_supported and lex >= thresholds.lexical_floor)
-            )
-            checks.append(Check(s.index, m, round(lex, 4), None if cos is None else round(cos, 4), supported))
+        for m, source in enumerate(parsed, start=1):
+            marked = m in s.markers
+            if not on_topic:
+                if marked:
+                    checks.append(Check(s.index, m, 0.0, None, False, True, "off topic"))
+                continue
+            v = judge.judge(s.text, source)
+            if marked or v.supported:
+                checks.append(Check(s.index, m, v.lexical, v.cosine, v.supported, marked, v.reason))
     return checks
 
 
@@ -240,11 +218,14 @@ def largest_remainder(shares: Mapping[K, Fraction], total: int) -> dict[K, int]:
 
 
 def weigh(sentences: Sequence[AnswerSentence], checks: Sequence[Check]) -> dict[int, int]:
-    """Each source's share of the answer in parts per million (empty when nothing is verified)."""
-    verified: dict[int, list[int]] = {}
+    """Each source's share of the answer in parts per million (empty when nothing is supported)."""
+    supporters: dict[int, list[Check]] = {}
     for c in checks:
         if c.supported:
-            verified.setdefault(c.sentence, []).append(c.marker)
+            supporters.setdefault(c.sentence, []).append(c)
+    # A sentence's markers choose among the sources that support it; when none of them does
+    # (no markers, or markers on the wrong source or sentence), every supporting source shares it.
+    verified = {i: [c.marker for c in cs if c.marked] or [c.marker for c in cs] for i, cs in supporters.items()}
     by_index = {s.index: s for s in sentences}
     seen_texts: set[str] = set()
     credit: dict[int, Fraction] = {}
@@ -268,7 +249,7 @@ def attribute(
     sources: Sequence[str],
     question: str,
     embed: Embed | None = None,
-    thresholds: Thresholds = Thresholds(),
+    thresholds: Thresholds = DEFAULT,
 ) -> Attribution:
     """Parse, verify and weigh the citations of an answer in one call."""
     sentences = parse_citations(answer, len(sources))

@@ -76,7 +76,10 @@ def test_parser_never_fails(text: str) -> None:
 def test_lexical_check_without_embeddings() -> None:
     sentences = parse_citations("Saturn's rings are made of water ice [1]. Saturn's rings are made of water ice [2].", 3)
     checks = verify(sentences, SOURCES, "What are Saturn's rings made of?")
-    assert [(c.marker, c.supported) for c in checks] == [(1, True), (2, False)]
+    # Each marker is checked; the second sentence's wrong marker fails, and the source that does
+    # support it is found without a marker.
+    assert [(c.sentence, c.marker, c.supported, c.marked) for c in checks] == [
+        (0, 1, True, True), (1, 1, True, False), (1, 2, False, True)]
 
 
 def test_always_cite_me_earns_nothing(embedder: Embedder) -> None:
@@ -107,10 +110,13 @@ def test_paraphrase_is_supported_by_embedding(embedder: Embedder) -> None:
     assert att.weights == {1: PPM}, att.checks
 
 
-def test_wrong_source_for_a_true_sentence_is_dropped(embedder: Embedder) -> None:
+def test_wrong_source_for_a_true_sentence_earns_nothing(embedder: Embedder) -> None:
     answer = "Saturn's rings are made mostly of water ice [2]."
     att = attribute(answer, SOURCES, "What are Saturn's rings made of?", embedder.embed)
-    assert att.weights == {} and att.checks[0].supported is False
+    # Source 2 is named but does not say it: it earns nothing; source 1, which says it, is paid.
+    assert att.weights == {1: PPM}
+    assert [(c.marker, c.marked, c.supported) for c in att.checks] == [(1, False, True), (2, True, False)]
+    assert att.sentences[0].markers == (2,)
 
 
 def test_weights_split_a_sentence_among_its_citations() -> None:
@@ -155,3 +161,66 @@ def test_a_quoted_message_verifies_against_its_source() -> None:
     answer = 'Melanie said on 8 May 2023: "Yeah, I painted that lake sunrise last year (2022)! It\'s special to me." [1]'
     attribution = attribute(answer, [source], "When did Melanie paint a sunrise?")
     assert [c.supported for c in attribution.checks] == [True]
+
+
+OCTOPUS = "Octopuses have three hearts: two pump blood through the gills and one through the body."
+OCTOPUS_Q = "How many hearts does an octopus have?"
+
+
+def test_a_sentence_without_markers_pays_the_sources_that_support_it(embedder: Embedder) -> None:
+    att = attribute("Saturn's rings are made mostly of water ice, with some rocky debris and dust.", SOURCES,
+                    "What are Saturn's rings made of?", embedder.embed)
+    assert att.weights == {1: PPM}
+    assert [(c.marker, c.marked) for c in att.checks] == [(1, False)]
+
+
+def test_a_marker_on_the_wrong_sentence_pays_the_source_that_supports_each(embedder: Embedder) -> None:
+    q = "What are Saturn's rings made of, and how do honey bees communicate?"
+    answer = ("Saturn's rings are made mostly of water ice [2]. "
+              "Honey bees communicate the location of flowers with a waggle dance.")
+    att = attribute(answer, SOURCES, q, embedder.embed)
+    assert att.weights == {1: PPM // 2, 2: PPM // 2}
+    assert not next(c for c in att.checks if c.marked).supported
+
+
+def test_a_marker_chooses_among_supporting_sources() -> None:
+    sources = [SOURCES[0], SOURCES[0] + " Saturn is the sixth planet."]
+    att = attribute("Saturn's rings are made mostly of water ice [2].", sources, "What are Saturn's rings made of?")
+    assert att.weights == {2: PPM}
+
+
+@pytest.mark.parametrize("source, reason", [
+    ("Octopuses do not have three hearts: two pump blood through the gills and one through the body.", "negated"),
+    ("Octopuses never had three hearts: two pump blood through the gills and one through the body.", "negated"),
+    ("Octopuses have three hearts: two pump blood through the gills and one through the mind.", None),
+    ("hearts octopuses three gills blood pump body two one", "no syntax"),
+    ("Two the hearts one octopuses through blood and three have gills pump the body through.", "word order"),
+    ("How many hearts does an octopus have? How many hearts pump blood through the gills?", "weak"),
+])
+def test_what_does_not_state_the_claim_supports_nothing(embedder: Embedder, source: str, reason: str | None) -> None:
+    claim = "Octopuses have three hearts, two pump blood through the gills and one through the body."
+    att = attribute(claim, [source], OCTOPUS_Q, embedder.embed)
+    if reason is None:  # one word changed, nothing denied: still the same claim, supported
+        assert att.weights == {1: PPM}
+    else:
+        assert att.weights == {}, att.checks
+
+
+def test_opposite_words_are_a_contradiction(embedder: Embedder) -> None:
+    # WordNet's direct antonyms (assets/antonyms.tsv): "increased"/"decreased".
+    source = "Sales of the band's second album increased sharply after the European tour of 1998."
+    att = attribute("Sales of the band's second album decreased sharply after the European tour of 1998.", [source],
+                    "What happened to sales of the band's second album after the tour?", embedder.embed)
+    assert att.weights == {} and att.checks == []
+
+
+def test_repeating_the_question_earns_nothing(embedder: Embedder) -> None:
+    for answer in (f"{OCTOPUS_Q} [1]", "An octopus has how many hearts [1].", "Hearts, octopus [1]."):
+        att = attribute(answer, [OCTOPUS, OCTOPUS_Q], OCTOPUS_Q, embedder.embed)
+        assert att.weights == {}, (answer, att.checks)
+
+
+def test_a_source_made_of_questions_supports_nothing(embedder: Embedder) -> None:
+    sources = ["How many hearts does an octopus have? Does an octopus have three hearts?", OCTOPUS]
+    att = attribute("An octopus has three hearts [1].", sources, OCTOPUS_Q, embedder.embed)
+    assert att.weights == {2: PPM}
