@@ -49,7 +49,7 @@ the asked questions' gold ones. tests/bench/test_answer_sets.py runs it on hotpo
 squad2-dev-5 only (the responder's constants were tuned on its even half; these read
 squad2's gold fields):
 
-    .venv/bin/python bench/answers.py --calibrate             # citation-check thresholds, no server
+    .venv/bin/python bench/answers.py --calibrate             # the earlier whole-paragraph citation thresholds, no server (bench/support_check.py measures the support check)
     .venv/bin/python bench/answers.py --save-sources S.json   # every question, for the two below
     .venv/bin/python bench/answers.py --offline S.json        # the responder alone on those chunks
     .venv/bin/python bench/answers.py --fit S.json            # fit the answerability rule (even half)
