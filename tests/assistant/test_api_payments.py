@@ -29,16 +29,20 @@ CITED = "What do koalas eat?"
 UNANSWERABLE = "What was the GDP of Portugal in 1987?"
 
 
-@pytest.fixture(scope="module")
+_KOALA_TEXT = "Koalas eat almost nothing but eucalyptus leaves, which few other animals can digest."
+_koalas: dict[str, str] = {}  # server url -> the contributor who stored the fact there
+
+
+@pytest.fixture
 def koala(api: LiveServer) -> str:
-    """A fact from its own contributor (stored once per server)."""
-    who = new_address()
-    with api.client() as c:
-        resp = c.post("/v1/contributions", json={
-            "text": "Koalas eat almost nothing but eucalyptus leaves, which few other animals can digest.",
-            "title": "Koala diet", "contributor": who})
-        assert resp.status_code == 201, resp.text
-    return who
+    """A fact from its own contributor, stored once per server (other modules use it too)."""
+    if api.url not in _koalas:
+        who = new_address()
+        with api.client() as c:
+            resp = c.post("/v1/contributions", json={"text": _KOALA_TEXT, "title": "Koala diet", "contributor": who})
+            assert resp.status_code == 201, resp.text
+        _koalas[api.url] = who
+    return _koalas[api.url]
 
 
 def asker(api: LiveServer, balance: int) -> tuple[str, str]:
