@@ -115,6 +115,8 @@ HOW: dict[str, tuple[str, str]] = {
     ".venv/bin/python -m payouts.deploy --data-dir data": (HELP, ".venv/bin/python -m payouts.deploy --help"),
     ".venv/bin/python bench/gas.py [--anvil]": (HELP, ".venv/bin/python bench/gas.py --help"),
     ".venv/bin/python bench/support_check.py --smoke": (RUN, ""),
+    ".venv/bin/python bench/paid_delivery.py [--cases 20x1,50x5,50x25] [--smoke]":
+        (CHECK, ".venv/bin/python bench/paid_delivery.py --smoke"),
     ".venv/bin/python bench/support_check.py [--baseline] [--errors 5]":
         (HELP, ".venv/bin/python bench/support_check.py --help"),
     ".venv/bin/python -m pytest tests/contracts": (CHECK, ".venv/bin/python -m pytest tests/contracts -q --collect-only"),
