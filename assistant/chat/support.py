@@ -95,6 +95,10 @@ class Verdict:
     reason: str  # "supported" or what failed: question, echo, empty, negated, antonym, no syntax, word order, weak
 
 
+# What ``states`` says of a sentence that asserts nothing (inside a quotation it is skipped).
+_STATES_NOTHING = frozenset({"question", "empty", "echo"})
+
+
 def is_question(text: str) -> bool:
     """A sentence that asks rather than states: ends with '?', or opens like a question and has no full stop."""
     t = text.strip().rstrip("\"'”’)")
@@ -234,7 +238,24 @@ class SupportCheck:
         return read
 
     def judge(self, sentence: str, source: Source) -> Verdict:
-        """Does ``source`` support ``sentence``?"""
+        """Does ``source`` support ``sentence``? A unit of several sentences (a quoted message,
+        ``citations.quotation_units``) is supported when each of its sentences that states
+        something is, and one does: the question or greeting a quoted message holds states
+        nothing and takes nothing away."""
+        parts = split_sentences(sentence)
+        if len(parts) < 2:
+            return self._judge_one(sentence, source)
+        verdicts = [self._judge_one(part, source) for part in parts]
+        stating = [v for v in verdicts if v.reason not in _STATES_NOTHING]
+        if not stating:
+            return verdicts[0]
+        failed = next((v for v in stating if not v.supported), None)
+        if failed is not None:
+            return failed
+        weakest = min(stating, key=lambda v: v.lexical)
+        return Verdict(True, weakest.lexical, weakest.cosine, "supported")
+
+    def _judge_one(self, sentence: str, source: Source) -> Verdict:
         why, distinct = self._read(sentence)
         if why is not None:
             return Verdict(False, 0.0, None, why)

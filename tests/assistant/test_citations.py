@@ -224,3 +224,15 @@ def test_a_source_made_of_questions_supports_nothing(embedder: Embedder) -> None
     sources = ["How many hearts does an octopus have? Does an octopus have three hearts?", OCTOPUS]
     att = attribute("An octopus has three hearts [1].", sources, OCTOPUS_Q, embedder.embed)
     assert att.weights == {2: PPM}
+
+
+def test_a_quoted_message_with_a_question_inside_is_supported_by_its_message() -> None:
+    source = ("Melanie, 14 August 2023: This pic's from last night - everyone was having a blast! It reminds me to "
+              "cultivate a loving environment for our kids. How do you stay inclusive in your work as an artist?")
+    answer = ('Melanie said on 14 August 2023: "This pic\'s from last night (13 August 2023) - everyone was having a '
+              'blast! It reminds me to cultivate a loving environment for our kids. How do you stay inclusive in '
+              'your work as an artist?" [1]')
+    assert attribute(answer, [source], "What do Melanie's kids like?").weights == {1: PPM}
+    # Every stating sentence of the quotation must be the source's: one it does not say fails it.
+    forged = answer.replace("for our kids.", "for our kids. The dog broke a leg jumping on the trampoline in March.")
+    assert attribute(forged, [source], "What do Melanie's kids like?").weights == {}
