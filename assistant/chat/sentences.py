@@ -36,11 +36,19 @@ class Span:
     end: int
 
 
-def _is_abbreviation(before: str) -> bool:
+# Abbreviations only before a number: "No. 5", "Nos. 3-4", "Op. 27", "pp. 10-12"; otherwise the
+# word ends a sentence ("No. The band is from Bulgaria.").
+_BEFORE_NUMBER = frozenset(["no", "nos", "op", "pp", "vol", "vols"])
+_NUMBER_NEXT = re.compile(r"\d|[IVXLC]+\b")
+
+
+def _is_abbreviation(before: str, after: str = "") -> bool:
     match = _LAST_WORD.search(before)
     if not match:
         return False
     word = match.group(1).lstrip("(\"'“").rstrip(".").casefold()
+    if word in _BEFORE_NUMBER:
+        return bool(_NUMBER_NEXT.match(after.lstrip()))
     # Single letters are initials ("J. R. R. Tolkien"); dotted acronyms like "U.S" too.
     return word in _ABBREVIATIONS or len(word) == 1 or bool(re.fullmatch(r"(?:[a-z]\.)+[a-z]", word))
 
@@ -55,7 +63,7 @@ def split_spans(text: str) -> list[Span]:
         if rest and not _NEXT_STARTS.match(rest):
             continue  # "3.5 million", "e.g. a": the next word does not start a sentence
         punct_at = match.start()
-        if text[punct_at] == "." and _is_abbreviation(text[start:punct_at]):
+        if text[punct_at] == "." and _is_abbreviation(text[start:punct_at], rest):
             if not rest or not _NEXT_STARTS.match(rest):
                 continue
             # "in the U.S. The next..." is ambiguous; keep it whole unless a marker follows.

@@ -236,3 +236,11 @@ def test_a_quoted_message_with_a_question_inside_is_supported_by_its_message() -
     # Every stating sentence of the quotation must be the source's: one it does not say fails it.
     forged = answer.replace("for our kids.", "for our kids. The dog broke a leg jumping on the trampoline in March.")
     assert attribute(forged, [source], "What do Melanie's kids like?").weights == {}
+
+
+def test_a_no_opening_a_yes_no_answer_does_not_negate_its_first_fact() -> None:
+    sources = ["Skin Yard was an American grunge band from Seattle, Washington.",
+               "Ostava are an alternative rock band from Bulgaria."]
+    answer = ("No. Skin Yard was an American grunge band from Seattle, Washington [1]. "
+              "Ostava are an alternative rock band from Bulgaria [2].")
+    assert attribute(answer, sources, "Were the bands Skin Yard and Ostava from the U.S.?").weights == {1: PPM // 2, 2: PPM // 2}

@@ -82,6 +82,9 @@ def test_sentence_splitter() -> None:
     # Reference abbreviations before a number: "Op. 5" is one work, not a sentence end.
     assert split_sentences("Vivaldi wrote a set of sonatas, Op. 5, in 1716. See pp. 12-14.") == [
         "Vivaldi wrote a set of sonatas, Op. 5, in 1716.", "See pp. 12-14."]
+    # ... and only there: a yes/no answer's "No." ends its sentence.
+    assert split_sentences("No. Skin Yard was a grunge band [1]. It was his Symphony No. 5 in vol. III.") == [
+        "No.", "Skin Yard was a grunge band [1].", "It was his Symphony No. 5 in vol. III."]
 
 
 def test_cite_places_the_marker_before_the_full_stop() -> None:
