@@ -54,7 +54,13 @@ class Passage:
         relative dates resolved ('Maria said on 8 May 2023: "I ran a 5K yesterday (7 May 2023)."')."""
         if not self.is_said:
             return sentence
-        return f'{self.lead()}: "{annotate(sentence, self.said)}"'
+        # The quotation must read as one: a double quote inside becomes a single one, and it
+        # ends as a sentence ends, so a message closing on "[shares a photo: ...]" does not run
+        # into the next quotation (citations.quotation_units reads answers by quotations).
+        quoted = annotate(sentence, self.said).replace('"', "'").replace("“", "'").replace("”", "'").rstrip()
+        if not re.search(r"[.!?]['’)]*$", quoted):
+            quoted += "."
+        return f'{self.lead()}: "{quoted}"'
 
     def cited(self, sentence: str, marker: int) -> str:
         """The sentence as an answer states it, with its citation marker: before the final

@@ -239,12 +239,13 @@ class SupportCheck:
 
     def judge(self, sentence: str, source: Source) -> Verdict:
         """Does ``source`` support ``sentence``? A unit of several sentences (a quoted message,
-        ``citations.quotation_units``) is supported when each of its sentences that states
-        something is, and one does: the question or greeting a quoted message holds states
-        nothing and takes nothing away."""
+        ``citations.quotation_units``) is supported as a whole, or when each of its sentences
+        that states something is (one at least): the question or greeting a quoted message holds
+        states nothing and takes nothing away."""
+        whole = self._judge_one(sentence, source)
         parts = split_sentences(sentence)
-        if len(parts) < 2:
-            return self._judge_one(sentence, source)
+        if whole.supported or len(parts) < 2:
+            return whole
         verdicts = [self._judge_one(part, source) for part in parts]
         stating = [v for v in verdicts if v.reason not in _STATES_NOTHING]
         if not stating:
