@@ -244,3 +244,10 @@ def test_a_no_opening_a_yes_no_answer_does_not_negate_its_first_fact() -> None:
     answer = ("No. Skin Yard was an American grunge band from Seattle, Washington [1]. "
               "Ostava are an alternative rock band from Bulgaria [2].")
     assert attribute(answer, sources, "Were the bands Skin Yard and Ostava from the U.S.?").weights == {1: PPM // 2, 2: PPM // 2}
+
+
+def test_a_short_sentence_its_source_says_word_for_word_is_supported() -> None:
+    # No stop word in it, yet no keyword dump: the source says exactly this.
+    q = "How many hearts does an octopus have?"
+    assert attribute("Octopuses have three hearts [1].", ["Octopuses have three hearts and blue blood."], q).weights == {1: PPM}
+    assert attribute("Octopuses have three hearts [1].", ["hearts octopuses three blood"], q).weights == {}
