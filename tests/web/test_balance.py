@@ -241,3 +241,48 @@ def test_balance_page_without_a_chain_says_so(page: Page) -> None:
     expect(page.locator("#instructions")).to_contain_text("not available on this server")
     expect(page.locator("#top-up-form")).to_be_hidden()
     expect(page.locator("nav a[aria-current=page]")).to_have_text("Balance")
+
+
+def test_an_empty_balance_becomes_a_paid_answer_after_one_top_up(topup: Topup) -> None:
+    """A new asker with nothing gets 402, deposits one answer's price on chain to its reference,
+    and once the deposit has its confirmations the next answer is delivered and paid."""
+    import uuid
+
+    import openai
+    from web3 import Web3
+
+    from assistant.auth import ApiKeys
+    from payouts.chain import load_artifact
+
+    app = topup.live.server.config.app
+    price = app.state.settings.payouts.price_per_answer
+    account, key = f"new-{uuid.uuid4().hex[:8]}", f"key-{uuid.uuid4().hex}"
+    app.state.api_keys = ApiKeys({**app.state.api_keys._keys, key: account})
+    client = openai.OpenAI(base_url=f"{topup.live.url}/v1", api_key=key, max_retries=0, timeout=120)
+    name = f"Quokka {uuid.uuid4().hex[:6]}"
+    resp = httpx.post(f"{topup.live.url}/v1/contributions", headers={"Authorization": f"Bearer {DEV_KEY}"}, timeout=60,
+                      json={"text": f"{name} eats grasses, leaves and stems on Rottnest Island.",
+                            "contributor": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"})
+    assert resp.status_code == 201, resp.text
+    question = [{"role": "user", "content": f"What does {name} eat?"}]
+    with pytest.raises(openai.APIStatusError) as refused:
+        client.chat.completions.create(model=MODEL, messages=question)
+    assert refused.value.status_code == 402
+    with httpx.Client(base_url=topup.live.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+        target = c.get("/v1/account").json()["top_up"]
+        assert c.get("/v1/account").json()["balance"] == 0
+        w3 = Web3(Web3.HTTPProvider(topup.chain.rpc_url))
+        token = w3.eth.contract(address=topup.client.deployment.token, abi=load_artifact("MockStablecoin")["abi"])
+        topups = w3.eth.contract(address=Web3.to_checksum_address(target["contract"]), abi=load_artifact("TopUps")["abi"])
+        w3.eth.wait_for_transaction_receipt(token.functions.approve(topups.address, price).transact({"from": WALLET}))
+        w3.eth.wait_for_transaction_receipt(
+            topups.functions.deposit(bytes.fromhex(target["reference"][2:]), price).transact({"from": WALLET}))
+        topup.mine(CONFIRMATIONS)
+        for _ in range(100):  # the follower thread credits it within a few of its 0.3 s rounds
+            if c.get("/v1/account").json()["balance"] == price:
+                break
+            threading.Event().wait(0.3)
+        assert c.get("/v1/account").json()["balance"] == price
+        reply = client.chat.completions.create(model=MODEL, messages=question)
+        assert reply.choices[0].message.content and reply.model_extra["openchat"]["price"] == price
+        assert c.get("/v1/account").json()["balance"] == 0
