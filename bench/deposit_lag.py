@@ -24,7 +24,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,9 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from eth_account import Account
 from sqlalchemy.orm import Session
 
-from assistant.db import migrate
 from payouts import ledger, topups
-from payouts.db import make_engine
 
 WALLET_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # anvil dev account 1 (public)
 
@@ -42,30 +39,18 @@ WALLET_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
 def run(n: int, confirmations: int, block_time: float, interval: float, redis_url: str, seed_no: int) -> dict[str, float]:
     import redis
 
-    from payouts.chain import ChainClient
-    from payouts.deploy import ensure_deployment_for_settings
     from payouts.localchain import LocalChain
-    from payouts.settings import PayoutsSettings
     from payouts.worker import create_celery
-    from tests.payouts.conftest import Stack  # the tests' real-worker harness: process, log, stop
+
+    # The tests' real-worker harness (process, log, stop) and the environment it runs in.
+    from tests.payouts.conftest import Stack, bench_payouts
 
     with tempfile.TemporaryDirectory() as tmp, LocalChain(Path(tmp), state_interval=0, block_time=block_time) as chain:
         data_dir = Path(tmp)
-        prefix = f"openchat-bench-{uuid.uuid4().hex[:10]}:"
-        env = {"OPENCHAT_DATA_DIR": tmp, "OPENCHAT_DATABASE_URL": f"sqlite:///{tmp}/ledger.sqlite3",
-               "OPENCHAT_CHAIN_RPC_URL": chain.rpc_url, "OPENCHAT_DEPOSIT_CONFIRMATIONS": str(confirmations),
-               "OPENCHAT_DEPOSIT_INTERVAL": str(interval)}
-        try:
-            redis.Redis.from_url(redis_url, socket_timeout=2).ping()
-            env |= {"OPENCHAT_REDIS_URL": redis_url, "OPENCHAT_REDIS_KEY_PREFIX": prefix}
-            broker = f"Redis {redis_url}"
-        except redis.RedisError:
-            broker = "embedded broker (no Redis)"
-        settings = PayoutsSettings(**{k.removeprefix("OPENCHAT_").lower(): v for k, v in env.items()})
-        deployment = ensure_deployment_for_settings(settings)
-        engine = make_engine(settings.effective_database_url)
-        migrate(engine)
-        client = ChainClient.connect(chain.rpc_url, deployment, settings.hub_private_key.get_secret_value())
+        bench = bench_payouts(tmp, chain, redis_url, {"OPENCHAT_DEPOSIT_CONFIRMATIONS": str(confirmations),
+                                                      "OPENCHAT_DEPOSIT_INTERVAL": str(interval)})
+        env, broker, settings, deployment, engine, client = (bench.env, bench.broker, bench.settings,
+                                                             bench.deployment, bench.engine, bench.client)
         wallet = Account.from_key(WALLET_KEY)
         client.mint(wallet.address, 10**12)
         client.approve(2**255, spender=deployment.topups, account=wallet)
@@ -99,7 +84,7 @@ def run(n: int, confirmations: int, block_time: float, interval: float, redis_ur
             engine.dispose()
             if broker.startswith("Redis"):
                 r = redis.Redis.from_url(redis_url)
-                for key in r.scan_iter(match=f"{prefix}*"):
+                for key in r.scan_iter(match=f"{env['OPENCHAT_REDIS_KEY_PREFIX']}*"):
                     r.delete(key)
     bound = confirmations * block_time + interval
     return {"median": statistics.median(lags), "max": max(lags), "min": min(lags), "bound": bound}

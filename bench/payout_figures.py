@@ -232,36 +232,23 @@ def bench_latency(n_answers: int, spread_intervals: float, redis_url: str, seed_
     """Answer -> voucher latency with a real worker and beat at the default payout interval."""
     import redis
 
-    from payouts.chain import ChainClient
-    from payouts.deploy import ensure_deployment_for_settings
     from payouts.localchain import LocalChain
     from payouts.models import PayoutBatch
     from payouts.settings import PayoutsSettings
     from payouts.views import answer_credits
     from payouts.worker import create_celery
-    from tests.payouts.conftest import Stack  # the tests' real-worker harness: process, log, stop
+
+    # The tests' real-worker harness (process, log, stop) and the environment it runs in.
+    from tests.payouts.conftest import Stack, bench_payouts
 
     interval = float(PayoutsSettings.model_fields["payout_interval"].default)
     with tempfile.TemporaryDirectory() as tmp, LocalChain(Path(tmp), state_interval=0) as chain:
         data_dir = Path(tmp)
-        prefix = f"openchat-bench-{uuid.uuid4().hex[:10]}:"
-        # the worker gets exactly this environment (Stack drops every other OPENCHAT_ variable)
-        env = {"OPENCHAT_DATA_DIR": tmp, "OPENCHAT_DATABASE_URL": f"sqlite:///{tmp}/ledger.sqlite3",
-               "OPENCHAT_CHAIN_RPC_URL": chain.rpc_url, "OPENCHAT_PAYOUT_INTERVAL": str(interval),
-               # answer -> voucher latency of payees with a channel: each earns a few answers' shares,
-               # below the default minimum payout that gates a payee's first channel
-               "OPENCHAT_PAYOUT_MIN_OWED": "0"}
-        try:
-            redis.Redis.from_url(redis_url, socket_timeout=2).ping()
-            env |= {"OPENCHAT_REDIS_URL": redis_url, "OPENCHAT_REDIS_KEY_PREFIX": prefix}
-            broker = f"Redis {redis_url}"
-        except redis.RedisError:
-            broker = "embedded broker (no Redis)"
-        settings = PayoutsSettings(**{k.removeprefix("OPENCHAT_").lower(): v for k, v in env.items()})
-        deployment = ensure_deployment_for_settings(settings)
-        engine = make_engine(settings.effective_database_url)
-        migrate(engine)
-        client = ChainClient.connect(chain.rpc_url, deployment, settings.hub_private_key.get_secret_value())
+        # answer -> voucher latency of payees with a channel: each earns a few answers' shares,
+        # below the default minimum payout that gates a payee's first channel
+        bench = bench_payouts(tmp, chain, redis_url, {"OPENCHAT_PAYOUT_INTERVAL": str(interval),
+                                                      "OPENCHAT_PAYOUT_MIN_OWED": "0"})
+        env, broker, settings, engine, client = bench.env, bench.broker, bench.settings, bench.engine, bench.client
         stack = Stack(data_dir, env, settings, engine, chain, client, create_celery(settings),
                       data_dir / "worker.log")
         rnd = random.Random(seed_no)
@@ -310,7 +297,7 @@ def bench_latency(n_answers: int, spread_intervals: float, redis_url: str, seed_
             engine.dispose()
             if "OPENCHAT_REDIS_URL" in env:
                 r = redis.Redis.from_url(redis_url)
-                for key in r.scan_iter(match=f"{prefix}*"):
+                for key in r.scan_iter(match=f"{env['OPENCHAT_REDIS_KEY_PREFIX']}*"):
                     r.delete(key)
     latency = sorted(done[a][0] - committed[a][0] for a in done)
     # a batch's created_at is set when aggregate adds its row, i.e. when the run starts

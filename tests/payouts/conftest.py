@@ -152,6 +152,39 @@ class Stack:
             time.sleep(0.1)
 
 
+@dataclass
+class BenchPayouts:
+    """What a benchmark's real worker runs against: its environment, the broker it got, and the
+    settings, deployment, migrated ledger and chain client built from that environment."""
+
+    env: dict[str, str]
+    broker: str
+    settings: PayoutsSettings
+    deployment: Deployment
+    engine: Engine
+    client: ChainClient
+
+
+def bench_payouts(tmp: str, chain: LocalChain, redis_url: str, extra: dict[str, str]) -> BenchPayouts:
+    """A data dir's SQLite ledger on ``chain``, plus ``extra`` settings; Redis under a fresh key
+    prefix when it answers, else the embedded broker. The worker gets exactly ``env`` (Stack drops
+    every other OPENCHAT_ variable)."""
+    env = {"OPENCHAT_DATA_DIR": tmp, "OPENCHAT_DATABASE_URL": f"sqlite:///{tmp}/ledger.sqlite3",
+           "OPENCHAT_CHAIN_RPC_URL": chain.rpc_url, **extra}
+    try:
+        redis.Redis.from_url(redis_url, socket_timeout=2).ping()
+        env |= {"OPENCHAT_REDIS_URL": redis_url, "OPENCHAT_REDIS_KEY_PREFIX": f"openchat-bench-{uuid.uuid4().hex[:10]}:"}
+        broker = f"Redis {redis_url}"
+    except redis.RedisError:
+        broker = "embedded broker (no Redis)"
+    settings = PayoutsSettings(**{k.removeprefix("OPENCHAT_").lower(): v for k, v in env.items()})
+    deployment = ensure_deployment_for_settings(settings)
+    engine = make_engine(settings.effective_database_url)
+    migrate(engine)
+    client = ChainClient.connect(chain.rpc_url, deployment, settings.hub_private_key.get_secret_value())
+    return BenchPayouts(env, broker, settings, deployment, engine, client)
+
+
 def redis_available() -> bool:
     try:
         redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
