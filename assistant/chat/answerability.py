@@ -186,8 +186,16 @@ def name_terms(question: str) -> set[str]:
 
 
 def number_tokens(text: str) -> set[str]:
-    """Numbers, number words and ordinals in the text, lower-cased."""
-    return _tokens(_NUMBER, text)
+    """Numbers, number words and ordinals in the text, lower-cased; a numeral's ordinal suffix
+    dropped ("8th December" and "8 December" name the same day)."""
+    return {_numeral(t) for t in _tokens(_NUMBER, text)}
+
+
+_ORDINAL_SUFFIX = re.compile(r"(?<=\d)(?:st|nd|rd|th)$")
+
+
+def _numeral(token: str) -> str:
+    return _ORDINAL_SUFFIX.sub("", token)
 
 
 def negated(question: str, sentence: str) -> bool:
@@ -642,13 +650,14 @@ def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[s
     sentence, ``sentences`` their text (for the names' word order)."""
     pool_terms = set().union(*pool) if pool else set()
     q_numbers = number_tokens(question) - COUNTING_WORDS
-    q_digits = {t for t in analyse(question) if any(ch.isdigit() for ch in t)}
+    q_digits = {_numeral(t) for t in analyse(question) if any(ch.isdigit() for ch in t)}
+    pool_digits = {_numeral(t) for t in pool_terms if t[:1].isdigit()}
     q_names = name_terms(question)
     absent = {t for t in q_names if not spelled_like(t, pool_terms)}
     missing = {t for t in q_names - absent if not spelled_like(t, answer_terms)}
     return Evidence(
         negated=negated(question, answer),
-        number_absent=bool(q_digits - pool_terms),
+        number_absent=bool(q_digits - pool_terms - pool_digits),
         number_missing=bool(q_numbers - number_tokens(answer)),
         name_absent=bool(absent),
         name_elsewhere=any(sum(t in terms for terms in pool) <= NAME_DETAIL_SENTENCES for t in missing),

@@ -436,7 +436,9 @@ class ExtractiveResponder:
         said = any(p.is_said for p in passages)
         if said:
             question = full_speaker_names(question, [p.speaker for p in passages if p.speaker])
-        ranking = self.rank(question, passages)
+        # Next messages no search found (hop 3, a tail) are read only after the message they continue.
+        n_read = sum(1 for p in passages if p.hop < 3)
+        ranking = self.rank(question, passages[:n_read])
         if ranking is None:
             return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
         form = shape(question)
@@ -448,7 +450,7 @@ class ExtractiveResponder:
         # prefix-free tail, ``Passage.hop == 2``) only complete it. Their candidates come after
         # the first ones', so indexes into the first ranking hold in the whole one.
         n_first = sum(1 for p in passages if p.hop == 1)
-        first = ranking if n_first == len(passages) else self.rank(question, passages[:n_first])
+        first = ranking if n_first == n_read else self.rank(question, passages[:n_first])
         if first is None:
             return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
         best = round(first.best_score, 4)
@@ -482,13 +484,27 @@ class ExtractiveResponder:
                  for i in composed.chosen]
         body: list[str] = []
         quoted: set[int] = set()
-        for p in picks:
+        picked = {p.marker for p in picks}
+        lead = max(picks, key=lambda p: p.score).marker if picks else 0
+        for p in list(picks):
             source = passages[p.marker - 1]
             if not source.is_said:
                 body.append(source.cited(p.sentence, p.marker))
             elif p.marker not in quoted:
                 quoted.add(p.marker)
                 body.append(source.cited(quote(source.text, [q.sentence for q in picks if q.marker == p.marker]), p.marker))
+                # The speaker's next message of the exchange, when they went on (retrieval.exchanges):
+                # only the best message's. Measured on locomo-dev's even half: reading on after the
+                # best one, answer recall 0.303 -> 0.329, gold-token recall 0.531 -> 0.578, median
+                # 113 -> 138 words; after every quoted one, 0.334 and 0.600 at 188 words.
+                k = source.next
+                if k and k not in picked and k not in quoted and p.marker == lead:
+                    rest = passages[k - 1]
+                    stating = [x for x in split_sentences(rest.text) if quotable(x)]
+                    if stating:
+                        quoted.add(k)
+                        body.append(rest.cited(quote(rest.text, stating[:1]), k))
+                        picks.append(Pick(k, stating[0], 0.0))
         text = " ".join(part for part in (composed.opening, *body, composed.closing) if part)
         return ExtractiveAnswer(text, picks, best)
 
@@ -517,11 +533,32 @@ MESSAGE_MORE_MARGIN = 2.0
 MESSAGE_QUOTE_WORDS = 60
 
 
+def quotable(sentence: str) -> bool:
+    """Whether a message's sentence belongs in a quotation of it: not a question, not only
+    greetings, thanks or reactions to someone ("Hey Caroline!", "Thanks!", "So cool!"). Unlike
+    ``states``, a name alone ("The Minnesota Wolves!") or "It was amazing." is kept: read after
+    the message it follows, it is what was asked."""
+    text = sentence.strip().strip("\"'“”‘’)").rstrip()
+    if text.endswith("?") and not (_TAG_QUESTION.search(text) and not _ASKS.match(text)):
+        return False
+    words = _SOCIAL_WORD.findall(text)
+    folded = [w.casefold().replace("’", "'") for w in words]
+    # A capitalised word is someone addressed ("Thanks, Caroline!") only beside a greeting or a
+    # reaction; alone, it is the name that was asked for.
+    vocative = any(w in _REACTION and w not in _ARTICLES for w in folded)
+    return not all(f in _REACTION or (vocative and w[:1].isupper()) for w, f in zip(words, folded))
+
+
+# Reaction words: _SOCIAL less those that make a statement of a short sentence ("It was amazing.").
+_REACTION = _SOCIAL - {"it", "it's", "is", "was", "that's", "that", "be", "will"}
+_ARTICLES = frozenset({"the", "a", "an"})
+
+
 def quote(text: str, picked: Sequence[str]) -> str:
     """What an answer quotes of a message, given its picked sentences: the sentences that
-    state something (no questions, greetings or thanks), all of them when they are short,
-    else each picked one with the stating sentence after it, in the message's order."""
-    stating = [s for s in split_sentences(text) if states(s)]
+    say something (``quotable``), all of them when they are short, else each picked one with
+    the sentence after it, in the message's order."""
+    stating = [s for s in split_sentences(text) if quotable(s)]
     if sum(len(s.split()) for s in stating) <= MESSAGE_QUOTE_WORDS:
         return " ".join(stating)
     keep: set[int] = set()

@@ -36,6 +36,7 @@ from assistant.db import write_session
 from assistant.errors import ApiError
 from assistant.models import Answer, Citation, Conversation, Message
 from assistant.snippets import snippet
+from retrieval.exchanges import next_messages
 from retrieval.knowledge import KnowledgeBase
 from retrieval.lexical import analyse
 from retrieval.search import Searcher, SearchResult
@@ -120,6 +121,23 @@ class Turn:
     async def release(self) -> None:
         """Give the held price back: the answer was not given (a failed model call)."""
         await self.assistant.in_thread(self.assistant._release, self.id)
+
+
+@dataclass(frozen=True)
+class Found:
+    """What retrieval found for a question: the first step's sources, then a second step's, then
+    the next messages of the first step's messages that no step found (``retrieval.exchanges``)."""
+
+    sources: list[SearchResult]
+    first: int  # how many the first step found
+    searched: int  # how many the two steps found; the rest are next messages
+    following: dict[int, int] = field(default_factory=dict)  # source index -> its next message's index
+
+    def passages(self) -> list[Passage]:
+        """The sources as the answer layer reads them, each with its step and next message."""
+        return [passage(s, 1 if i < self.first else 2 if i < self.searched else 3,
+                        self.following[i] + 1 if i in self.following else 0)
+                for i, s in enumerate(self.sources)]
 
 
 @dataclass(frozen=True)
@@ -255,18 +273,18 @@ class Assistant:
 
     def _retrieve_and_answer(self, req: ChatRequest, query: str) -> _Prepared:
         t0 = _now()
-        sources, first = self.retrieve(query)
+        found = self.retrieve(query)
         t1 = _now()
         if req.model != EXTRACTIVE_MODEL:
-            return _Prepared(sources, (t1 - t0) * 1000)
-        text = self.extractive.answer(query, [passage(s, 1 if i < first else 2) for i, s in enumerate(sources)]).text
-        return _Prepared(sources, (t1 - t0) * 1000, text, (_now() - t1) * 1000)
+            return _Prepared(found.sources, (t1 - t0) * 1000)
+        text = self.extractive.answer(query, found.passages()).text
+        return _Prepared(found.sources, (t1 - t0) * 1000, text, (_now() - t1) * 1000)
 
-    def retrieve(self, query: str) -> tuple[list[SearchResult], int]:
-        """The sources for a question and how many the first step found: the search's top
-        results, and when the question needs a second source (two things compared, or an entity
-        the first source names) the top results of a second step for each
-        (``compose.follow_ups``), after the first ones."""
+    def retrieve(self, query: str) -> Found:
+        """The sources for a question: the search's top results, and when the question needs a
+        second source (two things compared, or an entity the first source names) the top results
+        of a second step for each (``compose.follow_ups``), after the first ones; then the next
+        message of each first-step message, when its speaker went on (``retrieval.exchanges``)."""
         # A source that states nothing (only questions, greetings or thanks: "How long have you
         # been creating art?") cannot answer, so it takes no place another source could fill.
         found = [s for s in self.searcher.search(query, self.top_k * SHORT_SOURCES_FACTOR)
@@ -291,7 +309,20 @@ class Assistant:
                     sources.append(s)
                     seen.add(s.chunk_id)
                     added += 1
-        return sources, len(passages)
+        searched = len(sources)
+        following: dict[int, int] = {}
+        with self.sessions() as session:
+            nexts = next_messages(session, sources[: len(passages)])
+        at = {s.chunk_id: i for i, s in enumerate(sources)}
+        for i, s in enumerate(sources[: len(passages)]):
+            nxt = nexts.get(s.chunk_id)
+            if nxt is None:
+                continue
+            if nxt.chunk_id not in at:
+                at[nxt.chunk_id] = len(sources)
+                sources.append(nxt)
+            following[i] = at[nxt.chunk_id]
+        return Found(sources, len(passages), searched, following)
 
     def _max_tokens(self, req: ChatRequest) -> int:
         return req.max_tokens or self.default_max_tokens
@@ -497,9 +528,9 @@ def _context(previous: str) -> str:
     return previous if len(words) <= CONTEXT_WORDS else " ".join(words[-CONTEXT_WORDS:])
 
 
-def passage(s: SearchResult, hop: int = 1) -> Passage:
+def passage(s: SearchResult, hop: int = 1, next: int = 0) -> Passage:
     """A search result as the answer layer reads it."""
-    return Passage(s.text, s.title, s.speaker, s.timestamp, hop)
+    return Passage(s.text, s.title, s.speaker, s.timestamp, hop, next)
 
 
 def _title(question: str) -> str:

@@ -25,7 +25,11 @@ class Passage:
     title: str | None = None
     speaker: str | None = None
     timestamp: str | None = None
-    hop: int = 1  # 2: found by a second retrieval step, read only to complete an answer
+    hop: int = 1  # 2: found by a second retrieval step, read only to complete an answer; 3: see ``next``
+    # The marker of the source that holds this speaker's next message of the same exchange (0 when
+    # none): an answer that quotes this message reads on into that one (retrieval.exchanges). Such
+    # a source that no search found has hop 3: it is read only as the continuation of its message.
+    next: int = 0
 
     @property
     def said(self) -> datetime | None:

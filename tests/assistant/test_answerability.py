@@ -88,7 +88,9 @@ def test_name_terms_are_the_questions_capitalised_words_past_the_first() -> None
 
 
 def test_number_tokens_cover_digits_words_and_ordinals() -> None:
-    assert number_tokens("In 1,000 AD, three kings ruled; the 11th century followed.") == {"1,000", "three", "11th"}
+    assert number_tokens("In 1,000 AD, three kings ruled; the 11th century followed.") == {"1,000", "three", "11"}
+    # A day named either way is one day: "on 8th December" and "on 8 December".
+    assert number_tokens("on 8th December, 2023") == number_tokens("on 8 December 2023") == {"8", "2023"}
 
 
 def test_negation_mismatch() -> None:

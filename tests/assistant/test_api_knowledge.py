@@ -416,3 +416,32 @@ def test_copying_one_sentence_of_a_snippet_earns_the_copier_nothing(api: LiveSer
     credits = reply.model_extra["openchat"]["credits"]
     assert [c["contributor"] for c in credits] == [origin]
     assert {c["contributor"] for c in reply.model_extra["citations"]} == {origin}
+
+
+def test_a_message_is_read_with_what_its_speaker_said_next(api: LiveServer) -> None:
+    who = new_address()
+    rows: list[dict[str, Any] | str] = [
+        {"id": "x1", "text": "I finally signed with a new rowing club - so excited for the regatta season!",
+         "speaker": "Rhea Lindqvist", "timestamp": "2024-03-02T10:00"},
+        {"id": "x2", "text": "No way! Which club?", "speaker": "Bram Okafor", "timestamp": "2024-03-02T10:01"},
+        {"id": "x3", "text": "The Thames Otters! Practice starts on Monday.", "speaker": "Rhea Lindqvist",
+         "timestamp": "2024-03-02T10:02"},
+        # Hours later: another exchange, not the rest of x3.
+        {"id": "x4", "text": "My new club lent me a green racing shell for the season.", "speaker": "Rhea Lindqvist",
+         "timestamp": "2024-03-02T15:30"},
+    ]
+    assert upload(api, "rowing.jsonl", jsonl(rows), who).json()["chunks_stored"] == 4
+    question = "Which rowing club did Rhea sign with?"
+    found = api.server.config.app.state.assistant.retrieve(question)  # type: ignore[union-attr]
+    ids = [s.source_id for s in found.sources]
+    links = {ids[i]: ids[k] for i, k in found.following.items()}
+    assert links.get("x1") == "x3" and "x3" not in links  # Bram's reply is not Rhea's; x4 is hours on
+
+    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key=DEV_KEY, max_retries=0, timeout=60)
+    completion = client.chat.completions.create(model="openchat-extractive", messages=[{"role": "user", "content": question}])
+    text = completion.choices[0].message.content or ""
+    # The club is named only in the message after the one that matches the question.
+    assert "signed with a new rowing club" in text and "The Thames Otters!" in text
+    cited = {c["source_id"] for c in completion.model_extra["citations"]}
+    assert {"x1", "x3"} <= cited and "x2" not in cited
+    assert {c["contributor"] for c in completion.model_extra["openchat"]["credits"]} == {who}

@@ -12,6 +12,7 @@ from assistant.chat.extractive import (
     ExtractiveResponder,
     Ranking,
     close_call,
+    quotable,
     quote,
     rival_document,
     states,
@@ -244,6 +245,31 @@ def test_an_answer_from_a_message_quotes_the_sentence_after_the_one_that_matched
                    speaker="John", timestamp="2023-06-16T10:00")
     a = responder.answer("What did John get promoted to?", [said])
     assert "assistant manager" in a.text and a.text.endswith("[1]")
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kept"),
+    [("The Minnesota Wolves!", True), ("It was amazing.", True), ("I love painting!", True),
+     ("Hey Caroline!", False), ("Thanks, Caroline!", False), ("Thanks!", False), ("So cool!", False),
+     ("Which team?", False)],
+)
+def test_a_quotation_keeps_names_and_short_statements_but_not_greetings(sentence: str, kept: bool) -> None:
+    assert quotable(sentence) is kept
+
+
+def test_an_answer_reads_on_into_the_speakers_next_message(responder: ExtractiveResponder) -> None:
+    signed = Passage("I just signed with a new team - excited for the season!", speaker="John",
+                     timestamp="2023-05-21T10:00", next=3)
+    other = Passage("I baked bread with my kids on Sunday.", speaker="John", timestamp="2023-05-20T09:00")
+    named = Passage("The Minnesota Wolves! I can't wait to play with them!", speaker="John",
+                    timestamp="2023-05-21T10:00", hop=3)
+    a = responder.answer("Which team did John sign with?", [signed, other, named])
+    assert "signed with a new team" in a.text and '"The Minnesota Wolves! ' in a.text and a.text.endswith("[3]")
+    assert [p.marker for p in a.picks] == [1, 3]
+    # Without the link the next message is not read: it is not a search result of its own.
+    alone = responder.answer("Which team did John sign with?", [Passage(signed.text, speaker="John", timestamp=signed.timestamp),
+                                                                 other, named])
+    assert "Minnesota" not in alone.text
 
 
 def ranking(rows: list[tuple[int, str, float]]) -> Ranking:
