@@ -203,7 +203,8 @@ def reconcile_cmd(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         for key in ("contributors", "channels", "ledger_vouchered", "ledger_settled", "chain_deposited", "chain_paid",
-                    "pending_settlements", "topups_credited", "topups_checked_on_chain"):
+                    "pending_settlements", "topups_credited", "topups_checked_on_chain", "closings_checked",
+                    "closings_reclaimed", "chain_refunded"):
             print(f"{key:>18}  {out[key]}")
         _print_deployments(report.deployments)
         print("OK: ledger and chain agree" if report.ok else f"{len(report.problems)} difference(s):")
