@@ -47,7 +47,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         return create_celery(settings.payouts)
 
     registry, http_metrics = metrics_registry(lambda: app.state.engine, celery_app, (QUEUE, CHAIN_QUEUE),
-                                              settings.payouts.payout_min_owed)
+                                              settings.payouts.payout_min_owed, settings.payouts.small_payee_cap())
     limit_metrics = rate_limit_metrics(registry)
     session_counts = session_metrics(registry)
 

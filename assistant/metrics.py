@@ -24,6 +24,7 @@ from assistant.models import Answer
 from payouts.topups import figures as deposit_figures
 from payouts.ledger import open_holds
 from payouts.metrics import ledger_figures, queue_depths
+from payouts.small_payees import SmallPayeeCap
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,10 @@ class LedgerCollector(Collector):
     scraped; a source that cannot be read is reported by ``openchat_scrape_error`` instead."""
 
     def __init__(self, engine: Callable[[], Engine], celery_app: Callable[[], Celery], queues: tuple[str, ...],
-                 min_owed: int = 0) -> None:
+                 min_owed: int = 0, small_cap: SmallPayeeCap | None = None) -> None:
         self.engine = engine
         self.min_owed = min_owed
+        self.small_cap = small_cap
         self.celery_app = celery_app
         self.queues = queues
 
@@ -83,7 +85,7 @@ class LedgerCollector(Collector):
     def _ledger(self) -> Iterator[Metric]:
         with Session(self.engine()) as session:
             answered = dict(session.execute(select(Answer.answered, func.count()).group_by(Answer.answered)).all())
-            figures = ledger_figures(session, min_owed=self.min_owed)
+            figures = ledger_figures(session, min_owed=self.min_owed, small_cap=self.small_cap)
             open_count, held = open_holds(session)
             topups = deposit_figures(session)
         answers = CounterMetricFamily("openchat_answers", "Answers given, by whether they cited knowledge.",
@@ -128,6 +130,21 @@ class LedgerCollector(Collector):
              "below_minimum_owed"),
         ):
             yield GaugeMetricFamily(name, doc, value=ch.get(key, 0))
+        small = figures.small_payees
+        for name, doc, key in (
+            ("openchat_small_payees_committed_base_units",
+             f"Hub funds in small payees' channels (lifetime earnings below the line), not paid out, {base}.", "committed"),
+            ("openchat_small_payees_cap_budget_base_units",
+             f"The fixed budget of small payees' committed funds (the cap is the lesser of it and a share of hub funds), {base}.",
+             "budget"),
+            ("openchat_small_payees_last_cap_base_units",
+             f"The cap the last voucher run applied when a payee had to wait, {base}.", "last_cap"),
+            ("openchat_payees_waiting_for_funds", "Small payees queued for a deposit under the cap.", "waiting"),
+            ("openchat_waiting_for_funds_owed_base_units", f"What those payees are owed, kept in the ledger, {base}.",
+             "waiting_owed"),
+            ("openchat_waiting_for_funds_needed_base_units", f"The deposits they wait for, {base}.", "waiting_needed"),
+        ):
+            yield GaugeMetricFamily(name, doc, value=small.get(key, 0))
         yield CounterMetricFamily("openchat_channel_deposits_reclaimed_base_units",
                                   f"Unused deposits of idle channels returned to the hub by settles, {base}.",
                                   value=ch.get("deposits_reclaimed", 0))
@@ -161,11 +178,12 @@ class LedgerCollector(Collector):
 
 
 def metrics_registry(engine: Callable[[], Engine], celery_app: Callable[[], Celery], queues: tuple[str, ...],
-                     min_owed: int = 0) -> tuple[CollectorRegistry, HttpMetrics]:
-    """A registry with the request series and the ledger collector (``min_owed``: the payout minimum)."""
+                     min_owed: int = 0, small_cap: SmallPayeeCap | None = None) -> tuple[CollectorRegistry, HttpMetrics]:
+    """A registry with the request series and the ledger collector (``min_owed``: the payout
+    minimum; ``small_cap``: the cap on small payees' committed funds)."""
     registry = CollectorRegistry(auto_describe=False)
     metrics = http_metrics(registry)
-    registry.register(LedgerCollector(engine, celery_app, queues, min_owed))
+    registry.register(LedgerCollector(engine, celery_app, queues, min_owed, small_cap))
     return registry, metrics
 
 

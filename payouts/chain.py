@@ -619,13 +619,62 @@ class ChainClient:
     def challenge_period(self) -> int:
         return int(self.channels.functions.challengePeriod().call())
 
-    def channel_events(self, receipt: TxReceipt) -> list[dict[str, Any]]:
-        """Decoded PaymentChannels events of a receipt: [{event, channelId, ...}, ...]."""
+    def _channel_event_types(self) -> dict[bytes, Any]:
+        """topic 0 -> the PaymentChannels event type it is the signature of."""
         by_topic = {}
         for item in self.channels.abi:
             if item["type"] == "event":
                 sig = f"{item['name']}({','.join(i['type'] for i in item['inputs'])})"
                 by_topic[keccak(text=sig)] = getattr(self.channels.events, item["name"])
+        return by_topic
+
+    def channel_history(self, channel_ids: Sequence[bytes], from_block: int, *,
+                        per_call: int = 100) -> dict[bytes, list[dict[str, Any]]]:
+        """Every PaymentChannels event of these channels from ``from_block`` to the head, oldest
+        first, by channel: ``{"event", "block", "log_index", "tx_hash", **its arguments}``. Every
+        event's first indexed topic is the channel id, so one ``eth_getLogs`` serves ``per_call``
+        channels."""
+        by_topic = self._channel_event_types()
+        out: dict[bytes, list[dict[str, Any]]] = {bytes(c): [] for c in channel_ids}
+        ids = list(out)
+        for i in range(0, len(ids), per_call):
+            logs = self.w3.eth.get_logs({"address": self.deployment.channels, "fromBlock": int(from_block),
+                                         "toBlock": "latest",
+                                         "topics": [None, ["0x" + c.hex() for c in ids[i:i + per_call]]]})
+            for log in logs:
+                event = by_topic.get(bytes(log["topics"][0])) if log["topics"] else None
+                if event is None:
+                    continue
+                decoded = event().process_log(log)
+                args = dict(decoded["args"])
+                out[bytes(args["channelId"])].append({
+                    "event": decoded["event"], "block": int(log["blockNumber"]), "log_index": int(log["logIndex"]),
+                    "tx_hash": "0x" + bytes(log["transactionHash"]).hex(), **args})
+        for events in out.values():
+            events.sort(key=lambda e: (e["block"], e["log_index"]))
+        return out
+
+    def token_transfers(self, tx_hash: str) -> list[tuple[str, str, int]]:
+        """(from, to, amount) of each ERC-20 ``Transfer`` of this PaymentChannels contract's token
+        in the transaction's receipt (empty when the node has no such transaction)."""
+        token = to_checksum_address(self.channels.functions.token().call())
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+        except Exception:  # noqa: BLE001 - web3 raises TransactionNotFound, providers differ
+            return []
+        topic = keccak(text="Transfer(address,address,uint256)")
+        out = []
+        for log in receipt["logs"]:
+            topics = [bytes(t) for t in log["topics"]]
+            if to_checksum_address(log["address"]) != token or len(topics) != 3 or topics[0] != topic:
+                continue
+            out.append((to_checksum_address(topics[1][-20:]), to_checksum_address(topics[2][-20:]),
+                        int.from_bytes(bytes(log["data"]), "big")))
+        return out
+
+    def channel_events(self, receipt: TxReceipt) -> list[dict[str, Any]]:
+        """Decoded PaymentChannels events of a receipt: [{event, channelId, ...}, ...]."""
+        by_topic = self._channel_event_types()
         out = []
         for log in receipt["logs"]:
             if to_checksum_address(log["address"]) != self.deployment.channels or not log["topics"]:

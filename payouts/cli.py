@@ -12,7 +12,7 @@ from dataclasses import asdict
 
 from sqlalchemy.orm import Session
 
-from payouts import deployments, ledger, quarantine, reclaim, topups
+from payouts import deployments, ledger, quarantine, reclaim, small_payees, topups
 from payouts.settings import PayoutsSettings
 
 
@@ -38,6 +38,8 @@ def status(args: argparse.Namespace) -> int:
         per_deployment = deployments.figures(s)
         channel_funds = reclaim.figures(s, settings.payout_min_owed)
         _, _, below = reclaim.below_minimum(s, settings.payout_min_owed, limit=args.limit)
+        small = small_payees.figures(s, settings.small_payee_cap())
+        _, _, _, waiting = small_payees.waiting(s, limit=args.limit)
         totals.update(topups.figures(s))
         if args.contributor:
             from payouts.models import Contributor
@@ -47,17 +49,20 @@ def status(args: argparse.Namespace) -> int:
                 "address": c.address, "earned": c.earned, "batched": c.batched,
                 "vouchered": c.vouchered, "settled": c.settled,
                 "quarantine": next((q for q in held_out if q["address"] == c.address), None),
-                "below_minimum_payout": reclaim.is_below_minimum(s, c.address, settings.payout_min_owed)}
+                "below_minimum_payout": reclaim.is_below_minimum(s, c.address, settings.payout_min_owed),
+                "waiting_for_funds": next((w for w in small_payees.waiting(s)[3] if w["address"] == c.address), None)}
     engine.dispose()
     totals["quarantined"] = held_out
     totals["deployments"] = per_deployment
     totals["channels"] = channel_funds | {"payout_min_owed": settings.payout_min_owed}
     totals["below_minimum"] = below
+    totals["small_payees"] = small
+    totals["waiting_for_funds"] = waiting
     if args.json:
         print(json.dumps(totals, indent=2))
         return 0
     for key, value in totals.items():
-        if key not in ("quarantined", "deployments", "channels", "below_minimum"):
+        if key not in ("quarantined", "deployments", "channels", "below_minimum", "small_payees", "waiting_for_funds"):
             print(f"{key:>20}  {value}")
     _print_deployments(per_deployment)
     c = totals["channels"]
@@ -69,6 +74,16 @@ def status(args: argparse.Namespace) -> int:
               f"payee(s), owed {c['below_minimum_owed']}")
         for b in below:
             print(f"  {b['address']}  owed {b['owed']}  below minimum payout")
+    if small["earned_below"]:
+        print(f"small payees (lifetime earnings below {small['earned_below']}): channels hold {small['committed']} of "
+              f"the cap min({small['budget']}, {small['share_bps']} bps of hub funds)"
+              + (f", {small['last_cap']} at the last wait" if small["last_cap"] else ""))
+    if small["waiting"]:
+        print(f"waiting for funds under that cap (queued, paid in this order as funds free up): {small['waiting']} "
+              f"payee(s), owed {small['waiting_owed']}, deposits needed {small['waiting_needed']}")
+        for w in waiting:
+            print(f"  {w['position']:>4}. {w['address']}  owed {w['owed']}  needs {w['needed']}  since {w['since']}")
+            print(f"        {w['reason']}")
     if held_out:
         print("quarantined payees (left out of voucher and settlement runs; "
               "release with `openchat payouts release ADDRESS`):")
@@ -188,7 +203,8 @@ def reconcile_cmd(args: argparse.Namespace) -> int:
         print(json.dumps(out, indent=2))
     else:
         for key in ("contributors", "channels", "ledger_vouchered", "ledger_settled", "chain_deposited", "chain_paid",
-                    "pending_settlements", "topups_credited", "topups_checked_on_chain"):
+                    "pending_settlements", "topups_credited", "topups_checked_on_chain", "closings_checked",
+                    "closings_reclaimed", "chain_refunded"):
             print(f"{key:>18}  {out[key]}")
         _print_deployments(report.deployments)
         print("OK: ledger and chain agree" if report.ok else f"{len(report.problems)} difference(s):")

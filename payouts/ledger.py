@@ -571,17 +571,22 @@ class Owed:
     batched: int
     vouchered: int
     settled: int
+    earned: int = 0
 
 
-def owed_vouchers(session: Session, limit: int = 1_000, *, include_quarantined: bool = False) -> list[Owed]:
+def owed_vouchers(session: Session, limit: int = 1_000, *, include_quarantined: bool = False,
+                  addresses: list[str] | None = None) -> list[Owed]:
     """Contributors whose batched amount is above their latest voucher (leaving out payees in
-    quarantine whose retry is not due)."""
-    stmt = (select(Contributor.address, Contributor.batched, Contributor.vouchered, Contributor.settled)
+    quarantine whose retry is not due; only ``addresses`` when given)."""
+    stmt = (select(Contributor.address, Contributor.batched, Contributor.vouchered, Contributor.settled,
+                   Contributor.earned)
             .where(Contributor.batched > Contributor.vouchered))
     if not include_quarantined:
         stmt = stmt.where(~quarantine.held_out())
+    if addresses is not None:
+        stmt = stmt.where(Contributor.address.in_(addresses))
     rows = session.execute(stmt.order_by(Contributor.address).limit(limit)).all()
-    return [Owed(a, int(b), int(v), int(s)) for a, b, v, s in rows]
+    return [Owed(a, int(b), int(v), int(s), int(e)) for a, b, v, s, e in rows]
 
 
 def store_voucher(

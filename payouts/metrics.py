@@ -14,7 +14,7 @@ from celery import Celery
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from payouts import quarantine, reclaim
+from payouts import quarantine, reclaim, small_payees
 from payouts.models import AnswerPayment, Credit, PayoutBatch, Settlement, Voucher
 
 
@@ -41,6 +41,9 @@ class LedgerFigures:
     # deposits_reclaimable, deposits_closing, deposits_reclaimed, channels_open/closing/reclaimed,
     # payees_below_minimum, below_minimum_owed
     channels: dict[str, int] = field(default_factory=dict)
+    # the cap on small payees' committed funds (payouts.small_payees.figures): committed,
+    # last_cap, waiting, waiting_owed, waiting_needed and the settings
+    small_payees: dict[str, int] = field(default_factory=dict)
 
 
 # Per-payee series are bounded, so a flood of failing payees cannot blow up the scrape; the
@@ -48,9 +51,10 @@ class LedgerFigures:
 QUARANTINE_SERIES = 100
 
 
-def ledger_figures(session: Session, *, min_owed: int = 0) -> LedgerFigures:
+def ledger_figures(session: Session, *, min_owed: int = 0,
+                   small_cap: small_payees.SmallPayeeCap | None = None) -> LedgerFigures:
     """The ledger's totals in a dozen aggregate queries (``min_owed``: the payout minimum, for
-    the payees below it)."""
+    the payees below it; ``small_cap``: the cap on small payees' funds, None: off)."""
     answers, debited, fees = session.execute(
         select(func.count(), func.coalesce(func.sum(AnswerPayment.total), 0),
                func.coalesce(func.sum(AnswerPayment.fee), 0))
@@ -81,6 +85,7 @@ def ledger_figures(session: Session, *, min_owed: int = 0) -> LedgerFigures:
         settlements=by_status, settlement_gas=gas, settled=settled,
         payees_quarantined=held_out, quarantined_owed=owed, quarantined=listed,
         channels=reclaim.figures(session, min_owed),
+        small_payees=small_payees.figures(session, small_cap or small_payees.SmallPayeeCap(0, 0, 0)),
     )
 
 

@@ -383,6 +383,29 @@ class PayeeQuarantine(Base):
     released_by: Mapped[str | None] = mapped_column(String(200))
 
 
+class PayeeWait(Base):
+    """A small payee (lifetime earnings below ``small_payee_earned_below``) whose channel deposit
+    would take small payees' committed funds over their cap: it waits, in queue order (``since``,
+    then address), until funds are freed (``payouts.small_payees``, migration 0017). No money
+    moves: what it is owed stays in ``contributors``. ``needed``/``owed``/``cap``/``committed``
+    and ``reason`` are as the last voucher run (``checked_at``) saw them; the row is deleted once
+    the payee is paid."""
+
+    __tablename__ = "payee_waits"
+    __table_args__ = (
+        CheckConstraint("needed >= 0 AND owed >= 0 AND cap >= 0 AND committed >= 0", name="wait_amounts"),
+    )
+
+    address: Mapped[str] = mapped_column(ForeignKey("contributors.address"), primary_key=True)
+    since: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    checked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    needed: Mapped[int] = mapped_column(Money)
+    owed: Mapped[int] = mapped_column(Money)
+    cap: Mapped[int] = mapped_column(Money)
+    committed: Mapped[int] = mapped_column(Money)
+    reason: Mapped[str] = mapped_column(Text)
+
+
 class JournalEntry(Base):
     """Append-only record of every balance change (UPDATE/DELETE refused by DB triggers,
     created in the migration).

@@ -4,7 +4,9 @@
 the ledger's own money rules (:func:`payouts.ledger.check_invariants`) and, for each deployment
 the ledger paid on (``payouts.deployments``), its channels against THAT deployment's contract:
 paid on chain = settled in the ledger, paid ≤ deposited, deposit ≥ the latest voucher (so every
-voucher can be cashed). A deployment the configured node does not have (another chain, a reset
+voucher can be cashed), and each channel closing the reclaim run recorded against the chain's
+events (``payouts.closing_audit``: deposit and paid at the close, reclaimed = the settle's refund =
+deposit − paid, the refund's transfer to the hub). A deployment the configured node does not have (another chain, a reset
 chain, a contract gone) cannot be checked: that is a difference as long as vouchers signed there
 are neither settled nor returned to owed (``openchat payouts retire``), because nothing then
 accounts for them. The configured deployment being another chain state than its file recorded
@@ -19,7 +21,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from payouts import deployments, ledger, topups
+from payouts import closing_audit, deployments, ledger, topups
 from payouts.chain import ChainClient, ChainError
 from payouts.db import begin_snapshot
 from payouts.models import Contributor, Settlement
@@ -40,6 +42,11 @@ class Report:
     # chain's logs (those on the configured node's chain).
     topups_credited: int = 0
     topups_checked_on_chain: int = 0
+    # Channel closings the reclaim run recorded, checked against the chain's events
+    # (payouts.closing_audit): how many, what the ledger says was reclaimed, what the settles refunded.
+    closings_checked: int = 0
+    closings_reclaimed: int = 0
+    chain_refunded: int = 0
     # one entry per deployment: its figures, and how it was checked
     # ("configured", "live on the configured node", "not on the configured node", "ledger only")
     deployments: list[dict[str, Any]] = field(default_factory=list)
@@ -80,9 +87,11 @@ def reconcile(session: Session, client: ChainClient | None) -> Report:
         elif current is not None and d.id == current.id:
             fig["checked"] = "configured"
             _check_channels(report, client, chans, prefix="")
+            _check_closings(report, session, client, d, prefix="")
         elif client.is_live(d.chain_id, d.contract, d.deploy_block, d.deploy_block_hash):
             fig["checked"] = "live on the configured node"
             _check_channels(report, client.for_channels(d.contract), chans, prefix=f"{d.label()}: ")
+            _check_closings(report, session, client.for_channels(d.contract), d, prefix=f"{d.label()}: ")
         else:
             fig["checked"] = "not on the configured node"
             if fig["outstanding"] > 0:
@@ -123,6 +132,15 @@ def _check_deposits(report: Report, session: Session, client: ChainClient | None
                 d["block_hash"].lower(), d["account_ref"].lower(), d["amount"]):
             report.problems.append(f"{where}: on chain it is in block {found.block_hash} for {found.account_ref}, "
                                    f"amount {found.amount}; the ledger credited block {d['block_hash']}")
+
+
+def _check_closings(report: Report, session: Session, client: ChainClient, d: deployments.DeploymentRow, *,
+                    prefix: str) -> None:
+    audit = closing_audit.check(session, client, d.id, d.deploy_block or 0, prefix=prefix)
+    report.closings_checked += audit.checked
+    report.closings_reclaimed += audit.ledger_reclaimed
+    report.chain_refunded += audit.chain_refunded
+    report.problems += audit.problems
 
 
 def _check_channels(report: Report, client: ChainClient, chans: list[deployments.ChannelRow], *, prefix: str) -> None:

@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from payouts.deposits import DepositPolicy
+from payouts.small_payees import SmallPayeeCap
 
 # Anvil's first deterministic dev account (mnemonic "test test ... junk"). PUBLIC KNOWLEDGE:
 # dev chains only. Anyone can spend from it on any real network; set OPENCHAT_HUB_PRIVATE_KEY.
@@ -118,6 +119,21 @@ class PayoutsSettings(BaseSettings):
         default=100_000_000, ge=0,
         description="Cap of that headroom (100 ocUSD): the hub's funds locked beyond what is owed, per channel.",
     )
+    small_payee_earned_below: int = Field(
+        default=10_000_000, ge=0,
+        description="A payee whose lifetime earnings are below this (10,000,000 = 10 ocUSD) is 'small': the "
+        "deposits of all small payees' channels share the cap below. 0: no cap.",
+    )
+    small_payees_max_committed: int = Field(
+        default=1_000_000_000, ge=0,
+        description="Cap of the hub funds committed to small payees' channels (deposited, not paid out; "
+        "1,000,000,000 = 1,000 ocUSD). A small payee whose deposit would pass it waits, queued, until funds free up.",
+    )
+    small_payees_max_committed_bps: int = Field(
+        default=1_000, ge=0, le=10_000,
+        description="...and at most this share of the hub's funds (its token balance plus its channels' "
+        "deposits not paid out), in basis points (1,000 = 10 %); the smaller of the two applies.",
+    )
     channel_idle_seconds: float = Field(
         default=30 * 86_400.0, gt=0,
         description="A channel with no new voucher for this long (all of it paid) is closed and its "
@@ -183,6 +199,11 @@ class PayoutsSettings(BaseSettings):
         """The channel deposit settings as the pure policy the voucher run applies."""
         return DepositPolicy(min_owed=self.payout_min_owed, min_topup=self.channel_min_topup,
                              headroom_bps=self.channel_headroom_bps, max_headroom=self.channel_max_headroom)
+
+    def small_payee_cap(self) -> SmallPayeeCap:
+        """The cap on small payees' committed funds as the pure policy the voucher run applies."""
+        return SmallPayeeCap(earned_below=self.small_payee_earned_below, budget=self.small_payees_max_committed,
+                             share_bps=self.small_payees_max_committed_bps)
 
     @property
     def chain_dir(self) -> Path:

@@ -40,7 +40,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from payouts import deployments, ledger, quarantine, reclaim, topups
+from payouts import deployments, ledger, quarantine, reclaim, small_payees, topups
 from payouts.chain import ChainClient, ChainError, ContractRevert, Deployment
 from payouts.ledger import LedgerError
 from payouts.models import utcnow
@@ -198,90 +198,121 @@ def run_issue_vouchers(res: Resources) -> dict[str, int]:
     the configured deployment holds that channel's new cumulative amount (what it was vouchered
     before, plus only what is still owed), then sign and store the voucher. A deposit is sized to
     the voucher plus a headroom (``payouts.deposits``); a payee with no open channel gets one only
-    once it is owed ``payout_min_owed`` (until then it stays owed, "below minimum"). A payee that
-    can't be paid is quarantined and the others go on.
-    Returns {"vouchers", "opened", "topped_up", "deposited", "below_minimum", "skipped", "quarantined"}."""
-    out = {"vouchers": 0, "opened": 0, "topped_up": 0, "deposited": 0, "below_minimum": 0, "skipped": 0,
-           "quarantined": 0}
+    once it is owed ``payout_min_owed`` (until then it stays owed, "below minimum"). The deposits
+    of small payees (lifetime earnings below ``small_payee_earned_below``) share a cap
+    (``payouts.small_payees``): one that would pass it waits, queued, and the run goes on; the
+    queue is served first, in its order. A payee that can't be paid is quarantined and the others go on.
+    Returns {"vouchers", "opened", "topped_up", "deposited", "below_minimum", "waiting", "skipped", "quarantined"}."""
+    out = {"vouchers": 0, "opened": 0, "topped_up": 0, "deposited": 0, "below_minimum": 0, "waiting": 0,
+           "skipped": 0, "quarantined": 0}
     policy = res.settings.deposit_policy()
+    capping = res.settings.small_payee_cap()
     client = res.chain_client()
     deployment_id = res.deployment_id()
+    started = utcnow()
     with Session(res.db()) as s:
         retrying = quarantine.due_retries(s)
+        queued = small_payees.queue(s)
+        all_committed, small_committed = small_payees.committed(s, capping.earned_below)
+    gate = None
+    if capping.enabled:  # the hub's funds: its free tokens plus what its channels hold
+        hub_funds = client.token_balance(client.hub.address) + all_committed
+        gate = small_payees.Gate(cap=capping.cap(hub_funds), committed=small_committed)
     tried: set[str] = set()  # one attempt per payee and run, however short its backoff
+
+    def pay(o: ledger.Owed) -> bool:
+        """Voucher one payee (depositing first if needed); True when something was recorded."""
+        tried.add(o.address)
+        if _unpayable(res, client, o.address, "voucher"):
+            out["quarantined"] += 1
+            return True
+        step = "get_channel"
+        try:
+            cid = client.channel_id(o.address)
+            ch = client.get_channel(cid)
+            must_open = not ch.exists or ch.status == "settled"
+            if must_open and not policy.may_open(o.batched - o.vouchered):
+                out["below_minimum"] += 1  # stays owed, in the ledger, until it is worth a channel
+                return False
+            if not must_open and ch.status != "open":
+                log.warning("channel of %s is %s: no voucher issued", o.address, ch.status)
+                out["skipped"] += 1
+                return False
+            with res.transaction() as s:  # its amounts start at what the channel has paid
+                bound = deployments.bind_channel(s, deployment_id, o.address, payer=client.hub.address,
+                                                 channel_id=cid, opening_paid=ch.paid)
+            # the channel's cumulative amount: its own vouchers so far + what no voucher covers yet
+            target = bound.vouchered + (o.batched - o.vouchered)
+            add = 0
+            if must_open:  # (re-)open; deposits are cumulative
+                add = max(policy.to_add(target, ch.deposited), 1)
+            elif ch.deposited < target:
+                add = policy.to_add(target, ch.deposited)
+            if add and gate is not None and capping.is_small(o.earned):
+                why = gate.admit(o.address, add)
+                if why is not None:  # waits in the queue; its credits stay owed; nothing sent
+                    with res.transaction() as s:
+                        small_payees.wait(s, o.address, needed=add, owed=o.batched - o.vouchered, cap=gate.cap,
+                                          committed=gate.committed, reason=why)
+                    out["waiting"] += 1
+                    return False
+            deposited = ch.deposited
+            if must_open:
+                step = "open_channel"
+                client.open_channel(o.address, add)
+                out["opened"] += 1
+            elif add:
+                step = "top_up"
+                client.top_up(cid, add)
+                out["topped_up"] += 1
+            deposited += add
+            out["deposited"] += add
+            if deposited < target:  # never a voucher the channel cannot pay
+                raise LedgerError(f"deposit {deposited} of {o.address}'s channel is below the voucher {target}")
+            step = "sign_voucher"
+            voucher = client.sign_voucher(cid, target)
+            step = "store_voucher"
+            with res.transaction("issue_vouchers") as s:
+                reclaim.record_channel(s, deployment_id, cid, deposited=deposited, state="open")
+                small_payees.leave(s, o.address)
+                stored = ledger.store_voucher(
+                    s, o.address, deployment_id=deployment_id, chain_id=voucher.chain_id,
+                    contract=voucher.contract, payer=client.hub.address, channel_id=voucher.channel_id,
+                    cumulative_amount=voucher.cumulative_amount, signature=voucher.signature,
+                )
+                if retrying.get(o.address) == "voucher":
+                    quarantine.resolve(s, o.address)
+            out["vouchers"] += int(stored)
+            return stored
+        except ContractRevert as exc:
+            _quarantine(res, o.address, "voucher", _error_code(exc), f"{step} reverted: {exc}")
+        except RETRY_ON:
+            raise
+        except PAYEE_ERRORS as exc:
+            _quarantine(res, o.address, "voucher", _error_code(exc), f"{step} failed: {exc!r}")
+        out["quarantined"] += 1
+        return True
+
+    # the queue first, in its order: a payee that waited is served before any newcomer
+    for i in range(0, len(queued), 500):
+        chunk = queued[i:i + 500]
+        with Session(res.db()) as s:
+            rows = {o.address: o for o in ledger.owed_vouchers(s, limit=len(chunk), addresses=chunk)}
+        for address in chunk:
+            if address in rows:
+                pay(rows[address])
     while True:
         with Session(res.db()) as s:
             owed = ledger.owed_vouchers(s, limit=500)
         owed = [o for o in owed if o.batched > o.vouchered and o.address not in tried]
-        if not owed:
-            return out
         progressed = False
         for o in owed:
-            tried.add(o.address)
-            if _unpayable(res, client, o.address, "voucher"):
-                out["quarantined"] += 1
-                progressed = True
-                continue
-            step = "get_channel"
-            try:
-                cid = client.channel_id(o.address)
-                ch = client.get_channel(cid)
-                must_open = not ch.exists or ch.status == "settled"
-                if must_open and not policy.may_open(o.batched - o.vouchered):
-                    out["below_minimum"] += 1  # stays owed, in the ledger, until it is worth a channel
-                    continue
-                with res.transaction() as s:  # its amounts start at what the channel has paid
-                    bound = deployments.bind_channel(s, deployment_id, o.address, payer=client.hub.address,
-                                                     channel_id=cid, opening_paid=ch.paid)
-                # the channel's cumulative amount: its own vouchers so far + what no voucher covers yet
-                target = bound.vouchered + (o.batched - o.vouchered)
-                deposited = ch.deposited
-                if must_open:  # (re-)open; deposits are cumulative
-                    step = "open_channel"
-                    add = max(policy.to_add(target, ch.deposited), 1)
-                    client.open_channel(o.address, add)
-                    deposited += add
-                    out["opened"] += 1
-                    out["deposited"] += add
-                elif ch.status != "open":
-                    log.warning("channel of %s is %s: no voucher issued", o.address, ch.status)
-                    out["skipped"] += 1
-                    continue
-                elif ch.deposited < target:
-                    step = "top_up"
-                    add = policy.to_add(target, ch.deposited)
-                    client.top_up(cid, add)
-                    deposited += add
-                    out["topped_up"] += 1
-                    out["deposited"] += add
-                if deposited < target:  # never a voucher the channel cannot pay
-                    raise LedgerError(f"deposit {deposited} of {o.address}'s channel is below the voucher {target}")
-                step = "sign_voucher"
-                voucher = client.sign_voucher(cid, target)
-                step = "store_voucher"
-                with res.transaction("issue_vouchers") as s:
-                    reclaim.record_channel(s, deployment_id, cid, deposited=deposited, state="open")
-                    if ledger.store_voucher(
-                        s, o.address, deployment_id=deployment_id, chain_id=voucher.chain_id,
-                        contract=voucher.contract, payer=client.hub.address, channel_id=voucher.channel_id,
-                        cumulative_amount=voucher.cumulative_amount, signature=voucher.signature,
-                    ):
-                        out["vouchers"] += 1
-                        progressed = True
-                    if retrying.get(o.address) == "voucher":
-                        quarantine.resolve(s, o.address)
-            except ContractRevert as exc:
-                _quarantine(res, o.address, "voucher", _error_code(exc), f"{step} reverted: {exc}")
-            except RETRY_ON:
-                raise
-            except PAYEE_ERRORS as exc:
-                _quarantine(res, o.address, "voucher", _error_code(exc), f"{step} failed: {exc!r}")
-            else:
-                continue
-            out["quarantined"] += 1
-            progressed = True
-        if not progressed:
-            return out
+            progressed |= pay(o)
+        if not owed or not progressed:
+            break
+    with res.transaction() as s:  # entries this whole run did not confirm leave the queue (still owed)
+        small_payees.prune(s, started)
+    return out
 
 
 def run_reclaim(res: Resources, *, idle_seconds: float | None = None) -> dict[str, int]:

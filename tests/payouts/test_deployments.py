@@ -123,7 +123,7 @@ def test_a_redeploy_pays_only_what_is_newly_owed(engine: Engine, stack: Stack, t
     # idempotent: everything again after the redeploy moves nothing, on either contract
     nonce = new.w3.eth.get_transaction_count(hub)
     assert pay(res) == ({"batches": 0, "credits": 0, "total": 0},
-                        {"vouchers": 0, "opened": 0, "topped_up": 0, "deposited": 0, "below_minimum": 0, "skipped": 0,
+                        {"vouchers": 0, "opened": 0, "topped_up": 0, "deposited": 0, "below_minimum": 0, "waiting": 0, "skipped": 0,
                          "quarantined": 0},
                         {"transactions": 0, "channels": 0, "amount": 0, "reconciled": 0, "synced": 0,
                          "quarantined": 0})

@@ -159,7 +159,7 @@ def test_a_reverting_open_quarantines_its_payee_and_the_rest_are_paid(engine: En
     assert_books_balance(engine, stack, good)
 
     # Not retried before its time...
-    assert run_issue_vouchers(res) == {"vouchers": 0, "opened": 0, "topped_up": 0, "deposited": 0, "below_minimum": 0,
+    assert run_issue_vouchers(res) == {"vouchers": 0, "opened": 0, "topped_up": 0, "deposited": 0, "below_minimum": 0, "waiting": 0,
                                        "skipped": 0, "quarantined": 0}
     # ...retried once it is due (the clock moved on), failing again: the wait doubles.
     with Session(engine) as s, s.begin():
@@ -216,8 +216,11 @@ def test_a_reverting_push_quarantines_its_payee_and_the_rest_settle(engine: Engi
         assert s.scalar(select(func.count()).select_from(Settlement).where(Settlement.status == "pending")) == 0
         assert ledger.check_invariants(s) == []
         problems = reconcile(s, client).problems
-    # the chain says what the ledger says: its voucher is not covered, and it is still owed
-    assert problems == [f"{closed}: deposit 0 < latest voucher 3000"]
+    # the chain says what the ledger says: its voucher is not covered, and it is still owed; and
+    # the close the hub sent behind the ledger's back is named, with what its settle refunded
+    assert problems[0] == f"{closed}: deposit 0 < latest voucher 3000" and len(problems) == 2
+    assert problems[1].startswith(f"{closed}: channel 0x{cid.hex()} was closed on chain in 0x")
+    assert problems[1].endswith("refunding 3000 to the hub) but the ledger has no closing and holds it open")
     assert amounts_of(engine, closed) == (3_000, 3_000, 3_000, 0)
     assert run_settle(res, threshold=0)["transactions"] == 0  # held out: nothing is tried
 
