@@ -18,13 +18,25 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import TypeVar
 
 # The fewest words of a sentence that carries a fact of its own (module docstring).
 MIN_WORDS = 8
+# Stretches: a run of this many words shared with an older chunk is a copy of it (docs/retrieval.md,
+# "Stretch origin": the window measured by bench/sentence_origin.py on the shared corpora).
+STRETCH_WORDS = 10
+# Winnowing window: of every WINNOW consecutive stretches one is stored and looked up, so any
+# shared run of STRETCH_WORDS + WINNOW - 1 words is found for sure (shorter ones often).
+WINNOW = 4
+# At most this many older chunks are read back per new chunk to align against (those sharing the
+# most fingerprints): bounds the work one untrusted chunk can cause.
+MAX_ORIGIN_CHUNKS = 8
 _WORD = re.compile(r"\w+")
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True)
@@ -81,3 +93,79 @@ def without(text: str, dropped: list[Sentence]) -> str:
         at = s.end
     pieces.append(text[at:])
     return " ".join(p.strip() for p in pieces if p.strip())
+
+
+@dataclass(frozen=True)
+class Split:
+    """A text's sentences, its words in order, and where each sentence's words start."""
+
+    sentences: list[Sentence]
+    words: list[str]
+    starts: list[int]
+
+
+def split(text: str) -> Split:
+    """``text`` as sentences and the words they hold (the words of stretches and fingerprints)."""
+    sents, all_words, starts = [], [], []
+    for start, end in _punkt()(text):
+        piece = text[start:end]
+        ws = words(piece)
+        if ws:
+            starts.append(len(all_words))
+            all_words.extend(ws)
+            sents.append(Sentence(piece, start, end, len(ws), sentence_hash(piece) if len(ws) >= MIN_WORDS else None))
+    return Split(sents, all_words, starts)
+
+
+def _stretch_hash(stretch: Sequence[str]) -> int:
+    # 64 bits, signed so it fits a BIGINT: collisions among billions of stretches stay unlikely,
+    # and a collision alone decides nothing (matches are aligned word for word afterwards).
+    digest = hashlib.blake2b(" ".join(stretch).encode("utf-8"), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def fingerprints(ws: Sequence[str], n: int = STRETCH_WORDS, window: int = WINNOW) -> list[int]:
+    """The winnowed hashes of the ``n``-word stretches of ``ws`` (each distinct once, in order).
+
+    Winnowing (Schleimer, Wilkerson, Aiken 2003): the smallest hash of every ``window`` consecutive
+    stretches, so two texts sharing a run of ``n + window - 1`` words share a fingerprint. Hand-rolled:
+    a dozen lines, and the libraries at hand (datasketch) estimate set similarity, not shared runs.
+    """
+    hashes = [_stretch_hash(ws[i:i + n]) for i in range(len(ws) - n + 1)]
+    if not hashes:
+        return []
+    if len(hashes) <= window:
+        return [min(hashes)]
+    picked: dict[int, None] = {}
+    for i in range(len(hashes) - window + 1):
+        picked[min(hashes[i:i + window])] = None
+    return list(picked)
+
+
+def covered(ws: Sequence[str], other: Sequence[str], n: int = STRETCH_WORDS) -> list[bool]:
+    """Which words of ``ws`` lie in a run of at least ``n`` words that ``other`` also has."""
+    theirs = {tuple(other[i:i + n]) for i in range(len(other) - n + 1)}
+    marks = [False] * len(ws)
+    for i in range(len(ws) - n + 1):
+        if tuple(ws[i:i + n]) in theirs:
+            marks[i:i + n] = [True] * n
+    return marks
+
+
+def carries_copy(copied_words: int, sentence_words: int, n: int = STRETCH_WORDS) -> bool:
+    """A sentence carries a copy when a whole stretch of it is copied, or at least half of it is
+    (a short piece of a copied sentence split in two); a word or two spilling over is not."""
+    return copied_words > 0 and copied_words >= min(n, (sentence_words + 1) // 2)
+
+
+def copied_sentences(text: Split, origins: Mapping[K, Sequence[str]], n: int = STRETCH_WORDS) -> dict[int, K]:
+    """The sentences of ``text`` (by position) that carry a stretch copied from one of ``origins``
+    (key -> its words), each with the origin it copies most words from."""
+    per_origin: dict[K, list[bool]] = {key: covered(text.words, ws, n) for key, ws in origins.items()}
+    out: dict[int, K] = {}
+    for i, (sentence, start) in enumerate(zip(text.sentences, text.starts)):
+        counts = Counter({key: sum(marks[start:start + sentence.words]) for key, marks in per_origin.items()})
+        anywhere = sum(any(marks[j] for marks in per_origin.values()) for j in range(start, start + sentence.words))
+        if counts and carries_copy(anywhere, sentence.words, n):
+            out[i] = counts.most_common(1)[0][0]
+    return out
