@@ -40,7 +40,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from retrieval.origin import (
-    MAX_ORIGIN_CHUNKS, MIN_WORDS, STRETCH_WORDS, WINNOW, Split, copied_sentences, fingerprints, sentence_hash, sentences,
+    MAX_ORIGIN_CHUNKS, MIN_WORDS, ORIGIN_SHARE, STRETCH_WORDS, WINNOW, Split, copied_sentences, fingerprints, sentence_hash, sentences,
     split, words,
 )
 
@@ -116,27 +116,28 @@ class Store:
 
     n: int
     window: int
-    docs: list[list[str]]
+    share: float
+    docs: list[Split]
     prints: dict[int, int]
     hashes: dict[str, int]
 
     @classmethod
-    def empty(cls, n: int, window: int) -> Store:
-        return cls(n, window, [], {}, {})
+    def empty(cls, n: int, window: int, share: float = ORIGIN_SHARE) -> Store:
+        return cls(n, window, share, [], {}, {})
 
     def flagged(self, text: Split, exclude: int | None = None) -> tuple[set[int], set[int]]:
         """Sentences (positions) the stretch rule and the exact-sentence rule would take out."""
         hits = Counter(self.prints[f] for f in fingerprints(text.words, self.n, self.window)
                        if f in self.prints and self.prints[f] != exclude)
         origins = {d: self.docs[d] for d, _ in hits.most_common(MAX_ORIGIN_CHUNKS)}
-        by_stretch = set(copied_sentences(text, origins, self.n)) if origins else set()
+        by_stretch = set(copied_sentences(text, origins, self.n, self.share)) if origins else set()
         by_sentence = {i for i, s in enumerate(text.sentences)
                        if s.hash is not None and self.hashes.get(s.hash, exclude) != exclude}
         return by_stretch | by_sentence, by_sentence
 
     def add(self, text: Split) -> int:
         d = len(self.docs)
-        self.docs.append(text.words)
+        self.docs.append(text)
         for f in fingerprints(text.words, self.n, self.window):
             self.prints.setdefault(f, d)
         for s in text.sentences:
@@ -198,14 +199,14 @@ def variant(kind: str, sents: list[str], rng: random.Random, filler_words: list[
     raise ValueError(kind)
 
 
-def labelled(texts: list[str], half: str, n: int, window: int, seed: int = 16) -> dict[str, tuple[int, int]]:
+def labelled(texts: list[str], half: str, n: int, window: int, share: float = ORIGIN_SHARE, seed: int = 16) -> dict[str, tuple[int, int]]:
     """Per kind: (caught by stretches, caught by exact sentences) of how many copies; plus the
     independent figures under 'independent ...' keys."""
     parity = 0 if half == "even" else 1
     mine = [t for i, t in enumerate(texts) if i % 2 == parity]
     others = [t for i, t in enumerate(texts) if i % 2 != parity]
     splits = [split(t) for t in mine]
-    store = Store.empty(n, window)
+    store = Store.empty(n, window, share)
     # Independent texts: each document against those stored before it (the first writer is the origin).
     docs_flagged = docs_flagged_exact = sents_flagged = sents_total = 0
     for sp in splits:
@@ -267,6 +268,9 @@ def main() -> None:
     parser.add_argument("--half", choices=["even", "odd"], default="odd", help="documents the labelled set uses")
     parser.add_argument("--sizes", default="8,9,10,11,12,13,14,16", help="stretch lengths n to compare")
     parser.add_argument("--window", type=int, default=WINNOW, help="winnowing window")
+    parser.add_argument("--shares", default=str(ORIGIN_SHARE),
+                        help="shares of an origin sentence a copy must take (0: any copied stretch)")
+    parser.add_argument("--no-runs", action="store_true", help="skip the shared-run table")
     args = parser.parse_args()
     if args.stretches:
         stretches(args)
@@ -293,12 +297,12 @@ def stretches(args: argparse.Namespace) -> None:
         docs = [split(t) for t in texts]
         print(f"\n{name} ({len(texts)} distinct documents)")
         print("n | documents sharing an n-word run with another | runs shared | most shared (documents: run)")
-        for n in sizes:
+        for n in [] if args.no_runs else sizes:
             docs_share, runs_share, top = shared_runs(docs, n)
             print(f"{n:2d} | {docs_share:.4f} | {runs_share:.5f} | " + " || ".join(f"{c}: {g}" for c, g in top[:3]))
         print(f"labelled copies, {args.half} half, window {args.window}: caught by stretches (exact-sentence rule)")
-        for n in sizes:
-            figures = labelled(texts, args.half, n, args.window)
+        for n, share in [(n, float(x)) for n in sizes for x in args.shares.split(",")]:
+            figures = labelled(texts, args.half, n, args.window, share)
             cells = []
             for key, (caught, exact, count) in figures.items():
                 if key.startswith(("independent", "own")):
@@ -306,7 +310,7 @@ def stretches(args: argparse.Namespace) -> None:
                                  + (f" (exact rule {exact})" if key.endswith("sentence") else ""))
                 else:
                     cells.append(f"{key} {caught / max(count, 1):.3f} ({exact / max(count, 1):.3f}) of {count}")
-            print(f"n={n:2d}: " + "; ".join(cells))
+            print(f"n={n:2d} share={share}: " + "; ".join(cells))
 
 
 if __name__ == "__main__":

@@ -475,13 +475,13 @@ class Intake:
                 select(Chunk.id, Chunk.contributor, Chunk.text).where(Chunk.id.in_(ids[at:at + 500]))
             ):
                 texts[cid] = (who, text)
-        origin_words = {cid: split(text).words for cid, (_, text) in texts.items()}
+        origin_splits = {cid: split(text) for cid, (_, text) in texts.items()}
         out: list[dict[int, tuple[int, str]]] = []
         for sp, cids in zip(splits, wanted):
             if sp is None or not cids:
                 out.append({})
                 continue
-            found = copied_sentences(sp, {cid: origin_words[cid] for cid in cids if cid in origin_words})
+            found = copied_sentences(sp, {cid: origin_splits[cid] for cid in cids if cid in origin_splits})
             out.append({i: (cid, texts[cid][0]) for i, cid in found.items()})
         return out
 

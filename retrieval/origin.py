@@ -15,6 +15,7 @@ docs/retrieval.md, Sentence origin).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 import unicodedata
@@ -32,6 +33,10 @@ STRETCH_WORDS = 10
 # Winnowing window: of every WINNOW consecutive stretches one is stored and looked up, so any
 # shared run of STRETCH_WORDS + WINNOW - 1 words is found for sure (shorter ones often).
 WINNOW = 4
+# A copy takes a fact when it holds at least this share of one of the origin's sentences, or at
+# least LONG_COPY words of the origin (``takes_a_fact``).
+ORIGIN_SHARE = 0.5
+LONG_COPY = 20
 # At most this many older chunks are read back per new chunk to align against (those sharing the
 # most fingerprints): bounds the work one untrusted chunk can cause.
 MAX_ORIGIN_CHUNKS = 8
@@ -142,14 +147,25 @@ def fingerprints(ws: Sequence[str], n: int = STRETCH_WORDS, window: int = WINNOW
     return list(picked)
 
 
+def aligned(ws: Sequence[str], other: Sequence[str], n: int = STRETCH_WORDS) -> list[int | None]:
+    """For each word of ``ws``, the position in ``other`` of the same word when both lie in a run of
+    at least ``n`` words the two texts share (None elsewhere; a run ``other`` holds twice maps to its first)."""
+    first: dict[tuple[str, ...], int] = {}
+    for j in range(len(other) - n + 1):
+        first.setdefault(tuple(other[j:j + n]), j)
+    out: list[int | None] = [None] * len(ws)
+    for i in range(len(ws) - n + 1):
+        j = first.get(tuple(ws[i:i + n]))
+        if j is not None:
+            for k in range(n):
+                if out[i + k] is None:
+                    out[i + k] = j + k
+    return out
+
+
 def covered(ws: Sequence[str], other: Sequence[str], n: int = STRETCH_WORDS) -> list[bool]:
     """Which words of ``ws`` lie in a run of at least ``n`` words that ``other`` also has."""
-    theirs = {tuple(other[i:i + n]) for i in range(len(other) - n + 1)}
-    marks = [False] * len(ws)
-    for i in range(len(ws) - n + 1):
-        if tuple(ws[i:i + n]) in theirs:
-            marks[i:i + n] = [True] * n
-    return marks
+    return [j is not None for j in aligned(ws, other, n)]
 
 
 def carries_copy(copied_words: int, sentence_words: int, n: int = STRETCH_WORDS) -> bool:
@@ -158,14 +174,34 @@ def carries_copy(copied_words: int, sentence_words: int, n: int = STRETCH_WORDS)
     return copied_words > 0 and copied_words >= min(n, (sentence_words + 1) // 2)
 
 
-def copied_sentences(text: Split, origins: Mapping[K, Sequence[str]], n: int = STRETCH_WORDS) -> dict[int, K]:
+def takes_a_fact(origin_positions: Sequence[int], origin: Split, share: float = ORIGIN_SHARE,
+                 long: int = LONG_COPY) -> bool:
+    """Whether copied words (their positions in the origin) take a fact: most of one of the origin's
+    sentences, or a run too long to be a formula. A stock phrase ("the aim of this study was to
+    determine whether") or a template's frame ("men's basketball team represented the University of")
+    is a small part of each sentence that holds it, with that sentence's own facts around it."""
+    if len(origin_positions) >= long:
+        return True
+    per_sentence = Counter(bisect.bisect_right(origin.starts, j) - 1 for j in origin_positions)
+    return any(count >= share * origin.sentences[i].words for i, count in per_sentence.items())
+
+
+def copied_sentences(text: Split, origins: Mapping[K, Split], n: int = STRETCH_WORDS, share: float = ORIGIN_SHARE,
+                     long: int = LONG_COPY) -> dict[int, K]:
     """The sentences of ``text`` (by position) that carry a stretch copied from one of ``origins``
-    (key -> its words), each with the origin it copies most words from."""
-    per_origin: dict[K, list[bool]] = {key: covered(text.words, ws, n) for key, ws in origins.items()}
+    and take a fact of it (``takes_a_fact``), each with the origin it copies most words from."""
+    per_origin = {key: aligned(text.words, origin.words, n) for key, origin in origins.items()}
     out: dict[int, K] = {}
     for i, (sentence, start) in enumerate(zip(text.sentences, text.starts)):
-        counts = Counter({key: sum(marks[start:start + sentence.words]) for key, marks in per_origin.items()})
-        anywhere = sum(any(marks[j] for marks in per_origin.values()) for j in range(start, start + sentence.words))
-        if counts and carries_copy(anywhere, sentence.words, n):
-            out[i] = counts.most_common(1)[0][0]
+        span = range(start, start + sentence.words)
+        anywhere = sum(any(marks[j] is not None for marks in per_origin.values()) for j in span)
+        if not carries_copy(anywhere, sentence.words, n):
+            continue
+        taken = Counter()
+        for key, marks in per_origin.items():
+            positions = sorted({marks[j] for j in span if marks[j] is not None})  # type: ignore[misc]
+            if positions and takes_a_fact(positions, origins[key], share, long):
+                taken[key] = len(positions)
+        if taken:
+            out[i] = taken.most_common(1)[0][0]
     return out

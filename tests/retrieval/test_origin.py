@@ -199,20 +199,20 @@ def test_stretch_copies_are_found_however_they_are_wrapped_trimmed_merged_or_spl
     }
     for kind, text in cases.items():
         copy = split(text)
-        assert copied_sentences(copy, {"alice": original.words}) == {0: "alice"}, kind
+        assert copied_sentences(copy, {"alice": original}) == {0: "alice"}, kind
         assert set(fingerprints(copy.words)) & set(fingerprints(original.words)), kind  # found by a lookup
     # A word changed in the middle of a 14-word sentence leaves no run of STRETCH_WORDS: not caught
     # (bench/sentence_origin.py measures how often a one-word change gets through).
-    assert copied_sentences(split(FIRST.replace("natural", "surface")), {"alice": original.words}) == {}
+    assert copied_sentences(split(FIRST.replace("natural", "surface")), {"alice": original}) == {}
     head, tail = " ".join(FIRST.split()[:7]), " ".join(FIRST.split()[7:])
     halves = split(f"{head}. {tail[0].upper()}{tail[1:]} {OWN}")  # two sentences of 7 words
-    assert copied_sentences(halves, {"alice": original.words}) == {0: "alice", 1: "alice"}
+    assert copied_sentences(halves, {"alice": original}) == {0: "alice", 1: "alice"}
     # Independent text: the same subject and words, never a run of STRETCH_WORDS in the same order.
     own = split(f"{OWN} On Earth the lowest natural air temperature was measured at Vostok station in 1983.")
-    assert copied_sentences(own, {"alice": original.words}) == {}
+    assert copied_sentences(own, {"alice": original}) == {}
     # A word or two of the copy spilling into the copier's next sentence does not take it out.
     spill = split(f"{FIRST} The thermometer was checked twice that night by the crew.")
-    assert copied_sentences(spill, {"a": split(f"{FIRST} The thermometer broke.").words}) == {0: "a"}
+    assert copied_sentences(spill, {"a": split(f"{FIRST} The thermometer broke.")}) == {0: "a"}
     assert covered(["a"] * 3, ["a"] * 3, STRETCH_WORDS) == [False] * 3  # shorter than a stretch: nothing
 
 
