@@ -22,7 +22,8 @@ sentences around each copy. Parameters are tuned on the even-indexed documents (
 and reported on the odd ones; the exact-sentence rule is shown beside them as the baseline.
 
     .venv/bin/python bench/sentence_origin.py [--data ../shared/data] [--smoke]
-    .venv/bin/python bench/sentence_origin.py --stretches [--half even|odd] [--smoke]
+    .venv/bin/python bench/sentence_origin.py --stretches [--half even|odd] [--smoke] [--limit N]
+        [--sizes 9,10,11] [--shares 0,0.5] [--longs 20] [--window 4] [--no-runs]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from retrieval.origin import (
-    MAX_ORIGIN_CHUNKS, MIN_WORDS, ORIGIN_SHARE, STRETCH_WORDS, WINNOW, Split, copied_sentences, fingerprints, sentence_hash, sentences,
+    LONG_COPY, MAX_ORIGIN_CHUNKS, MIN_WORDS, ORIGIN_SHARE, STRETCH_WORDS, WINNOW, Split, copied_sentences, fingerprints, sentence_hash, sentences,
     split, words,
 )
 
@@ -117,20 +118,21 @@ class Store:
     n: int
     window: int
     share: float
+    long: int
     docs: list[Split]
     prints: dict[int, int]
     hashes: dict[str, int]
 
     @classmethod
-    def empty(cls, n: int, window: int, share: float = ORIGIN_SHARE) -> Store:
-        return cls(n, window, share, [], {}, {})
+    def empty(cls, n: int, window: int, share: float = ORIGIN_SHARE, long: int = LONG_COPY) -> Store:
+        return cls(n, window, share, long, [], {}, {})
 
     def flagged(self, text: Split, exclude: int | None = None) -> tuple[set[int], set[int]]:
         """Sentences (positions) the stretch rule and the exact-sentence rule would take out."""
         hits = Counter(self.prints[f] for f in fingerprints(text.words, self.n, self.window)
                        if f in self.prints and self.prints[f] != exclude)
         origins = {d: self.docs[d] for d, _ in hits.most_common(MAX_ORIGIN_CHUNKS)}
-        by_stretch = set(copied_sentences(text, origins, self.n, self.share)) if origins else set()
+        by_stretch = set(copied_sentences(text, origins, self.n, self.share, self.long)) if origins else set()
         by_sentence = {i for i, s in enumerate(text.sentences)
                        if s.hash is not None and self.hashes.get(s.hash, exclude) != exclude}
         return by_stretch | by_sentence, by_sentence
@@ -199,14 +201,13 @@ def variant(kind: str, sents: list[str], rng: random.Random, filler_words: list[
     raise ValueError(kind)
 
 
-def labelled(texts: list[str], half: str, n: int, window: int, share: float = ORIGIN_SHARE, seed: int = 16) -> dict[str, tuple[int, int]]:
+def labelled(texts: list[str], docs: list[Split], half: str, n: int, window: int, share: float = ORIGIN_SHARE,
+             long: int = LONG_COPY, seed: int = 16) -> dict[str, tuple[int, int]]:
     """Per kind: (caught by stretches, caught by exact sentences) of how many copies; plus the
     independent figures under 'independent ...' keys."""
     parity = 0 if half == "even" else 1
-    mine = [t for i, t in enumerate(texts) if i % 2 == parity]
-    others = [t for i, t in enumerate(texts) if i % 2 != parity]
-    splits = [split(t) for t in mine]
-    store = Store.empty(n, window, share)
+    splits = [d for i, d in enumerate(docs) if i % 2 == parity]
+    store = Store.empty(n, window, share, long)
     # Independent texts: each document against those stored before it (the first writer is the origin).
     docs_flagged = docs_flagged_exact = sents_flagged = sents_total = 0
     for sp in splits:
@@ -217,15 +218,19 @@ def labelled(texts: list[str], half: str, n: int, window: int, share: float = OR
         docs_flagged += bool(by_any)
         docs_flagged_exact += bool(by_exact)
         store.add(sp)
-    rng = random.Random(seed)
-    fillers = [split(t) for t in others]
-    # The copier's own sentences: documents of the other half that share no run with this half
-    # (so what is counted beside a copy is what the copy drags out with it, not a copy of its own).
-    fillers = [f for f in fillers if sum(1 for s in f.sentences if s.hash is not None) >= 2 and not store.flagged(f)[0]]
+    # The copier's own sentences: documents of the other half that share no run of MIN_WORDS words
+    # with this half (so what is counted beside a copy is what the copy drags out with it, not a
+    # copy of its own); the same for every setting compared, as are the copies (seeded per document).
+    strict = Store.empty(MIN_WORDS, 1, 0.0, MIN_WORDS)
+    for sp in splits:
+        strict.add(sp)
+    fillers = [d for i, d in enumerate(docs) if i % 2 != parity]
+    fillers = [f for f in fillers if sum(1 for s in f.sentences if s.hash is not None) >= 2 and not strict.flagged(f)[0]]
     out: dict[str, tuple[int, int]] = {}
     copies: dict[str, list[int]] = {k: [0, 0, 0] for k in KINDS}
     filler_flagged = filler_total = 0
     for d, sp in enumerate(splits):
+        rng = random.Random(f"{seed}:{half}:{d}")
         sents = [s.text for s in sp.sentences]
         filler = rng.choice(fillers) if fillers else None
         if filler is None:
@@ -266,10 +271,13 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="the first 200 documents of each corpus")
     parser.add_argument("--stretches", action="store_true", help="origin by word stretches (see above)")
     parser.add_argument("--half", choices=["even", "odd"], default="odd", help="documents the labelled set uses")
-    parser.add_argument("--sizes", default="8,9,10,11,12,13,14,16", help="stretch lengths n to compare")
+    parser.add_argument("--run-sizes", default="8,9,10,11,12,13,14,16", help="n of the shared-run table")
+    parser.add_argument("--sizes", default=str(STRETCH_WORDS), help="stretch lengths n of the labelled set")
     parser.add_argument("--window", type=int, default=WINNOW, help="winnowing window")
     parser.add_argument("--shares", default=str(ORIGIN_SHARE),
                         help="shares of an origin sentence a copy must take (0: any copied stretch)")
+    parser.add_argument("--longs", default=str(LONG_COPY), help="copied words that take a fact whatever the share")
+    parser.add_argument("--limit", type=int, help="the first documents of each corpus only")
     parser.add_argument("--no-runs", action="store_true", help="skip the shared-run table")
     args = parser.parse_args()
     if args.stretches:
@@ -293,16 +301,17 @@ def stretches(args: argparse.Namespace) -> None:
         if not path.exists():
             print(f"{name}: no {path}")
             continue
-        texts = distinct_texts(path, 200 if args.smoke else None)
+        texts = distinct_texts(path, 200 if args.smoke else args.limit)
         docs = [split(t) for t in texts]
         print(f"\n{name} ({len(texts)} distinct documents)")
         print("n | documents sharing an n-word run with another | runs shared | most shared (documents: run)")
-        for n in [] if args.no_runs else sizes:
+        for n in [] if args.no_runs else [int(x) for x in args.run_sizes.split(",")]:
             docs_share, runs_share, top = shared_runs(docs, n)
             print(f"{n:2d} | {docs_share:.4f} | {runs_share:.5f} | " + " || ".join(f"{c}: {g}" for c, g in top[:3]))
         print(f"labelled copies, {args.half} half, window {args.window}: caught by stretches (exact-sentence rule)")
-        for n, share in [(n, float(x)) for n in sizes for x in args.shares.split(",")]:
-            figures = labelled(texts, args.half, n, args.window, share)
+        for n, share, long in [(n, float(x), int(y)) for n in sizes for x in args.shares.split(",")
+                               for y in args.longs.split(",")]:
+            figures = labelled(texts, docs, args.half, n, args.window, share, long)
             cells = []
             for key, (caught, exact, count) in figures.items():
                 if key.startswith(("independent", "own")):
@@ -310,7 +319,7 @@ def stretches(args: argparse.Namespace) -> None:
                                  + (f" (exact rule {exact})" if key.endswith("sentence") else ""))
                 else:
                     cells.append(f"{key} {caught / max(count, 1):.3f} ({exact / max(count, 1):.3f}) of {count}")
-            print(f"n={n:2d} share={share}: " + "; ".join(cells))
+            print(f"n={n:2d} share={share} long={long}: " + "; ".join(cells))
 
 
 if __name__ == "__main__":

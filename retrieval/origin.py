@@ -186,22 +186,42 @@ def takes_a_fact(origin_positions: Sequence[int], origin: Split, share: float = 
     return any(count >= share * origin.sentences[i].words for i, count in per_sentence.items())
 
 
+def _runs(marks: Sequence[int | None]) -> list[tuple[int, int]]:
+    """The maximal stretches [start, end) of consecutive aligned words that follow each other in the origin too."""
+    runs, start = [], None
+    for i, j in enumerate(marks):
+        if j is None:
+            if start is not None:
+                runs.append((start, i))
+            start = None
+        elif start is None:
+            start = i
+        elif marks[i - 1] is not None and j != marks[i - 1] + 1:  # type: ignore[operator]
+            runs.append((start, i))
+            start = i
+    if start is not None:
+        runs.append((start, len(marks)))
+    return runs
+
+
 def copied_sentences(text: Split, origins: Mapping[K, Split], n: int = STRETCH_WORDS, share: float = ORIGIN_SHARE,
                      long: int = LONG_COPY) -> dict[int, K]:
     """The sentences of ``text`` (by position) that carry a stretch copied from one of ``origins``
-    and take a fact of it (``takes_a_fact``), each with the origin it copies most words from."""
+    and take a fact of it (``takes_a_fact``), each with the origin it copies most words from.
+
+    Whether a copy takes a fact is judged on the whole copied run, so a copied sentence split in
+    two loses both halves; whether a sentence carries it, on the words of the run inside it.
+    """
     per_origin = {key: aligned(text.words, origin.words, n) for key, origin in origins.items()}
+    taking: dict[K, list[tuple[int, int]]] = {
+        key: [(a, b) for a, b in _runs(marks) if takes_a_fact([marks[j] for j in range(a, b)], origins[key], share, long)]  # type: ignore[misc]
+        for key, marks in per_origin.items()
+    }
     out: dict[int, K] = {}
     for i, (sentence, start) in enumerate(zip(text.sentences, text.starts)):
-        span = range(start, start + sentence.words)
-        anywhere = sum(any(marks[j] is not None for marks in per_origin.values()) for j in span)
-        if not carries_copy(anywhere, sentence.words, n):
-            continue
-        taken = Counter()
-        for key, marks in per_origin.items():
-            positions = sorted({marks[j] for j in span if marks[j] is not None})  # type: ignore[misc]
-            if positions and takes_a_fact(positions, origins[key], share, long):
-                taken[key] = len(positions)
-        if taken:
-            out[i] = taken.most_common(1)[0][0]
+        end = start + sentence.words
+        inside = Counter({key: sum(max(0, min(b, end) - max(a, start)) for a, b in runs) for key, runs in taking.items()})
+        copied = sum(any(a <= j < b for runs in taking.values() for a, b in runs) for j in range(start, end))
+        if carries_copy(copied, sentence.words, n):
+            out[i] = inside.most_common(1)[0][0]
     return out

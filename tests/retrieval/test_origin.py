@@ -272,10 +272,16 @@ def test_a_common_phrase_belongs_to_its_first_contributor_and_short_quotes_to_no
     assert first.chunks_stored == 1 and first.duplicates == []  # the first to quote it keeps it, and earns
     later = kb.intake.add_snippet(bob, f"My grandmother repeated that {quote} whenever storms came. {NEW}")
     assert [d["outcome"] for d in later.duplicates] == ["sentence_removed"]
-    # Under STRETCH_WORDS words a shared phrase is nobody's: "on the other side of the" and the like.
-    short = "fear itself was all he named"
-    kb.intake.add_snippet(alice, f"The speech said we must fear fear itself was all he named, and then moved on to banks.")
-    assert kb.intake.add_snippet(bob, f"Historians say fear itself was all he named in that passage about {short}.").duplicates == []
+    # A stock phrase that is a small part of the first contributor's sentence is nobody's: it takes
+    # no fact of theirs (under half of their sentence, under LONG_COPY words).
+    stock = "the aim of the present study was to determine whether"  # 10 words
+    kb.intake.add_snippet(alice, f"In 2019 {stock} daily doses of vitamin D lower the risk of hip fractures in "
+                                 f"women over seventy living in northern Norway.")
+    own = kb.intake.add_snippet(bob, f"{stock[0].upper()}{stock[1:]} sleep apnoea raises blood pressure in truck drivers.")
+    assert own.chunks_stored == 1 and own.duplicates == []
+    # Under STRETCH_WORDS words a shared phrase is nobody's, whatever its share.
+    assert kb.intake.add_snippet(bob, "Roosevelt said the only thing we have to fear was fear, and moved on to "
+                                      "the banks and the farms.").duplicates == []
 
 
 def test_the_same_contributor_may_repeat_their_own_stretches(kb: KnowledgeBase) -> None:
