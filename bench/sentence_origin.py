@@ -34,6 +34,7 @@ import json
 import random
 import re
 import sys
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,8 +303,14 @@ def stretches(args: argparse.Namespace) -> None:
             print(f"{name}: no {path}")
             continue
         texts = distinct_texts(path, 200 if args.smoke else args.limit)
+        t0 = time.perf_counter()
         docs = [split(t) for t in texts]
-        print(f"\n{name} ({len(texts)} distinct documents)")
+        t1 = time.perf_counter()
+        for d in docs:
+            fingerprints(d.words)
+        t2 = time.perf_counter()
+        print(f"\n{name} ({len(texts)} distinct documents; per document: split {1000 * (t1 - t0) / len(texts):.2f} ms, "
+              f"fingerprints {1000 * (t2 - t1) / len(texts):.2f} ms)")
         print("n | documents sharing an n-word run with another | runs shared | most shared (documents: run)")
         for n in [] if args.no_runs else [int(x) for x in args.run_sizes.split(",")]:
             docs_share, runs_share, top = shared_runs(docs, n)
