@@ -37,13 +37,25 @@ import sys
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from retrieval.origin import (
-    LONG_COPY, MAX_ORIGIN_CHUNKS, MIN_WORDS, ORIGIN_SHARE, STRETCH_WORDS, WINNOW, Split, copied_sentences, fingerprints, sentence_hash, sentences,
-    split, words,
+    LONG_COPY,
+    MAX_ORIGIN_CHUNKS,
+    MIN_WORDS,
+    ORIGIN_SHARE,
+    STRETCH_WORDS,
+    WINNOW,
+    Split,
+    copied_sentences,
+    fingerprints,
+    sentence_hash,
+    sentences,
+    split,
+    words,
 )
 
 CORPORA = ["scifact", "hotpotqa-dev", "squad2-dev-5", "locomo-dev"]
@@ -169,7 +181,7 @@ def variant(kind: str, sents: list[str], rng: random.Random, filler_words: list[
     """One copy of ``kind`` made from a document's sentences (None when it has no sentence to fit)."""
     long = [s for s in sents if len(s.split()) >= 12]
     if kind == "merged":
-        pairs = [(a, b) for a, b in zip(sents, sents[1:]) if len(a.split()) >= MIN_WORDS and len(b.split()) >= MIN_WORDS]
+        pairs = [(a, b) for a, b in pairwise(sents) if len(a.split()) >= MIN_WORDS and len(b.split()) >= MIN_WORDS]
         if not pairs:
             return None
         a, b = rng.choice(pairs)
@@ -213,7 +225,6 @@ def labelled(texts: list[str], docs: list[Split], half: str, n: int, window: int
     docs_flagged = docs_flagged_exact = sents_flagged = sents_total = 0
     for sp in splits:
         by_any, by_exact = store.flagged(sp)
-        facts = sum(1 for s in sp.sentences if s.hash is not None)
         sents_total += len(sp.sentences)
         sents_flagged += len(by_any)
         docs_flagged += bool(by_any)

@@ -33,7 +33,16 @@ from retrieval.embedder import Embedder
 from retrieval.hashing import content_hash
 from retrieval.lexical import analyse
 from retrieval.models import Chunk, Contribution, SentenceOrigin, StretchOrigin, utcnow
-from retrieval.origin import MAX_ORIGIN_CHUNKS, Sentence, Split, copied_sentences, fingerprints, sentences, split, without
+from retrieval.origin import (
+    MAX_ORIGIN_CHUNKS,
+    Sentence,
+    Split,
+    copied_sentences,
+    fingerprints,
+    sentences,
+    split,
+    without,
+)
 from retrieval.readers import Format, Row, RowError, read_rows
 from retrieval.row_limits import RowLimits
 from retrieval.said import context_line

@@ -217,11 +217,24 @@ def copied_sentences(text: Split, origins: Mapping[K, Split], n: int = STRETCH_W
         key: [(a, b) for a, b in _runs(marks) if takes_a_fact([marks[j] for j in range(a, b)], origins[key], share, long)]  # type: ignore[misc]
         for key, marks in per_origin.items()
     }
+    # Prefix sums of the words each origin's fact-taking runs cover, and of those any covers:
+    # linear in the text's words whatever the number of runs.
+    def prefix(flags: list[bool]) -> list[int]:
+        sums = [0]
+        for f in flags:
+            sums.append(sums[-1] + f)
+        return sums
+
+    flags = {key: [False] * len(text.words) for key in taking}
+    for key, runs in taking.items():
+        for a, b in runs:
+            flags[key][a:b] = [True] * (b - a)
+    per_key = {key: prefix(f) for key, f in flags.items()}
+    anywhere = prefix([any(f[j] for f in flags.values()) for j in range(len(text.words))])
     out: dict[int, K] = {}
     for i, (sentence, start) in enumerate(zip(text.sentences, text.starts)):
         end = start + sentence.words
-        inside = Counter({key: sum(max(0, min(b, end) - max(a, start)) for a, b in runs) for key, runs in taking.items()})
-        copied = sum(any(a <= j < b for runs in taking.values() for a, b in runs) for j in range(start, end))
-        if carries_copy(copied, sentence.words, n):
+        if carries_copy(anywhere[end] - anywhere[start], sentence.words, n):
+            inside = Counter({key: sums[end] - sums[start] for key, sums in per_key.items()})
             out[i] = inside.most_common(1)[0][0]
     return out

@@ -426,8 +426,8 @@ def test_a_copy_wrapped_in_other_words_earns_the_copier_nothing(api: LiveServer)
     first = "The Marlow lighthouse keepers logged a record swell of fourteen metres in the gale of March 1911."
     second = "Their logbooks were later given to the county archive in Truro for safekeeping."
     own = "The Marlow harbour committee now rents the keepers' cottage to visiting painters every summer."
-    wrapped = f"As experts note, the Marlow lighthouse keepers logged a record swell of fourteen metres in the gale, " \
-              f"which surprised many."
+    wrapped = ("As experts note, the Marlow lighthouse keepers logged a record swell of fourteen metres in the gale, "
+               "which surprised many.")
     with api.client() as c:
         made = c.post("/v1/contributions", json={"text": f"{first} {second}", "title": "Marlow lighthouse",
                                                  "contributor": origin})

@@ -18,7 +18,16 @@ from retrieval.embedder import Embedder
 from retrieval.knowledge import KnowledgeBase, open_knowledge_base
 from retrieval.models import Chunk, Contribution, SentenceOrigin, StretchOrigin
 from retrieval.origin import (
-    MIN_WORDS, STRETCH_WORDS, WINNOW, copied_sentences, covered, fingerprints, sentence_hash, sentences, split, without,
+    MIN_WORDS,
+    STRETCH_WORDS,
+    WINNOW,
+    copied_sentences,
+    covered,
+    fingerprints,
+    sentence_hash,
+    sentences,
+    split,
+    without,
 )
 from retrieval.readers import Row
 from retrieval.settings import RetrievalSettings
