@@ -11,6 +11,12 @@ long ones are practically never written word for word by two authors. Measured o
 corpora (``bench/sentence_origin.py``): between distinct documents, identical sentences of 8 or
 more words are a few per ten thousand, and those are boilerplate or the same quotation (see
 docs/retrieval.md, Sentence origin).
+
+A copy need not be a whole sentence: wrapped in other words, trimmed, with a word changed, a
+clause inside a longer sentence, two sentences merged or one split. So the words of a stored
+chunk are also fingerprinted by runs of ``STRETCH_WORDS`` words (winnowed, ``fingerprints``),
+and a new text's sentences that carry a run another chunk has, and that takes a fact of it
+(``copied_sentences``), are copies too (docs/retrieval.md, Stretch origin).
 """
 
 from __future__ import annotations
