@@ -8,20 +8,55 @@ the share of the corpus's words such a rule protects (words in sentences at leas
 the share of those sentences shared with another document, and the share of documents that
 would lose a sentence, or be refused whole (every fact-carrying sentence shared).
 
+``--stretches`` measures origin by word stretches instead (retrieval.origin ``fingerprints``,
+``copied_sentences``). First, for n = 8..16, how often distinct documents share an n-word run
+and which runs are shared most (boilerplate, quotations, titles). Then a labelled set: from a
+sentence of a document, copies of six kinds (verbatim, wrapped in other words, trimmed by a word
+or two, one word swapped, a clause of 8-14 words inside another sentence, two sentences merged
+into one, one split in two), each between two sentences of an independent document, checked the
+way intake checks them (documents stored in order, each the origin of what it stored first;
+winnowed fingerprints looked up, the best ``MAX_ORIGIN_CHUNKS`` origins aligned word for word).
+A copy is caught when every sentence of the copier that holds it is taken out; independent texts
+are the documents themselves, each checked against the documents before it, and the independent
+sentences around each copy. Parameters are tuned on the even-indexed documents (``--half even``)
+and reported on the odd ones; the exact-sentence rule is shown beside them as the baseline.
+
     .venv/bin/python bench/sentence_origin.py [--data ../shared/data] [--smoke]
+    .venv/bin/python bench/sentence_origin.py --stretches [--half even|odd] [--smoke] [--limit N]
+        [--sizes 9,10,11] [--shares 0,0.5] [--longs 20] [--window 4] [--no-runs]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import random
+import re
 import sys
-from collections import defaultdict
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from retrieval.origin import sentence_hash, sentences
+from retrieval.origin import (
+    LONG_COPY,
+    MAX_ORIGIN_CHUNKS,
+    MIN_WORDS,
+    ORIGIN_SHARE,
+    STRETCH_WORDS,
+    WINNOW,
+    Split,
+    copied_sentences,
+    fingerprints,
+    sentence_hash,
+    sentences,
+    split,
+    words,
+)
 
 CORPORA = ["scifact", "hotpotqa-dev", "squad2-dev-5", "locomo-dev"]
 LENGTHS = [3, 4, 5, 6, 8, 10, 12]
@@ -52,11 +87,214 @@ def measure(path: Path, limit: int | None) -> list[tuple[int, float, float, floa
     return rows
 
 
+def distinct_texts(path: Path, limit: int | None) -> list[str]:
+    """The corpus's documents, each distinct text once (an identical document is a chunk-level duplicate)."""
+    seen, out = set(), []
+    with path.open() as f:
+        for n, line in enumerate(f):
+            if limit is not None and n >= limit:
+                break
+            text = json.loads(line).get("text", "")
+            key = hashlib.sha256(" ".join(words(text)).encode()).digest()
+            if text.strip() and key not in seen:
+                seen.add(key)
+                out.append(text)
+    return out
+
+
+def shared_runs(docs: list[Split], n: int) -> tuple[float, float, list[tuple[int, str]]]:
+    """Share of documents with an n-word run another document has, share of runs so shared, and
+    the most widely shared runs (documents, text)."""
+    where: dict[tuple[str, ...], set[int]] = defaultdict(set)
+    for i, d in enumerate(docs):
+        for j in range(len(d.words) - n + 1):
+            where[tuple(d.words[j:j + n])].add(i)
+    shared = {g: ds for g, ds in where.items() if len(ds) > 1}
+    docs_sharing = len({i for ds in shared.values() for i in ds})
+    # Report maximal shared runs, not their overlapping n-word windows: keep one per document set.
+    top, used = [], set()
+    for g, ds in sorted(shared.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        key = frozenset(ds)
+        if key in used:
+            continue
+        used.add(key)
+        top.append((len(ds), " ".join(g)))
+        if len(top) == 6:
+            break
+    return docs_sharing / max(len(docs), 1), len(shared) / max(len(where), 1), top
+
+
+@dataclass
+class Store:
+    """Documents stored in order: fingerprint -> first document, sentence hash -> first document."""
+
+    n: int
+    window: int
+    share: float
+    long: int
+    docs: list[Split]
+    prints: dict[int, int]
+    hashes: dict[str, int]
+
+    @classmethod
+    def empty(cls, n: int, window: int, share: float = ORIGIN_SHARE, long: int = LONG_COPY) -> Store:
+        return cls(n, window, share, long, [], {}, {})
+
+    def flagged(self, text: Split, exclude: int | None = None) -> tuple[set[int], set[int]]:
+        """Sentences (positions) the stretch rule and the exact-sentence rule would take out."""
+        hits = Counter(self.prints[f] for f in fingerprints(text.words, self.n, self.window)
+                       if f in self.prints and self.prints[f] != exclude)
+        origins = {d: self.docs[d] for d, _ in hits.most_common(MAX_ORIGIN_CHUNKS)}
+        by_stretch = set(copied_sentences(text, origins, self.n, self.share, self.long)) if origins else set()
+        by_sentence = {i for i, s in enumerate(text.sentences)
+                       if s.hash is not None and self.hashes.get(s.hash, exclude) != exclude}
+        return by_stretch | by_sentence, by_sentence
+
+    def add(self, text: Split) -> int:
+        d = len(self.docs)
+        self.docs.append(text)
+        for f in fingerprints(text.words, self.n, self.window):
+            self.prints.setdefault(f, d)
+        for s in text.sentences:
+            if s.hash is not None:
+                self.hashes.setdefault(s.hash, d)
+        return d
+
+
+KINDS = ["verbatim", "wrapped", "trimmed", "swapped", "clause", "merged", "split"]
+_PREFIXES = ["As experts note,", "It is worth noting that", "According to one account,", "Interestingly,",
+             "Some readers may be surprised to learn that", "In short,", "Reports say"]
+_SUFFIXES = ["which surprised many.", "as was reported before.", "a point often made.", "which few had expected.",
+             "according to several sources.", "as one might guess."]
+_END = re.compile(r"[\s.!?;:,]+$")
+
+
+def _bare(sentence: str) -> str:
+    return _END.sub("", sentence.strip())
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:] if text[:1].isupper() and not text[1:2].isupper() else text
+
+
+def variant(kind: str, sents: list[str], rng: random.Random, filler_words: list[str]) -> str | None:
+    """One copy of ``kind`` made from a document's sentences (None when it has no sentence to fit)."""
+    long = [s for s in sents if len(s.split()) >= 12]
+    if kind == "merged":
+        pairs = [(a, b) for a, b in pairwise(sents) if len(a.split()) >= MIN_WORDS and len(b.split()) >= MIN_WORDS]
+        if not pairs:
+            return None
+        a, b = rng.choice(pairs)
+        return f"{_bare(a)}, and {_lower_first(b.strip())}"
+    if kind in ("clause", "split"):
+        long = [s for s in sents if len(s.split()) >= 16]
+    if not long:
+        return None
+    s = rng.choice(long).strip()
+    toks = s.split()
+    if kind == "verbatim":
+        return s
+    if kind == "wrapped":
+        return f"{rng.choice(_PREFIXES)} {_lower_first(_bare(s))}, {rng.choice(_SUFFIXES)}"
+    if kind == "trimmed":
+        front, back = rng.choice([(1, 0), (0, 1), (2, 0), (0, 2), (1, 1)])
+        cut = toks[front:len(toks) - back]
+        return " ".join(cut).rstrip(",;:") + ("" if back == 0 else ".")
+    if kind == "swapped":
+        at = rng.randrange(1, len(toks) - 1)
+        toks[at] = rng.choice(filler_words)
+        return " ".join(toks)
+    if kind == "clause":
+        size = rng.randint(8, 14)
+        at = rng.randrange(0, len(toks) - size + 1)
+        return " ".join(toks[at:at + size]).strip(",;:.")
+    if kind == "split":
+        at = rng.randrange(len(toks) // 3, 2 * len(toks) // 3)
+        return f"{_bare(' '.join(toks[:at]))}. {toks[at][:1].upper()}{toks[at][1:]} {' '.join(toks[at + 1:])}"
+    raise ValueError(kind)
+
+
+def labelled(texts: list[str], docs: list[Split], half: str, n: int, window: int, share: float = ORIGIN_SHARE,
+             long: int = LONG_COPY, seed: int = 16) -> dict[str, tuple[int, int]]:
+    """Per kind: (caught by stretches, caught by exact sentences) of how many copies; plus the
+    independent figures under 'independent ...' keys."""
+    parity = 0 if half == "even" else 1
+    splits = [d for i, d in enumerate(docs) if i % 2 == parity]
+    store = Store.empty(n, window, share, long)
+    # Independent texts: each document against those stored before it (the first writer is the origin).
+    docs_flagged = docs_flagged_exact = sents_flagged = sents_total = 0
+    for sp in splits:
+        by_any, by_exact = store.flagged(sp)
+        sents_total += len(sp.sentences)
+        sents_flagged += len(by_any)
+        docs_flagged += bool(by_any)
+        docs_flagged_exact += bool(by_exact)
+        store.add(sp)
+    # The copier's own sentences: documents of the other half that share no run of MIN_WORDS words
+    # with this half (so what is counted beside a copy is what the copy drags out with it, not a
+    # copy of its own); the same for every setting compared, as are the copies (seeded per document).
+    strict = Store.empty(MIN_WORDS, 1, 0.0, MIN_WORDS)
+    for sp in splits:
+        strict.add(sp)
+    fillers = [d for i, d in enumerate(docs) if i % 2 != parity]
+    fillers = [f for f in fillers if sum(1 for s in f.sentences if s.hash is not None) >= 2 and not strict.flagged(f)[0]]
+    out: dict[str, tuple[int, int]] = {}
+    copies: dict[str, list[int]] = {k: [0, 0, 0] for k in KINDS}
+    filler_flagged = filler_total = 0
+    for d, sp in enumerate(splits):
+        rng = random.Random(f"{seed}:{half}:{d}")
+        sents = [s.text for s in sp.sentences]
+        filler = rng.choice(fillers) if fillers else None
+        if filler is None:
+            break
+        own = [s.text for s in filler.sentences if s.hash is not None]
+        for kind in KINDS:
+            copy = variant(kind, sents, rng, filler.words)
+            if copy is None:
+                continue
+            if kind == "clause":  # inside an independent sentence of the copier
+                host = own[0].split()
+                at = rng.randrange(1, len(host))
+                body = f"{' '.join(host[:at])}, {copy}, {' '.join(host[at:])}"
+                text, lo, hi = f"{body} {own[1]}", 0, len(body)
+            else:
+                text = f"{own[0]} {copy} {own[1]}"
+                lo, hi = len(own[0]) + 1, len(own[0]) + 1 + len(copy)
+            q = split(text)
+            by_any, by_exact = store.flagged(q, exclude=None)
+            holding = [i for i, s in enumerate(q.sentences) if s.start < hi and s.end > lo]
+            around = [i for i in range(len(q.sentences)) if i not in holding]
+            copies[kind][0] += 1
+            copies[kind][1] += all(i in by_any for i in holding)
+            copies[kind][2] += all(i in by_exact for i in holding)
+            filler_total += len(around)
+            filler_flagged += sum(1 for i in around if i in by_any)
+    for kind, (count, caught, exact) in copies.items():
+        out[kind] = (caught, exact, count)  # type: ignore[assignment]
+    out["independent documents losing a sentence"] = (docs_flagged, docs_flagged_exact, len(splits))  # type: ignore[assignment]
+    out["independent sentences taken out"] = (sents_flagged, 0, sents_total)  # type: ignore[assignment]
+    out["own sentences beside a copy taken out"] = (filler_flagged, 0, filler_total)  # type: ignore[assignment]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--smoke", action="store_true", help="the first 200 documents of each corpus")
+    parser.add_argument("--stretches", action="store_true", help="origin by word stretches (see above)")
+    parser.add_argument("--half", choices=["even", "odd"], default="odd", help="documents the labelled set uses")
+    parser.add_argument("--run-sizes", default="8,9,10,11,12,13,14,16", help="n of the shared-run table")
+    parser.add_argument("--sizes", default=str(STRETCH_WORDS), help="stretch lengths n of the labelled set")
+    parser.add_argument("--window", type=int, default=WINNOW, help="winnowing window")
+    parser.add_argument("--shares", default=str(ORIGIN_SHARE),
+                        help="shares of an origin sentence a copy must take (0: any copied stretch)")
+    parser.add_argument("--longs", default=str(LONG_COPY), help="copied words that take a fact whatever the share")
+    parser.add_argument("--limit", type=int, help="the first documents of each corpus only")
+    parser.add_argument("--no-runs", action="store_true", help="skip the shared-run table")
     args = parser.parse_args()
+    if args.stretches:
+        stretches(args)
+        return
     for name in CORPORA:
         path = args.data / name / "corpus.jsonl"
         if not path.exists():
@@ -66,6 +304,40 @@ def main() -> None:
         print("min words | words covered | sentences shared with another doc | docs losing a sentence | docs refused whole | sentences")
         for k, covered, shared, touched, whole, count in measure(path, 200 if args.smoke else None):
             print(f"{k:9d} | {covered:13.3f} | {shared:33.5f} | {touched:22.5f} | {whole:18.5f} | {count}")
+
+
+def stretches(args: argparse.Namespace) -> None:
+    sizes = [int(x) for x in args.sizes.split(",")]
+    for name in CORPORA:
+        path = args.data / name / "corpus.jsonl"
+        if not path.exists():
+            print(f"{name}: no {path}")
+            continue
+        texts = distinct_texts(path, 200 if args.smoke else args.limit)
+        t0 = time.perf_counter()
+        docs = [split(t) for t in texts]
+        t1 = time.perf_counter()
+        for d in docs:
+            fingerprints(d.words)
+        t2 = time.perf_counter()
+        print(f"\n{name} ({len(texts)} distinct documents; per document: split {1000 * (t1 - t0) / len(texts):.2f} ms, "
+              f"fingerprints {1000 * (t2 - t1) / len(texts):.2f} ms)")
+        print("n | documents sharing an n-word run with another | runs shared | most shared (documents: run)")
+        for n in [] if args.no_runs else [int(x) for x in args.run_sizes.split(",")]:
+            docs_share, runs_share, top = shared_runs(docs, n)
+            print(f"{n:2d} | {docs_share:.4f} | {runs_share:.5f} | " + " || ".join(f"{c}: {g}" for c, g in top[:3]))
+        print(f"labelled copies, {args.half} half, window {args.window}: caught by stretches (exact-sentence rule)")
+        for n, share, long in [(n, float(x), int(y)) for n in sizes for x in args.shares.split(",")
+                               for y in args.longs.split(",")]:
+            figures = labelled(texts, docs, args.half, n, args.window, share, long)
+            cells = []
+            for key, (caught, exact, count) in figures.items():
+                if key.startswith(("independent", "own")):
+                    cells.append(f"{key}: {caught}/{count} = {caught / max(count, 1):.4f}"
+                                 + (f" (exact rule {exact})" if key.endswith("sentence") else ""))
+                else:
+                    cells.append(f"{key} {caught / max(count, 1):.3f} ({exact / max(count, 1):.3f}) of {count}")
+            print(f"n={n:2d} share={share} long={long}: " + "; ".join(cells))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,13 @@ and turns it into variants, each labelled supporting (1) or not (0):
 - ``other-source`` (0): the sentence itself against another paragraph of the same data set, the
   one sharing most of its content terms among up to OTHER_POOL (seeded sample; all of squad2):
   the wrong source that an answer checked against every retrieved source may meet. Some such
-  paragraphs do state the same fact, so its figure is a lower bound.
+  paragraphs do state the same fact, so its figure is a lower bound;
+- ``other-claim`` (0): a sentence of another paragraph of the same data set that shares the
+  source's topic and words but states something the source does not ("Our kids love dinosaurs
+  and rockets." against "... a loving environment for our kids"): among the sentences of up to
+  OTHER_POOL other paragraphs (the same sample), one with at least OTHER_CLAIM_NEW content terms
+  the source lacks, whose other terms all stand in the source, with the highest share of its
+  terms in the source (ties: the first): the claim a check counting shared words finds hardest.
 
 Items are split into halves by a hash of the question id: ``dev`` (tune) and ``held-out`` (report).
 """
@@ -56,9 +62,12 @@ from retrieval.lexical import analyse
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = ("squad2-dev-5", "hotpotqa-dev", "scifact")
-LABELS = {"supporting": 1, "paraphrased": 1, "negated": 0, "keyword-dump": 0, "question-echo": 0, "other-source": 0}
+LABELS = {"supporting": 1, "paraphrased": 1, "negated": 0, "keyword-dump": 0, "question-echo": 0, "other-source": 0,
+          "other-claim": 0}
 # Paragraphs read when looking for an item's closest other paragraph (all of squad2's 173).
 OTHER_POOL = 400
+# Content terms an other-claim sentence has that its source lacks: what makes it another claim.
+OTHER_CLAIM_NEW = 2
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,22 @@ def closest_other(sentence: str, source: str, pool: list[str]) -> str | None:
         shared = len(terms & set(analyse(text)))
         if shared > score:
             best, score = text, shared
+    return best
+
+
+def other_claim(source: str, pool: list[tuple[str, frozenset[str]]]) -> str | None:
+    """The sentence of ``pool`` (sentence, its terms) not in ``source`` with at least
+    OTHER_CLAIM_NEW terms the source lacks and the highest share of its terms in the source."""
+    have = set(analyse(source))
+    low = _norm(source)
+    best, score = None, 0.0
+    for sentence, terms in pool:
+        new = len(terms - have)
+        if new < OTHER_CLAIM_NEW or not terms:
+            continue
+        share = 1 - new / len(terms)
+        if share > score and _norm(sentence) not in low:
+            best, score = sentence, share
     return best
 
 
@@ -417,6 +442,7 @@ def build(per_set: int = 200, seed: int = 16, data: Path = DATA, sets: tuple[str
         rng.shuffle(items)
         corpus = [r["text"] for r in _jsonl(data / name / "corpus.jsonl")]
         pool = corpus if len(corpus) <= OTHER_POOL else random.Random(f"{seed}:{name}:pool").sample(corpus, OTHER_POOL)
+        claims = [(s, frozenset(analyse(s))) for text in pool for s in split_sentences(text) if not s.rstrip().endswith("?")]
         for it in items[:per_set]:
             r = random.Random(f"{seed}:{it.item}")
             h = half(it.item, seed)
@@ -440,6 +466,9 @@ def build(per_set: int = 200, seed: int = 16, data: Path = DATA, sets: tuple[str
             if other:
                 out.append(Example(it.item, h, "other-source", "closest other paragraph", it.sentence, other,
                                    it.question, 0))
+            claim = other_claim(it.source, [(s, t) for s, t in claims if s not in it.source])
+            if claim:
+                add("other-claim", "topic-sharing sentence of another paragraph", claim)
     return out
 
 

@@ -16,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from itertools import islice
@@ -31,8 +32,17 @@ from retrieval.chunking import Chunker, DraftChunk
 from retrieval.embedder import Embedder
 from retrieval.hashing import content_hash
 from retrieval.lexical import analyse
-from retrieval.models import Chunk, Contribution, SentenceOrigin, utcnow
-from retrieval.origin import Sentence, sentences, without
+from retrieval.models import Chunk, Contribution, SentenceOrigin, StretchOrigin, utcnow
+from retrieval.origin import (
+    MAX_ORIGIN_CHUNKS,
+    Sentence,
+    Split,
+    copied_sentences,
+    fingerprints,
+    sentences,
+    split,
+    without,
+)
 from retrieval.readers import Format, Row, RowError, read_rows
 from retrieval.row_limits import RowLimits
 from retrieval.said import context_line
@@ -104,6 +114,8 @@ class _Drafted:
     vectors: dict[str, np.ndarray]
     # Per draft: the hashes of its fact-carrying sentences (retrieval.origin), recorded as theirs.
     sentences: list[list[str]] = field(default_factory=list)
+    # Per draft: the winnowed fingerprints of its word stretches (retrieval.origin), recorded as theirs.
+    stretches: list[list[int]] = field(default_factory=list)
     # Sentences copied from other contributors: taken out of their chunk, or the chunk refused.
     copied: list[dict[str, Any]] = field(default_factory=list)
     chunks_copied: int = 0
@@ -403,7 +415,7 @@ class Intake:
         cut = list(self.chunker.chunk(rows))
         stored = self._stored_hashes({content_hash(d.text) for d in cut})
         # An exact copy of a stored chunk stays whole: the exact-duplicate rule reports it.
-        drafts, kept, originals, copied, chunks_copied = self._without_copied_sentences(cut, stored, contributor)
+        drafts, kept, prints, originals, copied, chunks_copied = self._without_copied_sentences(cut, stored, contributor)
         hashes = [content_hash(d.text) for d in drafts]
         first: dict[str, DraftChunk] = {}
         for draft, h in zip(drafts, hashes):
@@ -415,8 +427,8 @@ class Intake:
         whole = {i: v for i, v in zip(originals, self.embedder.embed(
             [_embedding_text(drafts[i].title, originals[i], drafts[i].speaker, drafts[i].timestamp) for i in originals]
         ))} if originals else {}
-        return _Drafted(len(items), len(errors), errors, drafts, hashes, self._embed(first), kept, copied, chunks_copied,
-                        whole)
+        return _Drafted(len(items), len(errors), errors, drafts, hashes, self._embed(first), kept, prints, copied,
+                        chunks_copied, whole)
 
     def _stored_hashes(self, hashes: set[str]) -> set[str]:
         if not hashes:
@@ -436,44 +448,100 @@ class Intake:
                 found[h] = (cid, who)
         return found
 
+    def _stretch_origins(self, session: Session, prints: set[int], contributor: str) -> dict[int, int]:
+        """The fingerprints among ``prints`` another contributor stored first: hash -> chunk id."""
+        found: dict[int, int] = {}
+        ordered = sorted(prints)
+        for at in range(0, len(ordered), 500):
+            for h, cid in session.execute(
+                select(StretchOrigin.hash, StretchOrigin.chunk_id)
+                .where(StretchOrigin.hash.in_(ordered[at:at + 500]), StretchOrigin.contributor != contributor)
+            ):
+                found[h] = cid
+        return found
+
+    def _stretch_copies(
+        self, session: Session, splits: Sequence[Split | None], prints: Sequence[Sequence[int]], contributor: str,
+    ) -> list[dict[int, tuple[int, str]]]:
+        """Per text: its sentences (by position) that carry a stretch another contributor stored
+        first, each with that origin (chunk id, contributor).
+
+        Fingerprint hits only pick the candidates: at most ``MAX_ORIGIN_CHUNKS`` older chunks per
+        text (those it shares most fingerprints with) are read back and aligned word for word, so
+        the work per chunk is bounded whatever it holds.
+        """
+        hits = self._stretch_origins(session, {f for p in prints for f in p}, contributor)
+        if not hits:
+            return [{} for _ in splits]
+        wanted: list[list[int]] = []
+        for p in prints:
+            counts = Counter(hits[f] for f in p if f in hits)
+            wanted.append([cid for cid, _ in counts.most_common(MAX_ORIGIN_CHUNKS)])
+        ids = sorted({cid for w in wanted for cid in w})
+        texts: dict[int, tuple[str, str]] = {}
+        for at in range(0, len(ids), 500):
+            for cid, who, text in session.execute(
+                select(Chunk.id, Chunk.contributor, Chunk.text).where(Chunk.id.in_(ids[at:at + 500]))
+            ):
+                texts[cid] = (who, text)
+        origin_splits = {cid: split(text) for cid, (_, text) in texts.items()}
+        out: list[dict[int, tuple[int, str]]] = []
+        for sp, cids in zip(splits, wanted):
+            if sp is None or not cids:
+                out.append({})
+                continue
+            found = copied_sentences(sp, {cid: origin_splits[cid] for cid in cids if cid in origin_splits})
+            out.append({i: (cid, texts[cid][0]) for i, cid in found.items()})
+        return out
+
     def _without_copied_sentences(
         self, drafts: list[DraftChunk], stored: set[str], contributor: str,
-    ) -> tuple[list[DraftChunk], list[list[str]], dict[int, str], list[dict[str, Any]], int]:
-        """Take every fact-carrying sentence another contributor stored first out of its chunk.
+    ) -> tuple[list[DraftChunk], list[list[str]], list[list[int]], dict[int, str], list[dict[str, Any]], int]:
+        """Take every sentence that copies what another contributor stored first out of its chunk.
 
-        A chunk left with no fact-carrying sentence of its own is refused (a copy in parts);
-        otherwise it is stored without the copied sentences, which stay credited to their
-        origin. Chunks whose hash is in ``stored`` (exact copies) are left whole. Returns the
-        chunks to store, the sentence hashes each records, the original text of each chunk that
-        lost sentences (by position), the report entries (each names the origin chunk and
+        A sentence copies when it is a fact-carrying sentence stored before word for word, or when
+        it carries a stretch of another contributor's chunk (``retrieval.origin.copied_sentences``:
+        wrapped, trimmed, one word changed, a clause, two merged or one split). A chunk left with no
+        fact-carrying sentence of its own is refused (a copy in parts); otherwise it is stored
+        without the copied sentences, which stay credited to their origin. Chunks whose hash is in
+        ``stored`` (exact copies) are left whole. Returns the chunks to store, the sentence hashes
+        and stretch fingerprints each records, the original text of each chunk that lost
+        sentences (by position), the report entries (each names the origin chunk and
         contributor) and how many chunks were refused.
         """
-        split = [[] if content_hash(d.text) in stored else sentences(d.text) for d in drafts]
-        wanted = {s.hash for sents in split for s in sents if s.hash is not None}
-        if not wanted:
-            return drafts, [[] for _ in drafts], {}, [], 0
+        splits = [None if content_hash(d.text) in stored else split(d.text) for d in drafts]
+        prints = [fingerprints(sp.words) if sp is not None else [] for sp in splits]
+        wanted = {s.hash for sp in splits if sp is not None for s in sp.sentences if s.hash is not None}
+        if not wanted and not any(prints):
+            return drafts, [[] for _ in drafts], prints, {}, [], 0
         with self.sessions() as session:
             origins = self._origins(session, wanted, contributor)
+            stretches = self._stretch_copies(session, splits, prints, contributor)
         out: list[DraftChunk] = []
         kept: list[list[str]] = []
+        kept_prints: list[list[int]] = []
         originals: dict[int, str] = {}
         entries: list[dict[str, Any]] = []
         refused = 0
-        for draft, sents in zip(drafts, split):
-            facts = [s for s in sents if s.hash is not None]
-            copies = [s for s in facts if s.hash in origins]
-            own = [s.hash for s in facts if s.hash not in origins]
+        for draft, sp, own_prints, by_stretch in zip(drafts, splits, prints, stretches):
+            sents = sp.sentences if sp is not None else []
+            # An exact sentence names its own origin; a stretch the chunk it copies most from.
+            copies = {i: origins[s.hash] for i, s in enumerate(sents) if s.hash is not None and s.hash in origins}
+            copies = {**by_stretch, **copies}
+            own = [s.hash for i, s in enumerate(sents) if s.hash is not None and i not in copies]
             if copies and not own:
                 refused += 1
-                entries.extend(self._copied(draft, s, origins[s.hash], "chunk_refused") for s in copies)  # type: ignore[index]
+                entries.extend(self._copied(draft, sents[i], copies[i], "chunk_refused") for i in sorted(copies))
                 continue
             if copies:
-                entries.extend(self._copied(draft, s, origins[s.hash], "sentence_removed") for s in copies)  # type: ignore[index]
+                entries.extend(self._copied(draft, sents[i], copies[i], "sentence_removed") for i in sorted(copies))
                 originals[len(out)] = draft.text
-                draft = replace(draft, text=without(draft.text, copies))
+                draft = replace(draft, text=without(draft.text, [sents[i] for i in copies]))
+                own_prints = fingerprints(split(draft.text).words)
             out.append(draft)
             kept.append(list(dict.fromkeys(h for h in own if h is not None)))
-        return out, kept, originals, entries, refused
+            kept_prints.append(own_prints)
+        return out, kept, kept_prints, originals, entries, refused
 
     @classmethod
     def _copied(cls, draft: DraftChunk, sentence: Sentence, origin: tuple[int, str], outcome: str) -> dict[str, Any]:
@@ -492,6 +560,7 @@ class Intake:
                        near_duplicate=drafted.chunks_copied, duplicates=list(drafted.copied))
         drafts, hashes = drafted.drafts, drafted.hashes
         facts = drafted.sentences or [[] for _ in drafts]
+        prints = drafted.stretches or [[] for _ in drafts]
 
         # Exact duplicates: of a stored chunk, or of an earlier chunk of this batch.
         origin = {
@@ -560,6 +629,18 @@ class Intake:
                 entry = self._dup(drafts[i], "copied_sentence", chunk_id=raced[h][0], contributor=raced[h][1])
                 entry["outcome"] = "chunk_refused"
                 batch.duplicates.append(entry)
+        # Likewise for a stretch stored meanwhile: only chunks whose fingerprints were hit are
+        # split and aligned again.
+        if accepted and self._stretch_origins(session, {f for i in accepted for f in prints[i]}, contribution.contributor):
+            again = self._stretch_copies(session, [split(drafts[i].text) for i in accepted],
+                                         [prints[i] for i in accepted], contribution.contributor)
+            for i, found in [(i, f) for i, f in zip(list(accepted), again) if f]:
+                accepted.remove(i)
+                batch.near_duplicate += 1
+                cid, who = next(iter(found.values()))
+                entry = self._dup(drafts[i], "copied_sentence", chunk_id=cid, contributor=who)
+                entry["outcome"] = "chunk_refused"
+                batch.duplicates.append(entry)
 
         if accepted:
             base = contribution.chunks_stored
@@ -569,7 +650,8 @@ class Intake:
                     "content_hash": hashes[i], "text": drafts[i].text, "title": drafts[i].title,
                     "source_id": drafts[i].source_id, "position": base + n, "line": drafts[i].line,
                     "meta": drafts[i].meta, "speaker": drafts[i].speaker, "said_at": drafts[i].timestamp,
-                    "indexed": False, "sentences_indexed": True, "created_at": utcnow(),
+                    "indexed": False, "sentences_indexed": True, "stretches_indexed": True,
+                    "created_at": utcnow(),
                 }
                 for n, i in enumerate(accepted)
             ]
@@ -582,6 +664,8 @@ class Intake:
             )
             inserted = {h: cid for cid, h in session.execute(stmt)}
             self._record_sentences(session, [(inserted[hashes[i]], contribution.contributor, facts[i])
+                                             for i in accepted if hashes[i] in inserted])
+            self._record_stretches(session, [(inserted[hashes[i]], contribution.contributor, prints[i])
                                              for i in accepted if hashes[i] in inserted])
             vector_of = {hashes[i]: vectors[slot[i]] for i in accepted}
             for value in values:
@@ -611,6 +695,38 @@ class Intake:
         for at in range(0, len(values), 500):
             session.execute(dialect.insert(SentenceOrigin).values(values[at:at + 500])
                             .on_conflict_do_nothing(index_elements=["hash"]))
+
+    @staticmethod
+    def _record_stretches(session: Session, chunks: Sequence[tuple[int, str, Sequence[int]]]) -> None:
+        """Record each chunk's stretch fingerprints; a fingerprint already recorded keeps its origin."""
+        values, seen = [], set()
+        for chunk_id, contributor, prints in chunks:
+            for h in prints:
+                if h not in seen:
+                    seen.add(h)
+                    values.append({"hash": h, "chunk_id": chunk_id, "contributor": contributor})
+        if not values:
+            return
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        for at in range(0, len(values), 500):
+            session.execute(dialect.insert(StretchOrigin).values(values[at:at + 500])
+                            .on_conflict_do_nothing(index_elements=["hash"]))
+
+    def fill_stretch_origins(self, batch: int = 512) -> int:
+        """Record the stretch fingerprints of chunks stored before stretch origins existed, oldest
+        chunk first (so the first contributor of a stretch is its origin); returns how many chunks."""
+        done = 0
+        while True:
+            with self.sessions.begin() as session:
+                rows = list(session.execute(
+                    select(Chunk.id, Chunk.contributor, Chunk.text)
+                    .where(Chunk.stretches_indexed.is_(False)).order_by(Chunk.id).limit(batch)
+                ))
+                if not rows:
+                    return done
+                self._record_stretches(session, [(r.id, r.contributor, fingerprints(split(r.text).words)) for r in rows])
+                session.execute(update(Chunk).where(Chunk.id.in_([r.id for r in rows])).values(stretches_indexed=True))
+            done += len(rows)
 
     def fill_sentence_origins(self, batch: int = 512) -> int:
         """Record the sentences of chunks stored before sentence origins existed, oldest chunk first

@@ -117,4 +117,7 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
     recorded = intake.fill_sentence_origins()
     if recorded:
         log.warning("recorded the sentence origins of %d chunks stored before they existed", recorded)
+    recorded = intake.fill_stretch_origins()
+    if recorded:
+        log.warning("recorded the stretch origins of %d chunks stored before they existed", recorded)
     return KnowledgeBase(settings, client, index, embedder, intake, Searcher(index, embedder))

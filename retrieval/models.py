@@ -94,6 +94,8 @@ class Chunk(Base):
     # True once the chunk's fact-carrying sentences are in sentence_origins (set in the insert's
     # transaction; chunks older than that table are recorded at start-up).
     sentences_indexed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # True once the chunk's stretch fingerprints are in stretch_origins (likewise; migration 0016).
+    stretches_indexed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class SentenceOrigin(Base):
@@ -105,5 +107,19 @@ class SentenceOrigin(Base):
     __tablename__ = "sentence_origins"
 
     hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id"), index=True)
+    contributor: Mapped[str] = mapped_column(String(42))
+
+
+class StretchOrigin(Base):
+    """The first stored chunk (and its contributor) of a winnowed fingerprint of its word stretches.
+
+    Keyed by the 64-bit hash of a run of ``retrieval.origin.STRETCH_WORDS`` words, so the first
+    writer is the origin; a hit is only a lead, confirmed by aligning the two texts word for word.
+    """
+
+    __tablename__ = "stretch_origins"
+
+    hash: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id"), index=True)
     contributor: Mapped[str] = mapped_column(String(42))

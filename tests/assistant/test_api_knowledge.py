@@ -445,3 +445,40 @@ def test_a_message_is_read_with_what_its_speaker_said_next(api: LiveServer) -> N
     cited = {c["source_id"] for c in completion.model_extra["citations"]}
     assert {"x1", "x3"} <= cited and "x2" not in cited
     assert {c["contributor"] for c in completion.model_extra["openchat"]["credits"]} == {who}
+
+
+def test_a_copy_wrapped_in_other_words_earns_the_copier_nothing(api: LiveServer) -> None:
+    """Issue 16, copies at the level of word stretches: a sentence of an existing snippet wrapped in
+    other words ("As experts note, <copy>, which surprised many.") is taken out of the copier's
+    snippet, naming the original, and the answer about it pays the original contributor only."""
+    origin, copier = new_address(), new_address()
+    first = "The Marlow lighthouse keepers logged a record swell of fourteen metres in the gale of March 1911."
+    second = "Their logbooks were later given to the county archive in Truro for safekeeping."
+    own = "The Marlow harbour committee now rents the keepers' cottage to visiting painters every summer."
+    wrapped = ("As experts note, the Marlow lighthouse keepers logged a record swell of fourteen metres in the gale, "
+               "which surprised many.")
+    with api.client() as c:
+        made = c.post("/v1/contributions", json={"text": f"{first} {second}", "title": "Marlow lighthouse",
+                                                 "contributor": origin})
+        assert made.status_code == 201, made.text
+        [chunk_id] = [h["chunk_id"] for h in search(api, "Marlow lighthouse record swell gale", top_k=5)
+                      if h["contribution_id"] == made.json()["id"]]
+        err = assert_openai_error(c.post("/v1/contributions", json={"text": wrapped, "contributor": copier}),
+                                  409, "duplicate_content")
+        assert f"chunk {chunk_id} by {origin}" in err["message"]
+        mixed = c.post("/v1/contributions", json={"text": f"{wrapped} {own}", "contributor": copier})
+    assert mixed.status_code == 201, mixed.text
+    body = mixed.json()
+    assert body["chunks_stored"] == 1 and body["duplicates"] == [
+        {"line": 1, "kind": "copied_sentence", "chunk_id": chunk_id, "origin_contributor": origin,
+         "sentence": wrapped, "outcome": "sentence_removed"}]
+    assert [h["text_chars"] for h in search(api, "Marlow", top_k=5, filters={"contributor": copier})] == [len(own)]
+
+    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key=DEV_KEY, max_retries=0, timeout=60)
+    reply = client.chat.completions.create(
+        model="openchat-extractive",
+        messages=[{"role": "user", "content": "How high was the record swell the Marlow lighthouse keepers logged?"}])
+    assert "fourteen" in (reply.choices[0].message.content or "")
+    credits = reply.model_extra["openchat"]["credits"]
+    assert [c["contributor"] for c in credits] == [origin]
+    assert {c["contributor"] for c in reply.model_extra["citations"]} == {origin}

@@ -1,6 +1,8 @@
-"""Origin at sentence level (issue 16): a sentence long enough to carry a fact belongs to the first
-contributor who stored it; copies of it by others are taken out of their chunk, or the chunk is
-refused when nothing of its own is left, and the original is named. Real intake, SQLite, Edge."""
+"""Origin at the level people copy (issue 16): a sentence long enough to carry a fact, and any run of
+``STRETCH_WORDS`` words, belongs to the first contributor who stored it; the sentences of others
+that copy it (word for word, wrapped, trimmed, one word changed, a clause, merged or split) are taken
+out of their chunk, or the chunk is refused when nothing of its own is left, and the original is
+named. Real intake, SQLite and PostgreSQL, Edge."""
 
 from __future__ import annotations
 
@@ -14,11 +16,22 @@ from sqlalchemy import delete, select, update
 from assistant.db import make_engine, migrate
 from retrieval.embedder import Embedder
 from retrieval.knowledge import KnowledgeBase, open_knowledge_base
-from retrieval.models import Chunk, Contribution, SentenceOrigin
-from retrieval.origin import MIN_WORDS, sentence_hash, sentences, without
+from retrieval.models import Chunk, Contribution, SentenceOrigin, StretchOrigin
+from retrieval.origin import (
+    MIN_WORDS,
+    STRETCH_WORDS,
+    WINNOW,
+    copied_sentences,
+    covered,
+    fingerprints,
+    sentence_hash,
+    sentences,
+    split,
+    without,
+)
 from retrieval.readers import Row
 from retrieval.settings import RetrievalSettings
-from tests.conftest import new_address
+from tests.conftest import database_for, new_address
 
 # The issue's case: an existing two-sentence snippet, and a new one that copies one sentence.
 FIRST = "The Vostok station recorded the lowest natural air temperature on Earth in July 1983."
@@ -27,14 +40,15 @@ ORIGINAL = f"{FIRST} {SECOND}"
 NEW = "Penguins huddle in colonies of thousands to share warmth through the Antarctic winter."
 
 
-@pytest.fixture
-def kb(tmp_path: Path, embedder: Embedder) -> Iterator[KnowledgeBase]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    migrate(engine)
-    base = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, ingest_batch_rows=4), engine, embedder)
-    yield base
-    base.close()
-    engine.dispose()
+@pytest.fixture(params=["sqlite", "postgres"])
+def kb(request: pytest.FixtureRequest, tmp_path: Path, embedder: Embedder) -> Iterator[KnowledgeBase]:
+    with database_for(request.param) as url:
+        engine = make_engine(url or f"sqlite:///{tmp_path / 'db.sqlite3'}")
+        migrate(engine)
+        base = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, ingest_batch_rows=4), engine, embedder)
+        yield base
+        base.close()
+        engine.dispose()
 
 
 def chunk_of(kb: KnowledgeBase, contribution_id: int) -> list[Chunk]:
@@ -174,3 +188,152 @@ def test_chunks_stored_before_sentence_origins_are_recorded_oldest_first(kb: Kno
     assert origin_of(kb, FIRST) == (old.id, alice) and origin_of(kb, NEW) == (later.id, bob)
     assert kb.intake.fill_sentence_origins() == 0
     assert kb.intake.add_snippet(new_address(), FIRST).status == "refused"
+
+
+# ---- stretches ------------------------------------------------------------------------------
+# Another fact of the same original, and independent sentences a copier may write around a copy.
+THIRD = "The station's ice core drilling reached a depth of 3,623 metres by the end of 1998."
+OWN = "Emperor penguins breed in the coldest season and the males keep the egg on their feet."
+
+
+def test_stretch_copies_are_found_however_they_are_wrapped_trimmed_merged_or_split() -> None:
+    original = split(f"{FIRST} {SECOND}")
+    cases = {
+        "wrapped": f"As experts note, {FIRST[:-1].lower()}, which surprised many. {OWN}",
+        "trimmed": f"{FIRST.split(' ', 2)[2]} {OWN}",
+        "swapped": f"{FIRST.replace('July', 'June')} {OWN}",
+        "clause": f"Emperor penguins, far from where the Vostok station recorded the lowest natural air temperature on "
+                  f"Earth, breed in the coldest season. {OWN}",
+        "merged": f"{FIRST[:-1]}, and {SECOND[0].lower()}{SECOND[1:]} {OWN}",
+    }
+    for kind, text in cases.items():
+        copy = split(text)
+        assert copied_sentences(copy, {"alice": original}) == {0: "alice"}, kind
+        assert set(fingerprints(copy.words)) & set(fingerprints(original.words)), kind  # found by a lookup
+    # A word changed in the middle of a 14-word sentence leaves no run of STRETCH_WORDS: not caught
+    # (bench/sentence_origin.py measures how often a one-word change gets through).
+    assert copied_sentences(split(FIRST.replace("natural", "surface")), {"alice": original}) == {}
+    head, tail = " ".join(FIRST.split()[:7]), " ".join(FIRST.split()[7:])
+    halves = split(f"{head}. {tail[0].upper()}{tail[1:]} {OWN}")  # two sentences of 7 words
+    assert copied_sentences(halves, {"alice": original}) == {0: "alice", 1: "alice"}
+    # Independent text: the same subject and words, never a run of STRETCH_WORDS in the same order.
+    own = split(f"{OWN} On Earth the lowest natural air temperature was measured at Vostok station in 1983.")
+    assert copied_sentences(own, {"alice": original}) == {}
+    # A word or two of the copy spilling into the copier's next sentence does not take it out.
+    spill = split(f"{FIRST} The thermometer was checked twice that night by the crew.")
+    assert copied_sentences(spill, {"a": split(f"{FIRST} The thermometer broke.")}) == {0: "a"}
+    assert covered(["a"] * 3, ["a"] * 3, STRETCH_WORDS) == [False] * 3  # shorter than a stretch: nothing
+
+
+def test_fingerprints_are_winnowed_and_any_long_enough_shared_run_shares_one() -> None:
+    ws = split(f"{FIRST} {SECOND} {THIRD}").words
+    prints = fingerprints(ws)
+    stretches = len(ws) - STRETCH_WORDS + 1
+    assert len(prints) == len(set(prints)) and len(prints) < stretches / 2  # about 2 / (WINNOW + 1) of them
+    for at in range(len(ws) - (STRETCH_WORDS + WINNOW - 1) + 1):  # every run of the guaranteed length
+        run = ws[at:at + STRETCH_WORDS + WINNOW - 1]
+        assert set(fingerprints(["we", "wrote"] + run + ["today"])) & set(prints)
+    assert fingerprints(ws[:STRETCH_WORDS - 1]) == []
+
+
+def test_a_wrapped_copy_loses_its_sentence_and_the_original_keeps_the_credit(kb: KnowledgeBase) -> None:
+    alice, bob = new_address(), new_address()
+    first = kb.intake.add_snippet(alice, f"{FIRST} {SECOND}", title="Vostok")
+    [original] = chunk_of(kb, first.contribution_id)  # type: ignore[arg-type]
+    with kb.intake.sessions() as s:
+        recorded = {r.hash: (r.chunk_id, r.contributor) for r in s.scalars(select(StretchOrigin))}
+    assert set(recorded.values()) == {(original.id, alice)}
+    assert set(fingerprints(split(original.text).words)) == set(recorded)
+
+    wrapped = f"As experts note, {FIRST[:-1].lower()}, which surprised many."
+    alone = kb.intake.add_snippet(bob, wrapped)
+    assert alone.status == "refused" and alone.duplicates == [
+        {"line": 1, "kind": "copied_sentence", "chunk_id": original.id, "origin_contributor": alice,
+         "sentence": wrapped, "outcome": "chunk_refused"}]
+    report = kb.intake.add_snippet(bob, f"{wrapped} {NEW}")
+    assert report.status == "complete" and [(d["chunk_id"], d["origin_contributor"], d["outcome"])
+                                             for d in report.duplicates] == [(original.id, alice, "sentence_removed")]
+    [stored] = chunk_of(kb, report.contribution_id)  # type: ignore[arg-type]
+    assert stored.text == NEW
+    [hit] = kb.searcher.search("Vostok lowest natural air temperature on Earth July 1983", top_k=1)
+    assert hit.contributor == alice and hit.chunk_id == original.id
+
+
+def test_merged_trimmed_and_clause_copies_are_taken_out(kb: KnowledgeBase) -> None:
+    alice, bob = new_address(), new_address()
+    [original] = chunk_of(kb, kb.intake.add_snippet(alice, f"{FIRST} {SECOND} {THIRD}").contribution_id)  # type: ignore[arg-type]
+    merged = f"{FIRST[:-1]}, and {SECOND[0].lower()}{SECOND[1:]}"
+    assert kb.intake.add_snippet(bob, merged).status == "refused"
+    trimmed = THIRD.split(" ", 2)[2]
+    clause = ("Emperor penguins, far from where the Vostok station recorded the lowest natural air temperature on Earth, "
+              "breed in the coldest season.")
+    report = kb.intake.add_snippet(bob, f"{trimmed} {clause} {NEW}")
+    assert report.chunks_stored == 1
+    assert [(d["sentence"], d["chunk_id"]) for d in report.duplicates] == [(trimmed, original.id), (clause, original.id)]
+    [stored] = chunk_of(kb, report.contribution_id)  # type: ignore[arg-type]
+    assert stored.text == NEW
+
+
+def test_a_common_phrase_belongs_to_its_first_contributor_and_short_quotes_to_nobody(kb: KnowledgeBase) -> None:
+    alice, bob = new_address(), new_address()
+    quote = "the only thing we have to fear is fear itself"  # 10 words: a stretch
+    first = kb.intake.add_snippet(alice, f"Roosevelt told the nation that {quote}, in his first inaugural address.")
+    assert first.chunks_stored == 1 and first.duplicates == []  # the first to quote it keeps it, and earns
+    later = kb.intake.add_snippet(bob, f"My grandmother repeated that {quote} whenever storms came. {NEW}")
+    assert [d["outcome"] for d in later.duplicates] == ["sentence_removed"]
+    # A stock phrase that is a small part of the first contributor's sentence is nobody's: it takes
+    # no fact of theirs (under half of their sentence, under LONG_COPY words).
+    stock = "the aim of the present study was to determine whether"  # 10 words
+    kb.intake.add_snippet(alice, f"In 2019 {stock} daily doses of vitamin D lower the risk of hip fractures in "
+                                 f"women over seventy living in northern Norway.")
+    own = kb.intake.add_snippet(bob, f"{stock[0].upper()}{stock[1:]} sleep apnoea raises blood pressure in truck drivers.")
+    assert own.chunks_stored == 1 and own.duplicates == []
+    # Under STRETCH_WORDS words a shared phrase is nobody's, whatever its share.
+    assert kb.intake.add_snippet(bob, "Roosevelt said the only thing we have to fear was fear, and moved on to "
+                                      "the banks and the farms.").duplicates == []
+
+
+def test_the_same_contributor_may_repeat_their_own_stretches(kb: KnowledgeBase) -> None:
+    alice = new_address()
+    kb.intake.add_snippet(alice, ORIGINAL)
+    report = kb.intake.add_snippet(alice, f"As I wrote, {FIRST[:-1].lower()}, which surprised many. {NEW}")
+    assert report.chunks_stored == 1 and report.duplicates == []
+
+
+def test_a_stretch_stored_by_someone_else_while_drafting_refuses_the_chunk(kb: KnowledgeBase) -> None:
+    alice, bob = new_address(), new_address()
+    drafted = kb.intake._draft([Row(1, f"As experts note, {FIRST[:-1].lower()}, which surprised many. {NEW}",
+                                    None, None, {})], bob)
+    kb.intake.add_snippet(alice, ORIGINAL)
+    with kb.intake.sessions() as s:
+        contribution = Contribution(contributor=bob, kind="snippet", status="complete", report={})
+        s.add(contribution)
+        s.flush()
+        batch = kb.intake._write_batch(s, contribution, drafted)
+        assert batch.stored == [] and batch.near_duplicate == 1
+        assert [(d["kind"], d["origin_contributor"], d["outcome"]) for d in batch.duplicates] == [
+            ("copied_sentence", alice, "chunk_refused")]
+        s.rollback()
+
+
+def test_chunks_stored_before_stretch_origins_are_recorded_oldest_first(kb: KnowledgeBase) -> None:
+    alice, bob = new_address(), new_address()
+    a = kb.intake.add_snippet(alice, ORIGINAL)
+    b = kb.intake.add_snippet(bob, NEW)
+    [old] = chunk_of(kb, a.contribution_id)  # type: ignore[arg-type]
+    [later] = chunk_of(kb, b.contribution_id)  # type: ignore[arg-type]
+    wrapped = f"As experts note, {FIRST[:-1].lower()}, which surprised many."
+    # A ledger migrated from before 0016: no stretch origins, every chunk unmarked, and bob's chunk
+    # still holding the wrapped copy it was stored with back then.
+    with kb.intake.sessions.begin() as s:
+        s.execute(update(Chunk).where(Chunk.id == later.id).values(text=f"{NEW} {wrapped}"))
+        s.execute(delete(StretchOrigin))
+        s.execute(update(Chunk).values(stretches_indexed=False))
+    assert kb.intake.fill_stretch_origins() == 2
+    assert kb.intake.fill_stretch_origins() == 0
+    with kb.intake.sessions() as s:
+        owners = dict(s.execute(select(StretchOrigin.hash, StretchOrigin.chunk_id)).all())
+    assert set(owners.values()) == {old.id, later.id}
+    assert all(owners[f] == old.id for f in fingerprints(split(ORIGINAL).words))
+    report = kb.intake.add_snippet(new_address(), wrapped)
+    assert report.status == "refused" and report.duplicates[0]["chunk_id"] == old.id
