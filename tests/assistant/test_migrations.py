@@ -72,3 +72,46 @@ def test_a_failed_migration_leaves_no_half_schema(tmp_path: Path) -> None:
             assert compare_metadata(MigrationContext.configure(conn), declared_metadata()) == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_upgrading_a_ledger_with_chunks_and_their_sentence_origins_keeps_them(backend: str, tmp_path: Path) -> None:
+    """A data dir made at 0014 holds chunks that sentence_origins rows point at: the later
+    revisions must add to chunks without rebuilding it (SQLite's batch rebuild drops the table,
+    which those rows' foreign key refuses)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
+    if backend == "postgres":
+        pg = postgres_database()
+        if pg is None:
+            pytest.skip("no PostgreSQL")
+        url = pg
+    engine = make_engine(url)
+    try:
+        config = alembic_config(url)
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0014")
+        now = "2026-12-01 00:00:00"
+        with engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO contributions (id, contributor, kind, status, bytes_total, bytes_done, rows_done, rows_rejected,"
+                " chunks_stored, chunks_duplicate, chunks_near_duplicate, report, created_at)"
+                " VALUES (1, :who, 'snippet', 'complete', 0, 0, 1, 0, 1, 0, 0, '{}', :now)"), {"who": "0x" + "1" * 40, "now": now})
+            conn.execute(text(
+                "INSERT INTO chunks (id, contribution_id, contributor, content_hash, text, position, metadata, indexed,"
+                " created_at, sentences_indexed) VALUES (1, 1, :who, :h, 'An octopus has three hearts and blue copper-rich blood.',"
+                " 0, '{}', true, :now, true)"), {"who": "0x" + "1" * 40, "h": "a" * 64, "now": now})
+            conn.execute(text("INSERT INTO sentence_origins (hash, chunk_id, contributor) VALUES (:h, 1, :who)"),
+                         {"h": "b" * 64, "who": "0x" + "1" * 40})
+        migrate(engine)
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM chunks")).scalar() == 1
+            assert conn.execute(text("SELECT chunk_id FROM sentence_origins")).scalar() == 1
+            assert compare_metadata(MigrationContext.configure(conn), declared_metadata()) == []
+    finally:
+        engine.dispose()
+        if backend == "postgres":
+            drop_postgres_database(url)

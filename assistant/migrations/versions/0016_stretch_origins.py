@@ -35,8 +35,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('hash', name=op.f('pk_stretch_origins')),
     )
     op.create_index(op.f('ix_stretch_origins_chunk_id'), 'stretch_origins', ['chunk_id'])
-    with op.batch_alter_table('chunks') as batch:
-        batch.add_column(sa.Column('stretches_indexed', sa.Boolean(), nullable=False, server_default=sa.false()))
+    # A plain ADD COLUMN, not a batch: batch mode rebuilds SQLite's chunks table (DROP TABLE), which
+    # sentence_origins' rows (a foreign key to chunks, filled since 0014) make fail.
+    op.add_column('chunks', sa.Column('stretches_indexed', sa.Boolean(), nullable=False, server_default=sa.false()))
 
 
 def downgrade() -> None:
