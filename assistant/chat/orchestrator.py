@@ -41,15 +41,17 @@ from retrieval.knowledge import KnowledgeBase
 from retrieval.lexical import analyse
 from retrieval.search import Searcher, SearchResult
 
-# The first retrieval step reads at least top_k sources, and more short ones up to this many
-# words (about eight short encyclopedia paragraphs, forty chat messages), at most top_k times the
-# factor. Measured on locomo-dev's even half (chat messages): (400, 3) answer recall 0.339,
-# gold-token recall 0.587, no-answer 0.475; (600, 4) 0.347, 0.599, 0.467; (800, 5) 0.350, 0.598, 0.475.
-SOURCE_WORDS = 800
+# The first retrieval step reads at least top_k sources, and more up to this many words (about
+# five short encyclopedia paragraphs), at most top_k times the factor ...
+SOURCE_WORDS = 400
 SHORT_SOURCES_FACTOR = 5
-# A source up to this many words is short (a chat message, a note); a paragraph is longer.
-# squad2-dev-5 (paragraphs of ~120 words) with the step reading any source up to 800 words:
-# answer recall 0.821 -> 0.800, citation precision 0.940 -> 0.918.
+# ... or up to this many (forty chat messages) when the top_k are short: at most
+# SHORT_SOURCE_WORDS words each on average (a chat message, a note; a paragraph is longer).
+# Measured on locomo-dev's even half (chat messages): (400 words, 3 x top_k) answer recall 0.339,
+# gold-token recall 0.587, no-answer 0.475; (600, 4) 0.347, 0.599, 0.467; (800, 5) 0.350, 0.598,
+# 0.475. Reading 800 words of any sources cost squad2-dev-5 (paragraphs of ~120 words, split into
+# chunks with short tails) answer recall 0.821 -> 0.800 and citation precision 0.940 -> 0.918.
+SHORT_SOURCES_WORDS = 800
 SHORT_SOURCE_WORDS = 60
 T = TypeVar("T")
 
@@ -296,17 +298,17 @@ class Assistant:
         found = [s for s in self.searcher.search(query, self.top_k * SHORT_SOURCES_FACTOR)
                  if self.extractive.states_anything(s.text)]
         # Short sources (chat messages) carry a fact each: more of them fit the same reading as
-        # top_k paragraphs, so the first step keeps going, with short ones only, until
-        # SOURCE_WORDS words (a sixth paragraph is one more rival sentence set, not more facts).
+        # top_k paragraphs, so the first step keeps going until SOURCE_WORDS words, and further
+        # (SHORT_SOURCES_WORDS) when the best sources are short ones: a sixth paragraph is one
+        # more rival sentence set, a sixth message often the fact itself.
         sources = found[: self.top_k]
         words = sum(len(s.text.split()) for s in sources)
+        budget = SHORT_SOURCES_WORDS if words <= SHORT_SOURCE_WORDS * len(sources) else SOURCE_WORDS
         for s in found[self.top_k:]:
-            if words >= SOURCE_WORDS:
+            if words >= budget:
                 break
-            length = len(s.text.split())
-            if length <= SHORT_SOURCE_WORDS:
-                sources.append(s)
-                words += length
+            sources.append(s)
+            words += len(s.text.split())
         passages = [passage(s) for s in sources]
         form = shape(query)
         ranking = self.extractive.rank(query, passages) if form.kind == "single" else None
