@@ -55,8 +55,9 @@ def sdk(api: LiveServer) -> openai.OpenAI:
 
 def test_the_second_step_searches_for_the_bridged_name(hops_api: LiveServer) -> None:
     assistant = hops_api.server.config.app.state.assistant  # type: ignore[union-attr]
-    sources, first = assistant.retrieve(QUESTION)
-    passages = [passage(s) for s in sources[:first]]
+    found = assistant.retrieve(QUESTION)
+    sources = found.sources
+    passages = [passage(s) for s in sources[:found.first]]
     queries = follow_ups(assistant.extractive.rank(QUESTION, passages), passages, QUESTION, shape(QUESTION))
     # The novel's source names its author; her own source is searched for by name when the
     # first step did not bring it.

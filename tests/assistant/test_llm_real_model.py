@@ -185,8 +185,7 @@ def engine(api: LiveServer):  # type: ignore[no-untyped-def]
 def retrieved(api: LiveServer, messages: list[dict[str, str]]) -> list[str]:
     """The contributors of the sources the app retrieves for these messages, in marker order (the
     app's own search, as the answer ran it: retrieval is deterministic for one index)."""
-    sources, _ = api.server.config.app.state.assistant.retrieve(search_query(messages))
-    return [s.contributor for s in sources]
+    return [s.contributor for s in api.server.config.app.state.assistant.retrieve(search_query(messages)).sources]
 
 
 def stream(api: LiveServer, key: str, model: str, messages: list[dict[str, str]], **params: Any) -> tuple[str, Any]:
