@@ -73,11 +73,15 @@ def test_each_new_chunk_keeps_its_sentence_vectors(store: str, engine_url: str, 
         engine.dispose()
 
 
-def test_an_intake_without_sentence_texts_stores_none(tmp_path: Path, embedder: Embedder) -> None:
+@pytest.mark.parametrize("how", ["no sentence_texts", "OPENCHAT_SENTENCE_VECTORS=false"])
+def test_an_intake_without_sentence_texts_stores_none(how: str, tmp_path: Path, embedder: Embedder) -> None:
     """Data dirs ingested before sentence vectors existed look like this: readers find nothing and embed."""
     engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     migrate(engine)
-    kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path), engine, embedder)
+    if how == "no sentence_texts":
+        kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path), engine, embedder)
+    else:
+        kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, sentence_vectors=False), engine, embedder, texts_of)
     try:
         assert kb.intake.add_snippet(new_address(), "Tardigrades survive vacuum. They also survive radiation.").chunks_stored == 1
         with kb.intake.sessions() as s:
