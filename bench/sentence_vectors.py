@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -64,6 +65,14 @@ def pct(values: list[float], q: float) -> float:
 
 
 def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="openchat-sentence-vectors-"))
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp: Path) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", default="hotpotqa-dev", choices=("hotpotqa-dev", "squad2-dev-5", "locomo-dev"))
     ap.add_argument("--docs", type=int, default=300, help="paragraphs besides the questions' gold ones")
@@ -76,8 +85,6 @@ def main() -> None:
     rows = [row(c) for c in data.corpus if c["_id"] in keep]
     embedder = load_embedder(RetrievalSettings())
     embedder.embed(["warm up"])
-    tmp = Path(tempfile.mkdtemp(prefix="openchat-sentence-vectors-"))
-
     seconds: dict[bool, list[float]] = {False: [], True: []}
     for r in range(args.repeats):
         for stored in ((False, True) if r % 2 == 0 else (True, False)):
