@@ -17,6 +17,7 @@ from assistant.accounts import DEV_ACCOUNT, grant_dev_balance, release_stale_hol
 from assistant.api import account, chat, knowledge, payouts
 from assistant.auth import ApiKeys, LedgerKeys
 from assistant.chat.bounds import ChatBounds
+from assistant.chat.extractive import sentence_texts
 from assistant.chat.wiring import build_assistant
 from assistant.db import make_engine, migrate
 from assistant.errors import install_error_handlers
@@ -65,7 +66,7 @@ def create_app(settings: Settings, embedder_factory: Callable[[], Embedder] | No
         if released:
             log.warning("released %d answer holds a stopped process left open", released)
         embedder = embedder_factory() if embedder_factory else await run_in_threadpool(load_embedder, settings.retrieval)
-        kb = await run_in_threadpool(open_knowledge_base, settings.retrieval, engine, embedder)
+        kb = await run_in_threadpool(open_knowledge_base, settings.retrieval, engine, embedder, sentence_texts)
         repaired = await run_in_threadpool(kb.intake.reindex_pending)
         if repaired:
             log.warning("re-indexed %d chunks an earlier stop left unindexed", repaired)

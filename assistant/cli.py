@@ -73,6 +73,7 @@ def ingest(args: argparse.Namespace) -> int:
     An interrupted run of the same file (same contributor, name, size and sha256) is resumed
     after its last committed batch, under the same contribution.
     """
+    from assistant.chat.extractive import sentence_texts
     from assistant.db import make_engine, migrate
     from assistant.payees import PayeeCheck, UnpayableAddress
     from retrieval.addresses import AddressError, checksum_address
@@ -100,7 +101,9 @@ def ingest(args: argparse.Namespace) -> int:
     migrate(engine)
     try:
         # serving=False: one onnxruntime session, no query encoder (docs/retrieval.md, Memory).
-        kb = open_knowledge_base(settings.retrieval, engine, load_embedder(settings.retrieval, serving=False))
+        # sentence_texts: the responder's sentence vectors are made at ingest (retrieval.sentence_vectors).
+        kb = open_knowledge_base(settings.retrieval, engine, load_embedder(settings.retrieval, serving=False),
+                                 sentence_texts)
     except RuntimeError as exc:  # the embedded store (Edge or local mode) is one process: the server may hold it
         print(f"openchat ingest: cannot open the vector store ({exc}); stop `make run` first "
               "or point OPENCHAT_QDRANT_URL at a Qdrant server", file=sys.stderr)

@@ -46,6 +46,9 @@ from retrieval.origin import (
 from retrieval.readers import Format, Row, RowError, read_rows
 from retrieval.row_limits import RowLimits
 from retrieval.said import context_line
+from retrieval.sentence_vectors import SentenceTexts
+from retrieval.sentence_vectors import insert as insert_sentence_vectors
+from retrieval.sentence_vectors import rows as sentence_vector_rows
 from retrieval.store import ChunkIndex, IndexedChunk
 
 log = logging.getLogger(__name__)
@@ -121,6 +124,8 @@ class _Drafted:
     chunks_copied: int = 0
     # Per draft position: the vector of the whole chunk before copied sentences were taken out.
     whole_vectors: dict[int, np.ndarray] = field(default_factory=dict)
+    # Per content hash of a chunk to store: its sentences as the answer layer embeds them, and their vectors.
+    sentence_vectors: dict[str, tuple[list[str], np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass
@@ -222,6 +227,7 @@ class Intake:
         near_duplicate_threshold: float,
         batch_rows: int = 128,
         batch_chars: int = 64 * 1024,
+        sentence_texts: SentenceTexts | None = None,
     ) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
@@ -231,6 +237,9 @@ class Intake:
         self.threshold = near_duplicate_threshold
         self.batch_rows = batch_rows
         self.batch_chars = batch_chars
+        # What the answer layer embeds of a chunk (retrieval.sentence_vectors); None stores no
+        # sentence vectors, and answers embed the sentences they read.
+        self.sentence_texts = sentence_texts
         # One writer per process: near-duplicate checks must see every earlier batch. Chunking
         # and embedding (the CPU-heavy part) happen before it is taken, so a snippet waits for a
         # data set's batch to be written, not for it to be embedded.
@@ -428,7 +437,7 @@ class Intake:
             [_embedding_text(drafts[i].title, originals[i], drafts[i].speaker, drafts[i].timestamp) for i in originals]
         ))} if originals else {}
         return _Drafted(len(items), len(errors), errors, drafts, hashes, self._embed(first), kept, prints, copied,
-                        chunks_copied, whole)
+                        chunks_copied, whole, self._embed_sentences(first))
 
     def _stored_hashes(self, hashes: set[str]) -> set[str]:
         if not hashes:
@@ -554,6 +563,17 @@ class Intake:
         vectors = self.embedder.embed([_embedding_text(d.title, d.text, d.speaker, d.timestamp) for d in drafts.values()])
         return dict(zip(drafts, vectors))
 
+    def _embed_sentences(self, drafts: dict[str, DraftChunk]) -> dict[str, tuple[list[str], np.ndarray]]:
+        """Each chunk's sentence texts (``sentence_texts``) and vectors: one embedding call for
+        the batch, a sentence that overlapping chunks share embedded once."""
+        if self.sentence_texts is None or not drafts:
+            return {}
+        texts = {h: self.sentence_texts(d.text, d.speaker) for h, d in drafts.items()}
+        unique = list(dict.fromkeys(t for ts in texts.values() for t in ts))
+        vectors = self.embedder.embed(unique)
+        row = {t: i for i, t in enumerate(unique)}
+        return {h: (ts, vectors[[row[t] for t in ts]] if ts else vectors[:0]) for h, ts in texts.items()}
+
     def _write_batch(self, session: Session, contribution: Contribution, drafted: _Drafted) -> _Batch:
         """Dedupe and insert one drafted batch inside the caller's transaction (under the write lock)."""
         batch = _Batch(items=drafted.items, rejected=drafted.rejected, errors=list(drafted.errors),
@@ -667,6 +687,9 @@ class Intake:
                                              for i in accepted if hashes[i] in inserted])
             self._record_stretches(session, [(inserted[hashes[i]], contribution.contributor, prints[i])
                                              for i in accepted if hashes[i] in inserted])
+            insert_sentence_vectors(session, [
+                r for h in dict.fromkeys(hashes[i] for i in accepted) if h in inserted and h in drafted.sentence_vectors
+                for r in sentence_vector_rows(inserted[h], *drafted.sentence_vectors[h])])
             vector_of = {hashes[i]: vectors[slot[i]] for i in accepted}
             for value in values:
                 h = value["content_hash"]

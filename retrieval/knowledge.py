@@ -16,6 +16,7 @@ from retrieval.heap import release_freed_memory
 from retrieval.intake import Intake, _embedding_text
 from retrieval.lexical import FtsIndex, LexicalIndex, analyse, document_vector
 from retrieval.search import Searcher
+from retrieval.sentence_vectors import SentenceTexts, SentenceVectorStore
 from retrieval.settings import RetrievalSettings
 from retrieval.store import LEXICAL, ChunkIndex, sparse_vector
 from retrieval.tantivy_index import TantivyIndex
@@ -31,6 +32,8 @@ class KnowledgeBase:
     embedder: Embedder
     intake: Intake
     searcher: Searcher
+    # Each chunk's sentence vectors made at ingest (when the intake was given ``sentence_texts``).
+    sentence_vectors: SentenceVectorStore | None = None
 
     def close(self) -> None:
         self.searcher.close()
@@ -65,8 +68,10 @@ def _copy_local_store(settings: RetrievalSettings, index: ChunkIndex) -> int:
         release_freed_memory()
 
 
-def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: Embedder) -> KnowledgeBase:
-    """Connect to (or open) the vector store and wire the intake and search around it."""
+def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: Embedder,
+                        sentence_texts: SentenceTexts | None = None) -> KnowledgeBase:
+    """Connect to (or open) the vector store and wire the intake and search around it;
+    ``sentence_texts``: what of a chunk to embed and store per sentence (retrieval.sentence_vectors)."""
     store = settings.resolved_vector_store()
     client: QdrantClient | EdgeClient
     if store == "server":
@@ -110,7 +115,7 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
         raise
     chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
     intake = Intake(engine, index, embedder, chunker, settings.near_duplicate_threshold, settings.ingest_batch_rows,
-                    settings.ingest_batch_chars)
+                    settings.ingest_batch_chars, sentence_texts if settings.sentence_vectors else None)
     filled = intake.fill_sidecar()
     if filled:
         log.warning("rebuilt the %s lexical index from the ledger: %d chunks", index.lexical_backend, filled)
@@ -120,4 +125,5 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
     recorded = intake.fill_stretch_origins()
     if recorded:
         log.warning("recorded the stretch origins of %d chunks stored before they existed", recorded)
-    return KnowledgeBase(settings, client, index, embedder, intake, Searcher(index, embedder))
+    return KnowledgeBase(settings, client, index, embedder, intake, Searcher(index, embedder),
+                         SentenceVectorStore(engine, embedder.dim))

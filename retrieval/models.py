@@ -1,5 +1,5 @@
-"""Tables of the knowledge base: contributions, their chunks (the origin of each text) and the origin of
-each fact-carrying sentence."""
+"""Tables of the knowledge base: contributions, their chunks (the origin of each text), the origin of
+each fact-carrying sentence and the vectors of each chunk's sentences."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -123,3 +124,17 @@ class StretchOrigin(Base):
     hash: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id"), index=True)
     contributor: Mapped[str] = mapped_column(String(42))
+
+
+class SentenceVector(Base):
+    """A chunk's sentence as the extractive responder embeds it, with its vector (float32 bytes).
+
+    Made at ingest so that an answer embeds only its question (retrieval.sentence_vectors).
+    """
+
+    __tablename__ = "sentence_vectors"
+
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)

@@ -53,6 +53,10 @@ class RetrievalSettings(BaseSettings):
     chunk_overlap: int = Field(default=20, ge=0, le=512)
     # Cosine above which a chunk counts as a copy of an existing one (see docs/retrieval.md).
     near_duplicate_threshold: float = Field(default=0.95, gt=0.0, le=1.0)
+    # Embed and store each new chunk's sentences for the extractive responder (docs/retrieval.md,
+    # Sentence vectors): answers then embed only the question, at the price of a slower intake.
+    # false: ingest as before; answers embed the sentences they read.
+    sentence_vectors: bool = True
     ingest_batch_rows: int = Field(default=128, ge=1, le=10_000)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     max_snippet_chars: int = Field(default=20_000, ge=1)

@@ -138,6 +138,16 @@ class VectorCache:
         # with it instead of the exact vector changed squad2-dev-5's figures by <= 0.002.
         return self.embedder.embed_query(text)
 
+    def put(self, texts: Sequence[str], vectors: np.ndarray) -> None:
+        """Remember vectors made elsewhere (the sentence vectors stored at ingest), so that
+        ``get`` finds them without a model call; the exact encoder's, as ``get`` would make."""
+        with self._lock:
+            for t, v in zip(texts, vectors):
+                self._data[t] = v
+                self._data.move_to_end(t)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
     def get(self, texts: Sequence[str]) -> np.ndarray:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._data))
@@ -205,6 +215,18 @@ class Ranking:
     @property
     def best_score(self) -> float:
         return self.scores[self.order[0]]
+
+
+def embedding_text(sentence: str, speaker: str | None) -> str:
+    """What the responder embeds of a source sentence: a message's with its speaker ("Maria: I
+    ran a 5K"), plain text as it is."""
+    return f"{speaker}: {sentence}" if speaker else sentence
+
+
+def sentence_texts(text: str, speaker: str | None = None) -> list[str]:
+    """The texts the responder embeds for a source (``embedding_text`` of each sentence that
+    states something), in order: what the intake embeds and stores beside each chunk."""
+    return list(dict.fromkeys(embedding_text(s, speaker) for s in split_sentences(text) if len(s) >= 3 and states(s)))
 
 
 def _analysed_sentences(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
@@ -331,8 +353,7 @@ class ExtractiveResponder:
             return None
         q_vec = self.vectors.embed_query(question)
         # A message is embedded with its speaker ("Maria: I ran a 5K"), plain text as it is.
-        sent_vecs = self.vectors.get([f"{passages[c.marker - 1].speaker}: {c.sentence}" if passages[c.marker - 1].speaker
-                                      else c.sentence for c in candidates])
+        sent_vecs = self.vectors.get([embedding_text(c.sentence, passages[c.marker - 1].speaker) for c in candidates])
         sent_cos = sent_vecs @ q_vec
         # A chunk's vector as the normalised mean of its sentences' vectors: close to embedding
         # the chunk itself, at no extra model call (cold chunks dominated the p99 latency).

@@ -309,6 +309,7 @@ class Assistant:
                 break
             sources.append(s)
             words += len(s.text.split())
+        self._read_sentence_vectors(sources)
         passages = [passage(s) for s in sources]
         form = shape(query)
         ranking = self.extractive.rank(query, passages) if form.kind == "single" else None
@@ -320,6 +321,7 @@ class Assistant:
                     sources.append(s)
                     seen.add(s.chunk_id)
                     added += 1
+        self._read_sentence_vectors(sources[len(passages):])
         searched = len(sources)
         following: dict[int, int] = {}
         with self.sessions() as session:
@@ -334,6 +336,16 @@ class Assistant:
                 sources.append(nxt)
             following[i] = at[nxt.chunk_id]
         return Found(sources, len(passages), searched, following)
+
+    def _read_sentence_vectors(self, sources: Sequence[SearchResult]) -> None:
+        """Hand the responder the sentence vectors stored at ingest for these sources: it then
+        embeds only the question (a chunk stored before they existed is embedded as before)."""
+        store = self.kb.sentence_vectors
+        if store is None or not sources:
+            return
+        texts, found = store.read(s.chunk_id for s in sources)
+        if texts:
+            self.extractive.vectors.put(texts, found)
 
     def _max_tokens(self, req: ChatRequest) -> int:
         return req.max_tokens or self.default_max_tokens

@@ -81,6 +81,8 @@ HOW: dict[str, tuple[str, str]] = {
     ".venv/bin/python -m pytest tests/system -q -s": (CHECK, ".venv/bin/python -m pytest tests/system -q --collect-only"),
     ".venv/bin/python bench/load.py [--clients 16] [--seconds 60] [--warmup 5]": (HELP, ".venv/bin/python bench/load.py --help"),
     # docs/retrieval.md
+    ".venv/bin/python bench/sentence_vectors.py [--set hotpotqa-dev] [--docs 300] [--questions 100] [--repeats 3]":
+        (HELP, ".venv/bin/python bench/sentence_vectors.py --help"),
     ".venv/bin/python bench/sentence_origin.py [--data ../shared/data] [--smoke]":
         (HELP, ".venv/bin/python bench/sentence_origin.py --help"),
     ".venv/bin/python bench/sentence_origin.py --stretches [--half even|odd] [--smoke] [--limit N] [--sizes 9,10,11] [--shares 0,0.5] [--longs 20] [--window 4] [--no-runs]":

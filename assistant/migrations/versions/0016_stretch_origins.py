@@ -9,7 +9,7 @@ marks chunks whose fingerprints are recorded; chunks stored before this migratio
 and are recorded at the next start-up in chunk id order (``Intake.fill_stretch_origins``).
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 Create Date: 2026-12-03 18:00:00
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0016'
-down_revision = '0014'
+down_revision = '0015'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,150 @@
+"""Stored sentence vectors: what they cost at ingest and what they save the extractive responder.
+
+On a slice of a shared set (hotpotqa-dev by default: the asked questions' gold paragraphs plus
+the first ``--docs`` others), in one process so both sides share the machine's load:
+
+- ingest: the same rows ingested into fresh data dirs with and without sentence vectors,
+  alternated ``--repeats`` times (median seconds, ratio), and what the table holds per chunk;
+- answer: per question, after the assistant's own retrieval, the responder's time with the
+  stored vectors (what an answer does now) against a fresh responder that embeds the sentences
+  it reads (what it did before: the first step's sentences embedded during retrieval, untimed,
+  the rest in the answer), alternated question by question (median, p90, ratio); the read of
+  the stored vectors (part of retrieval) is timed apart; answers must be the same.
+
+    .venv/bin/python bench/sentence_vectors.py [--set hotpotqa-dev] [--docs 300] [--questions 100] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from answers import DATA_ROOT, load_set, row  # bench/answers.py: the sets' loaders
+from sqlalchemy import func, select
+
+from assistant.chat.extractive import ExtractiveResponder, sentence_texts
+from assistant.chat.shapes import shape
+from assistant.chat.wiring import build_assistant
+from assistant.db import make_engine, migrate
+from assistant.settings import load_settings
+from retrieval.embedder import load_embedder
+from retrieval.knowledge import KnowledgeBase, open_knowledge_base
+from retrieval.models import SentenceVector
+from retrieval.settings import RetrievalSettings
+
+CONTRIBUTOR = "0x000000000000000000000000000000000005c1Fa"
+
+
+def open_kb(data_dir: Path, embedder, stored: bool):  # type: ignore[no-untyped-def]
+    settings = load_settings(data_dir=data_dir, dev_api_key="bench")
+    engine = make_engine(settings.app.effective_database_url)
+    migrate(engine)
+    return settings, engine, open_knowledge_base(settings.retrieval, engine, embedder, sentence_texts if stored else None)
+
+
+def ingest(kb: KnowledgeBase, rows: list[dict], path: Path) -> float:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cid = kb.intake.open_dataset(CONTRIBUTOR, path.name, "jsonl", path.stat().st_size)
+    t0 = time.perf_counter()
+    kb.intake.ingest_dataset(cid, path)
+    return time.perf_counter() - t0
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def main() -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="openchat-sentence-vectors-"))
+    try:
+        run(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(tmp: Path) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--set", default="hotpotqa-dev", choices=("hotpotqa-dev", "squad2-dev-5", "locomo-dev"))
+    ap.add_argument("--docs", type=int, default=300, help="paragraphs besides the questions' gold ones")
+    ap.add_argument("--questions", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    data = load_set(DATA_ROOT / args.set)
+    questions = data.questions[: args.questions]
+    keep = {c["_id"] for c in data.corpus[: args.docs]}.union(*(q.gold_sources for q in questions))
+    rows = [row(c) for c in data.corpus if c["_id"] in keep]
+    embedder = load_embedder(RetrievalSettings())
+    embedder.embed(["warm up"])
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(args.repeats):
+        for stored in ((False, True) if r % 2 == 0 else (True, False)):
+            _, engine, kb = open_kb(tmp / f"ingest-{r}-{stored}", embedder, stored)
+            try:
+                seconds[stored].append(ingest(kb, rows, tmp / "rows.jsonl"))
+                chunks = kb.index.count()
+                if stored:
+                    with kb.intake.sessions() as s:
+                        n, size = s.execute(select(func.count(), func.sum(func.length(SentenceVector.vector)
+                                                                          + func.length(SentenceVector.text)))).one()
+            finally:
+                kb.close()
+                engine.dispose()
+    plain, with_vectors = statistics.median(seconds[False]), statistics.median(seconds[True])
+    print(f"ingest ({len(rows)} rows -> {chunks} chunks, {args.repeats} repeats, median): without sentence vectors "
+          f"{plain:.1f} s, with {with_vectors:.1f} s, ratio {with_vectors / plain:.2f}")
+    print(f"  stored: {n} sentence vectors, {n / chunks:.1f} per chunk, {size / chunks / 1024:.1f} KiB per chunk "
+          f"(float32 vector + its text)")
+
+    settings, engine, kb = open_kb(tmp / "ingest-0-True", embedder, True)
+    try:
+        assistant = build_assistant(settings, kb, engine)
+        now_ms: list[float] = []
+        before_ms: list[float] = []
+        read_ms: list[float] = []
+        differ = 0
+        for i, q in enumerate(questions):
+            found = assistant.retrieve(q.text)
+            sources, first, passages = found.sources, found.first, found.passages()
+            t0 = time.perf_counter()
+            assert kb.sentence_vectors is not None
+            kb.sentence_vectors.read(s.chunk_id for s in sources)
+            read_ms.append((time.perf_counter() - t0) * 1000)
+            fresh = ExtractiveResponder(embedder)
+            if shape(q.text).kind == "single":  # the old retrieval ranked (so embedded) the first step's sentences
+                fresh.rank(q.text, passages[:first])
+
+            def timed(responder: ExtractiveResponder, out: list[float], q: str = q.text,
+                      passages: list = passages) -> str:  # type: ignore[type-arg]
+                t = time.perf_counter()
+                text = responder.answer(q, passages).text
+                out.append((time.perf_counter() - t) * 1000)
+                return text
+
+            # Alternate which goes first, so neither always finds the caches warm.
+            if i % 2 == 0:
+                a = timed(assistant.extractive, now_ms)
+                b = timed(fresh, before_ms)
+            else:
+                b = timed(fresh, before_ms)
+                a = timed(assistant.extractive, now_ms)
+            differ += a != b
+    finally:
+        kb.close()
+        engine.dispose()
+    print(f"answer ({len(questions)} questions of {args.set}): responder p50 {statistics.median(now_ms):.1f} ms "
+          f"(p90 {pct(now_ms, 90):.1f}) with stored vectors, {statistics.median(before_ms):.1f} ms (p90 "
+          f"{pct(before_ms, 90):.1f}) embedding at answer time, ratio {statistics.median(now_ms) / statistics.median(before_ms):.2f}; "
+          f"reading the stored vectors p50 {statistics.median(read_ms):.1f} ms; answers that differ: {differ}")
+
+
+if __name__ == "__main__":
+    main()
