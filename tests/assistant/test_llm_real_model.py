@@ -50,7 +50,8 @@ TIMEOUT = 30.0  # OPENCHAT_LLM_TIMEOUT: seconds without a byte from the model be
 START = 10_000_000  # each asker's deposit
 
 # Topics the questions ask about, and more that they do not: with chat_top_k=2 only some
-# of these are retrieved, so "paid only if retrieved" can fail.
+# of these are retrieved (short sources are read on to at most 5 x top_k, orchestrator
+# SHORT_SOURCES_FACTOR), so "paid only if retrieved" can fail.
 SOURCES = [
     "Saturn's rings are made mostly of water ice, with a smaller amount of rocky debris and dust.",
     "Saturn is the sixth planet from the Sun and has at least 146 known moons, the largest being Titan.",
@@ -62,6 +63,12 @@ SOURCES = [
     "Sourdough bread rises because wild yeast and lactic acid bacteria ferment the dough.",
     "The Rosetta Stone, found in 1799, carries the same decree in hieroglyphic, Demotic and Greek scripts.",
     "Penguins live almost only in the Southern Hemisphere; emperor penguins breed during the Antarctic winter.",
+    "The Great Barrier Reef, off the coast of Queensland, is the largest coral reef system on Earth.",
+    "Espresso is brewed by forcing hot water through finely ground coffee at about nine bars of pressure.",
+    "The Danube flows through ten countries, more than any other river, before it reaches the Black Sea.",
+    "A leap year has 366 days; February then has 29 days instead of 28.",
+    "Chess is played on a board of 64 squares, and each player starts with sixteen pieces.",
+    "Tardigrades survive drying out by entering a state called cryptobiosis.",
 ]
 MARKER = re.compile(r"\[(\d+)\]")
 
