@@ -683,9 +683,9 @@ class Intake:
                 .returning(Chunk.id, Chunk.content_hash)
             )
             inserted = {h: cid for cid, h in session.execute(stmt)}
-            self._record_sentences(session, [(inserted[hashes[i]], contribution.contributor, facts[i])
+            self._record_origins(session, SentenceOrigin, [(inserted[hashes[i]], contribution.contributor, facts[i])
                                              for i in accepted if hashes[i] in inserted])
-            self._record_stretches(session, [(inserted[hashes[i]], contribution.contributor, prints[i])
+            self._record_origins(session, StretchOrigin, [(inserted[hashes[i]], contribution.contributor, prints[i])
                                              for i in accepted if hashes[i] in inserted])
             insert_sentence_vectors(session, [
                 r for h in dict.fromkeys(hashes[i] for i in accepted) if h in inserted and h in drafted.sentence_vectors
@@ -704,11 +704,13 @@ class Intake:
         return batch
 
     @staticmethod
-    def _record_sentences(session: Session, chunks: Sequence[tuple[int, str, Sequence[str]]]) -> None:
-        """Record each chunk's fact-carrying sentences; a sentence already recorded keeps its origin."""
+    def _record_origins(session: Session, table: type[SentenceOrigin | StretchOrigin],
+                        chunks: Sequence[tuple[int, str, Sequence[str] | Sequence[int]]]) -> None:
+        """Record each chunk's origin keys in ``table`` (its fact-carrying sentences' hashes, or its
+        stretch fingerprints); a key already recorded keeps its origin."""
         values, seen = [], set()
-        for chunk_id, contributor, hashes in chunks:
-            for h in hashes:
+        for chunk_id, contributor, keys in chunks:
+            for h in keys:
                 if h not in seen:
                     seen.add(h)
                     values.append({"hash": h, "chunk_id": chunk_id, "contributor": contributor})
@@ -716,23 +718,7 @@ class Intake:
             return
         dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
         for at in range(0, len(values), 500):
-            session.execute(dialect.insert(SentenceOrigin).values(values[at:at + 500])
-                            .on_conflict_do_nothing(index_elements=["hash"]))
-
-    @staticmethod
-    def _record_stretches(session: Session, chunks: Sequence[tuple[int, str, Sequence[int]]]) -> None:
-        """Record each chunk's stretch fingerprints; a fingerprint already recorded keeps its origin."""
-        values, seen = [], set()
-        for chunk_id, contributor, prints in chunks:
-            for h in prints:
-                if h not in seen:
-                    seen.add(h)
-                    values.append({"hash": h, "chunk_id": chunk_id, "contributor": contributor})
-        if not values:
-            return
-        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-        for at in range(0, len(values), 500):
-            session.execute(dialect.insert(StretchOrigin).values(values[at:at + 500])
+            session.execute(dialect.insert(table).values(values[at:at + 500])
                             .on_conflict_do_nothing(index_elements=["hash"]))
 
     def fill_stretch_origins(self, batch: int = 512) -> int:
@@ -747,7 +733,7 @@ class Intake:
                 ))
                 if not rows:
                     return done
-                self._record_stretches(session, [(r.id, r.contributor, fingerprints(split(r.text).words)) for r in rows])
+                self._record_origins(session, StretchOrigin, [(r.id, r.contributor, fingerprints(split(r.text).words)) for r in rows])
                 session.execute(update(Chunk).where(Chunk.id.in_([r.id for r in rows])).values(stretches_indexed=True))
             done += len(rows)
 
@@ -763,7 +749,7 @@ class Intake:
                 ))
                 if not rows:
                     return done
-                self._record_sentences(session, [
+                self._record_origins(session, SentenceOrigin, [
                     (r.id, r.contributor, [s.hash for s in sentences(r.text) if s.hash is not None]) for r in rows
                 ])
                 session.execute(update(Chunk).where(Chunk.id.in_([r.id for r in rows])).values(sentences_indexed=True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,15 +34,23 @@ def test_one_head() -> None:
     assert len(heads) == 1, f"migrations have several heads {heads}: chain the newest after the other"
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_migrations_match_models(backend: str, tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    if backend == "postgres":
-        pg = postgres_database()
-        if pg is None:
-            pytest.skip("no PostgreSQL")
-        url = pg
-    engine = make_engine(url)
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty ledger database: a SQLite file, or a fresh PostgreSQL database (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'm.sqlite3'}"
+        return
+    pg = postgres_database()
+    if pg is None:
+        pytest.skip("no PostgreSQL")
+    try:
+        yield pg
+    finally:
+        drop_postgres_database(pg)
+
+
+def test_migrations_match_models(ledger_url: str) -> None:
+    engine = make_engine(ledger_url)
     try:
         migrate(engine)
         migrate(engine)  # a second start changes nothing
@@ -50,8 +59,6 @@ def test_migrations_match_models(backend: str, tmp_path: Path) -> None:
         assert diff == [], f"models and migrations differ: {diff}"
     finally:
         engine.dispose()
-        if backend == "postgres":
-            drop_postgres_database(url)
 
 
 def test_a_failed_migration_leaves_no_half_schema(tmp_path: Path) -> None:
@@ -74,23 +81,16 @@ def test_a_failed_migration_leaves_no_half_schema(tmp_path: Path) -> None:
         engine.dispose()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-def test_upgrading_a_ledger_with_chunks_and_their_sentence_origins_keeps_them(backend: str, tmp_path: Path) -> None:
+def test_upgrading_a_ledger_with_chunks_and_their_sentence_origins_keeps_them(ledger_url: str) -> None:
     """A data dir made at 0014 holds chunks that sentence_origins rows point at: the later
     revisions must add to chunks without rebuilding it (SQLite's batch rebuild drops the table,
     which those rows' foreign key refuses)."""
     from alembic import command
     from sqlalchemy import text
 
-    url = f"sqlite:///{tmp_path / 'm.sqlite3'}"
-    if backend == "postgres":
-        pg = postgres_database()
-        if pg is None:
-            pytest.skip("no PostgreSQL")
-        url = pg
-    engine = make_engine(url)
+    engine = make_engine(ledger_url)
     try:
-        config = alembic_config(url)
+        config = alembic_config(ledger_url)
         with engine.begin() as conn:
             config.attributes["connection"] = conn
             command.upgrade(config, "0014")
@@ -113,5 +113,3 @@ def test_upgrading_a_ledger_with_chunks_and_their_sentence_origins_keeps_them(ba
             assert compare_metadata(MigrationContext.configure(conn), declared_metadata()) == []
     finally:
         engine.dispose()
-        if backend == "postgres":
-            drop_postgres_database(url)
