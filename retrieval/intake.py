@@ -724,35 +724,28 @@ class Intake:
     def fill_stretch_origins(self, batch: int = 512) -> int:
         """Record the stretch fingerprints of chunks stored before stretch origins existed, oldest
         chunk first (so the first contributor of a stretch is its origin); returns how many chunks."""
-        done = 0
-        while True:
-            with self.sessions.begin() as session:
-                rows = list(session.execute(
-                    select(Chunk.id, Chunk.contributor, Chunk.text)
-                    .where(Chunk.stretches_indexed.is_(False)).order_by(Chunk.id).limit(batch)
-                ))
-                if not rows:
-                    return done
-                self._record_origins(session, StretchOrigin, [(r.id, r.contributor, fingerprints(split(r.text).words)) for r in rows])
-                session.execute(update(Chunk).where(Chunk.id.in_([r.id for r in rows])).values(stretches_indexed=True))
-            done += len(rows)
+        return self._fill_origins(Chunk.stretches_indexed, StretchOrigin, lambda text: fingerprints(split(text).words), batch)
 
     def fill_sentence_origins(self, batch: int = 512) -> int:
         """Record the sentences of chunks stored before sentence origins existed, oldest chunk first
         (so the first contributor of a sentence is its origin); returns how many chunks."""
+        return self._fill_origins(Chunk.sentences_indexed, SentenceOrigin,
+                                  lambda text: [s.hash for s in sentences(text) if s.hash is not None], batch)
+
+    def _fill_origins(self, marked: Any, table: type[SentenceOrigin | StretchOrigin],
+                      keys_of: Callable[[str], Sequence[str] | Sequence[int]], batch: int) -> int:
+        """Record ``table``'s keys of every chunk whose ``marked`` flag is off, oldest first, in
+        batches, and set the flag; returns how many chunks."""
         done = 0
         while True:
             with self.sessions.begin() as session:
                 rows = list(session.execute(
-                    select(Chunk.id, Chunk.contributor, Chunk.text)
-                    .where(Chunk.sentences_indexed.is_(False)).order_by(Chunk.id).limit(batch)
+                    select(Chunk.id, Chunk.contributor, Chunk.text).where(marked.is_(False)).order_by(Chunk.id).limit(batch)
                 ))
                 if not rows:
                     return done
-                self._record_origins(session, SentenceOrigin, [
-                    (r.id, r.contributor, [s.hash for s in sentences(r.text) if s.hash is not None]) for r in rows
-                ])
-                session.execute(update(Chunk).where(Chunk.id.in_([r.id for r in rows])).values(sentences_indexed=True))
+                self._record_origins(session, table, [(r.id, r.contributor, keys_of(r.text)) for r in rows])
+                session.execute(update(Chunk).where(Chunk.id.in_([r.id for r in rows])).values({marked.key: True}))
             done += len(rows)
 
     @staticmethod
