@@ -18,6 +18,10 @@ from assistant.chat.shapes import NUMBER_WORDS
 from retrieval.said import day_text
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+# Weekdays as people shorten them in messages ("last Tues", "next Fri."): read only when written
+# with a capital, since "sat", "sun" and "wed" are words of their own.
+_WEEKDAY_ABBREVIATIONS = {"mon": 0, "tue": 1, "tues": 1, "wed": 2, "weds": 2, "thu": 3, "thur": 3, "thurs": 3,
+                          "fri": 4, "sat": 5, "sun": 6}
 # How many of a unit: a number word, or an article or "a couple of" ("a week ago", "a couple of days ago").
 _COUNT_WORDS = {**NUMBER_WORDS, "a": 1, "an": 1, "couple of": 2, "a couple of": 2}
 _UNITS = r"(?P<unit>day|week|weekend|month|year)s?"
@@ -26,7 +30,8 @@ _COUNT = r"(?P<count>\d{1,3}|a couple of|couple of|an?|one|two|three|four|five|s
 _RELATIVE = re.compile(
     r"\b(?:"
     r"(?P<single>yesterday|today|tonight|tomorrow|this morning|this afternoon|this evening|last night)"
-    rf"|(?P<dir>last|next|this|past|coming)\s+(?P<what>{'|'.join(_WEEKDAYS)}|week|weekend|month|year|summer|winter|spring|fall|autumn)"
+    rf"|(?P<dir>this\s+past|last|next|this|past|coming)\s+(?P<what>{'|'.join(_WEEKDAYS)}|week|weekend|month|year|summer|winter|spring|fall|autumn"
+    rf"|(?P<short>{'|'.join(sorted(_WEEKDAY_ABBREVIATIONS, key=len, reverse=True))})\.?)"
     rf"|{_COUNT}\s+{_UNITS}\s+(?P<ago>ago|from now|later)"
     r")\b",
     re.IGNORECASE,
@@ -52,6 +57,24 @@ def _shift_months(day: date, months: int) -> date:
     return date(index // 12, index % 12 + 1, 1)
 
 
+# Where each season starts, as a 0-based month (meteorological seasons, northern hemisphere);
+# a winter is named by the year its December falls in.
+_SEASON_START = {"spring": 2, "summer": 5, "autumn": 8, "winter": 11}
+
+
+def _season_year(season: str, direction: str, said: date) -> int:
+    """The year of the season meant: "last" is the latest one that has ended by ``said`` (in
+    December last summer is this year's), "next" the first that has not begun, "this" the one
+    under way or else this year's."""
+    start = _SEASON_START[season]
+    months = said.year * 12 + said.month - 1 - start  # months since this season's start in year 0
+    if direction in ("last", "past"):
+        return (months - 3) // 12
+    if direction in ("next", "coming"):
+        return months // 12 + 1
+    return months // 12 if months % 12 < 3 else said.year
+
+
 def _count(word: str) -> int:
     word = word.casefold()
     return int(word) if word.isdigit() else _COUNT_WORDS.get(word, 1)
@@ -66,9 +89,15 @@ def _meaning(match: re.Match[str], said: date) -> str | None:
         if s == "tomorrow":
             return day_text(said + timedelta(days=1))
         return day_text(said)
-    direction = (match.group("dir") or "").casefold()
+    direction = " ".join((match.group("dir") or "").casefold().split())
+    direction = "past" if direction == "this past" else direction  # "this past weekend"
     if direction:
         what = match.group("what").casefold()
+        short = match.group("short")
+        if short:
+            if not short[0].isupper():
+                return None
+            what = _WEEKDAYS[_WEEKDAY_ABBREVIATIONS[short.casefold()]]
         ref = day_text(said)
         if what in _WEEKDAYS:
             target = _WEEKDAYS.index(what)
@@ -88,11 +117,8 @@ def _meaning(match: re.Match[str], said: date) -> str | None:
         if what == "year":
             offset = {"last": -1, "past": -1, "next": 1, "coming": 1}.get(direction, 0)
             return str(said.year + offset)
-        # A season: the one before or after the moment, or the current one.
-        offset = {"last": -1, "past": -1, "next": 1, "coming": 1}.get(direction, 0)
         season = "autumn" if what == "fall" else what
-        year = said.year + offset if offset and not (season == "winter" and said.month <= 2) else said.year
-        return f"{season} {year}"
+        return f"{season} {_season_year(season, direction, said)}"
     count = _count(match.group("count"))
     unit = match.group("unit").casefold()
     sign = -1 if match.group("ago").casefold() == "ago" else 1

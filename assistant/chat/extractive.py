@@ -237,6 +237,26 @@ def _analysed_sentences(text: str) -> tuple[tuple[str, frozenset[str]], ...]:
                  if len(sentence) >= 3 and states(sentence))
 
 
+# A sentence that points back at what came before it: "Planning a trip there next month."
+_REFERS_BACK = re.compile(r"\b(there|it|that|this|them|those|these|one)\b", re.IGNORECASE)
+
+
+def _asked_before(sentences: Sequence[str]) -> set[int]:
+    """Indexes of a message's questions that the next sentence answers by pointing back at them:
+    in "Have you been to Universal Studios? Planning a trip there next month." the place is named
+    only in the question, and the statement after it is about it."""
+    return {i - 1 for i in range(1, len(sentences))
+            if sentences[i - 1].rstrip().rstrip("\"'”’)").endswith("?") and quotable(sentences[i])
+            and not quotable(sentences[i - 1]) and _REFERS_BACK.search(sentences[i])}
+
+
+def _antecedent_terms(text: str) -> dict[str, frozenset[str]]:
+    """A message's statements that point back at a question just before them, each with the
+    question's terms: the names the statement speaks of without naming them."""
+    sentences = split_sentences(text)
+    return {sentences[i + 1]: frozenset(analyse(sentences[i])) for i in _asked_before(sentences)}
+
+
 # Words of greetings, thanks and reactions: a sentence of these (and names) states nothing.
 _SOCIAL = frozenset([
     "hi", "hey", "hello", "hiya", "yo", "thanks", "thank", "thx", "you", "ya", "bye", "goodbye", "see", "congrats",
@@ -325,6 +345,7 @@ class ExtractiveResponder:
         # is split and analysed once, not on every answer that retrieves it.
         self._sentences = functools.lru_cache(maxsize=8_192)(_analysed_sentences)
         self._sentences_terms = functools.lru_cache(maxsize=8_192)(lambda text: frozenset(analyse(text)))
+        self._antecedents = functools.lru_cache(maxsize=8_192)(_antecedent_terms)
 
     def states_anything(self, text: str) -> bool:
         """Whether a source has a sentence that states something (see ``states``)."""
@@ -343,10 +364,12 @@ class ExtractiveResponder:
         candidates = []
         for marker, p in enumerate(passages, start=1):
             context = _said_context(p)
+            asked = self._antecedents(p.text) if context else {}
             for sentence, terms in self._sentences(p.text):
                 if context:
                     stated = f"{context} {annotate(sentence, p.said)}"
-                    candidates.append(Candidate(marker, sentence, terms | self._sentences_terms(stated), stated))
+                    candidates.append(Candidate(marker, sentence, terms | self._sentences_terms(stated), stated,
+                                                subject=asked.get(sentence, frozenset())))
                 else:
                     candidates.append(Candidate(marker, sentence, terms, subject=self._subject(sentence, p.title, terms)))
         if not candidates:
@@ -579,7 +602,9 @@ def quote(text: str, picked: Sequence[str]) -> str:
     """What an answer quotes of a message, given its picked sentences: the sentences that
     say something (``quotable``), all of them when they are short, else each picked one with
     the sentence after it, in the message's order."""
-    stating = [s for s in split_sentences(text) if quotable(s)]
+    sentences = split_sentences(text)
+    asked = _asked_before(sentences)  # a question the next statement points back at is part of it
+    stating = [s for i, s in enumerate(sentences) if quotable(s) or i in asked]
     if sum(len(s.split()) for s in stating) <= MESSAGE_QUOTE_WORDS:
         return " ".join(stating)
     keep: set[int] = set()
@@ -588,6 +613,8 @@ def quote(text: str, picked: Sequence[str]) -> str:
             keep.add(i)
             if i + 1 < len(stating):
                 keep.add(i + 1)
+            if i and stating[i - 1] in (sentences[k] for k in asked):
+                keep.add(i - 1)
     return " ".join(stating[i] for i in sorted(keep)) or " ".join(picked)
 
 

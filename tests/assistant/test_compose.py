@@ -247,6 +247,31 @@ def test_an_answer_from_a_message_quotes_the_sentence_after_the_one_that_matched
     assert "assistant manager" in a.text and a.text.endswith("[1]")
 
 
+def test_a_question_the_next_statement_points_back_at_is_quoted_with_it() -> None:
+    message = "Love experimenting with spices. Have you been to Universal Studios? Planning a trip there next month."
+    assert quote(message, ["Planning a trip there next month."]) == message
+    # A question the next sentence does not point back at stays out.
+    assert quote("How are you? I went to Paris yesterday.", []) == "I went to Paris yesterday."
+    filler = " ".join(f"We walked past house number {n} on the long road." for n in range(1, 8))
+    long = f"{filler} Have you been to Universal Studios? Planning a trip there next month."
+    assert quote(long, ["Planning a trip there next month."]) == (
+        "Have you been to Universal Studios? Planning a trip there next month.")
+
+
+def test_a_message_answers_about_what_its_own_question_named(responder: ExtractiveResponder) -> None:
+    # The place is named only in the speaker's question; the statement after it is about it.
+    said = Passage("Thanks! Love experimenting with spices. By the way, have you been to Universal Studios? "
+                   "Planning a trip there next month.", speaker="Tim", timestamp="2023-08-31T14:52")
+    other = Passage("I tried a new curry recipe with my brother last night.", speaker="Tim", timestamp="2023-08-30T10:00")
+    a = responder.answer("What month did Tim plan on going to Universal Studios?", [said, other])
+    assert "Universal Studios? Planning a trip there next month (September 2023)." in a.text, a.reasons
+    assert a.text.endswith("[1]")
+    # Without the question before it, nothing names the place: the answer is refused.
+    bare = Passage("Thanks! Love experimenting with spices. Planning a trip next month.", speaker="Tim",
+                   timestamp="2023-08-31T14:52")
+    assert responder.answer("What month did Tim plan on going to Universal Studios?", [bare, other]).text == NO_ANSWER
+
+
 @pytest.mark.parametrize(
     ("sentence", "kept"),
     [("The Minnesota Wolves!", True), ("It was amazing.", True), ("I love painting!", True),

@@ -139,3 +139,54 @@ def test_annotate_without_a_time_returns_the_text_unchanged() -> None:
 def test_text_without_relative_dates_is_unchanged(text: str) -> None:
     assert resolve(text, SATURDAY) == []
     assert annotate(text, SATURDAY) == text
+
+
+@pytest.mark.parametrize(
+    ("phrase", "said", "means"),
+    [
+        # "Last summer" is the latest summer that has ended: this year's once it is over.
+        ("last summer", date(2023, 12, 26), "summer 2023"),
+        ("last summer", date(2023, 9, 1), "summer 2023"),
+        ("last summer", date(2023, 8, 11), "summer 2022"),  # still summer: the one before
+        ("last summer", date(2023, 5, 8), "summer 2022"),
+        ("next summer", date(2023, 5, 8), "summer 2023"),
+        ("next summer", date(2023, 7, 1), "summer 2024"),
+        ("this summer", date(2023, 7, 1), "summer 2023"),
+        ("this summer", date(2023, 2, 1), "summer 2023"),
+        ("last fall", date(2023, 12, 1), "autumn 2023"),
+        ("last spring", date(2023, 4, 1), "spring 2022"),
+        # A winter is named by the year of its December.
+        ("last winter", date(2024, 1, 15), "winter 2022"),
+        ("last winter", date(2024, 3, 15), "winter 2023"),
+        ("this winter", date(2024, 1, 15), "winter 2023"),
+        ("next winter", date(2024, 1, 15), "winter 2024"),
+        ("next winter", date(2023, 10, 1), "winter 2023"),
+    ],
+)
+def test_seasons_are_the_nearest_one_in_the_direction_said(phrase: str, said: date, means: str) -> None:
+    assert meaning(phrase, said) == means
+
+
+@pytest.mark.parametrize(
+    ("phrase", "means"),
+    [
+        ("last Tues", "the Tuesday before 15 July 2023, 11 July 2023"),
+        ("last Fri.", "the Friday before 15 July 2023, 14 July 2023"),
+        ("next Thurs", "the Thursday after 15 July 2023, 20 July 2023"),
+        ("last Sun", "the Sunday before 15 July 2023, 9 July 2023"),
+    ],
+)
+def test_shortened_weekdays(phrase: str, means: str) -> None:
+    assert meaning(phrase) == means
+
+
+def test_shortened_weekdays_only_with_a_capital() -> None:
+    # "sat", "sun" and "wed" are words of their own.
+    assert resolve("We sat in the last sun of the day.", SATURDAY) == []
+    assert resolve("They last wed in June.", SATURDAY) == []
+    assert resolve("Last month was busy.", SATURDAY)[0].meaning == "June 2023"
+
+
+def test_this_past_is_last() -> None:
+    assert meaning("this past weekend") == "the weekend before 15 July 2023"
+    assert meaning("this past Friday") == "the Friday before 15 July 2023, 14 July 2023"
