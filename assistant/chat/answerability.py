@@ -712,12 +712,20 @@ def speaks_of_self(message: str) -> bool:
     return bool(_FIRST_PERSON.search(message))
 
 
+# Words of a question that asks what its speaker told someone: advice, a recommendation, an
+# offer ("What advice did Tim give John?"); the answer is words to the listener.
+_TELLING = re.compile(r"\b(?:recommend\w*|suggest\w*|advi[cs]e\w*|tips?|encourag\w*|offer\w*|invit\w*|urg\w*|"
+                      r"warn\w*|remind\w*)\b", re.IGNORECASE)
+
+
 def to_listener(question: str, messages: Sequence[str], speakers: Sequence[str]) -> bool:
     """The question asks about a speaker, and every message the answer quotes speaks of its
     listener ("So proud of you!", "Your charity race sounds great") and not of its speaker: it
-    tells what the asked person said to someone, not what they did. ``messages``: the quoted
-    sentences, without their speaker."""
-    if not messages or not asked_speakers(question, speakers):
+    tells what the asked person said to someone, not what they did. Unless that is what the
+    question asks: what one speaker told another ("What did John share with Tim?", both named)
+    or advised, recommended or offered. ``messages``: the quoted sentences, without their speaker."""
+    asked = asked_speakers(question, speakers)
+    if not messages or not asked or len(asked) > 1 or _TELLING.search(question):
         return False
     return all(_SECOND_PERSON.search(m) and not _FIRST_PERSON.search(m) for m in messages)
 

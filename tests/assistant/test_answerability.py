@@ -29,6 +29,7 @@ from assistant.chat.answerability import (
     recombined_name,
     spelled_like,
     swapped_word,
+    to_listener,
 )
 from assistant.chat.extractive import NO_ANSWER, Candidate, ExtractiveResponder, Ranking, close_call
 from retrieval.embedder import Embedder
@@ -377,3 +378,26 @@ def test_a_speakers_short_name_is_written_out() -> None:
     assert full_speaker_names("Did Me go?", speakers) == "Did Me go?"
     assert full_speaker_names("Did Jon go?", ["Jonathan", "Jonas"]) == "Did Jon go?"
     assert full_speaker_names("Did Jon go?", ["Jonathan", "Jon"]) == "Did Jon go?"
+
+
+SPEAKERS = ["Caroline", "Melanie"]
+
+
+@pytest.mark.parametrize(
+    ("question", "message", "fires"),
+    [
+        # Words to the listener tell what the asked person said, not what they did.
+        ("What did Caroline do after the race?", "So proud of you!", True),
+        ("What did Caroline do after the race?", "I ran with my kids after the race.", False),
+        ("What did Caroline do after the race?", "You and I ran together.", False),  # speaks of herself too
+        # Unless the question asks what one told the other, or advised, recommended, offered.
+        ("What book did Caroline recommend to Melanie?", "Highly recommend it for you!", False),
+        ("What did Caroline share with Melanie?", "You should read this one.", False),
+        ("What advice does Caroline give about adoption?", "Do your research first.", False),
+        ("What tips did Caroline have for painting?", "Start with your background.", False),
+        # No speaker asked about: nothing to tell apart.
+        ("What is a good book?", "You should read this one.", False),
+    ],
+)
+def test_to_listener(question: str, message: str, fires: bool) -> None:
+    assert to_listener(question, [message], SPEAKERS) is fires
