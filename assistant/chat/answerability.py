@@ -727,7 +727,13 @@ def to_listener(question: str, messages: Sequence[str], speakers: Sequence[str])
     asked = asked_speakers(question, speakers)
     if not messages or not asked or len(asked) > 1 or _TELLING.search(question):
         return False
-    return all(_SECOND_PERSON.search(m) and not _FIRST_PERSON.search(m) for m in messages)
+    # The listener is "you", or addressed by name: "Hey Gina, congrats on the clothing store!"
+    listeners = {part.casefold() for s in speakers if s and s not in asked for part in s.split()}
+
+    def to_them(m: str) -> bool:
+        return bool(_SECOND_PERSON.search(m)) or any(w.casefold() in listeners for w in _WORD.findall(m))
+
+    return all(to_them(m) and not _FIRST_PERSON.search(m) for m in messages)
 
 
 # Number words a question uses to count what it asks for ("name one", "what are two

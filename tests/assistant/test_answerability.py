@@ -390,6 +390,9 @@ SPEAKERS = ["Caroline", "Melanie"]
         ("What did Caroline do after the race?", "So proud of you!", True),
         ("What did Caroline do after the race?", "I ran with my kids after the race.", False),
         ("What did Caroline do after the race?", "You and I ran together.", False),  # speaks of herself too
+        # The listener addressed by name is spoken to as much as "you" is.
+        ("What did Caroline find for her store?", "Hey Melanie, congrats on the store!", True),
+        ("What did Caroline find for her store?", "Hey Melanie, I found a spot for my store!", False),
         # Unless the question asks what one told the other, or advised, recommended, offered.
         ("What book did Caroline recommend to Melanie?", "Highly recommend it for you!", False),
         ("What did Caroline share with Melanie?", "You should read this one.", False),
