@@ -261,6 +261,7 @@ class Evidence:
     number_moved: bool = False
     other_speaker: bool = False
     to_listener: bool = False
+    said_by_other: bool = False
 
     def reasons(self) -> tuple[str, ...]:
         return tuple(k for k, v in vars(self).items() if v)
@@ -786,7 +787,7 @@ RULE = Rule(
                "name_elsewhere": 0.5, "name_recombined": 1.0, "antonym": 0.5, "opposite": 1.0,
                "close_call": 1.0, "untyped": 0.0, "swapped": 1.0, "exchanged": 1.0,
                "denied": 1.0, "number_moved": 1.0, "other_speaker": 1.0,
-               "to_listener": 1.0},
+               "to_listener": 1.0, "said_by_other": 1.0},
     # Fitted on the even half of locomo-dev (conversations; the odd half held out), 2026-12-02:
     # at 0.55 a fifth of the answered adversarial questions are refused for a tenth of the
     # answerable ones (scripted sweep over 0.3-0.7, docs/assistant.md).

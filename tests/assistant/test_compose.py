@@ -15,6 +15,7 @@ from assistant.chat.extractive import (
     quotable,
     quote,
     rival_document,
+    said_by_other,
     states,
 )
 from assistant.chat.passages import Passage
@@ -245,6 +246,29 @@ def test_an_answer_from_a_message_quotes_the_sentence_after_the_one_that_matched
                    speaker="John", timestamp="2023-06-16T10:00")
     a = responder.answer("What did John get promoted to?", [said])
     assert "assistant manager" in a.text and a.text.endswith("[1]")
+
+
+def test_a_fact_another_speaker_says_better_is_theirs(responder: ExtractiveResponder) -> None:
+    ran = Passage("The charity race for mental health last Saturday made me realize how much self-care matters.",
+                  speaker="Melanie", timestamp="2023-05-25T13:14")
+    cheered = Passage("That race sounds great, Mel! So proud of you for taking part!", speaker="Caroline",
+                      timestamp="2023-05-25T13:16")
+    mine = responder.answer("What did Melanie realize at the charity race?", [ran, cheered])
+    assert "self-care matters" in mine.text and "said_by_other" not in mine.reasons
+    # Asked about Caroline, whose only message on it is a reaction: the race and what it taught are Melanie's.
+    theirs = responder.answer("What did Caroline realize at the charity race?", [cheered, ran])
+    assert theirs.text == NO_ANSWER and "said_by_other" in theirs.reasons
+
+
+@pytest.mark.parametrize(("own", "other", "fires"), [(0.60, 0.63, True), (0.60, 0.61, False), (0.60, 0.50, False)])
+def test_said_by_other_compares_the_speakers_best_sentences_names_aside(own: float, other: float, fires: bool) -> None:
+    r = ranking([(1, "That race sounds great, Mel!", own + 0.08), (2, "The race made me realize a lot.", other)])
+    r = Ranking(r.candidates, r.scores, r.order, strengths=[own, other])
+    speakers = ["Caroline", "Melanie"]
+    assert said_by_other("What did Caroline realize at the race?", r, ["Caroline", "Melanie"], speakers) is fires
+    # Only a question about one speaker: both named, or none, is not a question about whose fact it is.
+    assert not said_by_other("What did Caroline and Melanie realize?", r, ["Caroline", "Melanie"], speakers)
+    assert not said_by_other("What did anyone realize?", r, ["Caroline", "Melanie"], speakers)
 
 
 def test_a_question_the_next_statement_points_back_at_is_quoted_with_it() -> None:
