@@ -646,9 +646,12 @@ def opposite_word(question: str, answer: str, pool_terms: set[str],
 
 
 def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[set[str]],
-            sentences: Sequence[str] = ()) -> Evidence:
+            sentences: Sequence[str] = (), wording: str | None = None) -> Evidence:
     """Run every check on the answer's sentences; ``pool`` is the analysed terms of every source
-    sentence, ``sentences`` their text (for the names' word order)."""
+    sentence, ``sentences`` their text (for the names' word order); ``wording``: the answer as its
+    sources word it, for the opposites checks, when ``answer`` adds to it (a message's resolved
+    dates: "last Saturday (the Saturday before 25 May 2023)" says no "before" of its own)."""
+    worded = answer if wording is None else wording
     pool_terms = set().union(*pool) if pool else set()
     q_numbers = number_tokens(question) - COUNTING_WORDS
     q_digits = {_numeral(t) for t in analyse(question) if any(ch.isdigit() for ch in t)}
@@ -663,8 +666,8 @@ def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[s
         name_absent=bool(absent),
         name_elsewhere=any(sum(t in terms for terms in pool) <= NAME_DETAIL_SENTENCES for t in missing),
         name_recombined=recombined_name(question, sentences) is not None,
-        antonym=antonym_swap(question, answer),
-        opposite=opposite_word(question, answer, pool_terms) is not None,
+        antonym=antonym_swap(question, worded),
+        opposite=opposite_word(question, worded, pool_terms) is not None,
         untyped=not has_answer_type(answer_type(question), answer, question),
         swapped=swapped_word(question, answer) is not None,
         exchanged=exchanged_roles(question, answer) is not None,

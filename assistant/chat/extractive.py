@@ -452,7 +452,7 @@ class ExtractiveResponder:
         picked = [ranking.candidates[i] for i in chosen]
         pool = ranking.candidates if pool is None else pool
         evidence = examine(question, " ".join(c.claim for c in picked), set().union(*(c.names for c in picked)),
-                           [set(c.names) for c in pool], [c.claim for c in pool])
+                           [set(c.names) for c in pool], [c.claim for c in pool], " ".join(c.sentence for c in picked))
         return replace(evidence, close_call=close_call(ranking, cited=chosen),
                        other_speaker=other_speaker(question, [c.claim for c in picked], speakers),
                        to_listener=to_listener(question, [c.sentence for c in picked if c.stated], speakers),

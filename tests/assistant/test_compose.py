@@ -271,6 +271,15 @@ def test_said_by_other_compares_the_speakers_best_sentences_names_aside(own: flo
     assert not said_by_other("What did anyone realize?", r, ["Caroline", "Melanie"], speakers)
 
 
+def test_a_resolved_date_is_no_opposite_of_the_question(responder: ExtractiveResponder) -> None:
+    # "last Saturday" resolves to "the Saturday before 25 May 2023": that "before" is ours, not the
+    # message's, and is no antonym of the question's "after".
+    ran = Passage("I ran a charity race last Saturday. It made me realize how much self-care matters.",
+                  speaker="Melanie", timestamp="2023-05-25T13:14")
+    a = responder.answer("What did Melanie realize after the charity race?", [ran])
+    assert "self-care matters" in a.text and "(the Saturday before 25 May 2023, 20 May 2023)" in a.text, a.reasons
+
+
 def test_a_question_the_next_statement_points_back_at_is_quoted_with_it() -> None:
     message = "Love experimenting with spices. Have you been to Universal Studios? Planning a trip there next month."
     assert quote(message, ["Planning a trip there next month."]) == message
