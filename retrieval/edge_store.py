@@ -28,7 +28,8 @@ from retrieval.settings import EDGE_MAINTAIN_EVERY
 _DISTANCES = {models.Distance.DOT: edge.Distance.Dot, models.Distance.COSINE: edge.Distance.Cosine,
               models.Distance.EUCLID: edge.Distance.Euclid, models.Distance.MANHATTAN: edge.Distance.Manhattan}
 _SCHEMAS = {models.PayloadSchemaType.KEYWORD: edge.PayloadSchemaType.Keyword,
-            models.PayloadSchemaType.INTEGER: edge.PayloadSchemaType.Integer}
+            models.PayloadSchemaType.INTEGER: edge.PayloadSchemaType.Integer,
+            models.PayloadSchemaType.DATETIME: edge.PayloadSchemaType.Datetime}
 _DISTANCE_NAMES = {"Dot": models.Distance.DOT, "Cosine": models.Distance.COSINE,
                    "Euclid": models.Distance.EUCLID, "Manhattan": models.Distance.MANHATTAN}
 # Edge persists a shard's config here (read back by get_collection: Edge has no getter).
@@ -66,6 +67,13 @@ def _match(match: Any) -> Any:
     raise NotImplementedError(f"qdrant edge adapter: match {type(match).__name__}")
 
 
+def _datetime_range(r: models.DatetimeRange) -> Any:
+    def text(moment: Any) -> str | None:  # Edge takes RFC 3339 text
+        return moment.isoformat() if moment is not None else None
+
+    return edge.RangeDateTime(gte=text(r.gte), gt=text(r.gt), lte=text(r.lte), lt=text(r.lt))
+
+
 def _conditions(conditions: Any) -> list[Any] | None:
     if conditions is None:
         return None
@@ -73,6 +81,8 @@ def _conditions(conditions: Any) -> list[Any] | None:
     for c in conditions if isinstance(conditions, list) else [conditions]:
         if isinstance(c, models.FieldCondition) and c.match is not None:
             out.append(edge.FieldCondition(c.key, match=_match(c.match)))
+        elif isinstance(c, models.FieldCondition) and isinstance(c.range, models.DatetimeRange):
+            out.append(edge.FieldCondition(c.key, range=_datetime_range(c.range)))
         elif isinstance(c, models.Filter):
             out.append(_filter(c))
         else:

@@ -17,6 +17,7 @@ import logging
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -55,9 +56,20 @@ class IndexedChunk:
 class Filters:
     contributor: str | None = None
     contribution_id: int | None = None
+    # Said in [said_from, said_before): chunks with a ``timestamp`` (naive ones read as UTC, as
+    # Qdrant reads them). A lexical sidecar keeps no timestamps, so with one such a search is dense.
+    said_from: datetime | None = None
+    said_before: datetime | None = None
+
+    @property
+    def by_time(self) -> bool:
+        return self.said_from is not None or self.said_before is not None
 
     def to_qdrant(self) -> models.Filter | None:
         must: list[models.Condition] = []
+        if self.by_time:
+            must.append(models.FieldCondition(key="timestamp", range=models.DatetimeRange(
+                gte=_utc(self.said_from), lt=_utc(self.said_before))))
         if self.contributor is not None:
             must.append(models.FieldCondition(key="contributor", match=models.MatchValue(value=self.contributor)))
         if self.contribution_id is not None:
@@ -65,6 +77,10 @@ class Filters:
                 models.FieldCondition(key="contribution_id", match=models.MatchValue(value=self.contribution_id))
             )
         return models.Filter(must=must) if must else None
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 @dataclass(frozen=True)
@@ -142,6 +158,7 @@ class ChunkIndex:
             for key, schema in (
                 ("contributor", models.PayloadSchemaType.KEYWORD),
                 ("contribution_id", models.PayloadSchemaType.INTEGER),
+                ("timestamp", models.PayloadSchemaType.DATETIME),
             ):
                 self.client.create_payload_index(self.collection, key, field_schema=schema)
 
@@ -214,6 +231,8 @@ class ChunkIndex:
         ``lexical`` is the sidecar's answer when the caller already asked it (see ``lexical``).
         """
         qfilter = filters.to_qdrant()
+        if filters.by_time and self.sidecar is not None and mode != "dense":
+            raise ValueError("a search by time is dense only beside a lexical sidecar (it keeps no timestamps)")
         if mode == "dense":
             assert vector is not None
             return self._hits(self._dense(vector, limit, qfilter))

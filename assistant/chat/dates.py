@@ -11,7 +11,7 @@ Only expressions whose meaning is fixed by the moment of speaking are resolved; 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 from assistant.chat.shapes import NUMBER_WORDS
@@ -157,3 +157,94 @@ def annotate(text: str, said: datetime | date | None) -> str:
         last = end
     parts.append(text[last:])
     return "".join(parts)
+
+
+# --- the time a question asks about ---------------------------------------------------------
+
+# A message tells of what happened up to about a week before it was said ("last Saturday", "last
+# week"): a question about a day or a month is answered by messages said then or this much later.
+REPORTED_WITHIN_DAYS = 7
+
+_MONTHS = {name: i for i, name in enumerate(
+    ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+     "november", "december"), start=1)}
+_MONTHS.update({"jan": 1, "feb": 2, "mar": 3, "apr": 4, "jun": 6, "jul": 7, "aug": 8, "sep": 9, "sept": 9,
+                "oct": 10, "nov": 11, "dec": 12})
+_MONTH = rf"(?P<month>{'|'.join(sorted(_MONTHS, key=len, reverse=True))})\.?"
+_YEAR = r"(?P<year>(?:19|20)\d\d)"
+_DAY = r"(?P<day>[0-3]?\d)(?:st|nd|rd|th)?"
+# A month only with a year or a day next to it: "may" alone is a verb. Hand-rolled rather than
+# dateparser's search_dates: that reads "now", "May I" or "sat" as dates, and costs tens of ms.
+_ASKED_DATES = (
+    ("day", re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH},?\s*{_YEAR}\b", re.IGNORECASE)),
+    ("day", re.compile(rf"\b{_MONTH}\s+{_DAY},?\s*{_YEAR}\b", re.IGNORECASE)),
+    ("month", re.compile(rf"\b{_MONTH},?\s+{_YEAR}\b", re.IGNORECASE)),
+    ("year", re.compile(rf"\b(?:in|during|of|since|throughout)\s+{_YEAR}\b", re.IGNORECASE)),
+)
+_WEEK_AROUND = re.compile(r"\bthe\s+week\s+(?P<side>before|after|of)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The days a question asks about, first and last included, and where the question names them."""
+
+    first: date
+    last: date
+    span: tuple[int, int] = field(default=(0, 0), compare=False)
+
+    def left_out_of(self, question: str) -> str:
+        """The question without the words naming the days: what a message said then must answer
+        (its date is checked by ``said_within``, not by the digits the message holds)."""
+        start, end = self.span
+        return " ".join(f"{question[:start]} {question[end:]}".split()) if end > start else question
+
+    def said_within(self, said: date) -> bool:
+        """Whether a message said on ``said`` can tell of these days (``REPORTED_WITHIN_DAYS``)."""
+        return self.first <= said <= self.last + timedelta(days=REPORTED_WITHIN_DAYS)
+
+    def said_range(self) -> tuple[datetime, datetime]:
+        """The moments a message telling of these days was said in: [start, end)."""
+        end = self.last + timedelta(days=REPORTED_WITHIN_DAYS + 1)
+        return datetime.combine(self.first, datetime.min.time()), datetime.combine(end, datetime.min.time())
+
+
+def _window(kind: str, match: re.Match[str]) -> Window | None:
+    year = int(match.group("year"))
+    if kind == "year":
+        return Window(date(year, 1, 1), date(year, 12, 31))
+    month = _MONTHS[match.group("month").casefold()]
+    if kind == "month":
+        return Window(date(year, month, 1), _shift_months(date(year, month, 1), 1) - timedelta(days=1))
+    try:
+        return Window(*(2 * [date(year, month, int(match.group("day")))]))
+    except ValueError:  # "31 February 2023"
+        return None
+
+
+def asked_window(question: str) -> Window | None:
+    """The days a question names ("on 21 May, 2023", "in January 2024", "the week before 16
+    November 2023", "in 2023"), the most precise when it names several; None when it names none."""
+    for kind, pattern in _ASKED_DATES:
+        for match in pattern.finditer(question):
+            window = _window(kind, match)
+            if window is None:
+                continue
+            start = match.start()
+            # "on 21 May, 2023", "in January 2024": the preposition goes with the date.
+            before = re.search(r"\b(?:on|in|during|of|since|throughout)\s+$", question[:start], re.IGNORECASE)
+            week = _WEEK_AROUND.search(question[:start]) if kind == "day" else None
+            if week:
+                side = week.group("side").casefold()
+                day = window.first
+                if side == "before":
+                    window = Window(day - timedelta(days=7), day - timedelta(days=1))
+                elif side == "after":
+                    window = Window(day + timedelta(days=1), day + timedelta(days=7))
+                else:
+                    monday = day - timedelta(days=day.weekday())
+                    window = Window(monday, monday + timedelta(days=6))
+                start = week.start()
+            elif before and kind != "year":
+                start = before.start()
+            return replace(window, span=(start, match.end()))
+    return None

@@ -53,7 +53,7 @@ from assistant.chat.answerability import (
     to_listener,
 )
 from assistant.chat.compose import Composed, bridge, compose_pair, cover
-from assistant.chat.dates import annotate
+from assistant.chat.dates import annotate, asked_window
 from assistant.chat.passages import Passage, as_passages
 from assistant.chat.sentences import split_sentences
 from assistant.chat.shapes import shape
@@ -71,6 +71,9 @@ W_CHUNK = 0.3
 SECOND_MARGIN = 0.15
 MAX_SENTENCES = 2
 MAX_WORDS = 60
+# A message said in the days a question names ranks this much higher (scores lie in about
+# 0.3-1.3); tuned on locomo-dev's even half (docs/assistant.md).
+W_WHEN = 0.1
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,7 @@ class ExtractiveConfig:
     second_margin: float = SECOND_MARGIN
     max_sentences: int = MAX_SENTENCES
     max_words: int = MAX_WORDS
+    w_when: float = W_WHEN
     rule: Rule = RULE
 
 
@@ -200,13 +204,20 @@ class Ranking:
     order: list[int]
     vectors: np.ndarray | None = None  # the candidates' unit sentence vectors, when known
     # How well each sentence answers without the credit of being by a speaker the question
-    # names (every message of theirs has it); None when no sentence had it.
+    # names (every message of theirs has it) or said on the day it names; None when none had it.
     strengths: list[float] | None = None
+    # Each sentence's credit for being said on the day the question names; None when none had it.
+    timely: list[float] | None = None
 
     @property
     def best_strength(self) -> float:
         """The best sentence's score as evidence that it answers: its speaker's name aside."""
         return (self.strengths or self.scores)[self.order[0]]
+
+    @property
+    def best_own(self) -> float:
+        """The best sentence's score with its speaker's name, without the day's credit."""
+        return self.best_score - (self.timely[self.order[0]] if self.timely else 0.0)
 
     @property
     def best(self) -> Candidate:
@@ -388,20 +399,33 @@ class ExtractiveResponder:
                 chunk_cos[marker - 1] = float(mean @ q_vec) / max(float(np.linalg.norm(mean)), 1e-9)
         idf = idf_weights(q_terms, [set(c.terms) for c in candidates])
         total = sum(idf.values()) or 1.0
+        timely = self._timely(question, passages, candidates)
         scores = [
             cfg.w_cos * float(sent_cos[i])
             + cfg.w_lex * sum(idf[t] for t in c.terms & q_terms) / total
             + cfg.w_chunk * float(chunk_cos[c.marker - 1])
+            + timely[i]
             for i, c in enumerate(candidates)
         ]
-        # A speaker's name ranks their messages first; it is no evidence that one answers.
+        # A speaker's name ranks their messages first, as the day the question names ranks the
+        # messages said then; neither is evidence that one answers.
         names = {t for p in passages if p.speaker for t in analyse(p.speaker)} & q_terms
         strengths = None
-        if names:
-            strengths = [scores[i] - cfg.w_lex * sum(idf[t] for t in c.terms & names) / total
+        if names or any(timely):
+            strengths = [scores[i] - timely[i] - cfg.w_lex * sum(idf[t] for t in c.terms & names) / total
                          for i, c in enumerate(candidates)]
         order = sorted(range(len(candidates)), key=lambda i: scores[i], reverse=True)
-        return Ranking(candidates, scores, order, sent_vecs, strengths)
+        return Ranking(candidates, scores, order, sent_vecs, strengths, timely if any(timely) else None)
+
+    def _timely(self, question: str, passages: Sequence[Passage], candidates: Sequence[Candidate]) -> list[float]:
+        """Each candidate's credit for being said in the days the question names ("What did
+        John share in January 2024?"): ``w_when`` for a message said then, else 0."""
+        window = asked_window(question)
+        if window is None:
+            return [0.0] * len(candidates)
+        said = [p.said for p in passages]
+        return [self.config.w_when if (when := said[c.marker - 1]) is not None and window.said_within(when.date())
+                else 0.0 for c in candidates]
 
     def _subject(self, sentence: str, title: str | None, terms: frozenset[str]) -> frozenset[str]:
         """The source's subject (its title's terms) when the sentence speaks of it by a pronoun
@@ -432,6 +456,8 @@ class ExtractiveResponder:
             if len(chosen) >= limit or scores[i] < scores[order[0]] - margin:
                 break
             c = candidates[i]
+            if ranking.timely and ranking.timely[order[0]] and not ranking.timely[i]:
+                continue  # asked about a day, the answer quotes only what was said then
             length = len(c.sentence.split())
             # Another message joins only when it shares a word with the question beyond its
             # speaker's name: closeness in score alone lets chit-chat in.
@@ -451,7 +477,7 @@ class ExtractiveResponder:
         each source's speaker (source n at n - 1), for messages."""
         picked = [ranking.candidates[i] for i in chosen]
         pool = ranking.candidates if pool is None else pool
-        evidence = examine(question, " ".join(c.claim for c in picked), set().union(*(c.names for c in picked)),
+        evidence = examine(_checked_question(question, ranking, chosen), " ".join(c.claim for c in picked), set().union(*(c.names for c in picked)),
                            [set(c.names) for c in pool], [c.claim for c in pool], " ".join(c.sentence for c in picked))
         return replace(evidence, close_call=close_call(ranking, cited=chosen),
                        other_speaker=other_speaker(question, [c.claim for c in picked], speakers),
@@ -468,7 +494,7 @@ class ExtractiveResponder:
         # a 5K charity run" (her reply to someone else's news, "That race sounds great, Mel!",
         # is not about her).
         own = best.stated and speaks_of_self(best.sentence) and bool(asked_speakers(question, speakers))
-        score = ranking.best_score if own else ranking.best_strength
+        score = ranking.best_own if own else ranking.best_strength
         return judge(score, self.evidence(question, ranking, chosen, speakers, pool, speaker_of), rule)
 
     def answer(self, question: str, sources: Sequence[str | Passage]) -> ExtractiveAnswer:
@@ -562,6 +588,16 @@ class ExtractiveResponder:
 # locomo-dev's even half, over the answered questions naming one speaker: above 0.02, 5
 # adversarial ones and no answer holding the gold string; above 0, 6 and 2; above 0.05, 3 and 0.
 OTHER_SAYS_IT_BETTER = 0.02
+
+
+def _checked_question(question: str, ranking: Ranking, chosen: Sequence[int]) -> str:
+    """What the chosen sentences must answer: the question, less the day it names when every one
+    of them was said then ("What did Gina get accepted for on May 23, 2023?" asks no message
+    for the number 23: its day is checked by when it was said)."""
+    window = asked_window(question) if ranking.timely else None
+    if window is None or not all(ranking.timely[i] for i in chosen):  # type: ignore[index]
+        return question
+    return window.left_out_of(question)
 
 
 def said_by_other(question: str, ranking: Ranking, speaker_of: Sequence[str | None], speakers: Sequence[str]) -> bool:

@@ -359,3 +359,22 @@ def test_a_close_call_ignores_the_sentences_the_answer_cites() -> None:
     assert close_call(r)
     assert not close_call(r, cited=[0, 1])
     assert not close_call(ranking([(1, "The bridge opened in 1961.", 0.900), (2, "The bridge opened in 1962.", 0.800)]))
+
+
+def test_the_day_a_question_names_picks_the_message_said_then(responder: ExtractiveResponder) -> None:
+    # Said in the same month, so the words of their days ("Gina said on 1 May 2023") favour neither.
+    march = Passage("I finished a new painting of the harbour at dawn.", speaker="Gina", timestamp="2023-05-01T10:00")
+    may = Passage("I finished a new painting of my grandmother's garden.", speaker="Gina", timestamp="2023-05-21T10:00")
+    for question, painting in (("What painting did Gina finish the week before 22 May 2023?", "garden"),
+                               ("What painting did Gina finish the week before 2 May 2023?", "harbour")):
+        for order in ([march, may], [may, march]):
+            a = responder.answer(question, order)
+            assert painting in max(a.picks, key=lambda p: p.score).sentence, (question, a.text)
+    undated = responder.rank("What painting did Gina finish?", [march, may])
+    assert undated is not None and undated.timely is None
+    # The day ranks a message first; it is no evidence that the message answers.
+    ranked = responder.rank("What painting did Gina finish the week before 22 May 2023?", [march, may])
+    assert ranked is not None and ranked.timely == [0.0, responder.config.w_when]
+    assert ranked.best_own == pytest.approx(ranked.best_score - responder.config.w_when)
+    unrelated = Passage("The weather was lovely for a walk by the sea.", speaker="Gina", timestamp="2023-05-21T10:00")
+    assert responder.answer("What painting did Gina finish on 21 May, 2023?", [unrelated]).text == NO_ANSWER

@@ -6,7 +6,14 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from assistant.chat.dates import Resolved, annotate, resolve
+from assistant.chat.dates import (
+    REPORTED_WITHIN_DAYS,
+    Resolved,
+    Window,
+    annotate,
+    asked_window,
+    resolve,
+)
 
 # A Saturday, so "last Friday" is the day before and "last Saturday" a week before.
 SATURDAY = date(2023, 7, 15)
@@ -190,3 +197,46 @@ def test_shortened_weekdays_only_with_a_capital() -> None:
 def test_this_past_is_last() -> None:
     assert meaning("this past weekend") == "the weekend before 15 July 2023"
     assert meaning("this past Friday") == "the Friday before 15 July 2023, 14 July 2023"
+
+
+@pytest.mark.parametrize(
+    ("question", "first", "last"),
+    [
+        ("Which team did John sign with on 21 May, 2023?", date(2023, 5, 21), date(2023, 5, 21)),
+        ("What did Gina get accepted for on May 23, 2023?", date(2023, 5, 23), date(2023, 5, 23)),
+        ("What book did Tim finish on 8th December, 2023?", date(2023, 12, 8), date(2023, 12, 8)),
+        ("Where was the picture shared on December 1,2023 taken?", date(2023, 12, 1), date(2023, 12, 1)),
+        ("what did I do on the 3rd of sept. 2024", date(2024, 9, 3), date(2024, 9, 3)),
+        ("What did John share with Tim in January 2024?", date(2024, 1, 1), date(2024, 1, 31)),
+        ("What happened in february 2024?", date(2024, 2, 1), date(2024, 2, 29)),
+        ("Which tournament did Nate win in the beginning of November 2022?", date(2022, 11, 1), date(2022, 11, 30)),
+        ("Where was Tim in the week before 16 November 2023?", date(2023, 11, 9), date(2023, 11, 15)),
+        ("What did Tim plan for the week after 16 November 2023?", date(2023, 11, 17), date(2023, 11, 23)),
+        ("What did Tim do in the week of 16 November 2023?", date(2023, 11, 13), date(2023, 11, 19)),
+        ("When did John get an ankle injury in 2023?", date(2023, 1, 1), date(2023, 12, 31)),
+        # The most precise date named wins; an impossible day falls back to its month.
+        ("In 2023, what did Maria say on 4 May 2023?", date(2023, 5, 4), date(2023, 5, 4)),
+        ("What happened on 31 February 2023?", date(2023, 2, 1), date(2023, 2, 28)),
+    ],
+)
+def test_asked_window_reads_the_days_a_question_names(question: str, first: date, last: date) -> None:
+    assert asked_window(question) == Window(first, last)
+
+
+@pytest.mark.parametrize("question", [
+    "What may I bring to the party?",  # "may" is a verb without a year beside it
+    "What did Maria do in May?",  # no year: which May is not known
+    "Who won the 2022 final?",
+    "What did Caroline say yesterday?",
+])
+def test_asked_window_is_none_without_a_dated_day(question: str) -> None:
+    assert asked_window(question) is None
+
+
+def test_a_window_holds_messages_said_then_or_within_a_week_after() -> None:
+    may_7 = Window(date(2023, 5, 7), date(2023, 5, 7))
+    assert may_7.said_within(date(2023, 5, 7))
+    assert may_7.said_within(date(2023, 5, 7) + timedelta(days=REPORTED_WITHIN_DAYS))  # "last Sunday"
+    assert not may_7.said_within(date(2023, 5, 6))
+    assert not may_7.said_within(date(2023, 5, 8) + timedelta(days=REPORTED_WITHIN_DAYS))
+    assert may_7.said_range() == (datetime(2023, 5, 7), datetime(2023, 5, 15))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,34 @@ def test_sparse_vectors_are_stored_only_where_they_are_read(tmp_path: Path, embe
     finally:
         full.close()
         engine.dispose()
+
+
+def test_a_search_by_time_keeps_what_was_said_then(kb: KnowledgeBase) -> None:
+    """Filters.said_from/said_before keep the messages said in [from, before): dense on every store
+    (a lexical sidecar keeps no timestamps, so it refuses a hybrid search by time)."""
+    who = new_address()
+    said = {"2023-05-07T20:00:00": "I ran a 5K charity run for the animal shelter.",
+            "2023-05-08T09:30:00": "I ran my first half marathon along the river.",
+            "2023-06-02T18:00:00": "I ran a trail race in the hills with my sister.",
+            "2023-06-02T18:00:00+02:00": "I ran around the lake before breakfast."}
+    for when, text in said.items():
+        kb.intake.add_snippet(who, text, speaker="Maria", timestamp=when)
+    kb.intake.add_snippet(who, "I ran a relay with no date on it.", speaker="Maria")
+
+    def texts(said_from: datetime | None, said_before: datetime | None) -> set[str]:
+        found = kb.searcher.search("what did Maria run", top_k=10, mode="dense",
+                                   filters=Filters(said_from=said_from, said_before=said_before))
+        return {r.text for r in found}
+
+    may = texts(datetime(2023, 5, 1), datetime(2023, 6, 1))
+    assert may == {said["2023-05-07T20:00:00"], said["2023-05-08T09:30:00"]}
+    assert texts(datetime(2023, 5, 8), None) == set(said.values()) - {said["2023-05-07T20:00:00"]}
+    # 18:00 at +02:00 is 16:00 UTC; a naive bound is read as UTC.
+    assert texts(None, datetime(2023, 6, 2, 17)) == set(said.values()) - {said["2023-06-02T18:00:00"]}
+    assert texts(datetime(2024, 1, 1), None) == set()
+    if kb.index.sidecar is not None:
+        with pytest.raises(ValueError, match="dense only"):
+            kb.searcher.search("run", top_k=3, filters=Filters(said_from=datetime(2023, 5, 1)))
+    else:  # Qdrant's own sparse vectors filter too
+        hybrid = kb.searcher.search("run", top_k=10, filters=Filters(said_from=datetime(2023, 5, 1), said_before=datetime(2023, 6, 1)))
+        assert {r.text for r in hybrid} == may
