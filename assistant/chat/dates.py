@@ -125,8 +125,10 @@ def _meaning(match: re.Match[str], said: date) -> str | None:
     if unit == "day":
         return day_text(said + timedelta(days=sign * count))
     if unit in ("week", "weekend"):
+        # Counted as the message counts them: "two weeks ago" is "two weeks before ...", not "2".
+        amount = " ".join(match.group("count").casefold().split())
         plural = "s" if count > 1 else ""
-        return f"{count} {unit}{plural} {'before' if sign < 0 else 'after'} {day_text(said)}"
+        return f"{amount} {unit}{plural} {'before' if sign < 0 else 'after'} {day_text(said)}"
     if unit == "month":
         return month_text(_shift_months(said, sign * count))
     return str(said.year + sign * count)
