@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from retrieval.models import Chunk
@@ -31,21 +31,28 @@ MAX_TURNS = 4
 
 def next_messages(session: Session, results: Sequence[SearchResult], max_gap: timedelta = MAX_GAP) -> dict[int, SearchResult]:
     """For each retrieved message (a result with a speaker and a time), the same speaker's next
-    message of its exchange, by the retrieved chunk's id; messages without one are left out."""
+    message of its exchange, by the retrieved chunk's id; messages without one are left out.
+    Two queries whatever the number of results: their positions, then every row that could follow."""
     said = [r for r in results if r.speaker and r.timestamp]
     if not said:
         return {}
     positions = dict(session.execute(select(Chunk.id, Chunk.position).where(Chunk.id.in_([r.chunk_id for r in said]))).tuples().all())
+    placed = [(r, positions[r.chunk_id]) for r in said if r.chunk_id in positions]
+    if not placed:
+        return {}
+    rows = session.scalars(
+        select(Chunk).where(Chunk.indexed.is_(True), or_(*(
+            and_(Chunk.contribution_id == r.contribution_id, Chunk.position > at, Chunk.position <= at + MAX_TURNS,
+                 Chunk.speaker == r.speaker)
+            for r, at in placed)))
+    ).all()
+    by_place: dict[tuple[int, int], Chunk] = {}
+    for c in sorted(rows, key=lambda c: c.id):  # the first stored of a position, as ordered before
+        by_place.setdefault((c.contribution_id, c.position), c)
     out: dict[int, SearchResult] = {}
-    for r in said:
-        if r.chunk_id not in positions:
-            continue
-        at = positions[r.chunk_id]
-        following = session.scalars(
-            select(Chunk).where(Chunk.contribution_id == r.contribution_id, Chunk.position > at,
-                                Chunk.position <= at + MAX_TURNS, Chunk.speaker == r.speaker, Chunk.indexed.is_(True))
-            .order_by(Chunk.position).limit(1)
-        ).first()
+    for r, at in placed:
+        following = next((by_place[key] for turn in range(1, MAX_TURNS + 1)
+                          if (key := (r.contribution_id, at + turn)) in by_place and by_place[key].speaker == r.speaker), None)
         if following is None or not following.said_at:
             continue
         try:
