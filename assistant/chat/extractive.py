@@ -668,13 +668,14 @@ def quote(text: str, picked: Sequence[str]) -> str:
     stating = [s for i, s in enumerate(sentences) if quotable(s) or i in asked]
     if sum(len(s.split()) for s in stating) <= MESSAGE_QUOTE_WORDS:
         return " ".join(stating)
+    asked_texts = {sentences[k] for k in asked}
     keep: set[int] = set()
     for i, s in enumerate(stating):
         if s in picked:
             keep.add(i)
             if i + 1 < len(stating):
                 keep.add(i + 1)
-            if i and stating[i - 1] in (sentences[k] for k in asked):
+            if i and stating[i - 1] in asked_texts:
                 keep.add(i - 1)
     return " ".join(stating[i] for i in sorted(keep)) or " ".join(picked)
 
