@@ -21,10 +21,10 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from assistant.models import Answer
-from payouts.topups import figures as deposit_figures
 from payouts.ledger import open_holds
 from payouts.metrics import ledger_figures, queue_depths
 from payouts.small_payees import SmallPayeeCap
+from payouts.topups import figures as deposit_figures
 
 log = logging.getLogger(__name__)
 

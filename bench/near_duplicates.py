@@ -54,7 +54,8 @@ def main() -> None:
     args = ap.parse_args()
     rng = random.Random(7)
     embedder = load_embedder(RetrievalSettings())
-    docs = [json.loads(line) for line in open(Path(args.data) / "corpus.jsonl")]
+    with open(Path(args.data) / "corpus.jsonl") as f:
+        docs = [json.loads(line) for line in f]
     rng.shuffle(docs)
     texts = []
     for d in docs[: args.n]:

@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import httpx  # noqa: E402
-import openai  # noqa: E402
-from sqlalchemy import select  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+import httpx
+import openai
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 KEY = "bench-key"
 MODEL = "openchat-extractive"

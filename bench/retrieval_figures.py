@@ -81,7 +81,7 @@ def docs_of(results: list) -> list[str]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def paired_throughput(kb, corpus: list[dict], rows_per_file: int = 64) -> None:  # type: ignore[no-untyped-def]

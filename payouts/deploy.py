@@ -71,8 +71,8 @@ def check_deployment(w3: Web3, deployment: Deployment) -> list[str]:
         if live != deployment.deploy_block_hash.lower():
             # a reset chain: the same hub redeploys at the same addresses, so code being there
             # proves nothing; the block the contracts were deployed in does
-            return [f"block {deployment.deploy_block} is {live or 'missing'} on the node, the deployment "
-                    f"recorded {deployment.deploy_block_hash}: the chain was reset"]
+            return [(f"block {deployment.deploy_block} is {live or 'missing'} on the node, the deployment "
+                     f"recorded {deployment.deploy_block_hash}: the chain was reset")]
     for name in CONTRACT_NAMES:
         if name in _ADD_ON:
             continue

@@ -44,7 +44,7 @@ class DatasetJobs:
             report = self.intake.ingest_dataset(
                 contribution_id, path, limits=self.limits, stop=self._stop
             )
-        except Exception:  # recorded on the contribution by the intake
+        except Exception:  # noqa: BLE001 - any failure is recorded on the contribution by the intake
             path.unlink(missing_ok=True)
             return None
         if report.status != "processing":  # paused by shutdown: keep the file to resume from

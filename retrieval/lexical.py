@@ -28,8 +28,7 @@ import Stemmer
 
 # Lucene's EnglishAnalyzer stop set: short on purpose, IDF discounts the rest.
 STOPWORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with".split()
+    ["a", "an", "and", "are", "as", "at", "be", "but", "by", "for", "if", "in", "into", "is", "it", "no", "not", "of", "on", "or", "such", "that", "the", "their", "then", "there", "these", "they", "this", "to", "was", "will", "with"]
 )
 # Letters and digits only: FTS5's unicode61 tokenizer splits on everything else, so an
 # analysed term is always exactly one FTS5 token.

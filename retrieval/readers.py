@@ -104,7 +104,7 @@ def _optional_str(value: Any, name: str) -> str | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise ValueError(f"'{name}' must be a string or an integer")
+        raise ValueError(f"'{name}' must be a string or an integer")  # noqa: TRY004 - readers report ValueErrors as row errors
     return str(value)
 
 

@@ -101,7 +101,7 @@ def postgres_database() -> str | None:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
         admin.dispose()
-    except Exception:
+    except Exception:  # noqa: BLE001 - any failure means no PostgreSQL for these tests
         return None
     return str(sa.engine.make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
 

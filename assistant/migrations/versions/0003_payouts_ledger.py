@@ -18,16 +18,16 @@ depends_on = None
 # journal_entries is append-only: the database refuses UPDATE and DELETE.
 JOURNAL_TRIGGERS = {
     "sqlite": [
-        "CREATE TRIGGER journal_entries_no_update BEFORE UPDATE ON journal_entries "
-        "BEGIN SELECT RAISE(ABORT, 'journal_entries is append-only'); END",
-        "CREATE TRIGGER journal_entries_no_delete BEFORE DELETE ON journal_entries "
-        "BEGIN SELECT RAISE(ABORT, 'journal_entries is append-only'); END",
+        ("CREATE TRIGGER journal_entries_no_update BEFORE UPDATE ON journal_entries "
+         "BEGIN SELECT RAISE(ABORT, 'journal_entries is append-only'); END"),
+        ("CREATE TRIGGER journal_entries_no_delete BEFORE DELETE ON journal_entries "
+         "BEGIN SELECT RAISE(ABORT, 'journal_entries is append-only'); END"),
     ],
     "postgresql": [
-        "CREATE FUNCTION journal_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'journal_entries is append-only'; END $$",
-        "CREATE TRIGGER journal_entries_no_change BEFORE UPDATE OR DELETE ON journal_entries "
-        "FOR EACH ROW EXECUTE FUNCTION journal_entries_append_only()",
+        ("CREATE FUNCTION journal_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+         "$$ BEGIN RAISE EXCEPTION 'journal_entries is append-only'; END $$"),
+        ("CREATE TRIGGER journal_entries_no_change BEFORE UPDATE OR DELETE ON journal_entries "
+         "FOR EACH ROW EXECUTE FUNCTION journal_entries_append_only()"),
     ],
 }
 DROP_TRIGGERS = {
