@@ -336,6 +336,13 @@ _FUNCTION_WORDS = frozenset([
     "i", "me", "my", "mine", "we", "us", "our", "ours", "you", "your", "yours", "he", "him", "his",
     "she", "her", "hers", "they", "them", "theirs", "some", "any",
 ])
+# Light verbs: nearly empty of meaning alone, their sense is in the words around them ("get the
+# word out" says what "spread the word" says). A sentence that says one where the question has a
+# more telling verb paraphrases it; it does not swap it.
+_LIGHT_VERBS = frozenset(["get", "gets", "got", "gotten", "getting", "make", "makes", "made", "making", "take",
+                          "takes", "took", "taken", "taking", "give", "gives", "gave", "given", "giving", "put",
+                          "puts", "putting", "go", "goes", "went", "gone", "going", "keep", "keeps", "kept",
+                          "keeping"])
 # Stands for a clause's edge: the start and end of a text and a comma, semicolon, colon or
 # bracket in it. A swap at the end of a question and of a clause ("laid out by various
 # companies?" / "by various researchers.") agrees there.
@@ -384,7 +391,7 @@ def swapped_word(question: str, sentence: str, context: int = SWAP_CONTEXT) -> t
     slots: dict[tuple[str, str], list[int]] = {}
     for j in range(1, len(s) - 1):
         other, other_stem = s[j]
-        if other_stem not in q_stems and other not in STOPWORDS and other not in _FUNCTION_WORDS:
+        if other_stem not in q_stems and other not in STOPWORDS and other not in _FUNCTION_WORDS and other not in _LIGHT_VERBS:
             slots.setdefault((s[j - 1][1], s[j + 1][1]), []).append(j)
     for k in range(1, len(q) - 1):
         word, stem = q[k]

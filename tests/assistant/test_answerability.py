@@ -200,6 +200,12 @@ def test_swapped_word_is_one_word_changed_inside_a_copied_stretch() -> None:
                         "Some classes have complicated definitions that do not fit.") == ("uncomplicated", "complicated")
     # ... and are never the swapped word: a changed preposition is grammar.
     assert swapped_word("Which team was suspended from the MLS?", "Chivas were suspended following the 2014 MLS season.") is None
+    # A light verb in the sentence where the question has a telling one is a paraphrase ("get the
+    # word out" says "spread the word"); the telling verb in the sentence is still a swap.
+    cookoff = "We need to get the word out about the chili cook-off at the fundraiser."
+    assert swapped_word("What does Maria need to spread the word about for the fundraiser?", cookoff) is None
+    assert swapped_word("What does Maria need to hide the word about for the fundraiser?",
+                        "We need to spread the word out about the chili cook-off at the fundraiser.") == ("hide", "spread")
 
 
 def test_examine_reports_a_swapped_word() -> None:
