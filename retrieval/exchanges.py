@@ -46,13 +46,13 @@ def next_messages(session: Session, results: Sequence[SearchResult], max_gap: ti
                  Chunk.speaker == r.speaker)
             for r, at in placed)))
     ).all()
-    by_place: dict[tuple[int, int], Chunk] = {}
+    by_place: dict[tuple[int, str | None, int], Chunk] = {}
     for c in sorted(rows, key=lambda c: c.id):  # the first stored of a position, as ordered before
-        by_place.setdefault((c.contribution_id, c.position), c)
+        by_place.setdefault((c.contribution_id, c.speaker, c.position), c)
     out: dict[int, SearchResult] = {}
     for r, at in placed:
-        following = next((by_place[key] for turn in range(1, MAX_TURNS + 1)
-                          if (key := (r.contribution_id, at + turn)) in by_place and by_place[key].speaker == r.speaker), None)
+        following = next((c for turn in range(1, MAX_TURNS + 1)
+                          if (c := by_place.get((r.contribution_id, r.speaker, at + turn))) is not None), None)
         if following is None or not following.said_at:
             continue
         try:
