@@ -185,6 +185,13 @@ def runs() -> Iterator[list[Killable]]:
 _counter = iter(range(1, 10**9))
 
 
+def mock_model(name: str, response: str) -> dict[str, object]:
+    """An OPENCHAT_LLM_MODELS entry whose provider is litellm's ``mock_response``: the app, litellm
+    and everything after the provider call run for real."""
+    return {"model_name": name, "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "sk-test",
+                                                   "mock_response": response}}
+
+
 def new_address() -> str:
     """A fresh contributor address for each test, so tests never see each other's earnings."""
     from eth_utils import to_checksum_address

@@ -14,7 +14,7 @@ from assistant.chat.orchestrator import passage
 from assistant.chat.shapes import shape
 from assistant.settings import load_settings
 from retrieval.embedder import Embedder
-from tests.conftest import DEV_KEY, LiveServer, new_address, start_server
+from tests.conftest import DEV_KEY, LiveServer, mock_model, new_address, start_server
 
 NOVEL = ("The Glass Orchard", "The Glass Orchard is a 1958 novel by Mira Penhallow about a family of lens grinders.")
 AUTHOR = ("Mira Penhallow", "Mira Penhallow was born in Truro in 1921 and later taught drawing in Falmouth.")
@@ -37,8 +37,7 @@ LLM_ANSWER = "The Glass Orchard is a 1958 novel by Mira Penhallow [1]. Mira Penh
 @pytest.fixture(scope="module")
 def hops_api(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir: Path = tmp_path_factory.mktemp("hops")
-    models = [{"model_name": "mock-gpt", "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "sk-test",
-                                                           "mock_response": LLM_ANSWER}}]
+    models = [mock_model("mock-gpt", LLM_ANSWER)]
     settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, chat_top_k=1, llm_models=models, llm_retries=0)
     live = start_server(settings, embedder)
     with live.client() as c:

@@ -27,6 +27,7 @@ from tests.conftest import (
     LiveServer,
     database_for,
     funded_account,
+    mock_model,
     new_address,
     start_server,
 )
@@ -48,13 +49,9 @@ def ceil_div(a: int, b: int) -> int:
 def priced(request: pytest.FixtureRequest, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir: Path = tmp_path_factory.mktemp(f"prices-{request.param}")
 
-    def mock(name: str, response: str) -> dict[str, Any]:
-        return {"model_name": name, "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "sk-test",
-                                                       "mock_response": response}}
-
-    models = [mock("mock-short", SHORT), mock("mock-long", LONG),
-              mock("mock-uncited", "My sources do not answer this question."),
-              mock("broken", "litellm.InternalServerError")]
+    models = [mock_model("mock-short", SHORT), mock_model("mock-long", LONG),
+              mock_model("mock-uncited", "My sources do not answer this question."),
+              mock_model("broken", "litellm.InternalServerError")]
     with database_for(request.param) as database_url:
         settings = load_settings(
             data_dir=data_dir, dev_api_key=DEV_KEY, database_url=database_url, llm_models=models, llm_retries=0,

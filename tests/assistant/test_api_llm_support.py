@@ -18,7 +18,14 @@ import pytest
 
 from assistant.settings import load_settings
 from retrieval.embedder import Embedder
-from tests.conftest import DEV_KEY, LiveServer, funded_account, new_address, start_server
+from tests.conftest import (
+    DEV_KEY,
+    LiveServer,
+    funded_account,
+    mock_model,
+    new_address,
+    start_server,
+)
 
 PRICE, FEE_BPS = 10_000, 1_000
 FEE = PRICE * FEE_BPS // 10_000
@@ -53,12 +60,8 @@ def support_api(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory,
                 contributors: dict[str, str]) -> Iterator[LiveServer]:
     data_dir: Path = tmp_path_factory.mktemp("support")
 
-    def mock(name: str, response: str) -> dict[str, Any]:
-        return {"model_name": name, "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "sk-test",
-                                                       "mock_response": response}}
-
-    models = [mock("no-markers", NO_MARKERS), mock("wrong-marker", WRONG_MARKER), mock("venus", VENUS_CLAIM),
-              mock("mercury", MERCURY_CLAIM), mock("octopus", OCTOPUS_ECHO)]
+    models = [mock_model("no-markers", NO_MARKERS), mock_model("wrong-marker", WRONG_MARKER), mock_model("venus", VENUS_CLAIM),
+              mock_model("mercury", MERCURY_CLAIM), mock_model("octopus", OCTOPUS_ECHO)]
     settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, llm_models=models, llm_retries=0,
                              price_per_answer=PRICE, platform_fee_bps=FEE_BPS,
                              price_per_1k_prompt_tokens=0, price_per_1k_completion_tokens=0)  # flat: price says cited or not

@@ -12,7 +12,7 @@ import pytest
 
 from assistant.settings import load_settings
 from retrieval.embedder import Embedder
-from tests.conftest import DEV_KEY, LiveServer, new_address, start_server
+from tests.conftest import DEV_KEY, LiveServer, mock_model, new_address, start_server
 
 # Messages that match "which tournament did Nate win" better than the one that answers it, said
 # later in the same month (so the words of their day, "Nate, 20 November 2022", match the question
@@ -37,8 +37,7 @@ LLM_ANSWER = "Nate won the final of a big Valorant tournament [1]."
 @pytest.fixture(scope="module")
 def said_api(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     data_dir: Path = tmp_path_factory.mktemp("said-then")
-    models = [{"model_name": "mock-gpt", "litellm_params": {"model": "openai/gpt-4o-mini", "api_key": "sk-test",
-                                                           "mock_response": LLM_ANSWER}}]
+    models = [mock_model("mock-gpt", LLM_ANSWER)]
     settings = load_settings(data_dir=data_dir, dev_api_key=DEV_KEY, chat_top_k=1, llm_models=models, llm_retries=0)
     live = start_server(settings, embedder)
     nate = new_address()
