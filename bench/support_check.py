@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from support_set import DATA, LABELS, Example, build
+from support_set import DATA, LABELS, SETS, Example, build
 
 from assistant.chat import citations as cit
 from assistant.chat.extractive import VectorCache
@@ -123,6 +123,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.smoke:
         args.per_set, args.repeats, args.timed = 8, 1, 20
+    missing = [name for name in SETS if not (args.data / name).is_dir()]
+    if missing:
+        sys.exit(f"{', '.join(missing)} not found under {args.data}: the labelled set is built from ../shared/data "
+                 "(or pass --data)")
 
     from retrieval.embedder import load_embedder
     from retrieval.settings import RetrievalSettings

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -23,6 +25,9 @@ def _load(name: str) -> ModuleType:
 
 
 support_set = _load("support_set")
+# The labelled set is built from the shared data sets, which live beside the checkout.
+needs_data = pytest.mark.skipif(not all((support_set.DATA / name).is_dir() for name in support_set.SETS),
+                                reason=f"the shared data sets {support_set.SETS} are missing under {support_set.DATA}")
 
 
 def test_rules_rewrite_by_pattern() -> None:
@@ -46,6 +51,7 @@ def test_synonyms_are_attested_and_inflected() -> None:
     assert rewritten and rewritten != "The duchy was founded in the northern regions."
 
 
+@needs_data
 def test_the_set_is_deterministic_split_and_labelled() -> None:
     a = support_set.build(per_set=6, seed=3)
     assert a == support_set.build(per_set=6, seed=3)
@@ -62,6 +68,7 @@ def test_the_set_is_deterministic_split_and_labelled() -> None:
     assert all(e.sentence != by_item[e.item].sentence for e in a if e.variant not in ("supporting", "other-source"))
 
 
+@needs_data
 def test_smoke_run_prints_every_variant_for_both_halves() -> None:
     done = subprocess.run([sys.executable, "bench/support_check.py", "--smoke"], cwd=ROOT, capture_output=True,
                           text=True, timeout=600, check=False)

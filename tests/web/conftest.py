@@ -111,7 +111,10 @@ def chained(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Ite
         chain.stop()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an asyncio loop running in this thread
+# while it is open, and under pytest-xdist (`make test`) a worker runs other files after a web one
+# (their asyncio.run() would find that loop). A launch costs about a second per web test file.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     # The machine is shared and small: a first answer (cold caches) can take seconds.
     expect.set_options(timeout=20_000)
