@@ -38,6 +38,62 @@ _RELATIVE = re.compile(
 )
 
 
+# "on Friday" with no "last" or "next": which Friday the sentence's tense tells ("I won on Friday"
+# is the one before; "we'll meet on Friday" the one after). Unmarked or mixed tense: left as it is.
+_BARE_WEEKDAY = re.compile(rf"\bon\s+(?P<day>{'|'.join(_WEEKDAYS)})\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
+# Reported plans ("he said we'd meet on Friday") count as future: the past of "said" then makes
+# the sentence mixed, and it is left alone.
+_FUTURE = re.compile(r"\b(?:will|shall|would|gonna|going\s+to|plan(?:ning)?\s+to|hope\s+to|can['’]?t\s+wait|"
+                     r"looking\s+forward)\b|['’](?:ll|d)\b", re.IGNORECASE)
+# Past forms: the common irregular verbs and auxiliaries, and words in -ed but those that are
+# not verbs in the past ("need", "indeed", "hundred").
+_PAST = re.compile(r"\b(?:was|were|did|had|went|got|won|lost|made|saw|met|took|came|ran|said|told|gave|found|"
+                   r"felt|bought|left|began|wrote|ate|drove|flew|sent|spent|caught|held|brought|heard|swam|sang|"
+                   r"drank|slept|woke|wore|threw|fell|broke|chose|spoke|rode|grew|drew|built|sat|stood|"
+                   r"taught|fought|kept|paid|sold|became|lent|shot|struck|understood|forgot)\b",
+                   re.IGNORECASE)
+# An -ed word after a present "be" or a degree word is an adjective ("I'm so excited", "we're tired").
+_ED_WORD = re.compile(r"(?<![\w'’])(?:(?P<before>[\w'’]+)\s+)?(?P<word>[a-z]{2,}ed)\b", re.IGNORECASE)
+_ADJECTIVE_BEFORE = frozenset(["i'm", "i’m", "im", "am", "is", "are", "you're", "you’re", "we're", "we’re",
+                               "they're", "they’re", "it's", "it’s", "so", "very", "really", "be", "been", "being",
+                               "feel", "feeling", "get", "getting", "too", "more", "most", "pretty", "super", "quite"])
+_NOT_PAST = frozenset(["need", "indeed", "seed", "feed", "speed", "weed", "breed", "greed", "proceed", "exceed",
+                       "succeed", "hundred", "sacred", "naked", "wicked", "beloved", "rugged", "shed", "bed", "red",
+                       "wed"])
+
+
+def _told_tense(sentence: str) -> str | None:
+    """"past" or "future" when the sentence is marked for one of them only, else None."""
+    future = bool(_FUTURE.search(sentence))
+    past = bool(_PAST.search(sentence)) or any(
+        m["word"].casefold() not in _NOT_PAST and (m["before"] or "").casefold() not in _ADJECTIVE_BEFORE
+        for m in _ED_WORD.finditer(sentence))
+    return "past" if past and not future else "future" if future and not past else None
+
+
+def _sentence_around(text: str, start: int, end: int) -> str:
+    """The sentence of ``text`` that holds the span [start, end)."""
+    begin = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
+    after = _SENTENCE_END.search(text, end)
+    return text[begin:after.start() if after else len(text)]
+
+
+def _bare_weekday(text: str, match: re.Match[str], said: date) -> str | None:
+    tense = _told_tense(_sentence_around(text, match.start(), match.end()))
+    if tense is None:
+        return None
+    what = match.group("day").casefold()
+    target, ref = _WEEKDAYS.index(what), day_text(said)
+    if target == said.weekday():
+        return None  # said that very weekday: today, or a week off? The words do not tell.
+    if tense == "past":
+        back = (said.weekday() - target) % 7 or 7
+        return f"the {what.capitalize()} before {ref}, {day_text(said - timedelta(days=back))}"
+    ahead = (target - said.weekday()) % 7 or 7
+    return f"the {what.capitalize()} after {ref}, {day_text(said + timedelta(days=ahead))}"
+
+
 @dataclass(frozen=True)
 class Resolved:
     """A relative date found in a text: where it is and what it means."""
@@ -142,7 +198,11 @@ def resolve(text: str, said: datetime | date) -> list[Resolved]:
         meaning = _meaning(match, day)
         if meaning:
             out.append(Resolved(match.start(), match.end(), match.group(0), meaning))
-    return out
+    for match in _BARE_WEEKDAY.finditer(text):
+        meaning = _bare_weekday(text, match, day)
+        if meaning:
+            out.append(Resolved(match.start(), match.end(), match.group(0), meaning))
+    return sorted(out, key=lambda r: r.start)
 
 
 def annotate(text: str, said: datetime | date | None) -> str:

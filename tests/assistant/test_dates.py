@@ -197,6 +197,42 @@ def test_shortened_weekdays_only_with_a_capital() -> None:
     assert resolve("Last month was busy.", SATURDAY)[0].meaning == "June 2023"
 
 
+@pytest.mark.parametrize(
+    ("text", "means"),
+    [
+        ("I won my fourth tournament on Friday!", "the Friday before 15 July 2023, 14 July 2023"),
+        ("On Monday, I got great news.", "the Monday before 15 July 2023, 10 July 2023"),
+        ("I started a new job on monday", "the Monday before 15 July 2023, 10 July 2023"),
+        ("We'll meet on Friday.", "the Friday after 15 July 2023, 21 July 2023"),
+        ("I'm gonna bake a cake on Sunday.", "the Sunday after 15 July 2023, 16 July 2023"),
+    ],
+)
+def test_a_bare_weekday_is_read_by_the_tense_of_its_sentence(text: str, means: str) -> None:
+    assert meaning(text) == means
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Let's meet on Monday at the park.",  # no tense marked
+        "I'm so excited for the show on Monday!",  # "excited" after "so" is an adjective
+        "I walked on Sunday and will run again.",  # past and future: unsure
+        "I need to see you on Friday.",  # "need" is not a past form
+        "He said we'd meet on Friday.",  # a reported plan: past and future
+        "I went swimming on Saturday.",  # said on a Saturday: today, or a week ago?
+    ],
+)
+def test_a_bare_weekday_without_one_clear_tense_is_left_as_it_is(text: str) -> None:
+    assert resolve(text, SATURDAY) == []
+
+
+def test_each_sentence_tells_its_own_weekday_tense() -> None:
+    text = "I swam on Thursday. We'll meet on Friday."
+    assert [(r.phrase, r.meaning) for r in resolve(text, SATURDAY)] == [
+        ("on Thursday", "the Thursday before 15 July 2023, 13 July 2023"),
+        ("on Friday", "the Friday after 15 July 2023, 21 July 2023")]
+
+
 def test_this_past_is_last() -> None:
     assert meaning("this past weekend") == "the weekend before 15 July 2023"
     assert meaning("this past Friday") == "the Friday before 15 July 2023, 14 July 2023"
