@@ -268,13 +268,20 @@ def _linked(sentence: str, title: str, linked: set[str]) -> bool:
     return any(about(title, n) or mentions(sentence, n) for n in linked)
 
 
+def leads_with_message(ranking: Ranking, passages: Sequence[Passage]) -> bool:
+    """Whether the best-ranked sentence is a chat message's: then the answer is read as one from
+    messages (a conversation has no entity pages to compare or bridge to), whatever else the
+    sources hold, and an unrelated message among them changes nothing about prose's answers."""
+    return passages[ranking.candidates[ranking.order[0]].marker - 1].is_said
+
+
 def follow_ups(ranking: Ranking | None, passages: Sequence[Passage], question: str, shape: Shape) -> list[str]:
     """Queries for a second retrieval step: each compared entity with what is asked of it, or
     the question with the entity its best sentence names (a bridge). Empty when the question
-    needs one source, or its sources are messages (a conversation has no entity pages)."""
+    needs one source, or its best source is a message."""
     if shape.kind != "single":
         return [f"{e} {shape.attribute}" for e in shape.entities]
-    if ranking is None or any(p.is_said for p in passages):
+    if ranking is None or leads_with_message(ranking, passages):
         return []
     # Names that already have a source of their own need no second search.
     titles = [p.title for p in passages if p.title]

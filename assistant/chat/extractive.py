@@ -52,7 +52,7 @@ from assistant.chat.answerability import (
     speaks_of_self,
     to_listener,
 )
-from assistant.chat.compose import Composed, bridge, compose_pair, cover
+from assistant.chat.compose import Composed, bridge, compose_pair, cover, leads_with_message
 from assistant.chat.dates import annotate, asked_window
 from assistant.chat.passages import Passage, as_passages
 from assistant.chat.sentences import split_sentences
@@ -505,14 +505,18 @@ class ExtractiveResponder:
         to that entity's own source (a bridge); otherwise the best sentence (and a close
         neighbour) answers, when the answerability checks let it."""
         passages = as_passages(sources)
-        said = any(p.is_said for p in passages)
-        if said:
-            question = full_speaker_names(question, [p.speaker for p in passages if p.speaker])
+        speakers = sorted({p.speaker for p in passages if p.speaker})
+        if speakers:
+            question = full_speaker_names(question, speakers)
         # Next messages no search found (hop 3, a tail) are read only after the message they continue.
         n_read = sum(1 for p in passages if p.hop < 3)
         ranking = self.rank(question, passages[:n_read])
         if ranking is None:
             return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
+        # Messages are answered as messages (quoted, no comparisons or bridges) when the best
+        # source is one: a knowledge base holds prose and chat together, and an unrelated message
+        # among the sources must not turn a question about prose into one about messages.
+        said = leads_with_message(ranking, passages)
         form = shape(question)
         if form.kind != "single" and not said:
             composed = compose_pair(ranking, passages, form)
@@ -526,6 +530,7 @@ class ExtractiveResponder:
         if first is None:
             return ExtractiveAnswer(NO_ANSWER, [], None, ("no_sources",))
         best = round(first.best_score, 4)
+        said = leads_with_message(first, passages)
         chosen = self.select(first, passages, question)
         extra: list[int] = []
         if not said:
@@ -537,7 +542,6 @@ class ExtractiveResponder:
             rival = rival_document(first, passages)
             if rival is not None and rival not in chosen and rival not in extra:
                 extra.append(rival)
-        speakers = sorted({p.speaker for p in passages if p.speaker})
         # The checks read the whole answer: a name or number the question gives may be in
         # the second hop's sentence, not the first.
         # The sources it draws on: the first step's, and the second step's sentences it uses.

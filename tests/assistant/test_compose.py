@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.chat.compose import cover
+from assistant.chat.compose import cover, follow_ups
 from assistant.chat.extractive import (
     NO_ANSWER,
     Candidate,
@@ -19,6 +19,7 @@ from assistant.chat.extractive import (
     states,
 )
 from assistant.chat.passages import Passage
+from assistant.chat.shapes import shape
 from retrieval.embedder import Embedder
 from retrieval.lexical import analyse
 
@@ -157,6 +158,36 @@ def test_a_second_steps_source_alone_is_not_the_answer(responder: ExtractiveResp
     assert responder.answer("Where was Mira Penhallow born?", [unrelated, second]).text == NO_ANSWER
     # The same source from the first step answers.
     assert "born in Truro in 1921 [1]" in responder.answer("Where was Mira Penhallow born?", [AUTHOR]).text
+
+
+# A knowledge base holds prose and chat together: a message retrieved beside prose sources (it
+# shares a word or two with the question) must not make a question about the prose one about messages.
+FUNICULAR = Passage("I finally rode the glass funicular up Mount Pellow yesterday.", speaker="Oriane",
+                    timestamp="2023-05-08T13:56")
+
+
+def test_a_comparison_over_prose_holds_with_a_message_among_the_sources(responder: ExtractiveResponder) -> None:
+    for sources in ([ADA, BRAM, FUNICULAR], [FUNICULAR, ADA, BRAM]):
+        a = responder.answer("Who was born first, Ada Quill or Bram Tolly?", sources)
+        assert a.text.endswith("So the answer is Bram Tolly: 9 June 1888, against 3 March 1901 for Ada Quill."), a
+
+
+def test_a_bridge_over_prose_holds_with_a_message_among_the_sources(responder: ExtractiveResponder) -> None:
+    question = "Where was the author of The Glass Orchard born?"
+    a = responder.answer(question, [NOVEL, FUNICULAR, AUTHOR])
+    assert "Truro" in a.text and "[1]" in a.text and "[3]" in a.text and "[2]" not in a.text
+    # The second retrieval step is asked for too (the first step found the novel only).
+    passages = [NOVEL, FUNICULAR]
+    assert follow_ups(responder.rank(question, passages), passages, question, shape(question)) == [
+        f"{question} Mira Penhallow"]
+
+
+def test_a_question_about_a_message_is_answered_from_messages_beside_prose(responder: ExtractiveResponder) -> None:
+    a = responder.answer("When did Caroline go to the support group?", [ADA, CAROLINE, NOVEL])
+    assert a.text == 'Caroline said on 8 May 2023: "I went to a support group yesterday (7 May 2023)." [2]'
+    # With only messages, no second retrieval step: a conversation has no entity pages.
+    assert follow_ups(responder.rank("What did Oriane ride?", [FUNICULAR]), [FUNICULAR], "What did Oriane ride?",
+                      shape("What did Oriane ride?")) == []
 
 
 def test_a_message_answers_when_with_the_resolved_date(responder: ExtractiveResponder) -> None:
