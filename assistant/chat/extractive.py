@@ -563,11 +563,18 @@ class ExtractiveResponder:
         quoted: set[int] = set()
         picked = {p.marker for p in picks}
         lead = max(picks, key=lambda p: p.score).marker if picks else 0
+        shown = 0  # the marker of the sentence shown last
         for p in list(picks):
             source = passages[p.marker - 1]
             if not source.is_said:
-                body.append(source.cited(p.sentence, p.marker))
+                # A pronoun whose antecedent the answer does not show reads as the sentence
+                # before it: "Jupiter is the largest planet [1]. It has two small moons [2]."
+                # names Jupiter's moons. Name the source's subject (its title) before it.
+                named = p.sentence if shown == p.marker else named_subject(p.sentence, source.title)
+                body.append(source.cited(named, p.marker))
+                shown = p.marker
             elif p.marker not in quoted:
+                shown = p.marker
                 quoted.add(p.marker)
                 body.append(source.cited(quote(source.text, [q.sentence for q in picks if q.marker == p.marker]), p.marker))
                 # The speaker's next message of the exchange, when they went on (retrieval.exchanges):
@@ -592,6 +599,15 @@ class ExtractiveResponder:
 # locomo-dev's even half, over the answered questions naming one speaker: above 0.02, 5
 # adversarial ones and no answer holding the gold string; above 0, 6 and 2; above 0.05, 3 and 0.
 OTHER_SAYS_IT_BETTER = 0.02
+
+
+def named_subject(sentence: str, title: str | None) -> str:
+    """The sentence after its source's subject when it opens with a personal pronoun ("Mars: It
+    has two small moons, Phobos and Deimos."); as it is without a title or a pronoun."""
+    if not title or not _PRONOUN_START.match(sentence):
+        return sentence
+    subject = re.sub(r"\s*\([^()]*\)\s*$", "", title).strip()  # "Joe Quill (American football)"
+    return f"{subject}: {sentence}" if subject else sentence
 
 
 def _checked_question(question: str, ranking: Ranking, chosen: Sequence[int]) -> str:

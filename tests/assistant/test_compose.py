@@ -12,6 +12,7 @@ from assistant.chat.extractive import (
     ExtractiveResponder,
     Ranking,
     close_call,
+    named_subject,
     quotable,
     quote,
     rival_document,
@@ -188,6 +189,35 @@ def test_a_question_about_a_message_is_answered_from_messages_beside_prose(respo
     # With only messages, no second retrieval step: a conversation has no entity pages.
     assert follow_ups(responder.rank("What did Oriane ride?", [FUNICULAR]), [FUNICULAR], "What did Oriane ride?",
                       shape("What did Oriane ride?")) == []
+
+
+def test_a_pronoun_without_its_sentence_before_is_named_by_its_source(responder: ExtractiveResponder) -> None:
+    jupiter = Passage("Jupiter is the largest planet in the Solar System. It is a gas giant.", "Jupiter")
+    mars = Passage("Mars looks red because its surface is covered in iron oxide dust. "
+                   "It has two small moons, Phobos and Deimos.", "Mars")
+    a = responder.answer("Which is larger, Jupiter or Mars?", [jupiter, mars])
+    assert "Mars: It has two small moons, Phobos and Deimos [2]." in a.text, a.text
+    assert "Jupiter is the largest planet in the Solar System [1]." in a.text
+    # After its own source's sentence the pronoun reads as written.
+    player = Passage("Joe Quill (born 1992) is an American football linebacker. He played college football at Oregon.",
+                     "Joe Quill (American football)")
+    both = responder.answer("Where did Joe Quill play college football?", [player])
+    assert "He played college football at Oregon [1]." in both.text and "Joe Quill:" not in both.text, both.text
+
+
+@pytest.mark.parametrize(
+    ("sentence", "title", "named"),
+    [
+        ("He played college football at Oregon.", "Joe Quill (American football)",
+         "Joe Quill: He played college football at Oregon."),
+        ("Its rings are made of ice.", "Saturn", "Saturn: Its rings are made of ice."),
+        ("It is not visible from the Moon.", None, "It is not visible from the Moon."),
+        ("Itself a planet, Mars has two moons.", "Mars", "Itself a planet, Mars has two moons."),
+        ("Mars has two moons.", "Mars", "Mars has two moons."),
+    ],
+)
+def test_named_subject(sentence: str, title: str | None, named: str) -> None:
+    assert named_subject(sentence, title) == named
 
 
 def test_a_message_answers_when_with_the_resolved_date(responder: ExtractiveResponder) -> None:
