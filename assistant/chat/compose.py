@@ -94,7 +94,7 @@ def compose_pair(ranking: Ranking, passages: Sequence[Passage], shape: Shape) ->
     if fa is None or fb is None or fa[0] == fb[0]:
         return None
     (ia, va), (ib, vb) = fa, fb
-    if shape.kind == "comparison" and va is not None and vb is not None and va.key != vb.key:
+    if shape.kind == "comparison" and va is not None and vb is not None and va.key != vb.key and va.comparable(vb):
         a_wins = (va.key < vb.key) == (shape.wins == "min")
         (winner, vw), (loser, vl) = ((a, va), (b, vb)) if a_wins else ((b, vb), (a, va))
         if shape.polar:  # "Is A taller than B?": whether the first one wins

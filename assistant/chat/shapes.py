@@ -8,7 +8,7 @@ Read from the question's wording only; pure functions. The shapes are English qu
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
@@ -23,8 +23,8 @@ _CHOICE_START = re.compile(r"^\s*(?:which|who|whose|what)\b", re.IGNORECASE)
 # Comparative words: which value wins (the smaller or the larger) and what kind of value decides.
 _EARLIER = r"first|earlier|earliest|older|oldest|sooner"
 _LATER = r"later|latest|last|younger|youngest|newer|newest|more recently|most recently"
-_MORE = r"more|most|larger|largest|bigger|biggest|higher|highest|longer|longest|taller|tallest|greater|greatest|heavier|wider|deeper|further"
-_FEWER = r"fewer|fewest|less|least|smaller|smallest|lower|lowest|shorter|shortest|lighter|narrower"
+_MORE = r"more|most|larger|largest|bigger|biggest|higher|highest|longer|longest|taller|tallest|greater|greatest|heavier|wider|deeper|further|faster|fastest|hotter|hottest|warmer|richer"
+_FEWER = r"fewer|fewest|less|least|smaller|smallest|lower|lowest|shorter|shortest|lighter|narrower|slower|slowest|colder|coldest|cooler|poorer"
 _COMPARATIVE = re.compile(rf"\b(?P<earlier>{_EARLIER})\b|\b(?P<later>{_LATER})\b|\b(?P<more>{_MORE})\b|\b(?P<fewer>{_FEWER})\b",
                           re.IGNORECASE)
 # An entity: a quoted title, or a run of words that starts capitalised or with a digit.
@@ -162,8 +162,8 @@ def _than(rest: str) -> Shape | None:
     if match is None:
         return None
     left, right = match.group("left"), match.group("right")
-    a = _trailing_name(left) or _leading_name(left)
-    b = _trailing_name(right) or _leading_name(right)
+    a = _trailing_name(left) or _leading_name(left) or _common_noun(left)
+    b = _trailing_name(right) or _leading_name(right) or _common_noun(right)
     if not a or not b or a == b:
         return None
     kind = _COMPARATIVE.match(match.group("comp"))
@@ -232,6 +232,23 @@ def _value_kind(attribute: str) -> ValueKind | None:
     return None
 
 
+# Words that open a noun phrase without being part of what it names.
+_DETERMINERS = frozenset(["the", "a", "an"])
+# Longest phrase read as a thing without a capital ("blue whale", "the giant pacific octopus").
+_COMMON_NOUN_WORDS = 3
+
+
+def _common_noun(text: str) -> str:
+    """A short lower-case noun phrase, determiner dropped ("a blue whale" -> "blue whale"), when the
+    whole text is one; "" when it holds a question word, a verb-like auxiliary or is too long."""
+    words = [w.strip("\"'“”‘’(),") for w in text.split()]
+    while words and words[0].casefold() in _DETERMINERS:
+        words.pop(0)
+    if not words or len(words) > _COMMON_NOUN_WORDS or any(w.casefold() in _OPENERS or not w.isalpha() for w in words):
+        return ""
+    return " ".join(words)
+
+
 def _pair_subjects(rest: str, joiner: str) -> tuple[str, str] | None:
     """"Are A and B both X" -> (A, B): the subjects joined by ``joiner``, before the predicate."""
     quoted = _QUOTED.findall(rest)
@@ -240,6 +257,12 @@ def _pair_subjects(rest: str, joiner: str) -> tuple[str, str] | None:
     at = rest.lower().find(joiner)
     if at <= 0:
         return None
+    # "are penguins and cheetahs both birds": without capitals, "both" marks where the second
+    # subject ends; each side must be a short noun phrase of its own.
+    plain = re.match(rf"^(?P<a>.+?){re.escape(joiner)}(?P<b>.+?)\s+both\b", rest, re.IGNORECASE)
+    if plain and not any(_names_start(w) for w in plain.group("a").split() + plain.group("b").split()):
+        a, b = _common_noun(plain.group("a")), _common_noun(plain.group("b"))
+        return (a, b) if a and b and a != b else None
     # The first subject starts at its first capitalised word ("the documentaries Out of Place");
     # the second is the run of capitalised words that opens the rest ("Echosmith formed in ...").
     a = _trailing_name(rest[:at])
@@ -271,10 +294,38 @@ _SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9}
 
 @dataclass(frozen=True)
 class Value:
-    """A comparable value found in a text: what it says and its order key."""
+    """A comparable value found in a text: what it says, its order key and, for a quantity, the
+    words after it that may name its unit ("square kilometr", "metr", "tall")."""
 
     text: str
     key: float
+    unit: frozenset[str] = field(default=frozenset(), compare=False)  # what it says, not its value
+
+    def comparable(self, other: Value) -> bool:
+        """Whether the two measure the same thing: nine million square kilometres of desert is
+        no larger than an ice sheet two kilometres thick. Values without unit words compare."""
+        return not self.unit or not other.unit or bool(self.unit & other.unit)
+
+
+# Words after a quantity read for its unit; "square"/"cubic" join the word after them.
+_UNIT_WORDS = 3
+_AREA = re.compile(r"^(square|cubic|sq)\.?$", re.IGNORECASE)
+
+
+def _unit(after: str) -> frozenset[str]:
+    """The unit words of what follows a quantity (stemmed, stop words dropped, up to the clause's end)."""
+    words = re.split(r"\s+", re.split(r"[,;:.()]", after, maxsplit=1)[0].strip())[:_UNIT_WORDS + 1]
+    out: list[str] = []
+    k = 0
+    while k < len(words) and len(out) < _UNIT_WORDS:
+        word = words[k]
+        if _AREA.match(word) and k + 1 < len(words):
+            out.append(f"{_AREA.match(word).group(1).casefold()} {' '.join(analyse(words[k + 1]))}")
+            k += 2
+            continue
+        out.extend(analyse(word))
+        k += 1
+    return frozenset(out[:_UNIT_WORDS])
 
 
 def first_date(text: str) -> Value | None:
@@ -314,7 +365,7 @@ def quantities(text: str) -> list[Value]:
             continue
         base = NUMBER_WORDS[raw.casefold()] if raw.casefold() in NUMBER_WORDS else float(raw.replace(",", ""))
         number = base * _SCALE.get((m.group(2) or "").casefold(), 1.0)
-        out.append(Value(m.group(0), number))
+        out.append(Value(m.group(0), number, _unit(text[m.end():])))
     return out
 
 

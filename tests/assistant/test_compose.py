@@ -205,6 +205,24 @@ def test_a_pronoun_without_its_sentence_before_is_named_by_its_source(responder:
     assert "He played college football at Oregon [1]." in both.text and "Joe Quill:" not in both.text, both.text
 
 
+def test_a_comparison_of_values_in_different_units_states_no_result(responder: ExtractiveResponder) -> None:
+    sahara = Passage("The Sahara in northern Africa is the largest hot desert in the world, covering about nine "
+                     "million square kilometres.", "Sahara")
+    antarctica = Passage("Antarctica is the coldest, windiest and driest continent. Most of it is covered by an ice "
+                         "sheet that is on average almost two kilometres thick.", "Antarctica")
+    a = responder.answer("Which is bigger, the Sahara or Antarctica?", [sahara, antarctica])
+    assert "[1]" in a.text and "[2]" in a.text, a.text
+    assert "So the answer is" not in a.text, a.text  # nine million square kilometres against a thickness
+
+
+def test_a_yes_no_over_two_common_nouns_gives_a_fact_about_each(responder: ExtractiveResponder) -> None:
+    penguins = Passage("Penguins are flightless seabirds that live almost entirely in the Southern Hemisphere.",
+                       "Penguins")
+    cheetah = Passage("The cheetah is the fastest land animal, reaching about 100 kilometres per hour.", "Cheetah")
+    a = responder.answer("Are penguins and cheetahs both birds?", [penguins, cheetah])
+    assert a.text.startswith("No. ") and "[1]" in a.text and "[2]" in a.text, a.text
+
+
 @pytest.mark.parametrize(
     ("sentence", "title", "named"),
     [

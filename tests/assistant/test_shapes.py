@@ -189,3 +189,31 @@ def test_a_comparison_asked_as_yes_no(question: str, entities: tuple[str, str], 
 
 def test_than_without_two_names_is_a_single_fact() -> None:
     assert shape("Is it true that cats are nicer than dogs?").kind == "single"
+
+
+def test_a_quantity_keeps_the_words_that_name_its_unit() -> None:
+    [area] = quantities("The Sahara covers about nine million square kilometres of northern Africa.")
+    [thick] = quantities("An ice sheet almost two kilometres thick covers it.")
+    [tall] = quantities("The Eiffel Tower is 330 metres tall.")
+    [other] = quantities("The Statue of Liberty is 93 metres from the ground to the torch.")
+    assert area.key == 9e6 and "square kilometr" in area.unit and "kilometr" not in area.unit
+    assert not area.comparable(thick)  # an area is not a thickness
+    assert tall.comparable(other) and other.comparable(tall)
+    [bare] = quantities("Babies have around 270, and some fuse.")
+    assert bare.unit == frozenset() and bare.comparable(area)  # nothing says what it counts
+
+
+@pytest.mark.parametrize(
+    ("question", "kind", "entities"),
+    [
+        ("Are penguins and cheetahs both birds?", "yesno", ("penguins", "cheetahs")),
+        ("Is the cheetah faster than a blue whale?", "comparison", ("cheetah", "blue whale")),
+        ("Is a tortoise slower than the hare?", "comparison", ("tortoise", "hare")),
+        # Not a pair: no "both" to end the second subject, or no short noun phrase on a side.
+        ("Are there cats and dogs in the house?", "single", ()),
+        ("Is the cheetah faster than most animals living in africa today?", "single", ()),
+    ],
+)
+def test_common_nouns_pair_up_in_the_both_and_than_frames(question: str, kind: str, entities: tuple[str, ...]) -> None:
+    found = shape(question)
+    assert (found.kind, found.entities) == (kind, entities)
