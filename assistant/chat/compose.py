@@ -71,6 +71,15 @@ def _value(text: str, kind: str | None) -> Value | None:
     return found[0] if found else None
 
 
+def _measured_alike(sa: str, sb: str, a: str, b: str) -> tuple[Value | None, Value | None]:
+    """The first two numbers, one of each sentence, that measure the same thing (``Value.comparable``):
+    "749 ft" and "628 ft" in "888 7th Avenue is a 628 ft tall skyscraper", not the 888 of its name."""
+    named_a, named_b = set(a.casefold().split()), set(b.casefold().split())
+    qa = [v for v in quantities(sa) if v.text.casefold() not in named_a]
+    qb = [v for v in quantities(sb) if v.text.casefold() not in named_b]
+    return next(((x, y) for x in qa for y in qb if x.comparable(y)), (None, None))
+
+
 def _fact(ranking: Ranking, passages: Sequence[Passage], entity: str, kind: str | None) -> tuple[int, Value | None] | None:
     """The entity's best sentence, preferring one that holds a value of the compared kind."""
     about_it = _entity_candidates(ranking, passages, entity)
@@ -94,7 +103,9 @@ def compose_pair(ranking: Ranking, passages: Sequence[Passage], shape: Shape) ->
     if fa is None or fb is None or fa[0] == fb[0]:
         return None
     (ia, va), (ib, vb) = fa, fb
-    if shape.kind == "comparison" and va is not None and vb is not None and va.key != vb.key and va.comparable(vb):
+    if shape.kind == "comparison" and shape.value == "number":
+        va, vb = _measured_alike(ranking.candidates[ia].sentence, ranking.candidates[ib].sentence, a, b)
+    if shape.kind == "comparison" and va is not None and vb is not None and va.key != vb.key:
         a_wins = (va.key < vb.key) == (shape.wins == "min")
         (winner, vw), (loser, vl) = ((a, va), (b, vb)) if a_wins else ((b, vb), (a, va))
         if shape.polar:  # "Is A taller than B?": whether the first one wins

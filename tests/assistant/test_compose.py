@@ -215,6 +215,16 @@ def test_a_comparison_of_values_in_different_units_states_no_result(responder: E
     assert "So the answer is" not in a.text, a.text  # nine million square kilometres against a thickness
 
 
+def test_a_comparison_reads_the_numbers_that_measure_alike_not_a_names_number(responder: ExtractiveResponder) -> None:
+    west = Passage("The building is a 749 ft , 44-story building located on West Street in Lower Manhattan.",
+                   "200 West Street")
+    seventh = Passage("888 7th Avenue is a 628 ft (191m) tall office skyscraper in Midtown Manhattan.", "888 7th Avenue")
+    a = responder.answer("Is the building located at 200 West Street taller than the one at 888 7th Avenue?", [west, seventh])
+    assert a.text.startswith("Yes. "), a.text  # 749 ft against 628 ft, not against the 888 of a name
+    b = responder.answer("Which is taller, 200 West Street or 888 7th Avenue?", [west, seventh])
+    assert b.text.endswith("So the answer is 200 West Street: 749, against 628 for 888 7th Avenue."), b.text
+
+
 def test_a_yes_no_over_two_common_nouns_gives_a_fact_about_each(responder: ExtractiveResponder) -> None:
     penguins = Passage("Penguins are flightless seabirds that live almost entirely in the Southern Hemisphere.",
                        "Penguins")
