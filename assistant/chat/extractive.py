@@ -282,6 +282,9 @@ _SOCIAL = frozenset([
 _SOCIAL_WORD = re.compile(r"[\w'’]+")
 # A sentence that opens with a personal pronoun speaks of its source's subject (its title).
 _PRONOUN_START = re.compile(r"^[\"'“(]*(?:he|she|it|they|his|her|its|their)\b", re.IGNORECASE)
+# "Most of it is covered by ice": a part of what a pronoun stands for, read as the pronoun is.
+_PART_OF_PRONOUN = re.compile(r"^[\"'“(]*(?:most|much|all|some|part|parts|none|many|one|each|both|half)\s+of\s+"
+                              r"(?:it|them|its|their|his|her)\b", re.IGNORECASE)
 # A statement with a question tag asks for agreement, not information: "Sunflowers mean warmth,
 # right?" says that sunflowers mean warmth.
 _ASKS = re.compile(r"(what|who|whom|whose|which|when|where|why|how|is|are|was|were|do|does|did|can|could|"
@@ -604,7 +607,7 @@ OTHER_SAYS_IT_BETTER = 0.02
 def named_subject(sentence: str, title: str | None) -> str:
     """The sentence after its source's subject when it opens with a personal pronoun ("Mars: It
     has two small moons, Phobos and Deimos."); as it is without a title or a pronoun."""
-    if not title or not _PRONOUN_START.match(sentence):
+    if not title or not (_PRONOUN_START.match(sentence) or _PART_OF_PRONOUN.match(sentence)):
         return sentence
     subject = re.sub(r"\s*\([^()]*\)\s*$", "", title).strip()  # "Joe Quill (American football)"
     return f"{subject}: {sentence}" if subject else sentence

@@ -242,6 +242,8 @@ def test_a_yes_no_over_two_common_nouns_gives_a_fact_about_each(responder: Extra
         ("It is not visible from the Moon.", None, "It is not visible from the Moon."),
         ("Itself a planet, Mars has two moons.", "Mars", "Itself a planet, Mars has two moons."),
         ("Mars has two moons.", "Mars", "Mars has two moons."),
+        ("Most of it is covered by an ice sheet.", "Antarctica", "Antarctica: Most of it is covered by an ice sheet."),
+        ("Most people there live in cities.", "Antarctica", "Most people there live in cities."),
     ],
 )
 def test_named_subject(sentence: str, title: str | None, named: str) -> None:
