@@ -74,6 +74,9 @@ MAX_WORDS = 60
 # A message said in the days a question names ranks this much higher (scores lie in about
 # 0.3-1.3); tuned on locomo-dev's even half (docs/assistant.md).
 W_WHEN = 0.1
+# "What is X?" asks for a definition: a sentence "X is ..." ranks this much higher than one that
+# only mentions X ("With nothing configured, X keeps its vectors ..."); like W_WHEN, no evidence.
+W_DEFINES = 0.1
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class ExtractiveConfig:
     max_sentences: int = MAX_SENTENCES
     max_words: int = MAX_WORDS
     w_when: float = W_WHEN
+    w_defines: float = W_DEFINES
     rule: Rule = RULE
 
 
@@ -208,6 +212,8 @@ class Ranking:
     strengths: list[float] | None = None
     # Each sentence's credit for being said on the day the question names; None when none had it.
     timely: list[float] | None = None
+    # Each sentence's credit for defining what a "What is X?" question asks about; None when none had it.
+    defining: list[float] | None = None
 
     @property
     def best_strength(self) -> float:
@@ -217,7 +223,9 @@ class Ranking:
     @property
     def best_own(self) -> float:
         """The best sentence's score with its speaker's name, without the day's credit."""
-        return self.best_score - (self.timely[self.order[0]] if self.timely else 0.0)
+        best = self.order[0]
+        return (self.best_score - (self.timely[best] if self.timely else 0.0)
+                - (self.defining[best] if self.defining else 0.0))
 
     @property
     def best(self) -> Candidate:
@@ -403,22 +411,26 @@ class ExtractiveResponder:
         idf = idf_weights(q_terms, [set(c.terms) for c in candidates])
         total = sum(idf.values()) or 1.0
         timely = self._timely(question, passages, candidates)
+        subject = defined_subject(question)
+        defining = [cfg.w_defines if subject and not c.stated and defines(c.sentence, subject) else 0.0
+                    for c in candidates]
         scores = [
             cfg.w_cos * float(sent_cos[i])
             + cfg.w_lex * sum(idf[t] for t in c.terms & q_terms) / total
             + cfg.w_chunk * float(chunk_cos[c.marker - 1])
-            + timely[i]
+            + timely[i] + defining[i]
             for i, c in enumerate(candidates)
         ]
         # A speaker's name ranks their messages first, as the day the question names ranks the
-        # messages said then; neither is evidence that one answers.
+        # messages said then and a definition a "What is X?"; none is evidence that one answers.
         names = {t for p in passages if p.speaker for t in analyse(p.speaker)} & q_terms
         strengths = None
-        if names or any(timely):
-            strengths = [scores[i] - timely[i] - cfg.w_lex * sum(idf[t] for t in c.terms & names) / total
+        if names or any(timely) or any(defining):
+            strengths = [scores[i] - timely[i] - defining[i] - cfg.w_lex * sum(idf[t] for t in c.terms & names) / total
                          for i, c in enumerate(candidates)]
         order = sorted(range(len(candidates)), key=lambda i: scores[i], reverse=True)
-        return Ranking(candidates, scores, order, sent_vecs, strengths, timely if any(timely) else None)
+        return Ranking(candidates, scores, order, sent_vecs, strengths, timely if any(timely) else None,
+                       defining if any(defining) else None)
 
     def _timely(self, question: str, passages: Sequence[Passage], candidates: Sequence[Candidate]) -> list[float]:
         """Each candidate's credit for being said in the days the question names ("What did
@@ -602,6 +614,28 @@ class ExtractiveResponder:
 # locomo-dev's even half, over the answered questions naming one speaker: above 0.02, 5
 # adversarial ones and no answer holding the gold string; above 0, 6 and 2; above 0.05, 3 and 0.
 OTHER_SAYS_IT_BETTER = 0.02
+
+
+_DEFINITION_QUESTION = re.compile(r"^\s*(?:what|who)\s+(?:is|are|was|were)\s+(?P<subject>[^?]+?)\s*\??\s*$",
+                                  re.IGNORECASE)
+_COPULA = re.compile(r"\b(?:is|are|was|were)\b", re.IGNORECASE)
+
+
+def defined_subject(question: str) -> frozenset[str] | None:
+    """The terms of what a "What is X?" / "Who was X?" question asks to define; None for other questions."""
+    match = _DEFINITION_QUESTION.match(question)
+    terms = frozenset(analyse(match["subject"])) if match else frozenset()
+    return terms or None
+
+
+def defines(sentence: str, subject: frozenset[str]) -> bool:
+    """Whether the sentence says what the subject is: its words before the first "is/are/was/were"
+    (a bracketed aside dropped: "Shirley Temple Black (1928-2014) was ...") are the subject's
+    ("Every OpenChat answer is ..." is no definition of OpenChat, "France is ..." none of its capital)."""
+    copula = _COPULA.search(sentence)
+    if copula is None:
+        return False
+    return frozenset(analyse(re.sub(r"\([^()]*\)", " ", sentence[:copula.start()]))) == subject
 
 
 def named_subject(sentence: str, title: str | None) -> str:
