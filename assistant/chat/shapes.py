@@ -160,7 +160,7 @@ def _than(rest: str) -> Shape | None:
     building at 200 West Street taller than the one at 888 7th Avenue"); None when it is not one."""
     match = _THAN.match(rest)
     if match is None:
-        return None
+        return _before(rest)
     left, right = match.group("left"), match.group("right")
     a = _trailing_name(left) or _leading_name(left) or _common_noun(left)
     b = _trailing_name(right) or _leading_name(right) or _common_noun(right)
@@ -172,6 +172,39 @@ def _than(rest: str) -> Shape | None:
     wins: Literal["min", "max"] = "min" if group in ("earlier", "fewer") else "max"
     value: ValueKind = "date" if group in ("earlier", "later") else "number"
     return Shape("comparison", (a, b), wins, value, _attribute(rest, (a, b)), polar=True)
+
+
+# "the printing press invented before the World Wide Web": which came first, by their dates.
+_BEFORE = re.compile(r"^(?P<left>.+?)\s+(?P<comp>before|after)\s+(?P<right>.+)$", re.IGNORECASE)
+
+
+def _before(rest: str) -> Shape | None:
+    """A yes/no over which of two named things came first ("Was A founded before B?"); None
+    when the other side is a date or a number ("before 2010" is a bound) or names nothing."""
+    match = _BEFORE.match(rest)
+    if match is None:
+        return None
+    right = match.group("right")
+    if first_date(right) is not None or re.match(r"^\W*(?:\d|the\s+(?:\d|year|end|start)|(?:" + _MONTH_NAMES + r")\b)",
+                                                 right, re.IGNORECASE):
+        return None
+    # The other side is a thing and nothing else: "before work" compares nothing, and "before
+    # Shirley Temple retired" is an event of hers, not her (her first date is her birth).
+    b = _trailing_name(right)
+    if not b and re.match(r"^(?:the|a|an)\s", right.strip(), re.IGNORECASE):
+        b = _common_noun(right)  # "the printing press", with its determiner: a thing, not "work"
+    if not b or _tidy(re.sub(r"^(?:the|a|an)\s+", "", right.strip(), flags=re.IGNORECASE)) != b:
+        return None
+    # This side is a thing and its verb ("the printing press invented", "the Normans arrive"),
+    # or a thing alone; not a clause ("Maria go to the gym").
+    left = re.sub(r"^(?:the|a|an)\s+", "", match.group("left").strip(), flags=re.IGNORECASE)
+    a = next((name for text in (left.rsplit(" ", 1)[0] if " " in left else "", left) if text
+              for name in [_leading_name(text) or (_common_noun(text) if text.islower() else "")]
+              if name and name == _tidy(text)), "")
+    if not a or a == b:
+        return None
+    wins: Literal["min", "max"] = "min" if match.group("comp").casefold() == "before" else "max"
+    return Shape("comparison", (a, b), wins, "date", _attribute(rest, (a, b)), polar=True)
 
 
 _JOINERS = frozenset(["of", "the", "and", "de", "for", "in", "on", "&", "a", "an", "to", "by"])

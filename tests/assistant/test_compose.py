@@ -225,6 +225,15 @@ def test_a_comparison_reads_the_numbers_that_measure_alike_not_a_names_number(re
     assert b.text.endswith("So the answer is 200 West Street: 749, against 628 for 888 7th Avenue."), b.text
 
 
+def test_before_compares_the_dates_of_two_things(responder: ExtractiveResponder) -> None:
+    press = Passage("Johannes Gutenberg introduced movable-type printing in Europe around 1440.", "Printing press")
+    web = Passage("The World Wide Web was invented by Tim Berners-Lee at CERN in 1989.", "World Wide Web")
+    yes = responder.answer("Was the printing press invented before the World Wide Web?", [press, web])
+    assert yes.text.startswith("Yes. ") and "[1]" in yes.text and "[2]" in yes.text, yes.text
+    no = responder.answer("Was the World Wide Web invented before the printing press?", [press, web])
+    assert no.text.startswith("No. "), no.text
+
+
 def test_a_yes_no_over_two_common_nouns_gives_a_fact_about_each(responder: ExtractiveResponder) -> None:
     penguins = Passage("Penguins are flightless seabirds that live almost entirely in the Southern Hemisphere.",
                        "Penguins")

@@ -217,3 +217,25 @@ def test_a_quantity_keeps_the_words_that_name_its_unit() -> None:
 def test_common_nouns_pair_up_in_the_both_and_than_frames(question: str, kind: str, entities: tuple[str, ...]) -> None:
     found = shape(question)
     assert (found.kind, found.entities) == (kind, entities)
+
+
+@pytest.mark.parametrize(
+    ("question", "entities", "wins"),
+    [
+        ("Was the printing press invented before the World Wide Web?", ("printing press", "World Wide Web"), "min"),
+        ("Was Python released after the World Wide Web?", ("Python", "World Wide Web"), "max"),
+        ("Did the Normans arrive before the Vikings?", ("Normans", "Vikings"), "min"),
+    ],
+)
+def test_before_and_after_two_named_things_compare_their_dates(question: str, entities: tuple[str, str], wins: str) -> None:
+    found = shape(question)
+    assert (found.kind, found.entities, found.wins, found.value, found.polar) == ("comparison", entities, wins, "date", True)
+
+
+@pytest.mark.parametrize(
+    "question",
+    ["Was Ada Quill born before 1900?", "Was Shirley Temple born before May 1930?", "Did Maria go to the gym before work?",
+     "Was the film released before Shirley Temple retired?", "Did Maria go to the gym before the meeting?"],
+)
+def test_before_a_date_a_common_word_or_an_event_compares_no_two_things(question: str) -> None:
+    assert shape(question).kind == "single"
