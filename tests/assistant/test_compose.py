@@ -12,6 +12,8 @@ from assistant.chat.extractive import (
     ExtractiveResponder,
     Ranking,
     close_call,
+    defined_subject,
+    defines,
     named_subject,
     quotable,
     quote,
@@ -232,6 +234,19 @@ def test_before_compares_the_dates_of_two_things(responder: ExtractiveResponder)
     assert yes.text.startswith("Yes. ") and "[1]" in yes.text and "[2]" in yes.text, yes.text
     no = responder.answer("Was the World Wide Web invented before the printing press?", [press, web])
     assert no.text.startswith("No. "), no.text
+
+
+def test_what_is_x_is_answered_by_the_sentence_that_says_what_x_is(responder: ExtractiveResponder) -> None:
+    configured = Passage("With nothing configured, OpenChat keeps its vectors in Qdrant local mode, its ledger in a "
+                         "SQLite file, and runs a local anvil chain, all under one data directory.", "OpenChat embedded defaults")
+    defined = Passage("OpenChat is a pay-per-answer knowledge assistant. People contribute short snippets or whole data "
+                      "sets.", "OpenChat")
+    a = responder.answer("What is OpenChat?", [configured, defined])
+    assert a.text.startswith("OpenChat is a pay-per-answer knowledge assistant [2]."), a.text
+    subject = defined_subject("Who was Shirley Temple Black?")
+    assert subject and defines("Shirley Temple Black (April 23, 1928 – February 10, 2014) was an American actress.", subject)
+    assert not defines("Every Shirley Temple Black film was popular.", subject)
+    assert defined_subject("What did Maria run?") is None
 
 
 def test_a_yes_no_over_two_common_nouns_gives_a_fact_about_each(responder: ExtractiveResponder) -> None:
