@@ -110,7 +110,7 @@ def compose_pair(ranking: Ranking, passages: Sequence[Passage], shape: Shape) ->
         (winner, vw), (loser, vl) = ((a, va), (b, vb)) if a_wins else ((b, vb), (a, va))
         if shape.polar:  # "Is A taller than B?": whether the first one wins
             return Composed((ia, ib), opening="Yes." if a_wins else "No.")
-        return Composed((ia, ib) if a_wins else (ib, ia), closing=f"So the answer is {winner}: {vw.text}, against {vl.text} for {loser}.")
+        return Composed((ia, ib) if a_wins else (ib, ia), closing=f"So the answer is {winner}: {vw.shown or vw.text}, against {vl.shown or vl.text} for {loser}.")
     if shape.kind == "yesno":
         yes = _agrees(ranking, passages, shape, ia, ib)
         return Composed((ia, ib), opening="Yes." if yes else "No.")

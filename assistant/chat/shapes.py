@@ -333,6 +333,9 @@ class Value:
     text: str
     key: float
     unit: frozenset[str] = field(default=frozenset(), compare=False)  # what it says, not its value
+    # The number with its unit of measure as written ("330 metres", "nine million square
+    # kilometres"), for an answer to show; the number alone when no measure follows it.
+    shown: str = field(default="", compare=False)
 
     def comparable(self, other: Value) -> bool:
         """Whether the two measure the same thing: nine million square kilometres of desert is
@@ -343,6 +346,16 @@ class Value:
 # Words after a quantity read for its unit; "square"/"cubic" join the word after them.
 _UNIT_WORDS = 3
 _AREA = re.compile(r"^(square|cubic|sq)\.?$", re.IGNORECASE)
+
+
+# Units of measure an answer shows with their number; other words after a number ("two small
+# moons", "14 locations") may be adjectives or what is counted, and are left out.
+_MEASURES = re.compile(
+    r"^\s*(km/h|mph|(?:square\s+|cubic\s+|sq\.?\s+)?(?:kilo|centi|milli)?(?:met(?:re|er)s?)|km|m|cm|mm|ft|feet|foot|inch(?:es)?|"
+    r"miles?|yards?|hectares?|acres?|(?:kilo)?grams?|kg|g|tonnes?|tons?|pounds?|lbs?|litres?|liters?|"
+    r"°\s?[CF]|degrees(?:\s+(?:Celsius|Fahrenheit))?|per\s?cent|%|years?|months?|days?|hours?|minutes?|seconds?|"
+    r"species|members|people|inhabitants|residents|employees|episodes|floors|storeys|stories)(?!\w)",
+    re.IGNORECASE)
 
 
 def _unit(after: str) -> frozenset[str]:
@@ -398,7 +411,10 @@ def quantities(text: str) -> list[Value]:
             continue
         base = NUMBER_WORDS[raw.casefold()] if raw.casefold() in NUMBER_WORDS else float(raw.replace(",", ""))
         number = base * _SCALE.get((m.group(2) or "").casefold(), 1.0)
-        out.append(Value(m.group(0), number, _unit(text[m.end():])))
+        after = text[m.end():]
+        measure = _MEASURES.match(after)
+        shown = " ".join(text[m.start():m.end() + measure.end(1)].split()) if measure else m.group(0)
+        out.append(Value(m.group(0), number, _unit(after), shown))
     return out
 
 

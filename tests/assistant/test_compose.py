@@ -224,7 +224,7 @@ def test_a_comparison_reads_the_numbers_that_measure_alike_not_a_names_number(re
     a = responder.answer("Is the building located at 200 West Street taller than the one at 888 7th Avenue?", [west, seventh])
     assert a.text.startswith("Yes. "), a.text  # 749 ft against 628 ft, not against the 888 of a name
     b = responder.answer("Which is taller, 200 West Street or 888 7th Avenue?", [west, seventh])
-    assert b.text.endswith("So the answer is 200 West Street: 749, against 628 for 888 7th Avenue."), b.text
+    assert b.text.endswith("So the answer is 200 West Street: 749 ft, against 628 ft for 888 7th Avenue."), b.text
 
 
 def test_before_compares_the_dates_of_two_things(responder: ExtractiveResponder) -> None:

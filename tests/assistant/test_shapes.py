@@ -239,3 +239,11 @@ def test_before_and_after_two_named_things_compare_their_dates(question: str, en
 )
 def test_before_a_date_a_common_word_or_an_event_compares_no_two_things(question: str) -> None:
     assert shape(question).kind == "single"
+
+
+def test_a_quantity_is_shown_with_its_unit_of_measure_only() -> None:
+    assert [v.shown for v in quantities("It is 330 metres tall and reaches 100 km/h, 5% of the time.")] == [
+        "330 metres", "100 km/h", "5%"]
+    assert quantities("about nine million square kilometres")[0].shown == "nine million square kilometres"
+    # What follows is no measure: an adjective or what is counted stays out of the shown value.
+    assert [v.shown for v in quantities("It has two small moons and 14 locations.")] == ["two", "14"]
