@@ -403,7 +403,7 @@ def _date_value(text: str, year: int, month: int, day: int) -> Value:
 
 
 def quantities(text: str) -> list[Value]:
-    """Numbers in the text that are not years, with their scale words ("3.5 million")."""
+    """Numbers in the text that are not years, with their sign and scale words ("3.5 million", "-89")."""
     out = []
     for m in _QUANTITY.finditer(text):
         raw = m.group(1)
@@ -411,10 +411,14 @@ def quantities(text: str) -> list[Value]:
             continue
         base = NUMBER_WORDS[raw.casefold()] if raw.casefold() in NUMBER_WORDS else float(raw.replace(",", ""))
         number = base * _SCALE.get((m.group(2) or "").casefold(), 1.0)
+        start = m.start()
+        # A minus sign of its own ("−89 °C", "at -40"), not a range's dash ("1990-2000", "5-10").
+        if raw[:1].isdigit() and text[start - 1:start] in ("-", "−") and (start < 2 or text[start - 2] in " (\t\n"):
+            number, start = -number, start - 1
         after = text[m.end():]
         measure = _MEASURES.match(after)
-        shown = " ".join(text[m.start():m.end() + measure.end(1)].split()) if measure else m.group(0)
-        out.append(Value(m.group(0), number, _unit(after), shown))
+        shown = " ".join(text[start:m.end() + (measure.end(1) if measure else 0)].split())
+        out.append(Value(text[start:m.end()], number, _unit(after), shown))
     return out
 
 

@@ -227,6 +227,13 @@ def test_a_comparison_reads_the_numbers_that_measure_alike_not_a_names_number(re
     assert b.text.endswith("So the answer is 200 West Street: 749 ft, against 628 ft for 888 7th Avenue."), b.text
 
 
+def test_colder_reads_a_negative_temperature_as_the_lower_one(responder: ExtractiveResponder) -> None:
+    vostok = Passage("Vostok Station recorded the lowest temperature on Earth, −89.2 °C, in 1983.", "Vostok Station")
+    oymyakon = Passage("Oymyakon once reached −67.7 °C, the coldest reading in the Northern Hemisphere.", "Oymyakon")
+    a = responder.answer("Which is colder, Vostok Station or Oymyakon?", [vostok, oymyakon])
+    assert a.text.endswith("So the answer is Vostok Station: −89.2 °C, against −67.7 °C for Oymyakon."), a.text
+
+
 def test_before_compares_the_dates_of_two_things(responder: ExtractiveResponder) -> None:
     press = Passage("Johannes Gutenberg introduced movable-type printing in Europe around 1440.", "Printing press")
     web = Passage("The World Wide Web was invented by Tim Berners-Lee at CERN in 1989.", "World Wide Web")

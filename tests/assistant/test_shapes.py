@@ -247,3 +247,10 @@ def test_a_quantity_is_shown_with_its_unit_of_measure_only() -> None:
     assert quantities("about nine million square kilometres")[0].shown == "nine million square kilometres"
     # What follows is no measure: an adjective or what is counted stays out of the shown value.
     assert [v.shown for v in quantities("It has two small moons and 14 locations.")] == ["two", "14"]
+
+
+def test_a_minus_sign_of_its_own_makes_a_number_negative_a_dash_between_two_does_not() -> None:
+    [cold] = quantities("The lowest temperature recorded there was −89.2 °C.")
+    assert cold.key == -89.2 and cold.shown == "−89.2 °C"
+    assert quantities("It can fall to -40 degrees.")[0].key == -40
+    assert [v.key for v in quantities("The tour had 5-10 stops.")] == [5, 10]
