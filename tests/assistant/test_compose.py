@@ -483,6 +483,20 @@ def test_a_close_call_ignores_the_sentences_the_answer_cites() -> None:
     assert not close_call(ranking([(1, "The bridge opened in 1961.", 0.900), (2, "The bridge opened in 1962.", 0.800)]))
 
 
+def test_a_speakers_message_as_close_as_a_tie_joins_the_answer_instead_of_refusing_it(responder: ExtractiveResponder) -> None:
+    rows = [(1, "I ran a 5K charity run yesterday.", 0.594), (2, "I saw it through a telescope on Friday.", 0.590),
+            (3, "I went to see the Great Wall of China last month.", 0.151)]
+    r = ranking(rows)
+    passages = [Passage(rows[0][1], speaker="Maria", timestamp="2023-05-08T13:56"),
+                Passage(rows[1][1], speaker="Maria", timestamp="2023-05-09T10:00"),
+                Passage(rows[2][1], speaker="John", timestamp="2023-06-01T09:00")]
+    chosen = responder.select(r, passages, "What did Maria participate in?")
+    assert chosen == [0, 1] and not close_call(r, cited=chosen)  # both of hers, so no tie to refuse
+    # Further behind, a message sharing no word with the question stays out (chit-chat), as before.
+    apart = ranking([rows[0], (2, rows[1][1], 0.560), rows[2]])
+    assert responder.select(apart, passages, "What did Maria participate in?") == [0]
+
+
 def test_the_day_a_question_names_picks_the_message_said_then(responder: ExtractiveResponder) -> None:
     # Said in the same month, so the words of their days ("Gina said on 1 May 2023") favour neither.
     march = Passage("I finished a new painting of the harbour at dawn.", speaker="Gina", timestamp="2023-05-01T10:00")
