@@ -247,7 +247,7 @@ def cover(ranking: Ranking, passages: Sequence[Passage], question: str, chosen: 
     # What the chosen sentences' sources name, and their titles: a covering source must be one
     # of those things, or name one of the chosen sources (documents that refer to each other).
     # A title's disambiguation aside ("Catwoman (video game)" links to "Catwoman (film)").
-    linked = {t for t in titles if t} | {_DISAMBIGUATION.sub("", t) for t in titles if t} | {n for i in chosen
+    linked = {t for t in titles if t} | {bare_title(t) for t in titles if t} | {n for i in chosen
                                          for sentence in split_sentences(passages[ranking.candidates[i].marker - 1].text)
                                          for n in names_in(sentence, "")}
     added: list[int] = []
@@ -271,6 +271,11 @@ def cover(ranking: Ranking, passages: Sequence[Passage], question: str, chosen: 
 
 
 _DISAMBIGUATION = re.compile(r"\s*\([^()]*\)\s*$")
+
+
+def bare_title(title: str) -> str:
+    """The title without its trailing disambiguation: "Joe Quill (American football)" -> "Joe Quill"."""
+    return _DISAMBIGUATION.sub("", title)
 
 
 def _linked(sentence: str, title: str, linked: set[str]) -> bool:

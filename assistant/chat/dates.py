@@ -84,14 +84,18 @@ def _bare_weekday(text: str, match: re.Match[str], said: date) -> str | None:
     if tense is None:
         return None
     what = match.group("day").casefold()
-    target, ref = _WEEKDAYS.index(what), day_text(said)
-    if target == said.weekday():
+    if _WEEKDAYS.index(what) == said.weekday():
         return None  # said that very weekday: today, or a week off? The words do not tell.
-    if tense == "past":
-        back = (said.weekday() - target) % 7 or 7
-        return f"the {what.capitalize()} before {ref}, {day_text(said - timedelta(days=back))}"
-    ahead = (target - said.weekday()) % 7 or 7
-    return f"the {what.capitalize()} after {ref}, {day_text(said + timedelta(days=ahead))}"
+    return _weekday_beside(what, "before" if tense == "past" else "after", said)
+
+
+def _weekday_beside(weekday: str, side: str, said: date) -> str:
+    """The nearest ``weekday`` before or after the day ``said`` (a week off when it is that
+    weekday): "the Friday before 10 July 2022, 8 July 2022"."""
+    step = -1 if side == "before" else 1
+    gap = (step * (_WEEKDAYS.index(weekday) - said.weekday())) % 7 or 7
+    day = said + timedelta(days=step * gap)
+    return f"the {weekday.capitalize()} {side} {day_text(said)}, {day_text(day)}"
 
 
 @dataclass(frozen=True)
@@ -156,13 +160,10 @@ def _meaning(match: re.Match[str], said: date) -> str | None:
             what = _WEEKDAYS[_WEEKDAY_ABBREVIATIONS[short.casefold()]]
         ref = day_text(said)
         if what in _WEEKDAYS:
-            target = _WEEKDAYS.index(what)
             if direction in ("last", "past"):
-                back = (said.weekday() - target) % 7 or 7
-                return f"the {what.capitalize()} before {ref}, {day_text(said - timedelta(days=back))}"
+                return _weekday_beside(what, "before", said)
             if direction in ("next", "coming"):
-                ahead = (target - said.weekday()) % 7 or 7
-                return f"the {what.capitalize()} after {ref}, {day_text(said + timedelta(days=ahead))}"
+                return _weekday_beside(what, "after", said)
             return f"the {what.capitalize()} of the week of {ref}"
         if what in ("week", "weekend"):
             side = {"last": "before", "past": "before", "next": "after", "coming": "after"}.get(direction, "of")

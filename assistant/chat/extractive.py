@@ -52,7 +52,14 @@ from assistant.chat.answerability import (
     speaks_of_self,
     to_listener,
 )
-from assistant.chat.compose import Composed, bridge, compose_pair, cover, leads_with_message
+from assistant.chat.compose import (
+    Composed,
+    bare_title,
+    bridge,
+    compose_pair,
+    cover,
+    leads_with_message,
+)
 from assistant.chat.dates import annotate, asked_window
 from assistant.chat.passages import Passage, as_passages
 from assistant.chat.sentences import split_sentences
@@ -646,7 +653,7 @@ def named_subject(sentence: str, title: str | None) -> str:
     has two small moons, Phobos and Deimos."); as it is without a title or a pronoun."""
     if not title or not (_PRONOUN_START.match(sentence) or _PART_OF_PRONOUN.match(sentence)):
         return sentence
-    subject = re.sub(r"\s*\([^()]*\)\s*$", "", title).strip()  # "Joe Quill (American football)"
+    subject = bare_title(title).strip()
     return f"{subject}: {sentence}" if subject else sentence
 
 

@@ -190,21 +190,28 @@ def _before(rest: str) -> Shape | None:
         return None
     # The other side is a thing and nothing else: "before work" compares nothing, and "before
     # Shirley Temple retired" is an event of hers, not her (her first date is her birth).
+    right = right.strip()
+    bare_right = _without_determiner(right)
     b = _trailing_name(right)
-    if not b and re.match(r"^(?:the|a|an)\s", right.strip(), re.IGNORECASE):
+    if not b and bare_right != right:
         b = _common_noun(right)  # "the printing press", with its determiner: a thing, not "work"
-    if not b or _tidy(re.sub(r"^(?:the|a|an)\s+", "", right.strip(), flags=re.IGNORECASE)) != b:
+    if not b or _tidy(bare_right) != b:
         return None
-    # This side is a thing and its verb ("the printing press invented", "the Normans arrive"),
-    # or a thing alone; not a clause ("Maria go to the gym").
-    left = re.sub(r"^(?:the|a|an)\s+", "", match.group("left").strip(), flags=re.IGNORECASE)
-    a = next((name for text in (left.rsplit(" ", 1)[0] if " " in left else "", left) if text
-              for name in [_leading_name(text) or (_common_noun(text) if text.islower() else "")]
-              if name and name == _tidy(text)), "")
+    a = _thing_and_its_verb(_without_determiner(match.group("left")))
     if not a or a == b:
         return None
     wins: Literal["min", "max"] = "min" if match.group("comp").casefold() == "before" else "max"
     return Shape("comparison", (a, b), wins, "date", _attribute(rest, (a, b)), polar=True)
+
+
+def _thing_and_its_verb(text: str) -> str:
+    """The thing a before/after side names: a thing and its verb ("printing press invented", "Normans
+    arrive") or a thing alone; "" for a clause ("Maria go to the gym")."""
+    for candidate in (text.rsplit(" ", 1)[0] if " " in text else "", text):
+        name = _leading_name(candidate) or (_common_noun(candidate) if candidate.islower() else "")
+        if candidate and name and name == _tidy(candidate):
+            return name
+    return ""
 
 
 _JOINERS = frozenset(["of", "the", "and", "de", "for", "in", "on", "&", "a", "an", "to", "by"])
@@ -267,6 +274,12 @@ def _value_kind(attribute: str) -> ValueKind | None:
 
 # Words that open a noun phrase without being part of what it names.
 _DETERMINERS = frozenset(["the", "a", "an"])
+_DETERMINER = re.compile(rf"^(?:{'|'.join(_DETERMINERS)})\s+", re.IGNORECASE)
+
+
+def _without_determiner(text: str) -> str:
+    return _DETERMINER.sub("", text.strip())
+
 # Longest phrase read as a thing without a capital ("blue whale", "the giant pacific octopus").
 _COMMON_NOUN_WORDS = 3
 
