@@ -25,6 +25,7 @@ PYTEST_ARGS ?=
 # fixtures (servers, anvil, browsers) start once; each test makes its own databases, Redis keys
 # and data dirs. Two fit this machine's two cores; TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: install local-llm run test test-fast bench lint clean
 
@@ -69,10 +70,10 @@ run: install
 	$(PY) -m assistant.cli run
 
 test: install $(LOCAL_LLM_STAMP) $(CHROMIUM)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: install $(CHROMIUM)
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 bench: install
 	$(PY) bench/retrieval_figures.py
