@@ -24,6 +24,18 @@ and reported on the odd ones; the exact-sentence rule is shown beside them as th
     .venv/bin/python bench/sentence_origin.py [--data ../shared/data] [--smoke]
     .venv/bin/python bench/sentence_origin.py --stretches [--half even|odd] [--smoke] [--limit N]
         [--sizes 9,10,11] [--shares 0,0.5] [--longs 20] [--window 4] [--no-runs]
+
+``--paraphrases`` measures the paraphrase rule (retrieval.paraphrase): the documents of one half
+are stored in order (each one's vector and its sentences' vectors, embedded as the intake embeds
+them); from each, one sentence carrying particulars is reworded (bench/support_set.py's
+``paraphrase``: leading phrase moved, clauses swapped, passive/active, WordNet synonyms) and
+checked as a sentence of another contributor's text (its vector against the nearest
+``CANDIDATE_CHUNKS`` stored documents' sentences). Independent: each document's sentences
+against the documents of other contributors stored before it (locomo: a speaker of a
+conversation is one contributor). Printed per cosine threshold: paraphrases caught, independent
+sentences and documents that would lose a sentence.
+
+    .venv/bin/python bench/sentence_origin.py --paraphrases [--half even|odd] [--smoke] [--limit N]
 """
 
 from __future__ import annotations
@@ -291,9 +303,13 @@ def main() -> None:
     parser.add_argument("--longs", default=str(LONG_COPY), help="copied words that take a fact whatever the share")
     parser.add_argument("--limit", type=int, help="the first documents of each corpus only")
     parser.add_argument("--no-runs", action="store_true", help="skip the shared-run table")
+    parser.add_argument("--paraphrases", action="store_true", help="the paraphrase rule (see above)")
     args = parser.parse_args()
     if args.stretches:
         stretches(args)
+        return
+    if args.paraphrases:
+        paraphrases(args)
         return
     for name in CORPORA:
         path = args.data / name / "corpus.jsonl"
@@ -338,6 +354,111 @@ def stretches(args: argparse.Namespace) -> None:
                 else:
                     cells.append(f"{key} {caught / max(count, 1):.3f} ({exact / max(count, 1):.3f}) of {count}")
             print(f"n={n:2d} share={share} long={long}: " + "; ".join(cells))
+
+
+THRESHOLDS = [0.80, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94]
+
+
+@dataclass
+class Doc:
+    text: str
+    speaker: str | None
+    writer: str  # the contributor
+
+
+def corpus_docs(path: Path, limit: int | None) -> list[Doc]:
+    """The corpus's distinct documents with their speaker and who contributed them (each document
+    its own writer, but a conversation's speaker is one)."""
+    seen, out = set(), []
+    with path.open() as f:
+        for n, line in enumerate(f):
+            if limit is not None and n >= limit:
+                break
+            row = json.loads(line)
+            text = row.get("text", "")
+            key = hashlib.sha256(" ".join(words(text)).encode()).digest()
+            if text.strip() and key not in seen:
+                seen.add(key)
+                speaker = row.get("speaker")
+                writer = f"{row.get('conversation')}:{speaker}" if speaker else str(row.get("_id", n))
+                out.append(Doc(text, speaker, writer))
+    return out
+
+
+def paraphrases(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from assistant.chat.extractive import sentence_texts
+    from assistant.chat.sentences import split_sentences
+    from retrieval.embedder import load_embedder
+    from retrieval.intake import _embedding_text
+    from retrieval.paraphrase import CANDIDATE_CHUNKS, carries_particulars, paraphrase_of
+    from retrieval.settings import RetrievalSettings
+    from support_set import paraphrase
+
+    embedder = load_embedder(RetrievalSettings(), serving=False)
+    parity = 0 if args.half == "even" else 1
+    for name in CORPORA:
+        path = args.data / name / "corpus.jsonl"
+        if not path.exists():
+            print(f"{name}: no {path}")
+            continue
+        docs = corpus_docs(path, 200 if args.smoke else args.limit)
+        mine = [d for i, d in enumerate(docs) if i % 2 == parity]
+        others = [d for i, d in enumerate(docs) if i % 2 != parity]
+        t0 = time.perf_counter()
+        doc_vectors = embedder.embed([_embedding_text(None, d.text, d.speaker) for d in mine])
+        rows = [sentence_texts(d.text, d.speaker) for d in mine]
+        flat = [t for r in rows for t in r]
+        flat_vectors = embedder.embed(flat) if flat else np.zeros((0, embedder.dim), np.float32)
+        at, sentence_vectors = 0, []
+        for r in rows:
+            sentence_vectors.append(flat_vectors[at:at + len(r)])
+            at += len(r)
+
+        def check(text: str, vector: np.ndarray, writer: str, upto: int) -> float | None:
+            """The cosine of the older sentence ``text`` rewords, among documents [0, upto) of other writers."""
+            allowed = [j for j in range(upto) if mine[j].writer != writer]
+            if not allowed:
+                return None
+            sims = doc_vectors[allowed] @ vector
+            nearest = [allowed[k] for k in np.argsort(-sims)[:CANDIDATE_CHUNKS]]
+            # A sentence stored word for word before is the exact-sentence rule's, not counted here.
+            older = [(t, v) for j in nearest for t, v in zip(rows[j], sentence_vectors[j]) if words(t) != words(text)]
+            found = paraphrase_of(text, vector, older, threshold=min(THRESHOLDS))
+            return None if found is None else found[1]
+
+        # Independent: each document's sentences against those stored before it.
+        independent: list[list[float | None]] = []
+        for j, doc in enumerate(mine):
+            independent.append([check(t, v, doc.writer, j) for t, v in zip(rows[j], sentence_vectors[j])])
+        # Copies: one reworded sentence of each document, said by a writer of the other half.
+        rng = random.Random(f"16:{args.half}:{name}")
+        copies: list[str] = []
+        writers: list[str] = []
+        for j, doc in enumerate(mine):
+            picks = [t for t in split_sentences(doc.text) if carries_particulars(t) and sentence_texts(t)]
+            if not picks or not others:
+                continue
+            made = paraphrase(rng.choice(picks), rng)
+            if made is None:
+                continue
+            copier = rng.choice(others)
+            copies.extend(sentence_texts(made[0], copier.speaker)[:1])
+            writers.append(copier.writer)
+        copy_vectors = embedder.embed(copies) if copies else np.zeros((0, embedder.dim), np.float32)
+        caught = [check(t, v, w, len(mine)) for t, v, w in zip(copies, copy_vectors, writers)]
+        seconds = time.perf_counter() - t0
+        sentences_all = sum(len(r) for r in independent)
+        print(f"\n{name}, {args.half} half: {len(mine)} documents, {sentences_all} sentences, {len(copies)} paraphrases"
+              f" ({seconds:.0f} s)")
+        print("cosine | paraphrases caught | independent sentences taken out | independent documents losing one")
+        for t in THRESHOLDS:
+            hit = sum(1 for c in caught if c is not None and c >= t)
+            flagged = sum(1 for r in independent for c in r if c is not None and c >= t)
+            losing = sum(1 for r in independent if any(c is not None and c >= t for c in r))
+            print(f"{t:.2f} | {hit / max(len(caught), 1):.3f} of {len(caught)} | {flagged / max(sentences_all, 1):.4f}"
+                  f" ({flagged}) | {losing / max(len(mine), 1):.4f} ({losing})")
 
 
 if __name__ == "__main__":

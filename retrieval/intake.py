@@ -45,8 +45,10 @@ from retrieval.origin import (
 )
 from retrieval.readers import Format, Row, RowError, read_rows
 from retrieval.row_limits import RowLimits
+from retrieval.paraphrase import CANDIDATE_CHUNKS, carries_particulars, paraphrase_of
 from retrieval.said import context_line
 from retrieval.sentence_vectors import SentenceTexts
+from retrieval.sentence_vectors import by_chunk as sentence_vectors_by_chunk
 from retrieval.sentence_vectors import insert as insert_sentence_vectors
 from retrieval.sentence_vectors import rows as sentence_vector_rows
 from retrieval.store import ChunkIndex, IndexedChunk
@@ -424,7 +426,9 @@ class Intake:
         cut = list(self.chunker.chunk(rows))
         stored = self._stored_hashes({content_hash(d.text) for d in cut})
         # An exact copy of a stored chunk stays whole: the exact-duplicate rule reports it.
-        drafts, kept, prints, originals, copied, chunks_copied = self._without_copied_sentences(cut, stored, contributor)
+        known: dict[str, np.ndarray] = {}  # sentence texts embedded for the paraphrase check, reused below
+        drafts, kept, prints, originals, copied, chunks_copied = self._without_copied_sentences(
+            cut, stored, contributor, known)
         hashes = [content_hash(d.text) for d in drafts]
         first: dict[str, DraftChunk] = {}
         for draft, h in zip(drafts, hashes):
@@ -437,7 +441,7 @@ class Intake:
             [_embedding_text(drafts[i].title, originals[i], drafts[i].speaker, drafts[i].timestamp) for i in originals]
         ))} if originals else {}
         return _Drafted(len(items), len(errors), errors, drafts, hashes, self._embed(first), kept, prints, copied,
-                        chunks_copied, whole, self._embed_sentences(first))
+                        chunks_copied, whole, self._embed_sentences(first, known))
 
     def _stored_hashes(self, hashes: set[str]) -> set[str]:
         if not hashes:
@@ -504,13 +508,14 @@ class Intake:
         return out
 
     def _without_copied_sentences(
-        self, drafts: list[DraftChunk], stored: set[str], contributor: str,
+        self, drafts: list[DraftChunk], stored: set[str], contributor: str, known: dict[str, np.ndarray],
     ) -> tuple[list[DraftChunk], list[list[str]], list[list[int]], dict[int, str], list[dict[str, Any]], int]:
         """Take every sentence that copies what another contributor stored first out of its chunk.
 
         A sentence copies when it is a fact-carrying sentence stored before word for word, or when
         it carries a stretch of another contributor's chunk (``retrieval.origin.copied_sentences``:
-        wrapped, trimmed, one word changed, a clause, two merged or one split). A chunk left with no
+        wrapped, trimmed, one word changed, a clause, two merged or one split), or rewords one
+        (``retrieval.paraphrase``: the same particulars, the vectors close). A chunk left with no
         fact-carrying sentence of its own is refused (a copy in parts); otherwise it is stored
         without the copied sentences, which stay credited to their origin. Chunks whose hash is in
         ``stored`` (exact copies) are left whole. Returns the chunks to store, the sentence hashes
@@ -526,24 +531,31 @@ class Intake:
         with self.sessions() as session:
             origins = self._origins(session, wanted, contributor)
             stretches = self._stretch_copies(session, splits, prints, contributor)
+        taken = [{i for i, s in enumerate(sp.sentences) if s.hash in origins} | set(found) if sp is not None else set()
+                 for sp, found in zip(splits, stretches)]
+        reworded = self._paraphrases(drafts, splits, taken, contributor, known)
         out: list[DraftChunk] = []
         kept: list[list[str]] = []
         kept_prints: list[list[int]] = []
         originals: dict[int, str] = {}
         entries: list[dict[str, Any]] = []
         refused = 0
-        for draft, sp, own_prints, by_stretch in zip(drafts, splits, prints, stretches):
+        for draft, sp, own_prints, by_stretch, by_meaning in zip(drafts, splits, prints, stretches, reworded):
             sents = sp.sentences if sp is not None else []
-            # An exact sentence names its own origin; a stretch the chunk it copies most from.
+            # An exact sentence names its own origin; a stretch the chunk it copies most from; a
+            # reworded sentence the one it rewords.
             copies = {i: origins[s.hash] for i, s in enumerate(sents) if s.hash is not None and s.hash in origins}
-            copies = {**by_stretch, **copies}
+            copies = {**{i: (cid, who) for i, (cid, who, _) in by_meaning.items()}, **by_stretch, **copies}
             own = [s.hash for i, s in enumerate(sents) if s.hash is not None and i not in copies]
+            similar = {i: sim for i, (_, _, sim) in by_meaning.items() if i in copies and copies[i] == by_meaning[i][:2]}
             if copies and not own:
                 refused += 1
-                entries.extend(self._copied(draft, sents[i], copies[i], "chunk_refused") for i in sorted(copies))
+                entries.extend(self._copied(draft, sents[i], copies[i], "chunk_refused", similar.get(i))
+                               for i in sorted(copies))
                 continue
             if copies:
-                entries.extend(self._copied(draft, sents[i], copies[i], "sentence_removed") for i in sorted(copies))
+                entries.extend(self._copied(draft, sents[i], copies[i], "sentence_removed", similar.get(i))
+                               for i in sorted(copies))
                 originals[len(out)] = draft.text
                 draft = replace(draft, text=without(draft.text, [sents[i] for i in copies]))
                 own_prints = fingerprints(split(draft.text).words)
@@ -553,8 +565,10 @@ class Intake:
         return out, kept, kept_prints, originals, entries, refused
 
     @classmethod
-    def _copied(cls, draft: DraftChunk, sentence: Sentence, origin: tuple[int, str], outcome: str) -> dict[str, Any]:
-        entry = cls._dup(draft, "copied_sentence", chunk_id=origin[0], contributor=origin[1])
+    def _copied(cls, draft: DraftChunk, sentence: Sentence, origin: tuple[int, str], outcome: str,
+                reworded: float | None = None) -> dict[str, Any]:
+        # ``reworded``: the cosine to the sentence it paraphrases (an exact or stretch copy has none).
+        entry = cls._dup(draft, "copied_sentence", chunk_id=origin[0], contributor=origin[1], similarity=reworded)
         entry["sentence"] = sentence.text[:QUOTE_CHARS]
         entry["outcome"] = outcome
         return entry
@@ -563,16 +577,61 @@ class Intake:
         vectors = self.embedder.embed([_embedding_text(d.title, d.text, d.speaker, d.timestamp) for d in drafts.values()])
         return dict(zip(drafts, vectors))
 
-    def _embed_sentences(self, drafts: dict[str, DraftChunk]) -> dict[str, tuple[list[str], np.ndarray]]:
+    def _embed_sentences(self, drafts: dict[str, DraftChunk],
+                         known: dict[str, np.ndarray] | None = None) -> dict[str, tuple[list[str], np.ndarray]]:
         """Each chunk's sentence texts (``sentence_texts``) and vectors: one embedding call for
-        the batch, a sentence that overlapping chunks share embedded once."""
+        the batch, a sentence that overlapping chunks share (or ``known`` holds) embedded once."""
         if self.sentence_texts is None or not drafts:
             return {}
         texts = {h: self.sentence_texts(d.text, d.speaker) for h, d in drafts.items()}
-        unique = list(dict.fromkeys(t for ts in texts.values() for t in ts))
-        vectors = self.embedder.embed(unique)
-        row = {t: i for i, t in enumerate(unique)}
-        return {h: (ts, vectors[[row[t] for t in ts]] if ts else vectors[:0]) for h, ts in texts.items()}
+        vectors = self._embedded([t for ts in texts.values() for t in ts], known if known is not None else {})
+        empty = np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return {h: (ts, np.stack([vectors[t] for t in ts]) if ts else empty) for h, ts in texts.items()}
+
+    def _embedded(self, texts: Sequence[str], known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``known`` with the vectors of ``texts`` it lacked added (one embedding call, each text once)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, self.embedder.embed(missing)))
+        return known
+
+    def _paraphrases(
+        self, drafts: Sequence[DraftChunk], splits: Sequence[Split | None], taken: Sequence[set[int]],
+        contributor: str, known: dict[str, np.ndarray],
+    ) -> list[dict[int, tuple[int, str, float]]]:
+        """Per draft: its sentences (by position) that reword a sentence another contributor stored
+        first (``retrieval.paraphrase``), each with that origin (chunk id, contributor, cosine).
+
+        Each sentence carrying particulars is embedded as the answer layer embeds it and compared
+        with the stored sentences of the ``CANDIDATE_CHUNKS`` chunks nearest to it: bounded work
+        per sentence. Needs ``sentence_texts`` (the stored sentences' vectors come from it).
+        """
+        out: list[dict[int, tuple[int, str, float]]] = [{} for _ in drafts]
+        if self.sentence_texts is None:
+            return out
+        asks: list[tuple[int, int, str]] = []
+        for k, (draft, sp) in enumerate(zip(drafts, splits)):
+            for i, sentence in enumerate(sp.sentences if sp is not None else []):
+                if sentence.hash is not None and i not in taken[k] and carries_particulars(sentence.text):
+                    asks.extend((k, i, t) for t in self.sentence_texts(sentence.text, draft.speaker))
+        if not asks:
+            return out
+        vectors = self._embedded([t for _, _, t in asks], known)
+        asked = np.stack([vectors[t] for _, _, t in asks])
+        near = self.index.neighbours(asked, CANDIDATE_CHUNKS, not_contributor=contributor)
+        ids = {cid for cids in near for cid in cids}
+        with self.sessions() as session:
+            stored = sentence_vectors_by_chunk(session, ids, self.embedder.dim)
+            owners = dict(session.execute(select(Chunk.id, Chunk.contributor).where(Chunk.id.in_(sorted(ids)))).all())
+        for (k, i, text), vector, cids in zip(asks, asked, near):
+            if i in out[k]:
+                continue
+            older = [(cid, t, v) for cid in cids for t, v in stored.get(cid, [])]
+            found = paraphrase_of(text, vector, [(t, v) for _, t, v in older])
+            if found is not None:
+                cid = older[found[0]][0]
+                out[k][i] = (cid, owners.get(cid, ""), found[1])
+        return out
 
     def _write_batch(self, session: Session, contribution: Contribution, drafted: _Drafted) -> _Batch:
         """Dedupe and insert one drafted batch inside the caller's transaction (under the write lock)."""

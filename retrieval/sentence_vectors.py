@@ -37,6 +37,22 @@ def insert(session: Session, values: Sequence[dict]) -> None:
         session.execute(SentenceVector.__table__.insert(), list(values[at:at + _WRITE_ROWS]))
 
 
+def by_chunk(session: Session, chunk_ids: Iterable[int], dim: int) -> dict[int, list[tuple[str, np.ndarray]]]:
+    """The stored sentences of these chunks and their vectors, per chunk in position order (in the
+    caller's transaction; a chunk stored before sentence vectors existed has none)."""
+    ids = sorted(set(chunk_ids))
+    out: dict[int, list[tuple[str, np.ndarray]]] = {}
+    for at in range(0, len(ids), _READ_IDS):
+        for cid, text, blob in session.execute(
+            select(SentenceVector.chunk_id, SentenceVector.text, SentenceVector.vector)
+            .where(SentenceVector.chunk_id.in_(ids[at:at + _READ_IDS]))
+            .order_by(SentenceVector.chunk_id, SentenceVector.position)
+        ):
+            if len(blob) == 4 * dim:  # another embedder's vectors (a changed model) are not compared
+                out.setdefault(cid, []).append((text, np.frombuffer(blob, dtype=np.float32)))
+    return out
+
+
 class SentenceVectorStore:
     """Reads the stored sentence vectors of chunks."""
 

@@ -217,6 +217,16 @@ class ChunkIndex:
             out.append((int(best.id), float(best.score)) if best is not None else None)
         return out
 
+    def neighbours(self, vectors: np.ndarray, limit: int, not_contributor: str) -> list[list[int]]:
+        """For each vector, the ids of the ``limit`` most similar chunks another contributor stored."""
+        if len(vectors) == 0:
+            return []
+        others = models.Filter(must_not=[models.FieldCondition(key="contributor",
+                                                               match=models.MatchValue(value=not_contributor))])
+        requests = [models.QueryRequest(query=v.tolist(), using=DENSE, limit=limit, filter=others) for v in vectors]
+        return [[int(p.id) for p in response.points]
+                for response in self.client.query_batch_points(self.collection, requests=requests)]
+
     def search(
         self,
         vector: np.ndarray | None,
