@@ -3,8 +3,10 @@
 On a slice of a shared set (hotpotqa-dev by default: the asked questions' gold paragraphs plus
 the first ``--docs`` others), in one process so both sides share the machine's load:
 
-- ingest: the same rows ingested into fresh data dirs with and without sentence vectors,
-  alternated ``--repeats`` times (median seconds, ratio), and what the table holds per chunk;
+- ingest: the same rows (spread over 8 contributors by title, as bench/answers.py spreads
+  hotpotqa) ingested into fresh data dirs without sentence vectors, with them, and with them but
+  without the reworded-copy check that compares with them (``reworded_copies``), alternated
+  ``--repeats`` times (median seconds, ratios), and what the table holds per chunk;
 - answer: per question, after the assistant's own retrieval, the responder's time with the
   stored vectors (what an answer does now) against a fresh responder that embeds the sentences
   it reads (what it did before: the first step's sentences embedded during retrieval, untimed,
@@ -28,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from answers import DATA_ROOT, load_set, row  # bench/answers.py: the sets' loaders
+from answers import DATA_ROOT, hotpot_contributor, load_set, row  # bench/answers.py: the sets' loaders
 from sqlalchemy import func, select
 
 from assistant.chat.extractive import ExtractiveResponder, sentence_texts
@@ -41,22 +43,34 @@ from retrieval.knowledge import KnowledgeBase, open_knowledge_base
 from retrieval.models import SentenceVector
 from retrieval.settings import RetrievalSettings
 
-CONTRIBUTOR = "0x000000000000000000000000000000000005c1Fa"
 
 
-def open_kb(data_dir: Path, embedder, stored: bool):  # type: ignore[no-untyped-def]
+# The ingest arms: sentence vectors stored?, reworded copies checked?
+ARMS = {"without sentence vectors": (False, False), "with sentence vectors": (True, True),
+        "with them, no reworded-copy check": (True, False)}
+
+
+def open_kb(data_dir: Path, embedder, stored: bool, reworded: bool = True):  # type: ignore[no-untyped-def]
     settings = load_settings(data_dir=data_dir, dev_api_key="bench")
+    settings.retrieval.reworded_copies = reworded
     engine = make_engine(settings.app.effective_database_url)
     migrate(engine)
     return settings, engine, open_knowledge_base(settings.retrieval, engine, embedder, sentence_texts if stored else None)
 
 
 def ingest(kb: KnowledgeBase, rows: list[dict], path: Path) -> float:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cid = kb.intake.open_dataset(CONTRIBUTOR, path.name, "jsonl", path.stat().st_size)
-    t0 = time.perf_counter()
-    kb.intake.ingest_dataset(cid, path)
-    return time.perf_counter() - t0
+    """Seconds to ingest ``rows``, one data set per contributor (by title), one after the other."""
+    by_contributor: dict[str, list[dict]] = {}
+    for r in rows:
+        by_contributor.setdefault(hotpot_contributor(r.get("title") or r["id"]), []).append(r)
+    seconds = 0.0
+    for contributor, mine in sorted(by_contributor.items()):
+        path.write_text("".join(json.dumps(r) + "\n" for r in mine))
+        cid = kb.intake.open_dataset(contributor, path.name, "jsonl", path.stat().st_size)
+        t0 = time.perf_counter()
+        kb.intake.ingest_dataset(cid, path)
+        seconds += time.perf_counter() - t0
+    return seconds
 
 
 def pct(values: list[float], q: float) -> float:
@@ -84,12 +98,13 @@ def run(tmp: Path) -> None:
     rows = [row(c) for c in data.corpus if c["_id"] in keep]
     embedder = load_embedder(RetrievalSettings())
     embedder.embed(["warm up"])
-    seconds: dict[bool, list[float]] = {False: [], True: []}
+    seconds: dict[str, list[float]] = {arm: [] for arm in ARMS}
     for r in range(args.repeats):
-        for stored in ((False, True) if r % 2 == 0 else (True, False)):
-            _, engine, kb = open_kb(tmp / f"ingest-{r}-{stored}", embedder, stored)
+        for arm in (list(ARMS) if r % 2 == 0 else list(reversed(ARMS))):
+            stored, reworded = ARMS[arm]
+            _, engine, kb = open_kb(tmp / f"ingest-{r}-{stored}-{reworded}", embedder, stored, reworded)
             try:
-                seconds[stored].append(ingest(kb, rows, tmp / "rows.jsonl"))
+                seconds[arm].append(ingest(kb, rows, tmp / "rows.jsonl"))
                 chunks = kb.index.count()
                 if stored:
                     with kb.intake.sessions() as s:
@@ -98,13 +113,14 @@ def run(tmp: Path) -> None:
             finally:
                 kb.close()
                 engine.dispose()
-    plain, with_vectors = statistics.median(seconds[False]), statistics.median(seconds[True])
+    plain, with_vectors, unchecked = (statistics.median(seconds[arm]) for arm in ARMS)
     print(f"ingest ({len(rows)} rows -> {chunks} chunks, {args.repeats} repeats, median): without sentence vectors "
-          f"{plain:.1f} s, with {with_vectors:.1f} s, ratio {with_vectors / plain:.2f}")
+          f"{plain:.1f} s, with {with_vectors:.1f} s (ratio {with_vectors / plain:.2f}), with them but no reworded-copy "
+          f"check {unchecked:.1f} s (ratio {unchecked / plain:.2f}; the check costs {with_vectors / unchecked:.2f}x)")
     print(f"  stored: {n} sentence vectors, {n / chunks:.1f} per chunk, {size / chunks / 1024:.1f} KiB per chunk "
           f"(float32 vector + its text)")
 
-    settings, engine, kb = open_kb(tmp / "ingest-0-True", embedder, True)
+    settings, engine, kb = open_kb(tmp / "ingest-0-True-True", embedder, True)
     try:
         assistant = build_assistant(settings, kb, engine)
         now_ms: list[float] = []

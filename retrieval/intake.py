@@ -230,6 +230,7 @@ class Intake:
         batch_rows: int = 128,
         batch_chars: int = 64 * 1024,
         sentence_texts: SentenceTexts | None = None,
+        reworded_copies: bool = True,
     ) -> None:
         self.engine = engine
         self.sessions = sessionmaker(engine, expire_on_commit=False)
@@ -242,6 +243,8 @@ class Intake:
         # What the answer layer embeds of a chunk (retrieval.sentence_vectors); None stores no
         # sentence vectors, and answers embed the sentences they read.
         self.sentence_texts = sentence_texts
+        # Whether sentences that reword another contributor's are taken out (``_paraphrases``).
+        self.reworded_copies = reworded_copies
         # One writer per process: near-duplicate checks must see every earlier batch. Chunking
         # and embedding (the CPU-heavy part) happen before it is taken, so a snippet waits for a
         # data set's batch to be written, not for it to be embedded.
@@ -607,7 +610,7 @@ class Intake:
         per sentence. Needs ``sentence_texts`` (the stored sentences' vectors come from it).
         """
         out: list[dict[int, tuple[int, str, float]]] = [{} for _ in drafts]
-        if self.sentence_texts is None:
+        if self.sentence_texts is None or not self.reworded_copies:
             return out
         asks: list[tuple[int, int, str]] = []
         for k, (draft, sp) in enumerate(zip(drafts, splits)):

@@ -115,7 +115,8 @@ def open_knowledge_base(settings: RetrievalSettings, engine: Engine, embedder: E
         raise
     chunker = Chunker(embedder.token_ids, settings.chunk_size, settings.chunk_overlap)
     intake = Intake(engine, index, embedder, chunker, settings.near_duplicate_threshold, settings.ingest_batch_rows,
-                    settings.ingest_batch_chars, sentence_texts if settings.sentence_vectors else None)
+                    settings.ingest_batch_chars, sentence_texts if settings.sentence_vectors else None,
+                    reworded_copies=settings.reworded_copies)
     filled = intake.fill_sidecar()
     if filled:
         log.warning("rebuilt the %s lexical index from the ledger: %d chunks", index.lexical_backend, filled)

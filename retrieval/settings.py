@@ -57,6 +57,10 @@ class RetrievalSettings(BaseSettings):
     # Sentence vectors): answers then embed only the question, at the price of a slower intake.
     # false: ingest as before; answers embed the sentences they read.
     sentence_vectors: bool = True
+    # A new sentence that rewords one another contributor stored first is taken out like a copy
+    # (retrieval.paraphrase; docs/retrieval.md, Paraphrased copies). Compares against stored
+    # sentence vectors, so it needs sentence_vectors; false: only word-for-word and stretch copies.
+    reworded_copies: bool = True
     ingest_batch_rows: int = Field(default=128, ge=1, le=10_000)
     max_upload_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
     max_snippet_chars: int = Field(default=20_000, ge=1)

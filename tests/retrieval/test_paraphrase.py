@@ -131,3 +131,17 @@ def test_a_message_reworded_by_another_speaker_is_their_own_claim(kb: KnowledgeB
     echo = "Last Sunday I ran the Lakeside 5K charity run for the animal shelter."
     report = kb.intake.add_snippet(john, echo, speaker="John", timestamp="2023-05-09T10:00:00")
     assert report.status == "complete" and report.duplicates == []
+
+
+def test_the_check_can_be_turned_off(tmp_path: Path, embedder: Embedder) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate(engine)
+    kb = open_knowledge_base(RetrievalSettings(data_dir=tmp_path, reworded_copies=False), engine, embedder,
+                             sentence_texts)
+    try:
+        kb.intake.add_snippet(new_address(), f"{FIRST} {SECOND}", title="Vostok")
+        report = kb.intake.add_snippet(new_address(), REWORDED)
+        assert report.status == "complete" and texts_of(kb, report.contribution_id) == [REWORDED]
+    finally:
+        kb.close()
+        engine.dispose()
