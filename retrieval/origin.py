@@ -39,8 +39,8 @@ STRETCH_WORDS = 10
 # Winnowing window: of every WINNOW consecutive stretches one is stored and looked up, so any
 # shared run of STRETCH_WORDS + WINNOW - 1 words is found for sure (shorter ones often).
 WINNOW = 4
-# A copy takes a fact when it holds at least this share of one of the origin's sentences, or at
-# least LONG_COPY words of the origin (``takes_a_fact``).
+# A copy takes a fact when it holds at least this share of one of the origin's sentences, at
+# least LONG_COPY words of the origin, or a number of it (``takes_a_fact``).
 ORIGIN_SHARE = 0.5
 LONG_COPY = 20
 # At most this many older chunks are read back per new chunk to align against (those sharing the
@@ -183,10 +183,14 @@ def carries_copy(copied_words: int, sentence_words: int, n: int = STRETCH_WORDS)
 def takes_a_fact(origin_positions: Sequence[int], origin: Split, share: float = ORIGIN_SHARE,
                  long: int = LONG_COPY) -> bool:
     """Whether copied words (their positions in the origin) take a fact: most of one of the origin's
-    sentences, or a run too long to be a formula. A stock phrase ("the aim of this study was to
-    determine whether") or a template's frame ("men's basketball team represented the University of")
-    is a small part of each sentence that holds it, with that sentence's own facts around it."""
+    sentences, a run too long to be a formula, or one holding a number of the origin's. A stock
+    phrase ("the aim of this study was to determine whether") or a template's frame ("men's
+    basketball team represented the University of") is a small part of each sentence that holds
+    it, with that sentence's own facts around it, and carries no number of its own (a template's
+    years and counts are what change between its copies)."""
     if len(origin_positions) >= long:
+        return True
+    if any(any(c.isdigit() for c in origin.words[j]) for j in origin_positions):
         return True
     per_sentence = Counter(bisect.bisect_right(origin.starts, j) - 1 for j in origin_positions)
     return any(count >= share * origin.sentences[i].words for i, count in per_sentence.items())

@@ -482,3 +482,37 @@ def test_a_copy_wrapped_in_other_words_earns_the_copier_nothing(api: LiveServer)
     credits = reply.model_extra["openchat"]["credits"]
     assert [c["contributor"] for c in credits] == [origin]
     assert {c["contributor"] for c in reply.model_extra["citations"]} == {origin}
+
+
+def test_a_reworded_copy_earns_the_copier_nothing(api: LiveServer) -> None:
+    """Issue 16, copies no word run catches: a sentence of an existing snippet reworded (phrase moved,
+    passive voice) with the same names and numbers is taken out of the copier's snippet, naming the
+    original, and the answer about it pays the original contributor only."""
+    origin, copier = new_address(), new_address()
+    first = "The Brenner glacier lost forty metres of its tongue during the hot summer of 2003 alone."
+    second = "Surveyors from Innsbruck have measured the ice front with the same brass chains since 1890."
+    own = "Hikers in the valley below now cross a meadow where the ice stood a century ago."
+    reworded = "During the hot summer of 2003 alone, forty metres of its tongue were lost by the Brenner glacier."
+    with api.client() as c:
+        made = c.post("/v1/contributions", json={"text": f"{first} {second}", "title": "Brenner glacier",
+                                                 "contributor": origin})
+        assert made.status_code == 201, made.text
+        [chunk_id] = [h["chunk_id"] for h in search(api, "Brenner glacier tongue summer 2003", top_k=5)
+                      if h["contribution_id"] == made.json()["id"]]
+        err = assert_openai_error(c.post("/v1/contributions", json={"text": reworded, "contributor": copier}),
+                                  409, "duplicate_content")
+        assert f"chunk {chunk_id} by {origin}" in err["message"]
+        mixed = c.post("/v1/contributions", json={"text": f"{reworded} {own}", "contributor": copier})
+    assert mixed.status_code == 201, mixed.text
+    [entry] = mixed.json()["duplicates"]
+    assert (entry["kind"], entry["chunk_id"], entry["origin_contributor"], entry["outcome"]) == (
+        "copied_sentence", chunk_id, origin, "sentence_removed")
+    assert entry["sentence"] == reworded and 0.86 <= entry["similarity"] <= 1
+    assert [h["text_chars"] for h in search(api, "Brenner", top_k=5, filters={"contributor": copier})] == [len(own)]
+
+    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key=DEV_KEY, max_retries=0, timeout=60)
+    reply = client.chat.completions.create(
+        model="openchat-extractive",
+        messages=[{"role": "user", "content": "How much of its tongue did the Brenner glacier lose in 2003?"}])
+    assert "forty metres" in (reply.choices[0].message.content or "")
+    assert [c["contributor"] for c in reply.model_extra["openchat"]["credits"]] == [origin]

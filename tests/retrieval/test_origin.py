@@ -225,6 +225,19 @@ def test_stretch_copies_are_found_however_they_are_wrapped_trimmed_merged_or_spl
     assert covered(["a"] * 3, ["a"] * 3, STRETCH_WORDS) == [False] * 3  # shorter than a stretch: nothing
 
 
+def test_a_short_copied_clause_takes_a_fact_when_it_holds_one_of_the_origins_numbers() -> None:
+    long = ("After a decade of surveys in the Andes, the team reported that the Quelccaya ice cap had lost "
+            "about 1,200 square metres of ice every single year since 1978, a pace that alarmed the authorities.")
+    origin = {"alice": split(long)}
+    # 12 copied words, under half of the 35-word sentence and under LONG_COPY, but with its numbers.
+    numbered = split("Quite apart from tourism, the Quelccaya ice cap had lost about 1,200 square metres of ice, "
+                     "guides say, and villagers worry.")
+    assert copied_sentences(numbered, origin) == {0: "alice"}
+    # The same length of the sentence's frame, no number in it: a phrase anyone may write.
+    framed = split("Our reading group reported that after a decade of surveys in the Andes the mood was grim.")
+    assert copied_sentences(framed, origin) == {}
+
+
 def test_fingerprints_are_winnowed_and_any_long_enough_shared_run_shares_one() -> None:
     ws = split(f"{FIRST} {SECOND} {THIRD}").words
     prints = fingerprints(ws)

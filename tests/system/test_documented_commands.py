@@ -90,6 +90,8 @@ HOW: dict[str, tuple[str, str]] = {
         (HELP, ".venv/bin/python bench/sentence_origin.py --help"),
     ".venv/bin/python bench/sentence_origin.py --stretches [--half even|odd] [--smoke] [--limit N] [--sizes 9,10,11] [--shares 0,0.5] [--longs 20] [--window 4] [--no-runs]":
         (HELP, ".venv/bin/python bench/sentence_origin.py --help"),
+    ".venv/bin/python bench/sentence_origin.py --paraphrases [--half even|odd] [--smoke] [--limit N]":
+        (HELP, ".venv/bin/python bench/sentence_origin.py --help"),
     # docs/payouts.md
     ".venv/bin/openchat payouts retire ID [--note TEXT] [--json]": (HELP, ".venv/bin/openchat payouts retire --help"),
     ".venv/bin/openchat payouts status": (HELP, ".venv/bin/openchat payouts status --help"),
