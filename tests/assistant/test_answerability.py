@@ -24,6 +24,7 @@ from assistant.chat.answerability import (
     name_terms,
     names,
     negated,
+    negated_elsewhere,
     number_tokens,
     opposite_word,
     recombined_name,
@@ -52,6 +53,10 @@ from retrieval.lexical import analyse
         # A wh-word inside a clause is not the question's own.
         ("How do honey bees tell others where flowers are?", "other"),
         ("What happened when Rollo died?", "other"),
+        # A leading "When ...," clause sets a scene for the question's own wh-word.
+        ("When extensive time is required to sort integers, this represents what case complexity?", "other"),
+        ("When the war ended, who ruled Normandy?", "person"),
+        ("When, in the war, did Normandy fall?", "date"),
     ],
 )
 def test_answer_type_follows_the_question_wording(question: str, kind: str) -> None:
@@ -145,6 +150,37 @@ def test_denied_stretch_is_a_negation_before_words_the_question_copies() -> None
     assert denied_stretch("What is intended as a practical tool?", "Intended as a tool, it is not intended as a toy.") is None
     assert denied_stretch("What implies that isomorphism is NP-complete?",
                           "If isomorphism is NP-complete, it collapses; it is believed isomorphism is not NP-complete.") is None
+
+
+def test_negated_elsewhere_is_a_negation_about_something_else() -> None:
+    classes = "Of course, some complexity classes have complicated definitions that do not fit into this framework."
+    assert negated_elsewhere("What are complexity classes generally not classified into?", classes) == ("classifi",)
+    assert negated_elsewhere("What do complexity classes not fit into?", classes) is None
+    # The sentence's negation may word what follows differently, as long as it touches one of
+    # the words the question's negation is about ("present in P" / "neither in P").
+    ladner = "There exist problems in NP that are neither in P nor NP-complete."
+    assert negated_elsewhere("Which problems are not present in P or NP-complete?", ladner) is None
+    # A question or sentence with no negation word is another check's case (negated, denied).
+    assert negated_elsewhere("What fits into this framework?", classes) is None
+    assert negated_elsewhere("What is not in P?", "Presburger arithmetic was shown to be outside P.") is None
+    # A negation is about its own clause: "no extra charge. Customers ..." denies a charge.
+    sky = ("Customers with Sky+ get it at no extra charge. Customers that do not subscribe to the channels "
+           "can still pay a monthly fee to enable it.")
+    assert negated_elsewhere("What isn't required by customers to get Sky+?", sky) == ("custom", "get", "requir")
+    assert negated_elsewhere("What do customers that don't subscribe to the channels pay?", sky) is None
+
+
+def test_examine_reports_a_date_or_number_the_answer_lacks() -> None:
+    house = "At state level, the Parliament of Victoria consists of the Legislative Assembly and the Legislative Council."
+    terms = set(analyse(house))
+    ev = examine("When was the first Parliament House built in Victoria?", house, terms, [terms])
+    assert ev.no_value and ev.untyped
+    assert examine("How many houses does the Parliament of Victoria have?", house, terms, [terms]).no_value
+    # A name answers "who" in other words ("the dukes"): untyped, not no_value.
+    ev = examine("Who consists of the Legislative Assembly?", "The dukes consist of the assembly.", terms, [terms])
+    assert ev.untyped and not ev.no_value
+    built = "The first Parliament House was built in 1856."
+    assert not examine("When was the first Parliament House built?", built, set(analyse(built)), [set(analyse(built))]).no_value
 
 
 def test_moved_number_counts_something_else() -> None:
