@@ -383,39 +383,51 @@ def test_search_never_shows_a_short_message_whole(api: LiveServer) -> None:
     assert (hit["speaker"], hit["timestamp"]) == ("Keeper Ross", "1858-10-05T21:00:00")
 
 
+def copy_earns_nothing(api: LiveServer, *, original: tuple[str, str], own: str, copy: str, title: str,
+                       find: str, question: str, expected: str) -> dict:
+    """Issue 16's copy case end to end: ``original`` (two sentences) stored by one contributor; ``copy``
+    alone from another refused with 409 naming the original chunk and contributor; ``copy own`` stored
+    without the copy; the answer to ``question`` holds ``expected`` and pays the original contributor
+    only. Returns the report entry of the removed copy (checked to name the original)."""
+    origin, copier = new_address(), new_address()
+    with api.client() as c:
+        made = c.post("/v1/contributions", json={"text": " ".join(original), "title": title, "contributor": origin})
+        assert made.status_code == 201, made.text
+        [chunk_id] = [h["chunk_id"] for h in search(api, find, top_k=5) if h["contribution_id"] == made.json()["id"]]
+        err = assert_openai_error(c.post("/v1/contributions", json={"text": copy, "contributor": copier}),
+                                  409, "duplicate_content")
+        assert f"chunk {chunk_id} by {origin}" in err["message"]
+        mixed = c.post("/v1/contributions", json={"text": f"{copy} {own}", "contributor": copier})
+    assert mixed.status_code == 201, mixed.text
+    body = mixed.json()
+    [entry] = body["duplicates"]
+    named = {k: entry[k] for k in ("line", "kind", "chunk_id", "origin_contributor", "sentence", "outcome")}
+    assert body["chunks_stored"] == 1 and named == {
+        "line": 1, "kind": "copied_sentence", "chunk_id": chunk_id, "origin_contributor": origin,
+        "sentence": copy, "outcome": "sentence_removed"}
+    word = title.split()[0]
+    assert [h["text_chars"] for h in search(api, word, top_k=5, filters={"contributor": copier})] == [len(own)]
+
+    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key=DEV_KEY, max_retries=0, timeout=60)
+    reply = client.chat.completions.create(model="openchat-extractive",
+                                           messages=[{"role": "user", "content": question}])
+    assert expected in (reply.choices[0].message.content or "")
+    assert [c["contributor"] for c in reply.model_extra["openchat"]["credits"]] == [origin]
+    assert {c["contributor"] for c in reply.model_extra["citations"]} == {origin}
+    return entry
+
+
 def test_copying_one_sentence_of_a_snippet_earns_the_copier_nothing(api: LiveServer) -> None:
     """Issue 16, the case found: a new snippet copies one sentence of an existing two-sentence snippet.
     The copy alone is refused naming the original; beside a fact of its own it is taken out, so the
     answer to a question about that sentence pays the original contributor, never the copier."""
-    origin, copier = new_address(), new_address()
     first = "The Kaldera glassworks on Murano fired its furnaces with beech wood until the year 1874."
-    second = "Its master blowers trained apprentices for eleven years before they could sign a vase."
-    own = "The Kaldera museum now displays three hundred signed vases in its restored east wing."
-    with api.client() as c:
-        made = c.post("/v1/contributions", json={"text": f"{first} {second}", "title": "Kaldera glassworks",
-                                                 "contributor": origin})
-        assert made.status_code == 201, made.text
-        [chunk_id] = [h["chunk_id"] for h in search(api, "Kaldera glassworks beech wood furnaces", top_k=5)
-                      if h["contribution_id"] == made.json()["id"]]
-        err = assert_openai_error(c.post("/v1/contributions", json={"text": first, "contributor": copier}),
-                                  409, "duplicate_content")
-        assert f"chunk {chunk_id} by {origin}" in err["message"]
-        mixed = c.post("/v1/contributions", json={"text": f"{first} {own}", "contributor": copier})
-    assert mixed.status_code == 201, mixed.text
-    body = mixed.json()
-    assert body["chunks_stored"] == 1 and body["duplicates"] == [
-        {"line": 1, "kind": "copied_sentence", "chunk_id": chunk_id, "origin_contributor": origin,
-         "sentence": first, "outcome": "sentence_removed"}]
-    assert [h["text_chars"] for h in search(api, "Kaldera", top_k=5, filters={"contributor": copier})] == [len(own)]
-
-    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key=DEV_KEY, max_retries=0, timeout=60)
-    reply = client.chat.completions.create(
-        model="openchat-extractive",
-        messages=[{"role": "user", "content": "What did the Kaldera glassworks fire its furnaces with?"}])
-    assert "beech" in (reply.choices[0].message.content or "")
-    credits = reply.model_extra["openchat"]["credits"]
-    assert [c["contributor"] for c in credits] == [origin]
-    assert {c["contributor"] for c in reply.model_extra["citations"]} == {origin}
+    entry = copy_earns_nothing(
+        api, original=(first, "Its master blowers trained apprentices for eleven years before they could sign a vase."),
+        own="The Kaldera museum now displays three hundred signed vases in its restored east wing.", copy=first,
+        title="Kaldera glassworks", find="Kaldera glassworks beech wood furnaces",
+        question="What did the Kaldera glassworks fire its furnaces with?", expected="beech")
+    assert "similarity" not in entry
 
 
 def test_a_message_is_read_with_what_its_speaker_said_next(api: LiveServer) -> None:
@@ -451,68 +463,26 @@ def test_a_copy_wrapped_in_other_words_earns_the_copier_nothing(api: LiveServer)
     """Issue 16, copies at the level of word stretches: a sentence of an existing snippet wrapped in
     other words ("As experts note, <copy>, which surprised many.") is taken out of the copier's
     snippet, naming the original, and the answer about it pays the original contributor only."""
-    origin, copier = new_address(), new_address()
-    first = "The Marlow lighthouse keepers logged a record swell of fourteen metres in the gale of March 1911."
-    second = "Their logbooks were later given to the county archive in Truro for safekeeping."
-    own = "The Marlow harbour committee now rents the keepers' cottage to visiting painters every summer."
-    wrapped = ("As experts note, the Marlow lighthouse keepers logged a record swell of fourteen metres in the gale, "
-               "which surprised many.")
-    with api.client() as c:
-        made = c.post("/v1/contributions", json={"text": f"{first} {second}", "title": "Marlow lighthouse",
-                                                 "contributor": origin})
-        assert made.status_code == 201, made.text
-        [chunk_id] = [h["chunk_id"] for h in search(api, "Marlow lighthouse record swell gale", top_k=5)
-                      if h["contribution_id"] == made.json()["id"]]
-        err = assert_openai_error(c.post("/v1/contributions", json={"text": wrapped, "contributor": copier}),
-                                  409, "duplicate_content")
-        assert f"chunk {chunk_id} by {origin}" in err["message"]
-        mixed = c.post("/v1/contributions", json={"text": f"{wrapped} {own}", "contributor": copier})
-    assert mixed.status_code == 201, mixed.text
-    body = mixed.json()
-    assert body["chunks_stored"] == 1 and body["duplicates"] == [
-        {"line": 1, "kind": "copied_sentence", "chunk_id": chunk_id, "origin_contributor": origin,
-         "sentence": wrapped, "outcome": "sentence_removed"}]
-    assert [h["text_chars"] for h in search(api, "Marlow", top_k=5, filters={"contributor": copier})] == [len(own)]
-
-    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key=DEV_KEY, max_retries=0, timeout=60)
-    reply = client.chat.completions.create(
-        model="openchat-extractive",
-        messages=[{"role": "user", "content": "How high was the record swell the Marlow lighthouse keepers logged?"}])
-    assert "fourteen" in (reply.choices[0].message.content or "")
-    credits = reply.model_extra["openchat"]["credits"]
-    assert [c["contributor"] for c in credits] == [origin]
-    assert {c["contributor"] for c in reply.model_extra["citations"]} == {origin}
+    entry = copy_earns_nothing(
+        api, original=("The Marlow lighthouse keepers logged a record swell of fourteen metres in the gale of March 1911.",
+                       "Their logbooks were later given to the county archive in Truro for safekeeping."),
+        own="The Marlow harbour committee now rents the keepers' cottage to visiting painters every summer.",
+        copy=("As experts note, the Marlow lighthouse keepers logged a record swell of fourteen metres in the gale, "
+              "which surprised many."),
+        title="Marlow lighthouse", find="Marlow lighthouse record swell gale",
+        question="How high was the record swell the Marlow lighthouse keepers logged?", expected="fourteen")
+    assert "similarity" not in entry
 
 
 def test_a_reworded_copy_earns_the_copier_nothing(api: LiveServer) -> None:
     """Issue 16, copies no word run catches: a sentence of an existing snippet reworded (phrase moved,
     passive voice) with the same names and numbers is taken out of the copier's snippet, naming the
-    original, and the answer about it pays the original contributor only."""
-    origin, copier = new_address(), new_address()
-    first = "The Brenner glacier lost forty metres of its tongue during the hot summer of 2003 alone."
-    second = "Surveyors from Innsbruck have measured the ice front with the same brass chains since 1890."
-    own = "Hikers in the valley below now cross a meadow where the ice stood a century ago."
-    reworded = "During the hot summer of 2003 alone, forty metres of its tongue were lost by the Brenner glacier."
-    with api.client() as c:
-        made = c.post("/v1/contributions", json={"text": f"{first} {second}", "title": "Brenner glacier",
-                                                 "contributor": origin})
-        assert made.status_code == 201, made.text
-        [chunk_id] = [h["chunk_id"] for h in search(api, "Brenner glacier tongue summer 2003", top_k=5)
-                      if h["contribution_id"] == made.json()["id"]]
-        err = assert_openai_error(c.post("/v1/contributions", json={"text": reworded, "contributor": copier}),
-                                  409, "duplicate_content")
-        assert f"chunk {chunk_id} by {origin}" in err["message"]
-        mixed = c.post("/v1/contributions", json={"text": f"{reworded} {own}", "contributor": copier})
-    assert mixed.status_code == 201, mixed.text
-    [entry] = mixed.json()["duplicates"]
-    assert (entry["kind"], entry["chunk_id"], entry["origin_contributor"], entry["outcome"]) == (
-        "copied_sentence", chunk_id, origin, "sentence_removed")
-    assert entry["sentence"] == reworded and 0.86 <= entry["similarity"] <= 1
-    assert [h["text_chars"] for h in search(api, "Brenner", top_k=5, filters={"contributor": copier})] == [len(own)]
-
-    client = openai.OpenAI(base_url=f"{api.url}/v1", api_key=DEV_KEY, max_retries=0, timeout=60)
-    reply = client.chat.completions.create(
-        model="openchat-extractive",
-        messages=[{"role": "user", "content": "How much of its tongue did the Brenner glacier lose in 2003?"}])
-    assert "forty metres" in (reply.choices[0].message.content or "")
-    assert [c["contributor"] for c in reply.model_extra["openchat"]["credits"]] == [origin]
+    original (with the cosine), and the answer about it pays the original contributor only."""
+    entry = copy_earns_nothing(
+        api, original=("The Brenner glacier lost forty metres of its tongue during the hot summer of 2003 alone.",
+                       "Surveyors from Innsbruck have measured the ice front with the same brass chains since 1890."),
+        own="Hikers in the valley below now cross a meadow where the ice stood a century ago.",
+        copy="During the hot summer of 2003 alone, forty metres of its tongue were lost by the Brenner glacier.",
+        title="Brenner glacier", find="Brenner glacier tongue summer 2003",
+        question="How much of its tongue did the Brenner glacier lose in 2003?", expected="forty metres")
+    assert 0.86 <= entry["similarity"] <= 1
