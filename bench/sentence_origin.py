@@ -386,79 +386,86 @@ def corpus_docs(path: Path, limit: int | None) -> list[Doc]:
 
 
 def paraphrases(args: argparse.Namespace) -> None:
-    import numpy as np
-
-    from assistant.chat.extractive import sentence_texts
-    from assistant.chat.sentences import split_sentences
     from retrieval.embedder import load_embedder
-    from retrieval.intake import _embedding_text
-    from retrieval.paraphrase import CANDIDATE_CHUNKS, carries_particulars, paraphrase_of
     from retrieval.settings import RetrievalSettings
-    from support_set import paraphrase
 
     embedder = load_embedder(RetrievalSettings(), serving=False)
-    parity = 0 if args.half == "even" else 1
     for name in CORPORA:
         path = args.data / name / "corpus.jsonl"
         if not path.exists():
             print(f"{name}: no {path}")
             continue
         docs = corpus_docs(path, 200 if args.smoke else args.limit)
-        mine = [d for i, d in enumerate(docs) if i % 2 == parity]
-        others = [d for i, d in enumerate(docs) if i % 2 != parity]
         t0 = time.perf_counter()
-        doc_vectors = embedder.embed([_embedding_text(None, d.text, d.speaker) for d in mine])
-        rows = [sentence_texts(d.text, d.speaker) for d in mine]
-        flat = [t for r in rows for t in r]
-        flat_vectors = embedder.embed(flat) if flat else np.zeros((0, embedder.dim), np.float32)
-        at, sentence_vectors = 0, []
-        for r in rows:
-            sentence_vectors.append(flat_vectors[at:at + len(r)])
-            at += len(r)
-
-        def check(text: str, vector: np.ndarray, writer: str, upto: int) -> float | None:
-            """The cosine of the older sentence ``text`` rewords, among documents [0, upto) of other writers."""
-            allowed = [j for j in range(upto) if mine[j].writer != writer]
-            if not allowed:
-                return None
-            sims = doc_vectors[allowed] @ vector
-            nearest = [allowed[k] for k in np.argsort(-sims)[:CANDIDATE_CHUNKS]]
-            # A sentence stored word for word before is the exact-sentence rule's, not counted here.
-            older = [(t, v) for j in nearest for t, v in zip(rows[j], sentence_vectors[j]) if words(t) != words(text)]
-            found = paraphrase_of(text, vector, older, threshold=min(THRESHOLDS))
-            return None if found is None else found[1]
-
-        # Independent: each document's sentences against those stored before it.
-        independent: list[list[float | None]] = []
-        for j, doc in enumerate(mine):
-            independent.append([check(t, v, doc.writer, j) for t, v in zip(rows[j], sentence_vectors[j])])
-        # Copies: one reworded sentence of each document, said by a writer of the other half.
-        rng = random.Random(f"16:{args.half}:{name}")
-        copies: list[str] = []
-        writers: list[str] = []
-        for j, doc in enumerate(mine):
-            picks = [t for t in split_sentences(doc.text) if carries_particulars(t) and sentence_texts(t)]
-            if not picks or not others:
-                continue
-            made = paraphrase(rng.choice(picks), rng)
-            if made is None:
-                continue
-            copier = rng.choice(others)
-            copies.extend(sentence_texts(made[0], copier.speaker)[:1])
-            writers.append(copier.writer)
-        copy_vectors = embedder.embed(copies) if copies else np.zeros((0, embedder.dim), np.float32)
-        caught = [check(t, v, w, len(mine)) for t, v, w in zip(copies, copy_vectors, writers)]
-        seconds = time.perf_counter() - t0
+        caught, independent, stored = paraphrase_figures(docs, args.half, name, embedder)
         sentences_all = sum(len(r) for r in independent)
-        print(f"\n{name}, {args.half} half: {len(mine)} documents, {sentences_all} sentences, {len(copies)} paraphrases"
-              f" ({seconds:.0f} s)")
+        print(f"\n{name}, {args.half} half: {stored} documents, {sentences_all} sentences, {len(caught)} paraphrases"
+              f" ({time.perf_counter() - t0:.0f} s)")
         print("cosine | paraphrases caught | independent sentences taken out | independent documents losing one")
         for t in THRESHOLDS:
             hit = sum(1 for c in caught if c is not None and c >= t)
             flagged = sum(1 for r in independent for c in r if c is not None and c >= t)
             losing = sum(1 for r in independent if any(c is not None and c >= t for c in r))
             print(f"{t:.2f} | {hit / max(len(caught), 1):.3f} of {len(caught)} | {flagged / max(sentences_all, 1):.4f}"
-                  f" ({flagged}) | {losing / max(len(mine), 1):.4f} ({losing})")
+                  f" ({flagged}) | {losing / max(stored, 1):.4f} ({losing})")
+
+
+def paraphrase_figures(docs: list[Doc], half: str, name: str, embedder) -> tuple[  # type: ignore[no-untyped-def]
+        list[float | None], list[list[float | None]], int]:
+    """The best qualifying cosine (or None) of each reworded copy, and of each document's sentences
+    against the documents of other writers stored before it; and how many documents were stored."""
+    import numpy as np
+    from support_set import paraphrase
+
+    from assistant.chat.extractive import sentence_texts
+    from assistant.chat.sentences import split_sentences
+    from retrieval.intake import _embedding_text
+    from retrieval.paraphrase import CANDIDATE_CHUNKS, carries_particulars, paraphrase_of
+
+    parity = 0 if half == "even" else 1
+    mine = [d for i, d in enumerate(docs) if i % 2 == parity]
+    others = [d for i, d in enumerate(docs) if i % 2 != parity]
+    doc_vectors = embedder.embed([_embedding_text(None, d.text, d.speaker) for d in mine])
+    rows = [sentence_texts(d.text, d.speaker) for d in mine]
+    flat = [t for r in rows for t in r]
+    flat_vectors = embedder.embed(flat) if flat else np.zeros((0, embedder.dim), np.float32)
+    at, sentence_vectors = 0, []
+    for r in rows:
+        sentence_vectors.append(flat_vectors[at:at + len(r)])
+        at += len(r)
+
+    def check(text: str, vector: np.ndarray, writer: str, upto: int) -> float | None:
+        """The cosine of the older sentence ``text`` rewords, among documents [0, upto) of other writers."""
+        allowed = [j for j in range(upto) if mine[j].writer != writer]
+        if not allowed:
+            return None
+        sims = doc_vectors[allowed] @ vector
+        nearest = [allowed[k] for k in np.argsort(-sims)[:CANDIDATE_CHUNKS]]
+        # A sentence stored word for word before is the exact-sentence rule's, not counted here.
+        older = [(t, v) for j in nearest for t, v in zip(rows[j], sentence_vectors[j]) if words(t) != words(text)]
+        found = paraphrase_of(text, vector, older, threshold=min(THRESHOLDS))
+        return None if found is None else found[1]
+
+    # Independent: each document's sentences against those stored before it.
+    independent = [[check(t, v, doc.writer, j) for t, v in zip(rows[j], sentence_vectors[j])]
+                   for j, doc in enumerate(mine)]
+    # Copies: one reworded sentence of each document, said by a writer of the other half.
+    rng = random.Random(f"16:{half}:{name}")
+    copies: list[str] = []
+    writers: list[str] = []
+    for doc in mine:
+        picks = [t for t in split_sentences(doc.text) if carries_particulars(t) and sentence_texts(t)]
+        if not picks or not others:
+            continue
+        made = paraphrase(rng.choice(picks), rng)
+        if made is None:
+            continue
+        copier = rng.choice(others)
+        copies.extend(sentence_texts(made[0], copier.speaker)[:1])
+        writers.append(copier.writer)
+    copy_vectors = embedder.embed(copies) if copies else np.zeros((0, embedder.dim), np.float32)
+    caught = [check(t, v, w, len(mine)) for t, v, w in zip(copies, copy_vectors, writers)]
+    return caught, independent, len(mine)
 
 
 if __name__ == "__main__":

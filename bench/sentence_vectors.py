@@ -30,7 +30,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from answers import DATA_ROOT, hotpot_contributor, load_set, row  # bench/answers.py: the sets' loaders
+from answers import (  # bench/answers.py: the sets' loaders
+    DATA_ROOT,
+    hotpot_contributor,
+    load_set,
+    row,
+)
 from sqlalchemy import func, select
 
 from assistant.chat.extractive import ExtractiveResponder, sentence_texts
@@ -42,8 +47,6 @@ from retrieval.embedder import load_embedder
 from retrieval.knowledge import KnowledgeBase, open_knowledge_base
 from retrieval.models import SentenceVector
 from retrieval.settings import RetrievalSettings
-
-
 
 # The ingest arms: sentence vectors stored?, reworded copies checked?
 ARMS = {"without sentence vectors": (False, False), "with sentence vectors": (True, True),

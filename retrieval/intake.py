@@ -43,9 +43,9 @@ from retrieval.origin import (
     split,
     without,
 )
+from retrieval.paraphrase import CANDIDATE_CHUNKS, carries_particulars, paraphrase_of
 from retrieval.readers import Format, Row, RowError, read_rows
 from retrieval.row_limits import RowLimits
-from retrieval.paraphrase import CANDIDATE_CHUNKS, carries_particulars, paraphrase_of
 from retrieval.said import context_line
 from retrieval.sentence_vectors import SentenceTexts
 from retrieval.sentence_vectors import by_chunk as sentence_vectors_by_chunk
