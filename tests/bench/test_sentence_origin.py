@@ -1,0 +1,33 @@
+"""The reworded-copy figures of bench/sentence_origin.py on a slice of a shared set: the rule
+catches rule-made paraphrases and takes nothing from independent paragraphs."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+from retrieval.embedder import Embedder
+from retrieval.paraphrase import PARAPHRASE_COSINE
+
+ROOT = Path(__file__).resolve().parents[2]
+SQUAD = ROOT.parent / "shared" / "data" / "squad2-dev-5" / "corpus.jsonl"
+
+
+@pytest.mark.skipif(not SQUAD.is_file(), reason=f"the shared data set is missing: {SQUAD}")
+def test_reworded_copies_are_caught_and_independent_paragraphs_keep_their_sentences(
+        embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # the script imports its sibling support_set
+    spec = importlib.util.spec_from_file_location("bench_sentence_origin", ROOT / "bench" / "sentence_origin.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(bench)
+
+    docs = bench.corpus_docs(SQUAD, 60)
+    caught, independent, stored = bench.paraphrase_figures(docs, "even", "squad2-dev-5", embedder)
+    assert stored == 30 and len(caught) >= 20
+    assert sum(c is not None and c >= PARAPHRASE_COSINE for c in caught) >= 0.75 * len(caught)
+    assert not any(c is not None and c >= PARAPHRASE_COSINE for r in independent for c in r)
