@@ -19,12 +19,18 @@ SQUAD = ROOT.parent / "shared" / "data" / "squad2-dev-5" / "corpus.jsonl"
 @pytest.mark.skipif(not SQUAD.is_file(), reason=f"the shared data set is missing: {SQUAD}")
 def test_reworded_copies_are_caught_and_independent_paragraphs_keep_their_sentences(
         embedder: Embedder, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(ROOT / "bench"))  # the script imports its sibling support_set
-    spec = importlib.util.spec_from_file_location("bench_sentence_origin", ROOT / "bench" / "sentence_origin.py")
-    assert spec and spec.loader
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up while the file runs
-    spec.loader.exec_module(bench)
+    # bench/ is scripts, not a package: load the files. The sibling the script imports by its bare name
+    # is registered for this test only (left in sys.modules it would shadow, as test_script_names checks).
+    def load(name: str, as_name: str):  # type: ignore[no-untyped-def]
+        spec = importlib.util.spec_from_file_location(as_name, ROOT / "bench" / f"{name}.py")
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, as_name, module)  # dataclasses look their module up while it runs
+        spec.loader.exec_module(module)
+        return module
+
+    load("support_set", "support_set")
+    bench = load("sentence_origin", "bench_sentence_origin")
 
     docs = bench.corpus_docs(SQUAD, 60)
     caught, independent, stored = bench.paraphrase_figures(docs, "even", "squad2-dev-5", embedder)
