@@ -194,6 +194,11 @@ class _Refused(Exception):
         self.report = report
 
 
+# Distinct sentence texts checked for rewording at a time: each slice reads at most
+# CANDIDATE_CHUNKS chunks' sentence vectors per text (a few MB), whatever a batch holds.
+_PARAPHRASE_SLICE = 256
+
+
 def _embedding_text(title: str | None, text: str, speaker: str | None = None, said_at: str | None = None) -> str:
     # The title is part of what a chunk is about (BEIR embeds "title text" too); so are the
     # speaker and the day of a message, which its text rarely says ("I ran a 5K yesterday").
@@ -508,6 +513,138 @@ class Intake:
                 continue
             found = copied_sentences(sp, {cid: origin_splits[cid] for cid in cids if cid in origin_splits})
             out.append({i: (cid, texts[cid][0]) for i, cid in found.items()})
+        return out
+
+    def _without_copied_sentences(
+        self, drafts: list[DraftChunk], stored: set[str], contributor: str, known: dict[str, np.ndarray],
+    ) -> tuple[list[DraftChunk], list[list[str]], list[list[int]], dict[int, str], list[dict[str, Any]], int]:
+        """Take every sentence that copies what another contributor stored first out of its chunk.
+
+        A sentence copies when it is a fact-carrying sentence stored before word for word, or when
+        it carries a stretch of another contributor's chunk (``retrieval.origin.copied_sentences``:
+        wrapped, trimmed, one word changed, a clause, two merged or one split), or rewords one
+        (``retrieval.paraphrase``: the same particulars, the vectors close). A chunk left with no
+        fact-carrying sentence of its own is refused (a copy in parts); otherwise it is stored
+        without the copied sentences, which stay credited to their origin. Chunks whose hash is in
+        ``stored`` (exact copies) are left whole. Returns the chunks to store, the sentence hashes
+        and stretch fingerprints each records, the original text of each chunk that lost
+        sentences (by position), the report entries (each names the origin chunk and
+        contributor) and how many chunks were refused.
+        """
+        splits = [None if content_hash(d.text) in stored else split(d.text) for d in drafts]
+        prints = [fingerprints(sp.words) if sp is not None else [] for sp in splits]
+        wanted = {s.hash for sp in splits if sp is not None for s in sp.sentences if s.hash is not None}
+        if not wanted and not any(prints):
+            return drafts, [[] for _ in drafts], prints, {}, [], 0
+        with self.sessions() as session:
+            origins = self._origins(session, wanted, contributor)
+            stretches = self._stretch_copies(session, splits, prints, contributor)
+        taken = [{i for i, s in enumerate(sp.sentences) if s.hash in origins} | set(found) if sp is not None else set()
+                 for sp, found in zip(splits, stretches)]
+        reworded = self._paraphrases(drafts, splits, taken, contributor, known)
+        out: list[DraftChunk] = []
+        kept: list[list[str]] = []
+        kept_prints: list[list[int]] = []
+        originals: dict[int, str] = {}
+        entries: list[dict[str, Any]] = []
+        refused = 0
+        for draft, sp, own_prints, by_stretch, by_meaning in zip(drafts, splits, prints, stretches, reworded):
+            sents = sp.sentences if sp is not None else []
+            # An exact sentence names its own origin; a stretch the chunk it copies most from; a
+            # reworded sentence the one it rewords.
+            copies = {i: origins[s.hash] for i, s in enumerate(sents) if s.hash is not None and s.hash in origins}
+            copies = {**{i: (cid, who) for i, (cid, who, _) in by_meaning.items()}, **by_stretch, **copies}
+            own = [s.hash for i, s in enumerate(sents) if s.hash is not None and i not in copies]
+            similar = {i: sim for i, (_, _, sim) in by_meaning.items() if i in copies and copies[i] == by_meaning[i][:2]}
+            if copies and not own:
+                refused += 1
+                entries.extend(self._copied(draft, sents[i], copies[i], "chunk_refused", similar.get(i))
+                               for i in sorted(copies))
+                continue
+            if copies:
+                entries.extend(self._copied(draft, sents[i], copies[i], "sentence_removed", similar.get(i))
+                               for i in sorted(copies))
+                originals[len(out)] = draft.text
+                draft = replace(draft, text=without(draft.text, [sents[i] for i in copies]))
+                own_prints = fingerprints(split(draft.text).words)
+            out.append(draft)
+            kept.append(list(dict.fromkeys(h for h in own if h is not None)))
+            kept_prints.append(own_prints)
+        return out, kept, kept_prints, originals, entries, refused
+
+    @classmethod
+    def _copied(cls, draft: DraftChunk, sentence: Sentence, origin: tuple[int, str], outcome: str,
+                reworded: float | None = None) -> dict[str, Any]:
+        # ``reworded``: the cosine to the sentence it paraphrases (an exact or stretch copy has none).
+        entry = cls._dup(draft, "copied_sentence", chunk_id=origin[0], contributor=origin[1], similarity=reworded)
+        entry["sentence"] = sentence.text[:QUOTE_CHARS]
+        entry["outcome"] = outcome
+        return entry
+
+    def _embed(self, drafts: dict[str, DraftChunk]) -> dict[str, np.ndarray]:
+        vectors = self.embedder.embed([_embedding_text(d.title, d.text, d.speaker, d.timestamp) for d in drafts.values()])
+        return dict(zip(drafts, vectors))
+
+    def _embed_sentences(self, drafts: dict[str, DraftChunk],
+                         known: dict[str, np.ndarray] | None = None) -> dict[str, tuple[list[str], np.ndarray]]:
+        """Each chunk's sentence texts (``sentence_texts``) and vectors: one embedding call for
+        the batch, a sentence that overlapping chunks share (or ``known`` holds) embedded once."""
+        if self.sentence_texts is None or not drafts:
+            return {}
+        texts = {h: self.sentence_texts(d.text, d.speaker) for h, d in drafts.items()}
+        vectors = self._embedded([t for ts in texts.values() for t in ts], known if known is not None else {})
+        empty = np.zeros((0, self.embedder.dim), dtype=np.float32)
+        return {h: (ts, np.stack([vectors[t] for t in ts]) if ts else empty) for h, ts in texts.items()}
+
+    def _embedded(self, texts: Sequence[str], known: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """``known`` with the vectors of ``texts`` it lacked added (one embedding call, each text once)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        if missing:
+            known.update(zip(missing, self.embedder.embed(missing)))
+        return known
+
+    def _paraphrases(
+        self, drafts: Sequence[DraftChunk], splits: Sequence[Split | None], taken: Sequence[set[int]],
+        contributor: str, known: dict[str, np.ndarray],
+    ) -> list[dict[int, tuple[int, str, float]]]:
+        """Per draft: its sentences (by position) that reword a sentence another contributor stored
+        first (``retrieval.paraphrase``), each with that origin (chunk id, contributor, cosine).
+
+        Each sentence carrying particulars is embedded as the answer layer embeds it and compared
+        with the stored sentences of the ``CANDIDATE_CHUNKS`` chunks nearest to it, ``_PARAPHRASE_SLICE``
+        distinct texts at a time: the work and memory per slice are bounded whatever a batch holds.
+        Needs ``sentence_texts`` (the stored sentences' vectors come from it).
+        """
+        out: list[dict[int, tuple[int, str, float]]] = [{} for _ in drafts]
+        if self.sentence_texts is None or not self.reworded_copies:
+            return out
+        asks: dict[str, list[tuple[int, int]]] = {}  # text -> where it stands (overlapping chunks share some)
+        for k, (draft, sp) in enumerate(zip(drafts, splits)):
+            for i, sentence in enumerate(sp.sentences if sp is not None else []):
+                if sentence.hash is not None and i not in taken[k] and carries_particulars(sentence.text):
+                    for t in self.sentence_texts(sentence.text, draft.speaker):
+                        asks.setdefault(t, []).append((k, i))
+        texts = list(asks)
+        for at in range(0, len(texts), _PARAPHRASE_SLICE):
+            piece = texts[at:at + _PARAPHRASE_SLICE]
+            vectors = self._embedded(piece, known)
+            asked = np.stack([vectors[t] for t in piece])
+            near = self.index.neighbours(asked, CANDIDATE_CHUNKS, not_contributor=contributor)
+            ids = sorted({cid for cids in near for cid in cids})
+            with self.sessions() as session:
+                stored = sentence_vectors_by_chunk(session, ids, self.embedder.dim)
+                owners: dict[int, str] = {}
+                for start in range(0, len(ids), 500):
+                    owners.update(session.execute(select(Chunk.id, Chunk.contributor)
+                                                  .where(Chunk.id.in_(ids[start:start + 500]))).all())
+            for text, vector, cids in zip(piece, asked, near):
+                older = [(cid, t, v) for cid in cids for t, v in stored.get(cid, [])]
+                found = paraphrase_of(text, vector, [(t, v) for _, t, v in older])
+                if found is None:
+                    continue
+                cid = older[found[0]][0]
+                for k, i in asks[text]:
+                    out[k].setdefault(i, (cid, owners.get(cid, ""), found[1]))
         return out
 
     def _without_copied_sentences(

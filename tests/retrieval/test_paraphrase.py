@@ -19,9 +19,9 @@ from retrieval.origin import sentences
 from retrieval.paraphrase import (
     PARAPHRASE_COSINE,
     carries_particulars,
+    keeps_particulars,
     paraphrase_of,
     particulars,
-    same_particulars,
 )
 from retrieval.settings import RetrievalSettings
 from tests.conftest import database_for, new_address
@@ -55,14 +55,23 @@ def texts_of(kb: KnowledgeBase, contribution_id: int | None) -> list[str]:
 
 def test_particulars_are_numbers_names_and_a_leading_name() -> None:
     p = particulars("Kliff Kingsbury led the Red Raiders in his second season, 1,200 fans said.")
-    assert p.numbers == ("1200", "second") and p.names == {"kingsbury", "red", "raiders"} and p.lead == "kliff"
+    assert p.numbers == {"1200": 1, "second": 1} and p.names == {"kingsbury", "red", "raiders"} and p.lead == "kliff"
     assert particulars("The Earth's crust is thin.").names == {"earth"}  # a possessive names its owner
     assert particulars("In 1066 the Normans came.").lead is None  # a stop word is not a name
-    assert not same_particulars(particulars("Kliff Kingsbury led the Red Raiders in his second season."),
-                                particulars("Kliff Kingsbury led the Red Raiders in his fourth season."))
-    assert not same_particulars(particulars("Lempster is a town in Sullivan County, New Hampshire."),
-                                particulars("Acworth is a town in Sullivan County, New Hampshire."))
-    assert same_particulars(particulars(FIRST), particulars(REWORDED))
+    assert particulars("The Amundsen-Scott station, 1.200 m, ١٩٨٣.").names == {"amundsen", "scott"}
+    assert particulars("The Amundsen-Scott station, 1.200 m, ١٩٨٣.").numbers == {"1200": 1, "1983": 1}
+    assert not keeps_particulars(particulars("Kliff Kingsbury led the Red Raiders in his second season."),
+                                 particulars("Kliff Kingsbury led the Red Raiders in his fourth season."))
+    assert not keeps_particulars(particulars("Lempster is a town in Sullivan County, New Hampshire."),
+                                 particulars("Acworth is a town in Sullivan County, New Hampshire."))
+    assert keeps_particulars(particulars(FIRST), particulars(REWORDED))
+    # One-sided: what the older sentence says must stay; a detail, a name or a lead word added does
+    # not make a copy someone else's claim (nor does a snippet's speaker prefix).
+    for added in (f"Notably, {REWORDED[0].lower()}{REWORDED[1:]}", REWORDED.replace("1983,", "1983, 3,488 m up,"),
+                  f"Bob: {REWORDED}", REWORDED.replace("station", "station in Antarctica")):
+        assert keeps_particulars(particulars(FIRST), particulars(added)), added
+    assert not keeps_particulars(particulars(FIRST), particulars(REWORDED.replace("Vostok", "Amundsen-Scott")))
+    assert not keeps_particulars(particulars(f"Maria: {FIRST}"), particulars(f"John: {REWORDED}"))
 
 
 def test_only_long_sentences_with_a_name_or_a_number_are_somebodys() -> None:
@@ -97,6 +106,10 @@ def test_a_reworded_sentence_is_taken_out_and_the_original_keeps_the_credit(kb: 
     assert (entry["kind"], entry["chunk_id"], entry["origin_contributor"], entry["outcome"], entry["sentence"]) == (
         "copied_sentence", original, alice, "chunk_refused", REWORDED)
     assert PARAPHRASE_COSINE <= entry["similarity"] <= 1
+    # A word or a detail added in front does not make it another claim, nor a speaker on the copy.
+    carol = new_address()
+    assert kb.intake.add_snippet(carol, f"Notably, {REWORDED[0].lower()}{REWORDED[1:]}").status == "refused"
+    assert kb.intake.add_snippet(carol, REWORDED, speaker="Carol", timestamp="2024-01-02T10:00:00").status == "refused"
 
     report = kb.intake.add_snippet(bob, f"{REWORDED} {NEW}")
     assert report.status == "complete"
