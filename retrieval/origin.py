@@ -40,8 +40,10 @@ STRETCH_WORDS = 10
 # shared run of STRETCH_WORDS + WINNOW - 1 words is found for sure (shorter ones often).
 WINNOW = 4
 # A copy takes a fact when it holds at least this share of one of the origin's sentences, at
-# least LONG_COPY words of the origin, or a number of it (``takes_a_fact``).
+# least LONG_COPY words of the origin, or NUMBERED_SHARE of a sentence with one of its numbers
+# (``takes_a_fact``).
 ORIGIN_SHARE = 0.5
+NUMBERED_SHARE = 1 / 3
 LONG_COPY = 20
 # At most this many older chunks are read back per new chunk to align against (those sharing the
 # most fingerprints): bounds the work one untrusted chunk can cause.
@@ -183,17 +185,20 @@ def carries_copy(copied_words: int, sentence_words: int, n: int = STRETCH_WORDS)
 def takes_a_fact(origin_positions: Sequence[int], origin: Split, share: float = ORIGIN_SHARE,
                  long: int = LONG_COPY) -> bool:
     """Whether copied words (their positions in the origin) take a fact: most of one of the origin's
-    sentences, a run too long to be a formula, or one holding a number of the origin's. A stock
-    phrase ("the aim of this study was to determine whether") or a template's frame ("men's
+    sentences, a run too long to be a formula, or a third of a sentence with one of its numbers. A
+    stock phrase ("the aim of this study was to determine whether") or a template's frame ("men's
     basketball team represented the University of") is a small part of each sentence that holds
     it, with that sentence's own facts around it, and carries no number of its own (a template's
-    years and counts are what change between its copies)."""
+    years and counts are what change between its copies); a numbered formula ("SPSS version
+    22.0") is a small part of its sentence too."""
     if len(origin_positions) >= long:
         return True
-    if any(any(c.isdigit() for c in origin.words[j]) for j in origin_positions):
-        return True
     per_sentence = Counter(bisect.bisect_right(origin.starts, j) - 1 for j in origin_positions)
-    return any(count >= share * origin.sentences[i].words for i, count in per_sentence.items())
+    numbered = {bisect.bisect_right(origin.starts, j) - 1 for j in origin_positions
+                if any(c.isdigit() for c in origin.words[j])}
+    return any(count >= share * origin.sentences[i].words
+               or (i in numbered and count >= NUMBERED_SHARE * origin.sentences[i].words)
+               for i, count in per_sentence.items())
 
 
 def _runs(marks: Sequence[int | None]) -> list[tuple[int, int]]:

@@ -15,12 +15,13 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from assistant.api.unicode_body import UnicodeRoute
 from assistant.auth import Principal
 from assistant.ratelimit import read_key
 from payouts import topups
 from payouts.chain import Deployment
 
-router = APIRouter(prefix="/v1", tags=["account"])
+router = APIRouter(prefix="/v1", tags=["account"], route_class=UnicodeRoute)
 
 
 class DepositOut(BaseModel):

@@ -14,13 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sse_starlette import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from assistant.api.unicode_body import UnicodeRoute
 from assistant.auth import Principal
 from assistant.chat.bounds import check_messages, needs_tokens
 from assistant.chat.orchestrator import AnswerRecord, Assistant, ChatRequest, Turn
 from assistant.errors import ApiError, error_body
 from assistant.ratelimit import chat_key, read_key, write_key
 
-router = APIRouter(prefix="/v1", tags=["chat"])
+router = APIRouter(prefix="/v1", tags=["chat"], route_class=UnicodeRoute)
 # Recording tasks of streams the client abandoned; held so they are not garbage-collected.
 _background: set[asyncio.Task[object]] = set()
 

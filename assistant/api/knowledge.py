@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from assistant.api.ids import MAX_ID, RowId
+from assistant.api.unicode_body import UnicodeRoute
 from assistant.auth import Principal
 from assistant.errors import ApiError
 from assistant.payees import UnpayableAddress
@@ -26,7 +27,7 @@ from retrieval.said import MAX_SPEAKER_CHARS, MAX_TIMESTAMP_CHARS, parse_speaker
 from retrieval.search import SearchResult
 from retrieval.store import Filters
 
-router = APIRouter(prefix="/v1", tags=["knowledge"])
+router = APIRouter(prefix="/v1", tags=["knowledge"], route_class=UnicodeRoute)
 # A data set's file name is stored and titles its text and Markdown rows (ext4's limit).
 MAX_FILENAME_CHARS = 255
 

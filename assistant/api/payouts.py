@@ -16,13 +16,14 @@ from fastapi import APIRouter, Path, Query, Request
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from assistant.api.unicode_body import UnicodeRoute
 from assistant.errors import ApiError
 from assistant.provenance import contribution_proofs
 from payouts import reclaim, views
 from payouts.chain import Deployment, load_artifact
 from retrieval.addresses import AddressError, checksum_address
 
-router = APIRouter(prefix="/v1", tags=["payouts"])
+router = APIRouter(prefix="/v1", tags=["payouts"], route_class=UnicodeRoute)
 # Ids and offsets are 64-bit in SQLite and PostgreSQL: a larger one is the client's error (400),
 # never a driver overflow (500).
 INT64_MAX = 2**63 - 1
