@@ -236,6 +236,12 @@ def test_a_short_copied_clause_takes_a_fact_when_it_holds_one_of_the_origins_num
     # The same length of the sentence's frame, no number in it: a phrase anyone may write.
     framed = split("Our reading group reported that after a decade of surveys in the Andes the mood was grim.")
     assert copied_sentences(framed, origin) == {}
+    # A numbered formula that is a small part of a long sentence (under a third) is anybody's too.
+    methods = split("All statistical analyses of the wound infection rates in both arms of the trial were performed "
+                    "with SPSS version 22.0 for Windows (IBM Corp., Armonk, NY) by two statisticians who were blinded "
+                    "to the allocation until the database was locked.")
+    ours = split("We ran every test with SPSS version 22.0 for Windows (IBM Corp., Armonk, NY) as planned.")
+    assert copied_sentences(ours, {"alice": methods}) == {}
 
 
 def test_fingerprints_are_winnowed_and_any_long_enough_shared_run_shares_one() -> None:
