@@ -42,7 +42,7 @@ from retrieval.origin import MIN_WORDS, words
 
 # Cosine of a sentence to an older one at or above which, with the same particulars, it is a
 # reworded copy (docs/retrieval.md, "Paraphrased copies").
-PARAPHRASE_COSINE = 0.86
+PARAPHRASE_COSINE = 0.88
 # Older chunks whose sentences each new sentence is compared with: the nearest by the sentence's
 # vector against the chunks' (bounded work per sentence, whatever the store holds).
 CANDIDATE_CHUNKS = 4

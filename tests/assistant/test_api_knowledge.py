@@ -12,6 +12,7 @@ import pytest
 from eth_utils import to_checksum_address
 
 from assistant.snippets import SNIPPET_CHARS
+from retrieval.paraphrase import PARAPHRASE_COSINE
 from tests.conftest import DEV_KEY, LiveServer, funded_account, new_address
 
 FACTS = [
@@ -485,4 +486,4 @@ def test_a_reworded_copy_earns_the_copier_nothing(api: LiveServer) -> None:
         copy="During the hot summer of 2003 alone, forty metres of its tongue were lost by the Brenner glacier.",
         title="Brenner glacier", find="Brenner glacier tongue summer 2003",
         question="How much of its tongue did the Brenner glacier lose in 2003?", expected="forty metres")
-    assert 0.86 <= entry["similarity"] <= 1
+    assert PARAPHRASE_COSINE <= entry["similarity"] <= 1
