@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from assistant.db import make_engine, migrate
+from retrieval import intake
 from retrieval.embedder import Embedder
 from retrieval.knowledge import KnowledgeBase, open_knowledge_base
 from retrieval.models import Chunk
@@ -46,6 +47,11 @@ def kb(request: pytest.FixtureRequest, tmp_path: Path, embedder: Embedder) -> It
         yield base
         base.close()
         engine.dispose()
+
+
+def chunk_ids(kb: KnowledgeBase, contribution_id: int | None) -> list[int]:
+    with kb.intake.sessions() as s:
+        return list(s.scalars(select(Chunk.id).where(Chunk.contribution_id == contribution_id)))
 
 
 def texts_of(kb: KnowledgeBase, contribution_id: int | None) -> list[str]:
@@ -98,7 +104,7 @@ def test_a_rewording_is_found_and_a_template_or_another_claim_is_not(embedder: E
 def test_a_reworded_sentence_is_taken_out_and_the_original_keeps_the_credit(kb: KnowledgeBase) -> None:
     alice, bob = new_address(), new_address()
     first = kb.intake.add_snippet(alice, f"{FIRST} {SECOND}", title="Vostok")
-    [original] = kb.intake.sessions().scalars(select(Chunk.id).where(Chunk.contribution_id == first.contribution_id))
+    [original] = chunk_ids(kb, first.contribution_id)
 
     alone = kb.intake.add_snippet(bob, REWORDED)
     assert alone.status == "refused"
@@ -158,3 +164,18 @@ def test_the_check_can_be_turned_off(tmp_path: Path, embedder: Embedder) -> None
     finally:
         kb.close()
         engine.dispose()
+
+
+def test_sentences_are_checked_in_slices_and_each_finds_its_origin(kb: KnowledgeBase,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(intake, "_PARAPHRASE_SLICE", 2)  # 5 particular sentences: three slices
+    alice, bob = new_address(), new_address()
+    [original] = chunk_ids(kb, kb.intake.add_snippet(alice, f"{FIRST} {SECOND}", title="Vostok").contribution_id)
+    own = ["The Halley Research Station in Antarctica was first opened by British scientists in 1956.",
+           "Its modular Halley VI buildings stand on hydraulic legs with skis since the year 2012.",
+           "In 2016 the British Antarctic Survey moved Halley VI some 23 kilometres inland.",
+           "Winter crews of about 16 people stay at Halley from February until November each year."]
+    report = kb.intake.add_snippet(bob, " ".join(own[:2] + [REWORDED] + own[2:]))
+    assert [(d["chunk_id"], d["outcome"], d["sentence"]) for d in report.duplicates] == [
+        (original, "sentence_removed", REWORDED)]
+    assert texts_of(kb, report.contribution_id) == [" ".join(own)]
