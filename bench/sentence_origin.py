@@ -48,6 +48,7 @@ import re
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -101,17 +102,17 @@ def measure(path: Path, limit: int | None) -> list[tuple[int, float, float, floa
 
 def distinct_texts(path: Path, limit: int | None) -> list[str]:
     """The corpus's documents, each distinct text once (an identical document is a chunk-level duplicate)."""
-    seen, out = set(), []
-    with path.open() as f:
-        for n, line in enumerate(f):
-            if limit is not None and n >= limit:
-                break
-            text = json.loads(line).get("text", "")
-            key = hashlib.sha256(" ".join(words(text)).encode()).digest()
-            if text.strip() and key not in seen:
-                seen.add(key)
-                out.append(text)
-    return out
+    return [d.text for d in corpus_docs(path, limit)]
+
+
+def corpora(data: Path) -> Iterator[tuple[str, Path]]:
+    """Each shared corpus present under ``data`` with its corpus file; a missing one is named."""
+    for name in CORPORA:
+        path = data / name / "corpus.jsonl"
+        if path.exists():
+            yield name, path
+        else:
+            print(f"{name}: no {path}")
 
 
 def shared_runs(docs: list[Split], n: int) -> tuple[float, float, list[tuple[int, str]]]:
@@ -311,11 +312,7 @@ def main() -> None:
     if args.paraphrases:
         paraphrases(args)
         return
-    for name in CORPORA:
-        path = args.data / name / "corpus.jsonl"
-        if not path.exists():
-            print(f"{name}: no {path}")
-            continue
+    for name, path in corpora(args.data):
         print(f"\n{name}")
         print("min words | words covered | sentences shared with another doc | docs losing a sentence | docs refused whole | sentences")
         for k, covered, shared, touched, whole, count in measure(path, 200 if args.smoke else None):
@@ -324,11 +321,7 @@ def main() -> None:
 
 def stretches(args: argparse.Namespace) -> None:
     sizes = [int(x) for x in args.sizes.split(",")]
-    for name in CORPORA:
-        path = args.data / name / "corpus.jsonl"
-        if not path.exists():
-            print(f"{name}: no {path}")
-            continue
+    for name, path in corpora(args.data):
         texts = distinct_texts(path, 200 if args.smoke else args.limit)
         t0 = time.perf_counter()
         docs = [split(t) for t in texts]
@@ -390,11 +383,7 @@ def paraphrases(args: argparse.Namespace) -> None:
     from retrieval.settings import RetrievalSettings
 
     embedder = load_embedder(RetrievalSettings(), serving=False)
-    for name in CORPORA:
-        path = args.data / name / "corpus.jsonl"
-        if not path.exists():
-            print(f"{name}: no {path}")
-            continue
+    for name, path in corpora(args.data):
         docs = corpus_docs(path, 200 if args.smoke else args.limit)
         t0 = time.perf_counter()
         caught, independent, stored = paraphrase_figures(docs, args.half, name, embedder)

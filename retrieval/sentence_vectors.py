@@ -61,18 +61,10 @@ class SentenceVectorStore:
         self.dim = dim
 
     def read(self, chunk_ids: Iterable[int]) -> tuple[list[str], np.ndarray]:
-        """The stored sentence texts of these chunks and their vectors (rows in text order); a
-        chunk ingested before sentence vectors existed has none."""
-        ids = sorted(set(chunk_ids))
-        texts: list[str] = []
-        blobs: list[bytes] = []
-        with self.engine.connect() as conn:
-            for at in range(0, len(ids), _READ_IDS):
-                for text, blob in conn.execute(select(SentenceVector.text, SentenceVector.vector)
-                                               .where(SentenceVector.chunk_id.in_(ids[at:at + _READ_IDS]))):
-                    if len(blob) == 4 * self.dim:  # another embedder's vectors (a changed model) are not used
-                        texts.append(text)
-                        blobs.append(blob)
-        if not blobs:
+        """The stored sentence texts of these chunks and their vectors (chunk by chunk, in position
+        order); a chunk ingested before sentence vectors existed has none."""
+        with Session(self.engine) as session:
+            rows = [row for rows in by_chunk(session, chunk_ids, self.dim).values() for row in rows]
+        if not rows:
             return [], np.zeros((0, self.dim), dtype=np.float32)
-        return texts, np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), self.dim)
+        return [text for text, _ in rows], np.stack([vector for _, vector in rows])
