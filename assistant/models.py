@@ -90,4 +90,8 @@ class Citation(Base):
     # The contributor at answer time (the chunk's origin), kept so credits never need a join.
     contributor: Mapped[str] = mapped_column(String(42), index=True)
     weight_ppm: Mapped[int] = mapped_column(Integer)
+    # Set when this chunk is credited for words that the answer quoted from the chunk cited as
+    # ``marker`` and that this chunk wrote first (retrieval.first_writers): that copy's chunk id.
+    # No foreign key: SQLite adds a column with one only by rebuilding the table.
+    copied_by: Mapped[int | None] = mapped_column(Id)
     answer: Mapped[Answer] = relationship(back_populates="citations")

@@ -155,6 +155,38 @@ def fingerprints(ws: Sequence[str], n: int = STRETCH_WORDS, window: int = WINNOW
     return list(picked)
 
 
+def stretch_hashes(ws: Sequence[str], n: int = STRETCH_WORDS) -> set[int]:
+    """Every ``n``-word stretch hash of ``ws`` (not winnowed): what a lookup of a short text in the
+    stored fingerprints needs, since the older text kept only its winnowed ones."""
+    return {_stretch_hash(ws[i:i + n]) for i in range(len(ws) - n + 1)}
+
+
+def first_written(ws: Sequence[str], copy: Sequence[str], origins: Sequence[tuple[K, Sequence[str]]],
+                  n: int = STRETCH_WORDS) -> dict[K, int]:
+    """How many words of ``ws`` (a quoted text) each of ``origins`` (oldest first) wrote before
+    ``copy``, the source the quote is credited to: words inside a run of at least ``n`` words that
+    the quote, ``copy`` and that origin all hold; a word several origins hold is the oldest's."""
+    def stretches(text: Sequence[str]) -> set[tuple[str, ...]]:
+        return {tuple(text[j:j + n]) for j in range(len(text) - n + 1)}
+
+    in_copy = stretches(copy)
+    taken = [False] * len(ws)
+    out: dict[K, int] = {}
+    for key, origin in origins:
+        theirs = stretches(origin)
+        count = 0
+        for i in range(len(ws) - n + 1):
+            run = tuple(ws[i:i + n])
+            if run in in_copy and run in theirs:
+                for k in range(i, i + n):
+                    if not taken[k]:
+                        taken[k] = True
+                        count += 1
+        if count:
+            out[key] = count
+    return out
+
+
 def aligned(ws: Sequence[str], other: Sequence[str], n: int = STRETCH_WORDS) -> list[int | None]:
     """For each word of ``ws``, the position in ``other`` of the same word when both lie in a run of
     at least ``n`` words the two texts share (None elsewhere; a run ``other`` holds twice maps to its first)."""

@@ -89,7 +89,7 @@ def _citations(record: AnswerRecord) -> list[dict[str, Any]]:
     return [
         {"marker": c.marker, "chunk_id": c.chunk_id, "title": c.title, "snippet": c.snippet,
          "contributor": c.contributor, "source_id": c.source_id, "contribution_id": c.contribution_id,
-         "weight_ppm": c.weight_ppm, "speaker": c.speaker, "timestamp": c.timestamp}
+         "weight_ppm": c.weight_ppm, "speaker": c.speaker, "timestamp": c.timestamp, "copied_by": c.copied_by}
         for c in record.citations
     ]
 
@@ -269,7 +269,7 @@ async def get_answer(
     (credited → batched → vouchered → settled, with the settling transaction)."""
     ans, rows, credits = await run_in_threadpool(svc.answer, principal.account, answer_id)
     by_contributor = {c["contributor"]: c for c in credits}
-    per_source = source_amounts([(c.marker, c.contributor, c.weight_ppm) for c, _ in rows],
+    per_source = source_amounts([((c.marker, c.chunk_id), c.contributor, c.weight_ppm) for c, _ in rows],
                                 {who: c["amount"] for who, c in by_contributor.items()})
 
     def status(contributor: str) -> str:
@@ -284,8 +284,8 @@ async def get_answer(
         "sources": [
             {"marker": c.marker, "chunk_id": c.chunk_id, "title": ch.title, "snippet": ch.text[:300],
              "source_id": ch.source_id, "speaker": ch.speaker, "timestamp": ch.said_at,
-             "contributor": c.contributor, "weight_ppm": c.weight_ppm,
-             "credited_amount": per_source.get(c.marker), "payout_status": status(c.contributor),
+             "contributor": c.contributor, "weight_ppm": c.weight_ppm, "copied_by": c.copied_by,
+             "credited_amount": per_source.get((c.marker, c.chunk_id)), "payout_status": status(c.contributor),
              "settlement_tx": (by_contributor.get(c.contributor) or {}).get("settlement_tx")}
             for c, ch in rows
         ],
@@ -295,15 +295,16 @@ async def get_answer(
     }
 
 
-def source_amounts(sources: list[tuple[int, str, int]], credits: dict[str, int]) -> dict[int, int]:
-    """Each cited source's share (marker -> base units) of its contributor's credit: the credit
-    split by the sources' weights with the ledger's own largest-remainder split, so the shares of
-    a contributor sum exactly to the credit. Sources of uncredited contributors are left out."""
+def source_amounts(sources: list[tuple[tuple[int, int], str, int]], credits: dict[str, int]) -> dict[tuple[int, int], int]:
+    """Each cited row's share ((marker, chunk id) -> base units) of its contributor's credit: the
+    credit split by the rows' weights with the ledger's own largest-remainder split, so the shares
+    of a contributor sum exactly to the credit. Rows of uncredited contributors are left out."""
     from payouts.split import split
 
-    out: dict[int, int] = {}
+    out: dict[tuple[int, int], int] = {}
     for who, amount in credits.items():
-        weights = {str(marker): w for marker, contributor, w in sources if contributor == who and w > 0}
-        if weights:
-            out.update((int(m), part) for m, part in split(amount, weights).items())
+        rows = {f"{m}:{cid}": ((m, cid), w) for (m, cid), contributor, w in sources if contributor == who and w > 0}
+        if rows:
+            parts = split(amount, {k: w for k, (_, w) in rows.items()})
+            out.update((rows[k][0], part) for k, part in parts.items())
     return out

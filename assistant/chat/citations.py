@@ -217,8 +217,9 @@ def largest_remainder(shares: Mapping[K, Fraction], total: int) -> dict[K, int]:
     return out
 
 
-def weigh(sentences: Sequence[AnswerSentence], checks: Sequence[Check]) -> dict[int, int]:
-    """Each source's share of the answer in parts per million (empty when nothing is supported)."""
+def sentence_shares(sentences: Sequence[AnswerSentence], checks: Sequence[Check]) -> dict[int, dict[int, Fraction]]:
+    """Each credited sentence's share of the answer, split among the sources it is credited to:
+    sentence index -> marker -> exact share (all of them sum to 1; empty when nothing is supported)."""
     supporters: dict[int, list[Check]] = {}
     for c in checks:
         if c.supported:
@@ -228,20 +229,51 @@ def weigh(sentences: Sequence[AnswerSentence], checks: Sequence[Check]) -> dict[
     verified = {i: [c.marker for c in cs if c.marked] or [c.marker for c in cs] for i, cs in supporters.items()}
     by_index = {s.index: s for s in sentences}
     seen_texts: set[str] = set()
-    credit: dict[int, Fraction] = {}
-    units = 0
+    credited: list[int] = []
     for index in sorted(verified):
         key = " ".join(analyse(by_index[index].text))
         if key in seen_texts:
             continue  # a repeated claim earns once
         seen_texts.add(key)
-        units += 1
-        markers = verified[index]
-        for m in markers:
-            credit[m] = credit.get(m, Fraction(0)) + Fraction(1, len(markers))
-    if not units:
-        return {}
-    return largest_remainder({m: c / units for m, c in credit.items()}, PPM)
+        credited.append(index)
+    return {i: {m: Fraction(1, len(credited) * len(verified[i])) for m in verified[i]} for i in credited}
+
+
+def weigh(sentences: Sequence[AnswerSentence], checks: Sequence[Check]) -> dict[int, int]:
+    """Each source's share of the answer in parts per million (empty when nothing is supported)."""
+    credit: dict[int, Fraction] = {}
+    for per_marker in sentence_shares(sentences, checks).values():
+        for m, share in per_marker.items():
+            credit[m] = credit.get(m, Fraction(0)) + share
+    return largest_remainder(credit, PPM)
+
+
+def first_writer_weights(
+    shares: Mapping[int, Mapping[int, Fraction]],
+    taken: Mapping[tuple[int, int], tuple[int, Mapping[K, int]]],
+    listed: Mapping[K, int],
+) -> dict[tuple[int, K | None], int]:
+    """Weights in parts per million after each stretch goes to whoever wrote it first.
+
+    ``taken[(sentence, marker)]`` is (the sentence's words, words of it each older writer wrote
+    before that source did). Those words' part of the source's share goes to the writer; the
+    source keeps the rest. Keys: (marker, None) for a source's own part, (marker, writer) for a
+    writer's part of what that source was credited with; a writer that is itself a source
+    (``listed``: writer -> its marker) is credited as that source.
+    """
+    credit: dict[tuple[int, K | None], Fraction] = {}
+    for sentence, per_marker in shares.items():
+        for m, share in per_marker.items():
+            total, writers = taken.get((sentence, m), (0, {}))
+            kept = share
+            for writer, n in writers.items():
+                part = share * Fraction(n, total)
+                key: tuple[int, K | None] = (listed[writer], None) if writer in listed else (m, writer)
+                credit[key] = credit.get(key, Fraction(0)) + part
+                kept -= part
+            if kept:
+                credit[(m, None)] = credit.get((m, None), Fraction(0)) + kept
+    return largest_remainder(credit, PPM)
 
 
 def attribute(

@@ -38,8 +38,10 @@ from assistant.errors import ApiError
 from assistant.models import Answer, Citation, Conversation, Message
 from assistant.snippets import snippet
 from retrieval.exchanges import next_messages
+from retrieval.first_writers import Quote, first_writers
 from retrieval.knowledge import KnowledgeBase
 from retrieval.lexical import analyse
+from retrieval.models import Chunk
 from retrieval.search import Searcher, SearchResult
 from retrieval.store import Filters
 
@@ -92,6 +94,8 @@ class CitationOut:
     weight_ppm: int
     speaker: str | None = None
     timestamp: str | None = None
+    # Set on a chunk credited for words source ``marker`` (this chunk id) copied from it first.
+    copied_by: int | None = None
 
 
 @dataclass
@@ -439,12 +443,7 @@ class Assistant:
             completion_tokens = count(text)
         elif not completion_tokens:
             completion_tokens = self.gateway.count_tokens(req.model, [{"role": "assistant", "content": text}])
-        cited = [
-            CitationOut(m, s.chunk_id, s.title, snippet(s.text), s.contributor, s.source_id, s.contribution_id,
-                        attribution.weights.get(m, 0), s.speaker, s.timestamp)
-            for m in sorted(attribution.weights)
-            for s in [turn.sources[m - 1]]
-        ]
+        cited = self._credited(turn, attribution)
         by_contributor: dict[str, int] = {}
         for c in cited:
             by_contributor[c.contributor] = by_contributor.get(c.contributor, 0) + c.weight_ppm
@@ -457,7 +456,7 @@ class Assistant:
         messages.append({"conversation_id": conversation_id, "role": "assistant", "content": text, "answer_id": turn.id,
                          "created_at": now})
         citations = [{"answer_id": turn.id, "marker": c.marker, "chunk_id": c.chunk_id, "contributor": c.contributor,
-                      "weight_ppm": c.weight_ppm} for c in cited]
+                      "weight_ppm": c.weight_ppm, "copied_by": c.copied_by} for c in cited]
         # One transaction: answer, citations, debit, credits. Everything is computed before it
         # and the rows go in as Core inserts, not through the ORM unit of work: on SQLite
         # every answer waits for the one before it to commit, so its length is the API's ceiling.
@@ -493,6 +492,41 @@ class Assistant:
                        "citations_and_record": round(record_ms, 2),
                        "overhead": round(total_ms - turn.model_ms, 2), "total": round(total_ms, 2)},
         )
+
+    def _credited(self, turn: Turn, attribution: cit.Attribution) -> list[CitationOut]:
+        """The cited sources with their weights, each stretch paid to whoever wrote it first.
+
+        An answer sentence credited to a source that carries a run of words an older chunk of
+        another contributor wrote first pays that part to the older chunk
+        (``retrieval.first_writers``), listed under the same marker with ``copied_by``.
+        """
+        def out(m: int, s: SearchResult | Chunk, weight: int, copied_by: int | None = None) -> CitationOut:
+            if isinstance(s, Chunk):
+                return CitationOut(m, s.id, s.title, snippet(s.text), s.contributor, s.source_id, s.contribution_id,
+                                   weight, s.speaker, s.said_at, copied_by)
+            return CitationOut(m, s.chunk_id, s.title, snippet(s.text), s.contributor, s.source_id,
+                               s.contribution_id, weight, s.speaker, s.timestamp, copied_by)
+
+        shares = cit.sentence_shares(attribution.sentences, attribution.checks)
+        pairs = [(i, m) for i, per_marker in shares.items() for m in per_marker]
+        texts = {s.index: s.text for s in attribution.sentences}
+        quotes = [Quote(texts[i], turn.sources[m - 1].chunk_id, turn.sources[m - 1].contributor) for i, m in pairs]
+        with self.sessions() as session:
+            found = first_writers(session, quotes)
+            taken = {pair: (f.words, {w.chunk_id: w.words for w in f.writers}) for pair, f in zip(pairs, found) if f.writers}
+            if not taken:
+                return [out(m, turn.sources[m - 1], w) for m, w in sorted(attribution.weights.items())]
+            listed = {s.chunk_id: m for m, s in enumerate(turn.sources, 1)}
+            weights = cit.first_writer_weights(shares, taken, listed)
+            writers = {w for (_, w) in weights if w is not None}
+            chunks = {c.id: c for c in session.scalars(select(Chunk).where(Chunk.id.in_(writers)))} if writers else {}
+        cited = []
+        for (m, writer), w in sorted(weights.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+            if writer is None:
+                cited.append(out(m, turn.sources[m - 1], w))
+            elif writer in chunks:
+                cited.append(out(m, chunks[writer], w, turn.sources[m - 1].chunk_id))
+        return cited
 
     # ---- reading --------------------------------------------------------------------
     def conversations(self, account: str, limit: int = 50) -> list[Conversation]:

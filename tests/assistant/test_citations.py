@@ -13,9 +13,11 @@ from assistant.chat.citations import (
     AnswerSentence,
     Check,
     attribute,
+    first_writer_weights,
     largest_remainder,
     markers_in,
     parse_citations,
+    sentence_shares,
     strip_markers,
     verify,
     weigh,
@@ -263,3 +265,22 @@ def test_a_claim_the_source_does_not_make_is_not_supported_by_its_shared_words(e
     # One term missing is still the source's claim in other words.
     assert attribute("It reminds me to cultivate a loving environment for our children [1].", [source], q,
                      embedder.embed).weights == {1: PPM}
+
+
+def test_words_written_first_by_another_are_paid_to_them_exactly() -> None:
+    """Issue 16, copies of parts: the words of a credited sentence that an older writer wrote first
+    take their part of that source's share; the rest stays with the source; sums are exact."""
+    sentences = parse_citations("The raft was made of cider barrels [1]. The bridge opened in 1903 [2].", 2)
+    checks = [Check(0, 1, 1.0, None, True), Check(1, 2, 1.0, None, True)]
+    shares = sentence_shares(sentences, checks)
+    assert shares == {0: {1: Fraction(1, 2)}, 1: {2: Fraction(1, 2)}}
+    assert weigh(sentences, checks) == {1: PPM // 2, 2: PPM // 2}
+    assert first_writer_weights(shares, {}, {}) == {(1, None): PPM // 2, (2, None): PPM // 2}
+    # Sentence 0 (7 words) carries 3 words chunk 40 wrote first and 1 word chunk 41 did.
+    taken = {(0, 1): (7, {40: 3, 41: 1})}
+    w = first_writer_weights(shares, taken, {})
+    assert w == {(1, 40): 214_286, (1, 41): 71_428, (1, None): 214_286, (2, None): PPM // 2} and sum(w.values()) == PPM
+    # A first writer that is itself a source is credited under its own marker.
+    assert first_writer_weights(shares, taken, {40: 2}) == {(2, None): 714_286, (1, 41): 71_428, (1, None): 214_286}
+    # All of a sentence written first by another: the copying source keeps nothing of it.
+    assert first_writer_weights(shares, {(0, 1): (7, {40: 7})}, {}) == {(1, 40): PPM // 2, (2, None): PPM // 2}

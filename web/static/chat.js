@@ -236,17 +236,24 @@ function renderSources(panel, info, sourceId) {
   }
   const perContributor = new Map();
   for (const c of info.citations) perContributor.set(c.contributor, (perContributor.get(c.contributor) || 0) + 1);
+  const ids = new Set();
   const items = info.citations.map((c) => {
+    // A first writer's row shares its copy's marker; the marker's link goes to the first row listed.
+    let id = sourceId(c.marker);
+    if (ids.has(id)) id = `${id}-first-${c.chunk_id}`;
+    ids.add(id);
     const credit = info.credits.get(c.contributor);
     const shared = perContributor.get(c.contributor) > 1;
     const status = (credit && credit.status) || c.status || "not credited";
     let amount = "nothing credited";
     if (c.amount !== undefined && c.amount !== null) amount = `credited ${formatToken(c.amount)}`;
     else if (credit) amount = `credited ${formatToken(credit.amount)}${shared ? " (this contributor's total)" : ""}`;
-    return h("li", { class: "source", id: sourceId(c.marker), "data-marker": c.marker },
+    return h("li", { class: "source", id, "data-marker": c.marker, "data-copied-by": c.copied_by ?? null },
       h("div", { class: "source-top" },
         h("span", { class: "source-marker", text: String(c.marker) }),
         h("span", { class: "source-title", text: c.title || "Untitled snippet" })),
+      c.copied_by ? h("p", { class: "source-first muted small",
+        text: `Wrote first words that source ${c.marker} repeats, so it is credited for them.` }) : null,
       saidBy(c),
       h("p", { class: "source-snippet", text: c.snippet || "" }),
       h("div", { class: "source-meta" },

@@ -1,0 +1,107 @@
+"""Who wrote a quoted stretch first: the older chunks of other contributors whose words a quote carries.
+
+The intake takes a copied stretch out of a new chunk only when it takes a fact of its origin
+(``retrieval.origin.takes_a_fact``): a shorter clause copy (under a third of its sentence, no
+number) is kept, because at intake nothing says which few words matter, and a stricter rule takes
+templated phrases from independent writers. An answer does say which words matter: the sentence it
+quotes. So when an answer sentence credited to a source carries a run of at least
+``STRETCH_WORDS`` words that the source holds and an older chunk of another contributor wrote
+first, those words are that chunk's (``assistant`` moves their share of the credit to it).
+
+The lookup reads the stretch fingerprints the intake records anyway (``stretch_origins``): one
+query for all of an answer's quotes, then at most ``MAX_ORIGIN_CHUNKS`` older chunks per quote
+read back and aligned word for word, so the work per answer is bounded by the answer's length.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from retrieval.models import Chunk, StretchOrigin
+from retrieval.origin import MAX_ORIGIN_CHUNKS, first_written, split, stretch_hashes, words
+
+_IN_LIST = 500
+
+
+@dataclass(frozen=True)
+class Quote:
+    """One answer sentence and the source it is credited to."""
+
+    text: str
+    chunk_id: int
+    contributor: str
+
+
+@dataclass(frozen=True)
+class FirstWriter:
+    """An older chunk of another contributor that wrote ``words`` of a quote before its source did."""
+
+    chunk_id: int
+    contributor: str
+    words: int
+
+
+@dataclass(frozen=True)
+class Found:
+    """A quote's words, and those of them other contributors wrote first (oldest chunk first)."""
+
+    words: int
+    writers: tuple[FirstWriter, ...]
+
+
+def first_writers(session: Session, quotes: Sequence[Quote]) -> list[Found]:
+    """For each quote, the older chunks of other contributors that wrote words of it first."""
+    quote_words = [words(q.text) for q in quotes]
+    hashes = [stretch_hashes(ws) for ws in quote_words]
+    origins = _origins(session, set().union(*hashes)) if hashes else {}
+    if not origins:
+        return [Found(len(ws), ()) for ws in quote_words]
+    candidates: list[list[int]] = []
+    for q, hs in zip(quotes, hashes):
+        counts: Counter[int] = Counter()
+        for h in hs:
+            cid, who = origins.get(h, (None, None))
+            # Older (ids grow with each insert) and someone else's: the quoted source came later.
+            if cid is not None and who != q.contributor and cid < q.chunk_id:
+                counts[cid] += 1
+        candidates.append(sorted(cid for cid, _ in counts.most_common(MAX_ORIGIN_CHUNKS)))
+    wanted = {cid for c in candidates for cid in c} | {q.chunk_id for q, c in zip(quotes, candidates) if c}
+    texts = _texts(session, wanted)
+    out: list[Found] = []
+    for q, ws, cids in zip(quotes, quote_words, candidates):
+        if not cids or q.chunk_id not in texts:
+            out.append(Found(len(ws), ()))
+            continue
+        counted = first_written(ws, texts[q.chunk_id][1], [(cid, texts[cid][1]) for cid in cids if cid in texts])
+        out.append(Found(len(ws), tuple(FirstWriter(cid, texts[cid][0], n) for cid, n in sorted(counted.items()))))
+    return out
+
+
+def _origins(session: Session, hashes: set[int]) -> dict[int, tuple[int, str]]:
+    """Stretch hash -> (first chunk, its contributor), for the hashes recorded."""
+    found: dict[int, tuple[int, str]] = {}
+    ordered = sorted(hashes)
+    for at in range(0, len(ordered), _IN_LIST):
+        for h, cid, who in session.execute(
+            select(StretchOrigin.hash, StretchOrigin.chunk_id, StretchOrigin.contributor)
+            .where(StretchOrigin.hash.in_(ordered[at:at + _IN_LIST]))
+        ):
+            found[h] = (cid, who)
+    return found
+
+
+def _texts(session: Session, ids: set[int]) -> dict[int, tuple[str, list[str]]]:
+    """Chunk id -> (contributor, its words as its fingerprints were taken)."""
+    out: dict[int, tuple[str, list[str]]] = {}
+    ordered = sorted(ids)
+    for at in range(0, len(ordered), _IN_LIST):
+        for cid, who, text in session.execute(
+            select(Chunk.id, Chunk.contributor, Chunk.text).where(Chunk.id.in_(ordered[at:at + _IN_LIST]))
+        ):
+            out[cid] = (who, split(text).words)
+    return out
