@@ -13,6 +13,7 @@ from eth_utils import to_checksum_address
 
 from assistant.snippets import SNIPPET_CHARS
 from retrieval.paraphrase import PARAPHRASE_COSINE
+from tests.assistant import copied_clause as clause
 from tests.conftest import DEV_KEY, LiveServer, funded_account, new_address
 
 FACTS = [
@@ -431,41 +432,6 @@ def test_copying_one_sentence_of_a_snippet_earns_the_copier_nothing(api: LiveSer
     assert "similarity" not in entry
 
 
-# Other beekeeping notes of a third contributor: they rank above the monks' chronicle for a question
-# about the valley's hives, so the answer's sources hold the copy but not its origin.
-VALLEY_HIVES = [
-    ("Beekeepers in the upper valley wrap their hives in straw mats when the frost comes early, and they move "
-     "the colonies into the lee of the stone walls so the north wind cannot reach the entrances. An early frost "
-     "kills the last flowers of the high meadows, and a colony that has not stored enough honey by then has to "
-     "be fed or it starves before spring."),
-    ("In the upper valley the hives stand on wooden benches above the snow line of the orchards. When the frost "
-     "comes early the beekeepers narrow each hive entrance with a wooden block, which keeps mice out and the "
-     "warmth in, and they check the weight of every hive by lifting its back edge."),
-    ("An early frost in the upper valley is a hard time for beekeepers: the heather has not finished flowering, "
-     "the bees cluster before their stores are full, and a wet autumn can bring mould into the hives. Old "
-     "beekeepers keep a spare set of dry quilts to swap into the hives after the first cold nights."),
-    ("The beekeepers' association of the upper valley meets each October in the village hall to plan for the "
-     "frost. Members lend each other hive scales and insulation boards, and the older beekeepers teach the "
-     "younger ones how to judge from the sound of a hive whether its colony is healthy going into winter."),
-    ("Keeping hives going through a cold year in the upper valley means watching the bees closely. On frosty "
-     "mornings the beekeepers look for dead bees at the entrances, clear snow from the landing boards, and tilt "
-     "the hives forward a little so that water running down the walls drains out instead of pooling inside."),
-    ("Frost hollows form at the bottom of the upper valley, so the beekeepers there place their hives halfway up "
-     "the slopes where the cold air does not settle. Hives kept in the hollows lose more colonies in early frosts "
-     "than hives on the slopes, according to the records the valley's beekeepers have kept for decades."),
-    ("Most beekeepers in the upper valley leave their hives heavy with honey in autumn rather than harvesting "
-     "the last frames, because an early frost can come before the colonies have stored enough to last until the "
-     "willows flower. A hive that feels light in October is given frames of honey saved from a stronger colony."),
-    ("Mice, woodpeckers and damp are the three enemies the upper valley's beekeepers name when the frost comes "
-     "early. Mesh guards go over the entrances, chicken wire around the hives that woodpeckers have found, and "
-     "a slate on each roof keeps the rain off the wooden lids through the long wet weeks of November."),
-    ("A beekeeper from the upper valley described her winter routine: she visits the hives once a week without "
-     "opening them, listens at the walls with a length of hose, and only lifts a lid on a mild sunny day. "
-     "Opening a hive in the frost breaks the winter cluster, and the bees may not manage to form it again."),
-    ("The valley's beekeeping records go back to the eighteen-nineties. They show that the colonies of the upper "
-     "valley survive frosts best when they are left undisturbed, kept dry and sheltered from the wind, and when "
-     "the beekeepers have left them a generous store of their own honey at the end of the summer."),
-]
 
 
 def test_a_clause_too_short_to_refuse_pays_its_first_writer_when_an_answer_quotes_it(api: LiveServer) -> None:
@@ -475,15 +441,10 @@ def test_a_clause_too_short_to_refuse_pays_its_first_writer_when_an_answer_quote
     the copy's marker with ``copied_by``, the copier keeping only the share of its own words, exact
     to the part per million, in the response and in the recorded answer."""
     origin, copier, other = new_address(), new_address(), new_address()
-    first = ("During the long winter of the siege, the monks of Saint Aldric kept the abbey's bees alive by feeding "
-             "them a syrup of boiled heather honey and crushed juniper berries in the cellar beneath the old refectory.")
-    # 32 words, of which the 15 from "by feeding" to "in the" are the monks' chronicle's.
-    copy = ("When the frost comes early, beekeepers in the upper valley still keep their hives going by feeding them "
-            "a syrup of boiled heather honey and crushed juniper berries in the dark months.")
+    first, copy = clause.CHRONICLE, clause.COPY
     with api.client() as c:
         assert c.post("/v1/contributions", json={"text": first, "title": "Saint Aldric", "contributor": origin}).status_code == 201
-        for i in range(0, len(VALLEY_HIVES), 2):  # paragraphs, not notes: the answer reads five, not forty
-            note = " ".join(VALLEY_HIVES[i:i + 2])
+        for i, note in enumerate(clause.VALLEY_HIVES):
             assert c.post("/v1/contributions", json={"text": note, "title": f"Valley hives {i}", "contributor": other}).status_code == 201
         kept = c.post("/v1/contributions", json={"text": copy, "title": "Valley bees", "contributor": copier})
     assert kept.status_code == 201 and kept.json()["chunks_stored"] == 1 and kept.json()["duplicates"] == [], kept.text
@@ -491,8 +452,7 @@ def test_a_clause_too_short_to_refuse_pays_its_first_writer_when_an_answer_quote
     [first_hit] = search(api, first, top_k=5, filters={"contributor": origin})
 
     client = openai.OpenAI(base_url=f"{api.url}/v1", api_key=DEV_KEY, max_retries=0, timeout=60)
-    reply = client.chat.completions.create(model="openchat-extractive", messages=[
-        {"role": "user", "content": "When the frost comes early, how do beekeepers in the upper valley keep their hives going?"}])
+    reply = client.chat.completions.create(model="openchat-extractive", messages=[{"role": "user", "content": clause.QUESTION}])
     assert "heather honey" in (reply.choices[0].message.content or "")
     citations = reply.model_extra["citations"]
     [own] = [c for c in citations if c["chunk_id"] == copy_hit["chunk_id"]]

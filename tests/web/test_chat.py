@@ -7,6 +7,7 @@ import re
 import httpx
 from playwright.sync_api import Locator, Page, expect
 
+from tests.assistant import copied_clause as clause
 from tests.conftest import DEV_KEY, LiveServer, new_address
 from tests.web.conftest import SLOW_MODEL, SLOW_WORDS, contribute, shot
 
@@ -80,6 +81,34 @@ def test_a_message_answers_with_its_speaker_and_day(page: Page, web: LiveServer)
     expect(source.locator(".source-said")).to_contain_text("Oriane")
     expect(source.locator(".source-said")).to_contain_text("2023")
     shot(page, "chat-message-source")
+
+
+def test_a_copied_clause_shows_its_first_writer_under_the_copys_marker(page: Page, web: LiveServer) -> None:
+    """Issue 16: an answer quoting a snippet that copied a clause lists the clause's first writer under
+    the copy's marker, says why, and shows each part credited; the marker still leads to the copy."""
+    origin, copier, other = new_address(), new_address(), new_address()
+    contribute(web, clause.CHRONICLE, origin, title="Saint Aldric chronicle")
+    for i, note in enumerate(clause.VALLEY_HIVES):
+        contribute(web, note, other, title=f"Valley hives {i}")
+    contribute(web, clause.COPY, copier, title="Valley bees")
+    page.goto("/")
+    ask(page, clause.QUESTION)
+    answer = last_answer(page)
+    expect(answer.locator(".answer-body")).to_contain_text("heather honey")
+    first = answer.locator(".source[data-copied-by]")
+    expect(first).to_have_count(1)
+    expect(first.locator(".source-title")).to_have_text("Saint Aldric chronicle")
+    marker = first.get_attribute("data-marker")
+    expect(first.locator(".source-first")).to_have_text(
+        f"Wrote first words that source {marker} repeats, so it is credited for them.")
+    expect(first.locator(".contributor")).to_have_attribute("href", f"/earnings/{origin}")
+    expect(first.locator(".amount")).to_contain_text("credited")
+    copy = answer.locator(f".source[data-marker='{marker}']:not([data-copied-by])")
+    expect(copy.locator(".source-title")).to_have_text("Valley bees")
+    answer.locator(f".answer-body a.cite:text-is('{marker}')").first.click()
+    expect(copy).to_have_class(re.compile(r"\bhighlight\b"))
+    expect(first).not_to_have_class(re.compile(r"\bhighlight\b"))
+    shot(page, "chat-first-writer")
 
 
 def test_answer_without_sources_says_so(page: Page, web: LiveServer) -> None:
