@@ -46,6 +46,7 @@ import json
 import random
 import re
 import sys
+import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -55,6 +56,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from retrieval.lexical import FtsIndex, analyse
 from retrieval.origin import (
     LONG_COPY,
     MAX_ORIGIN_CHUNKS,
@@ -65,9 +67,11 @@ from retrieval.origin import (
     Split,
     copied_sentences,
     fingerprints,
+    first_written,
     sentence_hash,
     sentences,
     split,
+    stretch_hashes,
     words,
 )
 
@@ -163,6 +167,17 @@ class Store:
                        if s.hash is not None and self.hashes.get(s.hash, exclude) != exclude}
         return by_stretch | by_sentence, by_sentence
 
+    def first_writers(self, quoted: list[str], source: list[str], search: FtsIndex | None = None) -> dict[int, int]:
+        """Words of a quoted sentence each stored document wrote first when an answer credits it to
+        ``source`` (``retrieval.first_writers``: this store's fingerprints, and the BM25 top
+        ``MAX_ORIGIN_CHUNKS`` of ``search`` when given, rows keyed document + 1)."""
+        hashes = stretch_hashes(quoted, self.n)
+        hits = Counter(self.prints[h] for h in hashes if h in self.prints)
+        older = {d for d, _ in hits.most_common(MAX_ORIGIN_CHUNKS)}
+        if search is not None and hashes:
+            older |= {row - 1 for row, _ in search.search(analyse(" ".join(quoted)), MAX_ORIGIN_CHUNKS)}
+        return first_written(quoted, source, [(d, self.docs[d].words) for d in sorted(older)], self.n)
+
     def add(self, text: Split) -> int:
         d = len(self.docs)
         self.docs.append(text)
@@ -236,7 +251,19 @@ def labelled(texts: list[str], docs: list[Split], half: str, n: int, window: int
     store = Store.empty(n, window, share, long)
     # Independent texts: each document against those stored before it (the first writer is the origin).
     docs_flagged = docs_flagged_exact = sents_flagged = sents_total = 0
-    for sp in splits:
+    # Answer time (retrieval.first_writers): each independent sentence quoted from its own document,
+    # with the share of its words an older document would be paid for.
+    quoted_paid = [0, 0]  # fingerprints only, and with a search
+    quoted_share = [0.0, 0.0]
+    search = FtsIndex(Path(tempfile.mkdtemp(prefix="first-writers-")) / "bm25.sqlite3")
+    for d, sp in enumerate(splits):
+        for sentence, start in zip(sp.sentences, sp.starts):
+            quoted = sp.words[start:start + sentence.words]
+            for arm, index in enumerate((None, search)):
+                taken = sum(store.first_writers(quoted, sp.words, index).values())
+                quoted_paid[arm] += bool(taken)
+                quoted_share[arm] += taken / len(quoted)
+        search.add([(d + 1, analyse(" ".join(sp.words)), "", 0)])
         by_any, by_exact = store.flagged(sp)
         sents_total += len(sp.sentences)
         sents_flagged += len(by_any)
@@ -253,6 +280,8 @@ def labelled(texts: list[str], docs: list[Split], half: str, n: int, window: int
     fillers = [f for f in fillers if sum(1 for s in f.sentences if s.hash is not None) >= 2 and not strict.flagged(f)[0]]
     out: dict[str, tuple[int, int]] = {}
     copies: dict[str, list[int]] = {k: [0, 0, 0] for k in KINDS}
+    # Copies the intake keeps, quoted by an answer: (kept sentences, first writer paid, words moved, words).
+    kept: dict[str, list[int]] = {k: [0, 0, 0, 0, 0, 0] for k in KINDS}  # + the same two with a search
     filler_flagged = filler_total = 0
     for d, sp in enumerate(splits):
         rng = random.Random(f"{seed}:{half}:{d}")
@@ -280,10 +309,28 @@ def labelled(texts: list[str], docs: list[Split], half: str, n: int, window: int
             copies[kind][0] += 1
             copies[kind][1] += all(i in by_any for i in holding)
             copies[kind][2] += all(i in by_exact for i in holding)
+            for i in holding:
+                if i in by_any:
+                    continue
+                start = q.starts[i]
+                quoted = q.words[start:start + q.sentences[i].words]
+                paid = store.first_writers(quoted, q.words).get(d, 0)
+                searched = store.first_writers(quoted, q.words, search).get(d, 0)
+                kept[kind][0] += 1
+                kept[kind][1] += paid > 0
+                kept[kind][2] += paid
+                kept[kind][3] += len(quoted)
+                kept[kind][4] += searched > 0
+                kept[kind][5] += searched
             filler_total += len(around)
             filler_flagged += sum(1 for i in around if i in by_any)
     for kind, (count, caught, exact) in copies.items():
         out[kind] = (caught, exact, count)  # type: ignore[assignment]
+    search.close()
+    for kind, (count, paid, moved, total, paid_s, moved_s) in kept.items():
+        if count:
+            out[f"answer {kind}"] = (paid, moved, count, total, paid_s, moved_s)  # type: ignore[assignment]
+    out["answer independent"] = (*quoted_paid, *quoted_share, sents_total)  # type: ignore[assignment]
     out["independent documents losing a sentence"] = (docs_flagged, docs_flagged_exact, len(splits))  # type: ignore[assignment]
     out["independent sentences taken out"] = (sents_flagged, 0, sents_total)  # type: ignore[assignment]
     out["own sentences beside a copy taken out"] = (filler_flagged, 0, filler_total)  # type: ignore[assignment]
@@ -340,13 +387,27 @@ def stretches(args: argparse.Namespace) -> None:
                                for y in args.longs.split(",")]:
             figures = labelled(texts, docs, args.half, n, args.window, share, long)
             cells = []
-            for key, (caught, exact, count) in figures.items():
+            answer = {k: v for k, v in figures.items() if k.startswith("answer ")}
+            for key, (caught, exact, count) in ((k, v) for k, v in figures.items() if k not in answer):
                 if key.startswith(("independent", "own")):
                     cells.append(f"{key}: {caught}/{count} = {caught / max(count, 1):.4f}"
                                  + (f" (exact rule {exact})" if key.endswith("sentence") else ""))
                 else:
                     cells.append(f"{key} {caught / max(count, 1):.3f} ({exact / max(count, 1):.3f}) of {count}")
             print(f"n={n:2d} share={share} long={long}: " + "; ".join(cells))
+            # Copies kept at intake, when an answer quotes the sentence holding them: how often the
+            # first writer is paid and what share of the sentence's words (retrieval.first_writers).
+            # Each figure twice: fingerprints only, then with the BM25 search the answer runs too.
+            print("  quoted by an answer, kept at intake, first writer paid (fingerprints / with search): " + "; ".join(
+                f"{key[7:]} {paid / count:.3f} / {paid_s / count:.3f} of {count} "
+                f"(words moved {moved / max(total, 1):.3f} / {moved_s / max(total, 1):.3f})"
+                for key, (paid, moved, count, total, paid_s, moved_s) in  # type: ignore[misc]
+                ((k, v) for k, v in answer.items() if k != "answer independent")))
+            if "answer independent" in answer:
+                paid, paid_s, share, share_s, count = answer["answer independent"]  # type: ignore[misc]
+                print(f"  independent sentences quoted, some words paid to an older document: {paid}/{count} = "
+                      f"{paid / max(count, 1):.4f} / with search {paid_s}/{count} = {paid_s / max(count, 1):.4f} "
+                      f"(words moved {share / max(count, 1):.4f} / {share_s / max(count, 1):.4f})")
 
 
 THRESHOLDS = [0.80, 0.84, 0.86, 0.88, 0.90, 0.92, 0.94]

@@ -8,9 +8,11 @@ quotes. So when an answer sentence credited to a source carries a run of at leas
 ``STRETCH_WORDS`` words that the source holds and an older chunk of another contributor wrote
 first, those words are that chunk's (``assistant`` moves their share of the credit to it).
 
-The lookup reads the stretch fingerprints the intake records anyway (``stretch_origins``): one
-query for all of an answer's quotes, then at most ``MAX_ORIGIN_CHUNKS`` older chunks per quote
-read back and aligned word for word, so the work per answer is bounded by the answer's length.
+Candidates come from the stretch fingerprints the intake records anyway (``stretch_origins``, one
+query for all of an answer's quotes) and from a lexical search for each quote that the caller
+passes in (a run of 10-12 words has a stored fingerprint only when winnowing kept one there); at
+most ``MAX_ORIGIN_CHUNKS`` of each are read back and aligned word for word, so the work per answer
+is bounded by the answer's length.
 """
 
 from __future__ import annotations
@@ -54,30 +56,37 @@ class Found:
     writers: tuple[FirstWriter, ...]
 
 
-def first_writers(session: Session, quotes: Sequence[Quote]) -> list[Found]:
-    """For each quote, the older chunks of other contributors that wrote words of it first."""
+def first_writers(session: Session, quotes: Sequence[Quote], searched: Sequence[Sequence[int]] = ()) -> list[Found]:
+    """For each quote, the older chunks of other contributors that wrote words of it first.
+
+    Candidates are the chunks its stretches' fingerprints name (sure for a shared run of 13 words,
+    often for 10-12: the older text kept only winnowed ones) and ``searched[i]``, the chunks a
+    search for quote ``i`` found (any run of 10 words, when the search ranks its origin).
+    """
     quote_words = [words(q.text) for q in quotes]
     hashes = [stretch_hashes(ws) for ws in quote_words]
     origins = _origins(session, set().union(*hashes)) if hashes else {}
-    if not origins:
-        return [Found(len(ws), ()) for ws in quote_words]
-    candidates: list[list[int]] = []
-    for q, hs in zip(quotes, hashes):
+    leads: list[set[int]] = []
+    for i, (q, hs) in enumerate(zip(quotes, hashes)):
         counts: Counter[int] = Counter()
         for h in hs:
             cid, who = origins.get(h, (None, None))
-            # Older (ids grow with each insert) and someone else's: the quoted source came later.
             if cid is not None and who != q.contributor and cid < q.chunk_id:
                 counts[cid] += 1
-        candidates.append(sorted(cid for cid, _ in counts.most_common(MAX_ORIGIN_CHUNKS)))
-    wanted = {cid for c in candidates for cid in c} | {q.chunk_id for q, c in zip(quotes, candidates) if c}
-    texts = _texts(session, wanted)
+        found = {cid for cid, _ in counts.most_common(MAX_ORIGIN_CHUNKS)}
+        if hs and i < len(searched):  # a quote under a stretch long has nothing to find
+            found |= {cid for cid in searched[i][:MAX_ORIGIN_CHUNKS] if cid < q.chunk_id}
+        leads.append(found)
+    wanted = {cid for c in leads for cid in c} | {q.chunk_id for q, c in zip(quotes, leads) if c}
+    texts = _texts(session, wanted) if wanted else {}
     out: list[Found] = []
-    for q, ws, cids in zip(quotes, quote_words, candidates):
-        if not cids or q.chunk_id not in texts:
+    for q, ws, cids in zip(quotes, quote_words, leads):
+        # Older (ids grow with each insert) and someone else's: the quoted source came later.
+        older = sorted(cid for cid in cids if cid in texts and texts[cid][0] != q.contributor)
+        if not older or q.chunk_id not in texts:
             out.append(Found(len(ws), ()))
             continue
-        counted = first_written(ws, texts[q.chunk_id][1], [(cid, texts[cid][1]) for cid in cids if cid in texts])
+        counted = first_written(ws, texts[q.chunk_id][1], [(cid, texts[cid][1]) for cid in older])
         out.append(Found(len(ws), tuple(FirstWriter(cid, texts[cid][0], n) for cid, n in sorted(counted.items()))))
     return out
 

@@ -42,6 +42,7 @@ from retrieval.first_writers import Quote, first_writers
 from retrieval.knowledge import KnowledgeBase
 from retrieval.lexical import analyse
 from retrieval.models import Chunk
+from retrieval.origin import MAX_ORIGIN_CHUNKS
 from retrieval.search import Searcher, SearchResult
 from retrieval.store import Filters
 
@@ -511,8 +512,12 @@ class Assistant:
         pairs = [(i, m) for i, per_marker in shares.items() for m in per_marker]
         texts = {s.index: s.text for s in attribution.sentences}
         quotes = [Quote(texts[i], turn.sources[m - 1].chunk_id, turn.sources[m - 1].contributor) for i, m in pairs]
+        # BM25 finds the older chunk of a copied run that winnowing kept no fingerprint of; each
+        # sentence is searched once whatever the number of sources it is credited to.
+        searched = {text: [s.chunk_id for s in self.searcher.search(text, MAX_ORIGIN_CHUNKS, mode="sparse")]
+                    for text in dict.fromkeys(q.text for q in quotes)}
         with self.sessions() as session:
-            found = first_writers(session, quotes)
+            found = first_writers(session, quotes, [searched[q.text] for q in quotes])
             taken = {pair: (f.words, {w.chunk_id: w.words for w in f.writers}) for pair, f in zip(pairs, found) if f.writers}
             if not taken:
                 return [out(m, turn.sources[m - 1], w) for m, w in sorted(attribution.weights.items())]
@@ -557,7 +562,6 @@ class Assistant:
         """An answer of ``account``, its citations with their chunks, and the ledger's credits for
         it with their payout status (``payouts.views.answer_credits``; none when answers are free)."""
         from payouts.views import answer_credits
-        from retrieval.models import Chunk
 
         with self.sessions() as session:
             ans = session.get(Answer, answer_id)

@@ -83,3 +83,21 @@ def test_a_kept_clause_copy_is_found_as_the_older_chunks_words(kb: KnowledgeBase
     ]
     with kb.intake.sessions() as s:
         assert first_writers(s, []) == []
+
+
+def test_a_run_winnowing_kept_no_fingerprint_of_is_found_through_a_search(kb: KnowledgeBase) -> None:
+    """A copied run of 10-12 words has a stored fingerprint only when winnowing kept one there; the
+    chunks a search for the quote found are aligned too (and still only older ones of others)."""
+    ws, kept = words(FIRST), set(fingerprints(words(FIRST)))
+    at = next(i for i in range(len(ws) - STRETCH_WORDS + 1) if not stretch_hashes(ws[i:i + STRETCH_WORDS]) & kept)
+    run = " ".join(ws[at:at + STRETCH_WORDS])
+    quote = f"Nobody at the quay remembers that {run} at all."
+    alice, bob = new_address(), new_address()
+    first = stored(kb, alice, FIRST)
+    copy = stored(kb, bob, quote)
+    with kb.intake.sessions() as s:
+        assert first_writers(s, [Quote(quote, copy, bob)]) == [Found(len(words(quote)), ())]
+        assert first_writers(s, [Quote(quote, copy, bob)], [[copy, first]]) == [
+            Found(len(words(quote)), (FirstWriter(first, alice, STRETCH_WORDS),))]
+        # A search hit that is the quote's own contributor's, or newer, is no first writer.
+        assert first_writers(s, [Quote(quote, first, alice)], [[copy]]) == [Found(len(words(quote)), ())]
