@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrieval.models import Chunk, StretchOrigin
-from retrieval.origin import MAX_ORIGIN_CHUNKS, first_written, split, stretch_hashes, words
+from retrieval.origin import MAX_ORIGIN_CHUNKS, first_written, stretch_hashes, words
 
 _IN_LIST = 500
 
@@ -112,5 +112,5 @@ def _texts(session: Session, ids: set[int]) -> dict[int, tuple[str, list[str]]]:
         for cid, who, text in session.execute(
             select(Chunk.id, Chunk.contributor, Chunk.text).where(Chunk.id.in_(ordered[at:at + _IN_LIST]))
         ):
-            out[cid] = (who, split(text).words)
+            out[cid] = (who, words(text))  # the words split(text) fingerprints, without sentence splitting
     return out

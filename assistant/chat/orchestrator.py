@@ -42,7 +42,8 @@ from retrieval.first_writers import Quote, first_writers
 from retrieval.knowledge import KnowledgeBase
 from retrieval.lexical import analyse
 from retrieval.models import Chunk
-from retrieval.origin import MAX_ORIGIN_CHUNKS
+from retrieval.origin import MAX_ORIGIN_CHUNKS, STRETCH_WORDS
+from retrieval.origin import words as origin_words
 from retrieval.search import Searcher, SearchResult
 from retrieval.store import Filters
 
@@ -514,7 +515,7 @@ class Assistant:
         quotes = [Quote(texts[i], turn.sources[m - 1].chunk_id, turn.sources[m - 1].contributor) for i, m in pairs]
         # BM25 finds the older chunk of a copied run that winnowing kept no fingerprint of; each
         # sentence is searched once whatever the number of sources it is credited to.
-        searched = {text: [s.chunk_id for s in self.searcher.search(text, MAX_ORIGIN_CHUNKS, mode="sparse")]
+        searched = {text: self._lexical_ids(text) if len(origin_words(text)) >= STRETCH_WORDS else []
                     for text in dict.fromkeys(q.text for q in quotes)}
         with self.sessions() as session:
             found = first_writers(session, quotes, [searched[q.text] for q in quotes])
@@ -532,6 +533,14 @@ class Assistant:
             elif writer in chunks:
                 cited.append(out(m, chunks[writer], w, turn.sources[m - 1].chunk_id))
         return cited
+
+    def _lexical_ids(self, text: str) -> list[int]:
+        """The chunks BM25 ranks best for ``text``: ids only, from the sidecar when there is one
+        (a sparse search through the store would also read every hit's payload)."""
+        index = self.kb.index
+        if index.sidecar is not None:
+            return [cid for cid, _ in index.lexical(analyse(text), MAX_ORIGIN_CHUNKS, Filters())]
+        return [s.chunk_id for s in self.searcher.search(text, MAX_ORIGIN_CHUNKS, mode="sparse")]
 
     # ---- reading --------------------------------------------------------------------
     def conversations(self, account: str, limit: int = 50) -> list[Conversation]:
