@@ -26,8 +26,12 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from answers import DATA_ROOT, load_set, row  # bench/answers.py: the sets' loaders
-from sentence_vectors import ingest, open_kb  # bench/sentence_vectors.py: 8 contributors by title
+from sentence_vectors import (  # bench/sentence_vectors.py
+    ingest,
+    open_kb,
+    slice_arguments,
+    slice_rows,
+)
 
 from assistant.chat import citations as cit
 from assistant.chat.orchestrator import passage
@@ -38,10 +42,7 @@ from retrieval.settings import RetrievalSettings
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", default="hotpotqa-dev", choices=("hotpotqa-dev", "squad2-dev-5", "locomo-dev"))
-    ap.add_argument("--docs", type=int, default=300, help="paragraphs besides the questions' gold ones")
-    ap.add_argument("--questions", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=3)
+    slice_arguments(ap)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="openchat-first-writers-"))
     try:
@@ -51,10 +52,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, tmp: Path) -> None:
-    data = load_set(DATA_ROOT / args.set)
-    questions = data.questions[: args.questions]
-    keep = {c["_id"] for c in data.corpus[: args.docs]}.union(*(q.gold_sources for q in questions))
-    rows = [row(c) for c in data.corpus if c["_id"] in keep]
+    questions, rows = slice_rows(args)
     embedder = load_embedder(RetrievalSettings())
     settings, engine, kb = open_kb(tmp / "data", embedder, True)
     try:

@@ -76,6 +76,23 @@ def ingest(kb: KnowledgeBase, rows: list[dict], path: Path) -> float:
     return seconds
 
 
+def slice_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of a slice of a shared set (``slice_rows``) and of how often to repeat."""
+    ap.add_argument("--set", default="hotpotqa-dev", choices=("hotpotqa-dev", "squad2-dev-5", "locomo-dev"))
+    ap.add_argument("--docs", type=int, default=300, help="paragraphs besides the questions' gold ones")
+    ap.add_argument("--questions", type=int, default=100)
+    ap.add_argument("--repeats", type=int, default=3)
+
+
+def slice_rows(args: argparse.Namespace) -> tuple[list, list[dict]]:  # type: ignore[type-arg]
+    """The first ``--questions`` questions of the set and the rows of their gold paragraphs plus
+    the first ``--docs`` others."""
+    data = load_set(DATA_ROOT / args.set)
+    questions = data.questions[: args.questions]
+    keep = {c["_id"] for c in data.corpus[: args.docs]}.union(*(q.gold_sources for q in questions))
+    return questions, [row(c) for c in data.corpus if c["_id"] in keep]
+
+
 def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
@@ -90,15 +107,9 @@ def main() -> None:
 
 def run(tmp: Path) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--set", default="hotpotqa-dev", choices=("hotpotqa-dev", "squad2-dev-5", "locomo-dev"))
-    ap.add_argument("--docs", type=int, default=300, help="paragraphs besides the questions' gold ones")
-    ap.add_argument("--questions", type=int, default=100)
-    ap.add_argument("--repeats", type=int, default=3)
+    slice_arguments(ap)
     args = ap.parse_args()
-    data = load_set(DATA_ROOT / args.set)
-    questions = data.questions[: args.questions]
-    keep = {c["_id"] for c in data.corpus[: args.docs]}.union(*(q.gold_sources for q in questions))
-    rows = [row(c) for c in data.corpus if c["_id"] in keep]
+    questions, rows = slice_rows(args)
     embedder = load_embedder(RetrievalSettings())
     embedder.embed(["warm up"])
     seconds: dict[str, list[float]] = {arm: [] for arm in ARMS}

@@ -92,6 +92,8 @@ HOW: dict[str, tuple[str, str]] = {
         (HELP, ".venv/bin/python bench/sentence_origin.py --help"),
     ".venv/bin/python bench/sentence_origin.py --paraphrases [--half even|odd] [--smoke] [--limit N]":
         (HELP, ".venv/bin/python bench/sentence_origin.py --help"),
+    ".venv/bin/python bench/first_writer_cost.py [--set hotpotqa-dev] [--docs 300] [--questions 100] [--repeats 3]":
+        (HELP, ".venv/bin/python bench/first_writer_cost.py --help"),
     # docs/payouts.md
     ".venv/bin/openchat payouts retire ID [--note TEXT] [--json]": (HELP, ".venv/bin/openchat payouts retire --help"),
     ".venv/bin/openchat payouts status": (HELP, ".venv/bin/openchat payouts status --help"),
