@@ -519,20 +519,18 @@ class Assistant:
                     for text in dict.fromkeys(q.text for q in quotes)}
         with self.sessions() as session:
             found = first_writers(session, quotes, [searched[q.text] for q in quotes])
-            taken = {pair: (f.words, {w.chunk_id: w.words for w in f.writers}) for pair, f in zip(pairs, found) if f.writers}
-            if not taken:
-                return [out(m, turn.sources[m - 1], w) for m, w in sorted(attribution.weights.items())]
-            listed = {s.chunk_id: m for m, s in enumerate(turn.sources, 1)}
-            weights = cit.first_writer_weights(shares, taken, listed)
-            writers = {w for (_, w) in weights if w is not None}
+            writers = {w.chunk_id for f in found for w in f.writers}
             chunks = {c.id: c for c in session.scalars(select(Chunk).where(Chunk.id.in_(writers)))} if writers else {}
-        cited = []
-        for (m, writer), w in sorted(weights.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
-            if writer is None:
-                cited.append(out(m, turn.sources[m - 1], w))
-            elif writer in chunks:
-                cited.append(out(m, chunks[writer], w, turn.sources[m - 1].chunk_id))
-        return cited
+        # Only writers read back are paid (all of them: chunks are never deleted), so the weights
+        # always sum to the whole.
+        taken = {pair: (f.words, {w.chunk_id: w.words for w in f.writers if w.chunk_id in chunks})
+                 for pair, f in zip(pairs, found) if any(w.chunk_id in chunks for w in f.writers)}
+        if not taken:
+            return [out(m, turn.sources[m - 1], w) for m, w in sorted(attribution.weights.items())]
+        listed = {s.chunk_id: m for m, s in enumerate(turn.sources, 1)}
+        weights = cit.first_writer_weights(shares, taken, listed)
+        return [out(m, turn.sources[m - 1], w) if writer is None else out(m, chunks[writer], w, turn.sources[m - 1].chunk_id)
+                for (m, writer), w in sorted(weights.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0))]
 
     def _lexical_ids(self, text: str) -> list[int]:
         """The chunks BM25 ranks best for ``text``: ids only, from the sidecar when there is one
