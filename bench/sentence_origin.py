@@ -20,10 +20,14 @@ A copy is caught when every sentence of the copier that holds it is taken out; i
 are the documents themselves, each checked against the documents before it, and the independent
 sentences around each copy. Parameters are tuned on the even-indexed documents (``--half even``)
 and reported on the odd ones; the exact-sentence rule is shown beside them as the baseline.
+Then what answers do with the copies the intake keeps (``retrieval.first_writers``): the sentence
+holding each kept copy quoted and credited to the copier, how often its first writer is paid
+(fingerprints alone, then with a BM25 search and runs of ``--answer-run`` words), and each
+independent sentence quoted from its own document, how often it would pay an older one.
 
     .venv/bin/python bench/sentence_origin.py [--data ../shared/data] [--smoke]
     .venv/bin/python bench/sentence_origin.py --stretches [--half even|odd] [--smoke] [--limit N]
-        [--sizes 9,10,11] [--shares 0,0.5] [--longs 20] [--window 4] [--no-runs]
+        [--sizes 9,10,11] [--shares 0,0.5] [--longs 20] [--window 4] [--no-runs] [--answer-run 8]
 
 ``--paraphrases`` measures the paraphrase rule (retrieval.paraphrase): the documents of one half
 are stored in order (each one's vector and its sentences' vectors, embedded as the intake embeds
@@ -56,6 +60,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from retrieval.first_writers import QUOTED_RUN
 from retrieval.lexical import FtsIndex, analyse
 from retrieval.origin import (
     LONG_COPY,
@@ -167,16 +172,19 @@ class Store:
                        if s.hash is not None and self.hashes.get(s.hash, exclude) != exclude}
         return by_stretch | by_sentence, by_sentence
 
-    def first_writers(self, quoted: list[str], source: list[str], search: FtsIndex | None = None) -> dict[int, int]:
+    def first_writers(self, quoted: list[str], source: list[str], search: FtsIndex | None = None,
+                      run: int | None = None) -> dict[int, int]:
         """Words of a quoted sentence each stored document wrote first when an answer credits it to
         ``source`` (``retrieval.first_writers``: this store's fingerprints, and the BM25 top
-        ``MAX_ORIGIN_CHUNKS`` of ``search`` when given, rows keyed document + 1)."""
+        ``MAX_ORIGIN_CHUNKS`` of ``search`` when given, rows keyed document + 1), counting shared
+        runs of ``run`` words (the store's stretch length unless given)."""
+        run = run or self.n
         hashes = stretch_hashes(quoted, self.n)
         hits = Counter(self.prints[h] for h in hashes if h in self.prints)
         older = {d for d, _ in hits.most_common(MAX_ORIGIN_CHUNKS)}
-        if search is not None and hashes:
+        if search is not None and len(quoted) >= run:
             older |= {row - 1 for row, _ in search.search(analyse(" ".join(quoted)), MAX_ORIGIN_CHUNKS)}
-        return first_written(quoted, source, [(d, self.docs[d].words) for d in sorted(older)], self.n)
+        return first_written(quoted, source, [(d, self.docs[d].words) for d in sorted(older)], run)
 
     def add(self, text: Split) -> int:
         d = len(self.docs)
@@ -243,7 +251,7 @@ def variant(kind: str, sents: list[str], rng: random.Random, filler_words: list[
 
 
 def labelled(texts: list[str], docs: list[Split], half: str, n: int, window: int, share: float = ORIGIN_SHARE,
-             long: int = LONG_COPY, seed: int = 16) -> dict[str, tuple[int, int]]:
+             long: int = LONG_COPY, seed: int = 16, run: int | None = None) -> dict[str, tuple[int, int]]:
     """Per kind: (caught by stretches, caught by exact sentences) of how many copies; plus the
     independent figures under 'independent ...' keys."""
     parity = 0 if half == "even" else 1
@@ -260,7 +268,7 @@ def labelled(texts: list[str], docs: list[Split], half: str, n: int, window: int
         for sentence, start in zip(sp.sentences, sp.starts):
             quoted = sp.words[start:start + sentence.words]
             for arm, index in enumerate((None, search)):
-                taken = sum(store.first_writers(quoted, sp.words, index).values())
+                taken = sum(store.first_writers(quoted, sp.words, index, run).values())
                 quoted_paid[arm] += bool(taken)
                 quoted_share[arm] += taken / len(quoted)
         search.add([(d + 1, analyse(" ".join(sp.words)), "", 0)])
@@ -315,7 +323,7 @@ def labelled(texts: list[str], docs: list[Split], half: str, n: int, window: int
                 start = q.starts[i]
                 quoted = q.words[start:start + q.sentences[i].words]
                 paid = store.first_writers(quoted, q.words).get(d, 0)
-                searched = store.first_writers(quoted, q.words, search).get(d, 0)
+                searched = store.first_writers(quoted, q.words, search, run).get(d, 0)
                 kept[kind][0] += 1
                 kept[kind][1] += paid > 0
                 kept[kind][2] += paid
@@ -350,6 +358,8 @@ def main() -> None:
                         help="shares of an origin sentence a copy must take (0: any copied stretch)")
     parser.add_argument("--longs", default=str(LONG_COPY), help="copied words that take a fact whatever the share")
     parser.add_argument("--limit", type=int, help="the first documents of each corpus only")
+    parser.add_argument("--answer-run", type=int, default=QUOTED_RUN,
+                        help="shared run that pays a first writer in an answer (the search arm: what answers do)")
     parser.add_argument("--no-runs", action="store_true", help="skip the shared-run table")
     parser.add_argument("--paraphrases", action="store_true", help="the paraphrase rule (see above)")
     args = parser.parse_args()
@@ -385,7 +395,7 @@ def stretches(args: argparse.Namespace) -> None:
         print(f"labelled copies, {args.half} half, window {args.window}: caught by stretches (exact-sentence rule)")
         for n, share, long in [(n, float(x), int(y)) for n in sizes for x in args.shares.split(",")
                                for y in args.longs.split(",")]:
-            figures = labelled(texts, docs, args.half, n, args.window, share, long)
+            figures = labelled(texts, docs, args.half, n, args.window, share, long, run=args.answer_run)
             cells = []
             answer = {k: v for k, v in figures.items() if k.startswith("answer ")}
             for key, (caught, exact, count) in ((k, v) for k, v in figures.items() if k not in answer):

@@ -4,13 +4,14 @@ The intake takes a copied stretch out of a new chunk only when it takes a fact o
 (``retrieval.origin.takes_a_fact``): a shorter clause copy (under a third of its sentence, no
 number) is kept, because at intake nothing says which few words matter, and a stricter rule takes
 templated phrases from independent writers. An answer does say which words matter: the sentence it
-quotes. So when an answer sentence credited to a source carries a run of at least
-``STRETCH_WORDS`` words that the source holds and an older chunk of another contributor wrote
-first, those words are that chunk's (``assistant`` moves their share of the credit to it).
+quotes. So when an answer sentence credited to a source carries a run of at least ``QUOTED_RUN``
+(8) words that the source holds and an older chunk of another contributor wrote first, those
+words are that chunk's (``assistant`` moves their share of the credit to it).
 
 Candidates come from the stretch fingerprints the intake records anyway (``stretch_origins``, one
-query for all of an answer's quotes) and from a lexical search for each quote that the caller
-passes in (a run of 10-12 words has a stored fingerprint only when winnowing kept one there); at
+query for all of an answer's quotes: runs of 10 words) and from a lexical search for each quote
+that the caller passes in (a run of 8-12 words has a stored fingerprint only when winnowing kept
+one there, or none at all); at
 most ``MAX_ORIGIN_CHUNKS`` of each are read back and aligned word for word, so the work per answer
 is bounded by the answer's length.
 """
@@ -25,8 +26,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from retrieval.models import Chunk, StretchOrigin
-from retrieval.origin import MAX_ORIGIN_CHUNKS, first_written, stretch_hashes, words
+from retrieval.origin import MAX_ORIGIN_CHUNKS, MIN_WORDS, first_written, stretch_hashes, words
 
+# The shortest shared run an answer's quote pays its first writer for: as many words as a sentence
+# needs to carry a fact of its own (``MIN_WORDS``). Shorter than the intake's stretch because the
+# answer has shown these words matter; chosen on the even half of the shared corpora (docs/retrieval.md,
+# First writers in an answer: 8 words find 0.94-1.0 of kept clause copies there, 10 words 0.6).
+QUOTED_RUN = MIN_WORDS
 _IN_LIST = 500
 
 
@@ -61,20 +67,20 @@ def first_writers(session: Session, quotes: Sequence[Quote], searched: Sequence[
 
     Candidates are the chunks its stretches' fingerprints name (sure for a shared run of 13 words,
     often for 10-12: the older text kept only winnowed ones) and ``searched[i]``, the chunks a
-    search for quote ``i`` found (any run of 10 words, when the search ranks its origin).
+    search for quote ``i`` found (any run of ``QUOTED_RUN`` words, when the search ranks its origin).
     """
     quote_words = [words(q.text) for q in quotes]
     hashes = [stretch_hashes(ws) for ws in quote_words]
     origins = _origins(session, set().union(*hashes)) if hashes else {}
     leads: list[set[int]] = []
-    for i, (q, hs) in enumerate(zip(quotes, hashes)):
+    for i, (q, ws, hs) in enumerate(zip(quotes, quote_words, hashes)):
         counts: Counter[int] = Counter()
         for h in hs:
             cid, who = origins.get(h, (None, None))
             if cid is not None and who != q.contributor and cid < q.chunk_id:
                 counts[cid] += 1
         found = {cid for cid, _ in counts.most_common(MAX_ORIGIN_CHUNKS)}
-        if hs and i < len(searched):  # a quote under a stretch long has nothing to find
+        if len(ws) >= QUOTED_RUN and i < len(searched):
             found |= {cid for cid in searched[i][:MAX_ORIGIN_CHUNKS] if cid < q.chunk_id}
         leads.append(found)
     wanted = {cid for c in leads for cid in c} | {q.chunk_id for q, c in zip(quotes, leads) if c}
@@ -86,7 +92,7 @@ def first_writers(session: Session, quotes: Sequence[Quote], searched: Sequence[
         if not older or q.chunk_id not in texts:
             out.append(Found(len(ws), ()))
             continue
-        counted = first_written(ws, texts[q.chunk_id][1], [(cid, texts[cid][1]) for cid in older])
+        counted = first_written(ws, texts[q.chunk_id][1], [(cid, texts[cid][1]) for cid in older], QUOTED_RUN)
         out.append(Found(len(ws), tuple(FirstWriter(cid, texts[cid][0], n) for cid, n in sorted(counted.items()))))
     return out
 

@@ -38,11 +38,11 @@ from assistant.errors import ApiError
 from assistant.models import Answer, Citation, Conversation, Message
 from assistant.snippets import snippet
 from retrieval.exchanges import next_messages
-from retrieval.first_writers import Quote, first_writers
+from retrieval.first_writers import QUOTED_RUN, Quote, first_writers
 from retrieval.knowledge import KnowledgeBase
 from retrieval.lexical import analyse
 from retrieval.models import Chunk
-from retrieval.origin import MAX_ORIGIN_CHUNKS, STRETCH_WORDS
+from retrieval.origin import MAX_ORIGIN_CHUNKS
 from retrieval.origin import words as origin_words
 from retrieval.search import Searcher, SearchResult
 from retrieval.store import Filters
@@ -515,7 +515,7 @@ class Assistant:
         quotes = [Quote(texts[i], turn.sources[m - 1].chunk_id, turn.sources[m - 1].contributor) for i, m in pairs]
         # BM25 finds the older chunk of a copied run that winnowing kept no fingerprint of; each
         # sentence is searched once whatever the number of sources it is credited to.
-        searched = {text: self._lexical_ids(text) if len(origin_words(text)) >= STRETCH_WORDS else []
+        searched = {text: self._lexical_ids(text) if len(origin_words(text)) >= QUOTED_RUN else []
                     for text in dict.fromkeys(q.text for q in quotes)}
         with self.sessions() as session:
             found = first_writers(session, quotes, [searched[q.text] for q in quotes])

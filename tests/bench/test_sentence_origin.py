@@ -37,3 +37,23 @@ def test_reworded_copies_are_caught_and_independent_paragraphs_keep_their_senten
     assert stored == 30 and len(caught) >= 20
     assert sum(c is not None and c >= PARAPHRASE_COSINE for c in caught) >= 0.75 * len(caught)
     assert not any(c is not None and c >= PARAPHRASE_COSINE for r in independent for c in r)
+
+
+@pytest.mark.skipif(not SQUAD.is_file(), reason=f"the shared data set is missing: {SQUAD}")
+def test_kept_clause_copies_pay_their_first_writer_when_quoted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer-time figures of ``--stretches``: on a slice of squad2's paragraphs, most clause
+    copies the intake keeps pay their first writer when quoted (with the search), fingerprints
+    alone find fewer, and no independent paragraph's sentence pays an older one."""
+    spec = importlib.util.spec_from_file_location("bench_sentence_origin", ROOT / "bench" / "sentence_origin.py")
+    assert spec and spec.loader
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "bench_sentence_origin", bench)
+    spec.loader.exec_module(bench)
+
+    texts = bench.distinct_texts(SQUAD, 120)
+    docs = [bench.split(t) for t in texts]
+    figures = bench.labelled(texts, docs, "even", bench.STRETCH_WORDS, bench.WINNOW, run=8)
+    paid, _, count, _, paid_searched, _ = figures["answer clause"]
+    assert count >= 10 and paid_searched >= 0.8 * count and paid_searched > paid
+    independent_paid, independent_paid_searched, _, _, sentences = figures["answer independent"]
+    assert sentences > 100 and independent_paid == independent_paid_searched == 0

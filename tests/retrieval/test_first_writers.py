@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from assistant.db import make_engine, migrate
 from retrieval.embedder import Embedder
-from retrieval.first_writers import FirstWriter, Found, Quote, first_writers
+from retrieval.first_writers import QUOTED_RUN, FirstWriter, Found, Quote, first_writers
 from retrieval.knowledge import KnowledgeBase, open_knowledge_base
 from retrieval.models import Chunk
 from retrieval.origin import STRETCH_WORDS, fingerprints, first_written, stretch_hashes, words
@@ -42,9 +42,11 @@ def test_words_a_quote_shares_with_its_source_and_an_older_text_are_the_older_te
     # Words the source does not hold are not the source's copy (the quote took them elsewhere).
     assert first_written(words(FIRST), copy, [("first", first)]) == {"first": 16}
     assert first_written(words(FIRST), words(OWN), [("first", first)]) == {}
-    # A shared run shorter than a stretch is a phrase, not a copy.
+    # A shared run shorter than a stretch is a phrase, not a copy; an answer pays runs of QUOTED_RUN.
     short = words("by lashing together a raft of empty cider barrels")
     assert len(short) == STRETCH_WORDS - 1 and first_written(short, copy, [("first", first)]) == {}
+    assert first_written(short, copy, [("first", first)], QUOTED_RUN) == {"first": 9}
+    assert first_written(short[:QUOTED_RUN - 1], copy, [("first", first)], QUOTED_RUN) == {}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -86,8 +88,9 @@ def test_a_kept_clause_copy_is_found_as_the_older_chunks_words(kb: KnowledgeBase
 
 
 def test_a_run_winnowing_kept_no_fingerprint_of_is_found_through_a_search(kb: KnowledgeBase) -> None:
-    """A copied run of 10-12 words has a stored fingerprint only when winnowing kept one there; the
-    chunks a search for the quote found are aligned too (and still only older ones of others)."""
+    """A copied run of 10-12 words has a stored fingerprint only when winnowing kept one there (one
+    of 8 or 9 words none); the chunks a search for the quote found are aligned too (and still only
+    older ones of others)."""
     ws, kept = words(FIRST), set(fingerprints(words(FIRST)))
     at = next(i for i in range(len(ws) - STRETCH_WORDS + 1) if not stretch_hashes(ws[i:i + STRETCH_WORDS]) & kept)
     run = " ".join(ws[at:at + STRETCH_WORDS])
@@ -101,3 +104,10 @@ def test_a_run_winnowing_kept_no_fingerprint_of_is_found_through_a_search(kb: Kn
             Found(len(words(quote)), (FirstWriter(first, alice, STRETCH_WORDS),))]
         # A search hit that is the quote's own contributor's, or newer, is no first writer.
         assert first_writers(s, [Quote(quote, first, alice)], [[copy]]) == [Found(len(words(quote)), ())]
+    # Eight words copied: no fingerprint at all, found through the search.
+    eight = f"Nobody remembers that {' '.join(ws[at:at + QUOTED_RUN])} at all."
+    carol = new_address()
+    copy8 = stored(kb, carol, eight)
+    with kb.intake.sessions() as s:
+        assert first_writers(s, [Quote(eight, copy8, carol)], [[first]]) == [
+            Found(len(words(eight)), (FirstWriter(first, alice, QUOTED_RUN),))]

@@ -88,7 +88,7 @@ HOW: dict[str, tuple[str, str]] = {
         (HELP, ".venv/bin/python bench/sentence_vectors.py --help"),
     ".venv/bin/python bench/sentence_origin.py [--data ../shared/data] [--smoke]":
         (HELP, ".venv/bin/python bench/sentence_origin.py --help"),
-    ".venv/bin/python bench/sentence_origin.py --stretches [--half even|odd] [--smoke] [--limit N] [--sizes 9,10,11] [--shares 0,0.5] [--longs 20] [--window 4] [--no-runs]":
+    ".venv/bin/python bench/sentence_origin.py --stretches [--half even|odd] [--smoke] [--limit N] [--sizes 9,10,11] [--shares 0,0.5] [--longs 20] [--window 4] [--no-runs] [--answer-run 8]":
         (HELP, ".venv/bin/python bench/sentence_origin.py --help"),
     ".venv/bin/python bench/sentence_origin.py --paraphrases [--half even|odd] [--smoke] [--limit N]":
         (HELP, ".venv/bin/python bench/sentence_origin.py --help"),
