@@ -12,11 +12,11 @@ RUN useradd --create-home --uid 10001 openchat && mkdir -p /var/lib/openchat && 
 WORKDIR /app
 # Dependencies first (cached layer), then the source. Editable install: the code finds
 # contracts/artifacts and web/ beside the packages, as in a checkout.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY assistant/__init__.py assistant/__init__.py
 COPY retrieval/__init__.py retrieval/__init__.py
 COPY payouts/__init__.py payouts/__init__.py
-RUN pip install -e . && rm -rf assistant retrieval payouts
+RUN pip install -c constraints.txt -e . && rm -rf assistant retrieval payouts
 COPY assistant assistant
 COPY retrieval retrieval
 COPY payouts payouts

