@@ -10,7 +10,7 @@ words are that chunk's (``assistant`` moves their share of the credit to it).
 
 Candidates come from the stretch fingerprints the intake records anyway (``stretch_origins``, one
 query for all of an answer's quotes: runs of 10 words) and from a lexical search for each quote
-that the caller passes in (a run of 8-12 words has a stored fingerprint only when winnowing kept
+through a search function the caller passes in (a run of 8-12 words has a stored fingerprint only when winnowing kept
 one there, or none at all); at
 most ``MAX_ORIGIN_CHUNKS`` of each are read back and aligned word for word, so the work per answer
 is bounded by the answer's length.
@@ -19,7 +19,7 @@ is bounded by the answer's length.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -34,6 +34,9 @@ from retrieval.origin import MAX_ORIGIN_CHUNKS, MIN_WORDS, first_written, stretc
 # First writers in an answer: 8 words find 0.94-1.0 of kept clause copies there, 10 words 0.6).
 QUOTED_RUN = MIN_WORDS
 _IN_LIST = 500
+# Text -> the chunk ids a lexical search ranks best for it (the caller's search: ``retrieval``
+# keeps none of its own here).
+Search = Callable[[str], Sequence[int]]
 
 
 @dataclass(frozen=True)
@@ -62,26 +65,31 @@ class Found:
     writers: tuple[FirstWriter, ...]
 
 
-def first_writers(session: Session, quotes: Sequence[Quote], searched: Sequence[Sequence[int]] = ()) -> list[Found]:
+def first_writers(session: Session, quotes: Sequence[Quote], search: Search | None = None) -> list[Found]:
     """For each quote, the older chunks of other contributors that wrote words of it first.
 
     Candidates are the chunks its stretches' fingerprints name (sure for a shared run of 13 words,
-    often for 10-12: the older text kept only winnowed ones) and ``searched[i]``, the chunks a
-    search for quote ``i`` found (any run of ``QUOTED_RUN`` words, when the search ranks its origin).
+    often for 10-12: the older text kept only winnowed ones) and the best ``MAX_ORIGIN_CHUNKS`` of
+    ``search`` for its text (any run of ``QUOTED_RUN`` words, when the search ranks its origin),
+    asked once per distinct text of at least ``QUOTED_RUN`` words (shorter ones hold no such run).
     """
     quote_words = [words(q.text) for q in quotes]
     hashes = [stretch_hashes(ws) for ws in quote_words]
     origins = _origins(session, set().union(*hashes)) if hashes else {}
+    searched: dict[str, Sequence[int]] = {}
+    if search is not None:
+        for q, ws in zip(quotes, quote_words):
+            if len(ws) >= QUOTED_RUN and q.text not in searched:
+                searched[q.text] = search(q.text)[:MAX_ORIGIN_CHUNKS]
     leads: list[set[int]] = []
-    for i, (q, ws, hs) in enumerate(zip(quotes, quote_words, hashes)):
+    for q, hs in zip(quotes, hashes):
         counts: Counter[int] = Counter()
         for h in hs:
             cid, who = origins.get(h, (None, None))
             if cid is not None and who != q.contributor and cid < q.chunk_id:
                 counts[cid] += 1
         found = {cid for cid, _ in counts.most_common(MAX_ORIGIN_CHUNKS)}
-        if len(ws) >= QUOTED_RUN and i < len(searched):
-            found |= {cid for cid in searched[i][:MAX_ORIGIN_CHUNKS] if cid < q.chunk_id}
+        found |= {cid for cid in searched.get(q.text, ()) if cid < q.chunk_id}
         leads.append(found)
     wanted = {cid for c in leads for cid in c} | {q.chunk_id for q, c in zip(quotes, leads) if c}
     texts = _texts(session, wanted) if wanted else {}

@@ -137,6 +137,10 @@ def _stretch_hash(stretch: Sequence[str]) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def _stretch_hashes(ws: Sequence[str], n: int) -> list[int]:
+    return [_stretch_hash(ws[i:i + n]) for i in range(len(ws) - n + 1)]
+
+
 def fingerprints(ws: Sequence[str], n: int = STRETCH_WORDS, window: int = WINNOW) -> list[int]:
     """The winnowed hashes of the ``n``-word stretches of ``ws`` (each distinct once, in order).
 
@@ -144,7 +148,7 @@ def fingerprints(ws: Sequence[str], n: int = STRETCH_WORDS, window: int = WINNOW
     stretches, so two texts sharing a run of ``n + window - 1`` words share a fingerprint. Hand-rolled:
     a dozen lines, and the libraries at hand (datasketch) estimate set similarity, not shared runs.
     """
-    hashes = [_stretch_hash(ws[i:i + n]) for i in range(len(ws) - n + 1)]
+    hashes = _stretch_hashes(ws, n)
     if not hashes:
         return []
     if len(hashes) <= window:
@@ -158,7 +162,7 @@ def fingerprints(ws: Sequence[str], n: int = STRETCH_WORDS, window: int = WINNOW
 def stretch_hashes(ws: Sequence[str], n: int = STRETCH_WORDS) -> set[int]:
     """Every ``n``-word stretch hash of ``ws`` (not winnowed): what a lookup of a short text in the
     stored fingerprints needs, since the older text kept only its winnowed ones."""
-    return {_stretch_hash(ws[i:i + n]) for i in range(len(ws) - n + 1)}
+    return set(_stretch_hashes(ws, n))
 
 
 def first_written(ws: Sequence[str], copy: Sequence[str], origins: Sequence[tuple[K, Sequence[str]]],

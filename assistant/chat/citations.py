@@ -88,6 +88,8 @@ class Attribution:
     sentences: list[AnswerSentence]
     checks: list[Check]
     weights: dict[int, int] = field(default_factory=dict)  # marker -> parts per million
+    # Each credited sentence's share, by source (``sentence_shares``): what the weights sum up.
+    shares: dict[int, dict[int, Fraction]] = field(default_factory=dict)
 
     @property
     def verified_markers(self) -> list[int]:
@@ -241,8 +243,12 @@ def sentence_shares(sentences: Sequence[AnswerSentence], checks: Sequence[Check]
 
 def weigh(sentences: Sequence[AnswerSentence], checks: Sequence[Check]) -> dict[int, int]:
     """Each source's share of the answer in parts per million (empty when nothing is supported)."""
+    return _weights(sentence_shares(sentences, checks))
+
+
+def _weights(shares: Mapping[int, Mapping[int, Fraction]]) -> dict[int, int]:
     credit: dict[int, Fraction] = {}
-    for per_marker in sentence_shares(sentences, checks).values():
+    for per_marker in shares.values():
         for m, share in per_marker.items():
             credit[m] = credit.get(m, Fraction(0)) + share
     return largest_remainder(credit, PPM)
@@ -286,4 +292,5 @@ def attribute(
     """Parse, verify and weigh the citations of an answer in one call."""
     sentences = parse_citations(answer, len(sources))
     checks = verify(sentences, sources, question, embed, thresholds)
-    return Attribution(sentences, checks, weigh(sentences, checks))
+    shares = sentence_shares(sentences, checks)
+    return Attribution(sentences, checks, _weights(shares), shares)

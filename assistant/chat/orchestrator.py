@@ -38,12 +38,11 @@ from assistant.errors import ApiError
 from assistant.models import Answer, Citation, Conversation, Message
 from assistant.snippets import snippet
 from retrieval.exchanges import next_messages
-from retrieval.first_writers import QUOTED_RUN, Quote, first_writers
+from retrieval.first_writers import Quote, first_writers
 from retrieval.knowledge import KnowledgeBase
 from retrieval.lexical import analyse
 from retrieval.models import Chunk
 from retrieval.origin import MAX_ORIGIN_CHUNKS
-from retrieval.origin import words as origin_words
 from retrieval.search import Searcher, SearchResult
 from retrieval.store import Filters
 
@@ -509,16 +508,13 @@ class Assistant:
             return CitationOut(m, s.chunk_id, s.title, snippet(s.text), s.contributor, s.source_id,
                                s.contribution_id, weight, s.speaker, s.timestamp, copied_by)
 
-        shares = cit.sentence_shares(attribution.sentences, attribution.checks)
+        shares = attribution.shares
         pairs = [(i, m) for i, per_marker in shares.items() for m in per_marker]
         texts = {s.index: s.text for s in attribution.sentences}
         quotes = [Quote(texts[i], turn.sources[m - 1].chunk_id, turn.sources[m - 1].contributor) for i, m in pairs]
-        # BM25 finds the older chunk of a copied run that winnowing kept no fingerprint of; each
-        # sentence is searched once whatever the number of sources it is credited to.
-        searched = {text: self._lexical_ids(text) if len(origin_words(text)) >= QUOTED_RUN else []
-                    for text in dict.fromkeys(q.text for q in quotes)}
         with self.sessions() as session:
-            found = first_writers(session, quotes, [searched[q.text] for q in quotes])
+            # BM25 finds the older chunk of a copied run that winnowing kept no fingerprint of.
+            found = first_writers(session, quotes, self._lexical_ids)
             writers = {w.chunk_id for f in found for w in f.writers}
             chunks = {c.id: c for c in session.scalars(select(Chunk).where(Chunk.id.in_(writers)))} if writers else {}
         # Only writers read back are paid (all of them: chunks are never deleted), so the weights

@@ -100,14 +100,14 @@ def test_a_run_winnowing_kept_no_fingerprint_of_is_found_through_a_search(kb: Kn
     copy = stored(kb, bob, quote)
     with kb.intake.sessions() as s:
         assert first_writers(s, [Quote(quote, copy, bob)]) == [Found(len(words(quote)), ())]
-        assert first_writers(s, [Quote(quote, copy, bob)], [[copy, first]]) == [
+        assert first_writers(s, [Quote(quote, copy, bob)], lambda _: [copy, first]) == [
             Found(len(words(quote)), (FirstWriter(first, alice, STRETCH_WORDS),))]
         # A search hit that is the quote's own contributor's, or newer, is no first writer.
-        assert first_writers(s, [Quote(quote, first, alice)], [[copy]]) == [Found(len(words(quote)), ())]
+        assert first_writers(s, [Quote(quote, first, alice)], lambda _: [copy]) == [Found(len(words(quote)), ())]
     # Eight words copied: no fingerprint at all, found through the search.
     eight = f"Nobody remembers that {' '.join(ws[at:at + QUOTED_RUN])} at all."
     carol = new_address()
     copy8 = stored(kb, carol, eight)
     with kb.intake.sessions() as s:
-        assert first_writers(s, [Quote(eight, copy8, carol)], [[first]]) == [
+        assert first_writers(s, [Quote(eight, copy8, carol)], lambda _: [first]) == [
             Found(len(words(eight)), (FirstWriter(first, alice, QUOTED_RUN),))]
