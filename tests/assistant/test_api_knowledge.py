@@ -188,7 +188,9 @@ def test_csv_markdown_and_text_datasets(api: LiveServer) -> None:
     csv_data = b'id,title,text,year\n1,Moss,"Mosses reproduce with spores, not seeds.",2001\n2,Ferns,,2002\n'
     body = upload(api, "plants.csv", csv_data, who).json()
     assert body["chunks_stored"] == 1 and body["errors"] == [{"line": 3, "error": "'text' is empty"}]
-    md = b"# Saturn\n\nSaturn's rings are made mostly of water ice.\n\n## Titan\n\nTitan has lakes of liquid methane.\n"
+    # Not the Saturn-rings sentence other files store on the same session server: rewording it
+    # would be taken out as a copy, whichever file ran first (DEVELOPERS.md).
+    md = b"# Saturn\n\nSaturn is less dense than water and would float in a large enough bath.\n\n## Titan\n\nTitan has lakes of liquid methane.\n"
     body = upload(api, "saturn.md", md, who).json()
     assert body["chunks_stored"] == 2
     hit = search(api, "lakes of methane", filters={"contribution_id": body["id"]})[0]
