@@ -41,6 +41,15 @@ Ingestion per set:
     .venv/bin/python bench/answers.py --set locomo-dev --smoke   # 5 questions, one an unanswerable one
     .venv/bin/python bench/answers.py --dump A.jsonl              # also keep each answer and its scores
     .venv/bin/python bench/answers.py --save-sources S.json       # also keep each question's retrieved chunks
+    .venv/bin/python bench/answers.py --set locomo-dev --save-passages P.json   # ... and what the responder read
+    .venv/bin/python bench/answers.py --set locomo-dev --replay P.json          # the responder alone on those
+
+``--save-passages`` keeps, for every question, the passages the assistant handed the extractive
+responder (both retrieval steps, speakers, timestamps, next messages) with their source ids;
+``--replay`` runs the responder alone on them in process, on any set, and prints the same table
+(no HTTP, no recording, no latency; citations are the responder's own markers), about a minute
+where the HTTP run takes several: the way to try a change of the answer layer before the HTTP
+run that gives the figures that count.
 
 ``--smoke`` runs every code path in well under a minute: 5 questions (one of them unanswerable
 when the set has any), locomo's first conversation only, hotpotqa's first 200 paragraphs plus
@@ -76,7 +85,7 @@ import tempfile
 import time
 import unicodedata
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -554,6 +563,31 @@ def offline(root: Path, saved_path: Path) -> None:
               f"{np.mean(m['na'] or [0]):7.3f} {np.mean(m['prec'] or [0]):8.3f} {pct(m['ms'], 50):7.2f}")
 
 
+def replay(data: DataSet, saved_path: Path) -> None:
+    """The responder alone on saved passages (``--save-passages``), scored and reported as the
+    HTTP run is; questions with no saved passages are skipped."""
+    from assistant.chat.extractive import ExtractiveResponder
+    from assistant.chat.passages import Passage
+
+    saved = json.loads(saved_path.read_text())
+    responder = ExtractiveResponder(embedder())
+    scores = []
+    for q in data.questions:
+        if q.id not in saved:
+            continue
+        entry = saved[q.id]
+        passages = [Passage(**p) for p in entry["passages"]]
+        t = time.perf_counter()
+        result = responder.answer(q.text, passages)
+        ms = (time.perf_counter() - t) * 1000
+        cited = [entry["source_ids"][m - 1] for m in dict.fromkeys(p.marker for p in result.picks)]
+        plain = strip_markers(result.text)
+        scores.append(Score(q, plain, not result.answered, answer_hit(plain, q.answers, data.yes_no_at_start),
+                            gold_token_recall(plain, q.answers, data.yes_no_at_start), cited, None, ms, 0.0, ms))
+    print(f"{data.kind}: {len(scores)} questions replayed from {saved_path}")
+    report(scores, data)
+
+
 @functools.cache
 def embedder():  # type: ignore[no-untyped-def]
     """One model for every server of the run (locomo starts one per conversation): loading
@@ -615,7 +649,8 @@ def ask(url: str, questions: list[Question]) -> Iterator[Reply]:
                     extra["openchat"].get("credits", []), extra["openchat"]["timing_ms"], latency)
 
 
-def run_session(session: Session, save_sources: dict[str, list[dict]] | None) -> list[Reply]:
+def run_session(session: Session, save_sources: dict[str, list[dict]] | None,
+                save_passages: dict[str, dict] | None = None) -> list[Reply]:
     print(f"{session.label}: {len(session.questions)} questions")
     with tempfile.TemporaryDirectory() as tmp:
         live = serve(Path(tmp))
@@ -627,6 +662,12 @@ def run_session(session: Session, save_sources: dict[str, list[dict]] | None) ->
                 for q in session.questions:
                     save_sources[q.id] = [{"text": s.text, "source_id": s.source_id}
                                           for s in assistant.searcher.search(q.text, assistant.top_k)]
+            if save_passages is not None:
+                assistant = live.server.config.app.state.assistant  # type: ignore[union-attr]
+                for q in session.questions:
+                    found = assistant.retrieve(q.text)
+                    save_passages[q.id] = {"passages": [asdict(p) for p in found.passages()],
+                                           "source_ids": [s.source_id for s in found.sources]}
         finally:
             live.stop()
     return replies
@@ -745,6 +786,9 @@ def parse_args() -> argparse.Namespace:
                              "hotpotqa a few hundred paragraphs")
     parser.add_argument("--dump", type=Path, help="write each question's answer as JSONL here")
     parser.add_argument("--save-sources", type=Path, help="write each question's retrieved chunks (JSON) here")
+    parser.add_argument("--save-passages", type=Path,
+                        help="write the passages the responder read for each question (JSON) here, for --replay")
+    parser.add_argument("--replay", type=Path, help="replay saved passages through the responder alone (any set)")
     parser.add_argument("--calibrate", action="store_true", help="squad2 only: citation-check thresholds")
     parser.add_argument("--offline", type=Path, help="squad2 only: replay saved chunks through the responder alone")
     parser.add_argument("--fit", type=Path, help="squad2 only: fit the answerability rule on saved chunks (even half)")
@@ -772,13 +816,19 @@ def main() -> None:
         fit(args.data, args.fit, args.target, args.precision)
         return
     data = load_set(args.data, args.kind)
+    if args.replay:
+        replay(data, args.replay)
+        return
     conversations = args.conversations.split(",") if args.conversations else None
     plan = plan_run(data, args.limit, conversations, args.smoke)
     print(f"{data.kind} ({args.data}): {sum(len(s.questions) for s in plan)} questions, {len(plan)} server(s)")
     saved: dict[str, list[dict]] | None = {} if args.save_sources else None
-    replies = [r for s in plan for r in run_session(s, saved)]
+    read: dict[str, dict] | None = {} if args.save_passages else None
+    replies = [r for s in plan for r in run_session(s, saved, read)]
     if args.save_sources:
         args.save_sources.write_text(json.dumps(saved))
+    if args.save_passages:
+        args.save_passages.write_text(json.dumps(read))
     speaker_of = data.speaker_of
     scores = [score(r, data, speaker_of) for r in replies]
     if args.dump:

@@ -304,14 +304,25 @@ _PART_OF_PRONOUN = re.compile(r"^[\"'“(]*(?:most|much|all|some|part|parts|none
 # right?" says that sunflowers mean warmth.
 _ASKS = re.compile(r"(what|who|whom|whose|which|when|where|why|how|is|are|was|were|do|does|did|can|could|"
                    r"would|will|should|have|has|had)\b", re.IGNORECASE)
+# A bracketed note closing a message (no brackets inside): "[shares a photo: ...]", "[image]".
+_ATTACHMENT = re.compile(r"\s*\[[^\[\]]*\]$")
 _TAG_QUESTION = re.compile(r"\w.*\w.*,\s*(right|isn'?t it|aren'?t they|don'?t you think|you know|no)\s*\?$", re.IGNORECASE)
+
+
+def _asks(text: str) -> bool:
+    """Whether a sentence (quotes stripped) is a question, not a statement with a question tag.
+    A chat export notes an attachment in brackets after the words, and "How often do you all
+    work out together? [shares a photo: ...]" still asks (locomo-dev's even half: "no answer"
+    0.533 -> 0.558, answer recall 0.366 -> 0.371; squad2 and hotpotqa unchanged)."""
+    asked = _ATTACHMENT.sub("", text).rstrip("\"'“”‘’) ")
+    return asked.endswith("?") and not (_TAG_QUESTION.search(asked) and not _ASKS.match(asked))
 
 
 def states(sentence: str) -> bool:
     """Whether a sentence states something: not a question, not only greetings, thanks or
     reactions ("Thanks Nate!", "Good to see you!", "That's awesome!")."""
     text = sentence.strip().strip("\"'“”‘’)").rstrip()
-    if text.endswith("?") and not (_TAG_QUESTION.search(text) and not _ASKS.match(text)):
+    if _asks(text):
         return False
     words = _SOCIAL_WORD.findall(text)
     if len(words) > 8:
@@ -711,7 +722,7 @@ def quotable(sentence: str) -> bool:
     ``states``, a name alone ("The Minnesota Wolves!") or "It was amazing." is kept: read after
     the message it follows, it is what was asked."""
     text = sentence.strip().strip("\"'“”‘’)").rstrip()
-    if text.endswith("?") and not (_TAG_QUESTION.search(text) and not _ASKS.match(text)):
+    if _asks(text):
         return False
     words = _SOCIAL_WORD.findall(text)
     folded = [w.casefold().replace("’", "'") for w in words]

@@ -333,7 +333,10 @@ def test_greetings_are_not_answers(responder: ExtractiveResponder) -> None:
 @pytest.mark.parametrize(
     "sentence",
     ["Thanks Nate!", "Good to see you!", "That's awesome!", "Hi Caroline!", "I love it!", "Yes.",
-     "How are you?", '"Is it true?"', "Do octopuses have blue blood?", "Is it blue, right?"],
+     "How are you?", '"Is it true?"', "Do octopuses have blue blood?", "Is it blue, right?",
+     # A note of what the message attached does not make its question a statement.
+     "How often do you all work out together? [shares a photo: a photo of a group of people in a gym]",
+     "Where was this taken? [image]"],
 )
 def test_states_is_false_for_questions_greetings_and_reactions(sentence: str) -> None:
     assert not states(sentence)
@@ -346,7 +349,8 @@ def test_states_is_false_for_questions_greetings_and_reactions(sentence: str) ->
      # More than eight words always say something, even of friendly words.
      "Hey Mel, it was so good to see you and the kids again at the lake house!",
      # A question tag asks for agreement: the sentence still says what it says.
-     "Sunflowers mean warmth and happiness, right?", "You got a new puppy, didn't you, no?"],
+     "Sunflowers mean warmth and happiness, right?", "You got a new puppy, didn't you, no?",
+     "Painted this last week! [shares a photo: a painting of a sunset over a lake]"],
 )
 def test_states_is_true_for_statements(sentence: str) -> None:
     assert states(sentence)
@@ -431,7 +435,7 @@ def test_a_message_answers_about_what_its_own_question_named(responder: Extracti
     ("sentence", "kept"),
     [("The Minnesota Wolves!", True), ("It was amazing.", True), ("I love painting!", True),
      ("Hey Caroline!", False), ("Thanks, Caroline!", False), ("Thanks!", False), ("So cool!", False),
-     ("Which team?", False)],
+     ("Which team?", False), ("Which team? [shares a photo: a jersey]", False)],
 )
 def test_a_quotation_keeps_names_and_short_statements_but_not_greetings(sentence: str, kept: bool) -> None:
     assert quotable(sentence) is kept
