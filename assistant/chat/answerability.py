@@ -337,7 +337,7 @@ def _stems(text: str) -> list[tuple[str, str]]:
 # themselves (a changed preposition or auxiliary is grammar, "were suspended from" / "following").
 _CONTEXT_FORMS = {"an": "a", "are": "is", "was": "is", "were": "is", "be": "is", "been": "is",
                   "has": "have", "had": "have"}
-_FUNCTION_WORDS = frozenset([
+FUNCTION_WORDS = frozenset([
     "a", "an", "the", "is", "are", "was", "were", "be", "been", "being", "has", "have", "had",
     "do", "does", "did", "from", "to", "of", "in", "on", "at", "by", "for", "with", "as", "into",
     "onto", "over", "under", "after", "before", "following", "during", "since", "until", "about",
@@ -406,11 +406,11 @@ def swapped_word(question: str, sentence: str, context: int = SWAP_CONTEXT) -> t
     slots: dict[tuple[str, str], list[int]] = {}
     for j in range(1, len(s) - 1):
         other, other_stem = s[j]
-        if other_stem not in q_stems and other not in STOPWORDS and other not in _FUNCTION_WORDS and other not in _LIGHT_VERBS:
+        if other_stem not in q_stems and other not in STOPWORDS and other not in FUNCTION_WORDS and other not in _LIGHT_VERBS:
             slots.setdefault((s[j - 1][1], s[j + 1][1]), []).append(j)
     for k in range(1, len(q) - 1):
         word, stem = q[k]
-        if (len(word) < 2 or word in STOPWORDS or word in _FUNCTION_WORDS or stem in QUESTION_TERMS
+        if (len(word) < 2 or word in STOPWORDS or word in FUNCTION_WORDS or stem in QUESTION_TERMS
                 or stem in FRAME_TERMS or any(ch.isdigit() for ch in word)):
             continue
         candidates = slots.get((q[k - 1][1], q[k + 1][1]))
@@ -489,7 +489,7 @@ def _denied_words(text: str) -> list[set[str]]:
         for k, (word, _) in enumerate(pairs):
             if word in _DENIALS:
                 out.append({st for w, st in pairs[k + 1:k + 1 + NEGATION_REACH]
-                            if w not in STOPWORDS and w not in _FUNCTION_WORDS and w not in _DENIALS and st not in QUESTION_TERMS})
+                            if w not in STOPWORDS and w not in FUNCTION_WORDS and w not in _DENIALS and st not in QUESTION_TERMS})
     return out
 
 
@@ -528,7 +528,7 @@ def _counted(tokens: Sequence[tuple[str, str]], k: int, step: int) -> tuple[str,
     for j in range(k + step, k + step * (_NUMBER_REACH + 2), step):
         if not 0 <= j < len(tokens):
             return None
-        if tokens[j][0] not in STOPWORDS and tokens[j][0] not in _FUNCTION_WORDS:
+        if tokens[j][0] not in STOPWORDS and tokens[j][0] not in FUNCTION_WORDS:
             return tokens[j]
     return None
 
@@ -594,7 +594,7 @@ def exchanged_roles(question: str, sentence: str) -> tuple[str, str] | None:
             for k in range(len(stems) - n + 1) for run in [tuple(stems[k:k + n])]}
 
     def content(pair: tuple[str, str]) -> bool:
-        return len(pair[0]) > 1 and pair[0] not in STOPWORDS and pair[0] not in _FUNCTION_WORDS and pair[1] not in QUESTION_TERMS
+        return len(pair[0]) > 1 and pair[0] not in STOPWORDS and pair[0] not in FUNCTION_WORDS and pair[1] not in QUESTION_TERMS
 
     for i in range(len(q)):
         if not content(q[i]):

@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from assistant.chat.answerability import (
+    FUNCTION_WORDS,
     RULE,
     Evidence,
     Rule,
@@ -63,7 +64,7 @@ from assistant.chat.compose import (
 from assistant.chat.dates import annotate, asked_window
 from assistant.chat.passages import Passage, as_passages
 from assistant.chat.sentences import split_sentences
-from assistant.chat.shapes import shape
+from assistant.chat.shapes import asks_for_several, qualifier, shape
 from retrieval.embedder import Embedder
 from retrieval.lexical import analyse
 from retrieval.said import context_line
@@ -470,18 +471,24 @@ class ExtractiveResponder:
             return name
         return frozenset()
 
-    def select(self, ranking: Ranking, passages: Sequence[Passage] = (), question: str = "", more: bool = False) -> list[int]:
+    def select(self, ranking: Ranking, passages: Sequence[Passage] = (), question: str = "", more: bool = False,
+               several: bool = False) -> list[int]:
         """The best sentence, plus the next best of the same chunk when close; in reading order.
 
         From messages, the close sentences may come from other messages of the same speaker:
         "What activities has Maria done?" is answered by several of her messages, each cited;
-        ``more``: the wider reading of an answer already judged to stand (``MESSAGE_MORE``)."""
+        ``more``: the wider reading of an answer already judged to stand (``MESSAGE_MORE``);
+        ``several``: wider still, for a question after several things of its speaker (``SEVERAL_MORE``)."""
         cfg = self.config
         candidates, scores, order = ranking.candidates, ranking.scores, ranking.order
         top = candidates[order[0]]
         speaker = passages[top.marker - 1].speaker if passages else None
+        several = several and more and speaker is not None
         limit = cfg.max_sentences + ((MESSAGE_MORE if more else MESSAGE_EXTRA) if speaker else 0)
         margin = cfg.second_margin * (MESSAGE_MORE_MARGIN if more and speaker else 1.0)
+        max_words = cfg.max_words * (SEVERAL_WORDS if several else 1)
+        if several:
+            limit, margin = limit + SEVERAL_MORE, SEVERAL_MARGIN
         topic = (content_terms(question) - set(analyse(speaker))) if speaker and question else set()
         chosen = [order[0]]
         words = len(top.sentence.split())
@@ -496,11 +503,14 @@ class ExtractiveResponder:
             # speaker's name: closeness in score alone lets chit-chat in. But not a tie
             # (``CLOSE_CALL``): two of the speaker's messages that answer alike are both the
             # answer, not a close call to refuse (locomo-dev's even half: 1 refusal fewer, no
-            # adversarial question answered).
+            # adversarial question answered). Asked for several things ("What activities has
+            # Melanie done?"), any of the speaker's messages about themselves is one of them:
+            # the things rarely repeat the question's word for them.
             same_source = c.marker == top.marker or (
                 speaker is not None and passages[c.marker - 1].speaker == speaker
-                and (bool(set(analyse(c.sentence)) & topic) or scores[order[0]] - scores[i] < CLOSE_CALL))
-            if same_source and words + length <= cfg.max_words and all(c.sentence != candidates[k].sentence for k in chosen):
+                and (bool(set(analyse(c.sentence)) & topic) or scores[order[0]] - scores[i] < CLOSE_CALL
+                     or (several and speaks_of_self(c.sentence))))
+            if same_source and words + length <= max_words and all(c.sentence != candidates[k].sentence for k in chosen):
                 chosen.append(i)
                 words += length
         # Read in source order (and sentence order within a source), not score order.
@@ -521,15 +531,24 @@ class ExtractiveResponder:
                        said_by_other=said_by_other(question, ranking, speaker_of, speakers))
 
     def examine(self, question: str, ranking: Ranking, chosen: Sequence[int], speakers: Sequence[str] = (),
-                pool: Sequence[Candidate] | None = None, speaker_of: Sequence[str | None] = ()) -> Verdict:
-        """Whether the chosen sentences answer the question, and if not, why (see answerability)."""
+                pool: Sequence[Candidate] | None = None, speaker_of: Sequence[str | None] = (),
+                easing: float = 0.0, message: str = "") -> Verdict:
+        """Whether the chosen sentences answer the question, and if not, why (see answerability);
+        ``easing`` lowers the threshold and ``message`` is the best sentence's whole message, both
+        for a question after several things of a speaker (``SEVERAL_EASING``)."""
         best = ranking.candidates[ranking.order[0]]
         rule = self.config.rule.for_messages() if best.stated else self.config.rule
+        if easing:
+            rule = replace(rule, threshold=rule.threshold - easing)
         # A speaker's name is no evidence that one of their messages answers, unless the
         # message speaks of its speaker: "What did Maria participate in?" and Maria's own "I ran
         # a 5K charity run" (her reply to someone else's news, "That race sounds great, Mel!",
-        # is not about her).
-        own = best.stated and speaks_of_self(best.sentence) and bool(asked_speakers(question, speakers))
+        # is not about her). Asked for several things of theirs, the best sentence's whole
+        # message is read ("I adopted a puppy last week! Her name is Coco.": the second sentence
+        # is still about her); for one fact, its own sentence (the whole message, on locomo-dev's
+        # even half: "no answer" 0.558 -> 0.550, answer recall unchanged).
+        own = (best.stated and speaks_of_self(message or best.sentence)
+               and bool(asked_speakers(question, speakers)))
         score = ranking.best_own if own else ranking.best_strength
         return judge(score, self.evidence(question, ranking, chosen, speakers, pool, speaker_of), rule)
 
@@ -582,13 +601,20 @@ class ExtractiveResponder:
         # the second hop's sentence, not the first.
         # The sources it draws on: the first step's, and the second step's sentences it uses.
         pool = first.candidates + [ranking.candidates[i] for i in extra if i >= len(first.candidates)]
+        # Asked for several things of a speaker, each message holds one of them and scores lower
+        # against the question's word for all of them ("activities") than one fact's message does.
+        speaker = passages[first.best.marker - 1].speaker
+        several = (said and speaker is not None and asks_for_several(question)
+                   and speaker in asked_speakers(question, speakers))
+        eased = several and _qualified(qualifier(question, speaker), [first.candidates[i] for i in chosen])  # type: ignore[arg-type]
         verdict = self.examine(question, ranking if extra else first, [*chosen, *extra], speakers, pool,
-                               [p.speaker for p in passages])
+                               [p.speaker for p in passages], SEVERAL_EASING if eased else 0.0,
+                               passages[first.best.marker - 1].text if several else "")
         if not verdict.answerable:
             return ExtractiveAnswer(NO_ANSWER, [], best, verdict.reasons)
         if said:
             # The checks judged the closest messages; the answer then reads a little wider.
-            chosen = sorted({*chosen, *self.select(first, passages, question, more=True)})
+            chosen = sorted({*chosen, *self.select(first, passages, question, more=True, several=several)})
         return self._render(ranking, passages, Composed((*chosen, *extra)), best)
 
     @staticmethod
@@ -692,6 +718,15 @@ def said_by_other(question: str, ranking: Ranking, speaker_of: Sequence[str | No
     return bool(own) and bool(other) and max(other) - max(own) > OTHER_SAYS_IT_BETTER
 
 
+def _qualified(words: str, chosen: Sequence[Candidate]) -> bool:
+    """Whether the chosen sentences meet what the question asks beyond its head and verb ("with
+    her kids"): one of its content terms, or there is none. The easing of a question after
+    several things is for the word that names them all ("activities"), not for an unmet "with
+    her kids"."""
+    terms = {t for t in content_terms(words) if t not in FUNCTION_WORDS} if words else set()
+    return not terms or any(terms & c.terms for c in chosen)
+
+
 def _from_hop(ranking: Ranking, hop: int) -> Ranking:
     """The ranking seen from a second hop's sentence: its source's sentences, best first."""
     marker = ranking.candidates[hop].marker
@@ -699,6 +734,22 @@ def _from_hop(ranking: Ranking, hop: int) -> Ranking:
     return replace(ranking, order=order)
 
 
+# A question after several things of one speaker ("What activities has Melanie done?",
+# ``shapes.asks_for_several``) reads up to this many more of their messages about themselves,
+# within this score margin of the best and this multiple of ``max_words``; when the quoted
+# messages meet what it asks beyond its head and verb ("with her kids", ``_qualified``), it is
+# judged against a threshold this much lower. Tuned on locomo-dev's even half (its replay,
+# bench/answers.py): the wider reading, gold-token recall 0.617 -> 0.629 (4 more messages within
+# 0.4: 0.635 at 136 words; 3 within 0.3: 0.630; 4 within 0.2: 0.625); the easing, refusals of
+# answerable questions 0.124 -> 0.118, "no answer" unchanged at 0.558 (0.05 and 0.1 alike; 0.1
+# answers issue 15's own example over a five-message chat, tests/assistant/test_compose.py).
+# Easing without the qualifier check held the gold string for 3 more questions and "no answer"
+# alike, but answers "What activities has Priya done with her kids?" with her messages about
+# anything else.
+SEVERAL_MORE = 2
+SEVERAL_MARGIN = 0.3
+SEVERAL_WORDS = 3
+SEVERAL_EASING = 0.1
 # Messages of the same speaker an answer may add beyond ``max_sentences``.
 MESSAGE_EXTRA = 1
 # Once the checks have judged those, the answer reads a little wider: up to this many more

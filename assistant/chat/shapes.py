@@ -31,6 +31,31 @@ _COMPARATIVE = re.compile(rf"\b(?P<earlier>{_EARLIER})\b|\b(?P<later>{_LATER})\b
 _QUOTED = re.compile(r"[\"“]([^\"”]{1,120})[\"”]")
 
 
+# A question after several things: a plural head noun before its verb ("What activities does
+# Melanie partake in?", "Which cities has Jon visited?", "What kinds of books does ... read?"), or
+# the present perfect of an accumulated past ("What has Maria done to ...?", "Where has Melanie
+# camped?").
+_SEVERAL = re.compile(
+    r"^\s*(?:what|which)\s+(?:(?:kinds?|types?|sorts?)\s+of\s+)?(?:[\w+/'-]+\s+){0,2}?[a-z]+[^s\W']s\s+"
+    r"(?:has|have|had|does|do|did|is|are|was|were)\b"
+    r"|^\s*(?:what|where|who)\s+(?:has|have)\s+\w+(?:['’]s\s+\w+)?\s+\w+(?:ed|en|ne|wn|ught|ad|ok|ng|de)\b",
+    re.IGNORECASE)
+
+
+def asks_for_several(question: str) -> bool:
+    """Whether the question asks for several things: a plural head noun ("What activities does X
+    do?") or an accumulated past ("What has X done?"), whose answer is spread over sources."""
+    return _SEVERAL.search(question) is not None
+
+
+def qualifier(question: str, speaker: str) -> str:
+    """What a question about a speaker asks beyond its head and verb: the words after the name and
+    the word that follows it ("What activities has Melanie done with her kids?": "with her kids";
+    "Which cities has Jon visited?": ""). Empty when the question does not name them."""
+    match = re.search(rf"\b{re.escape(speaker)}(?:['’]s)?\s+\S+\s*(?P<rest>.*)$", question, re.IGNORECASE)
+    return match.group("rest").rstrip(" ?.!") if match else ""
+
+
 @dataclass(frozen=True)
 class Shape:
     """The question's shape: its kind, the entities it names for comparison, and for a

@@ -386,6 +386,30 @@ def test_a_fact_another_speaker_says_better_is_theirs(responder: ExtractiveRespo
     assert theirs.text == NO_ANSWER and "said_by_other" in theirs.reasons
 
 
+CHAT = [Passage("Guess what, I adopted a puppy last week! Her name is Coco.", speaker="Priya", timestamp="2024-03-11T09:15"),
+        Passage("That's awesome! I started pottery classes yesterday, made a wonky bowl.", speaker="Tomás",
+                timestamp="2024-03-11T09:20"),
+        Passage("I'm running the Lisbon half marathon next month, been training every morning.", speaker="Priya",
+                timestamp="2024-04-02T18:00"),
+        Passage("I got promoted to head chef at the bistro on Friday!", speaker="Tomás", timestamp="2024-04-07T12:00"),
+        Passage("Went hiking in Sintra with my sister on Saturday, the views were unreal.", speaker="Priya",
+                timestamp="2024-04-15T10:00")]
+
+
+def test_what_activities_a_speaker_has_done_quotes_each_of_their_messages(responder: ExtractiveResponder) -> None:
+    a = responder.answer("What activities has Priya done?", CHAT)
+    assert sorted({p.marker for p in a.picks}) == [1, 3, 5], (a.reasons, a.text)
+    assert "adopted a puppy" in a.text and "half marathon" in a.text and "hiking in Sintra" in a.text
+    theirs = responder.answer("What activities has Tomás done?", CHAT)
+    assert sorted({p.marker for p in theirs.picks}) == [2, 4], (theirs.reasons, theirs.text)
+
+
+def test_several_things_with_a_qualifier_no_message_meets_are_refused(responder: ExtractiveResponder) -> None:
+    # Her messages are about a puppy, a race and a hike: none with her kids.
+    a = responder.answer("What activities has Priya done with her kids?", CHAT)
+    assert a.text == NO_ANSWER and "low_score" in a.reasons
+
+
 @pytest.mark.parametrize(("own", "other", "fires"), [(0.60, 0.63, True), (0.60, 0.61, False), (0.60, 0.50, False)])
 def test_said_by_other_compares_the_speakers_best_sentences_names_aside(own: float, other: float, fires: bool) -> None:
     r = ranking([(1, "That race sounds great, Mel!", own + 0.08), (2, "The race made me realize a lot.", other)])

@@ -6,7 +6,17 @@ from datetime import date
 
 import pytest
 
-from assistant.chat.shapes import Shape, Value, about, first_date, mentions, quantities, shape
+from assistant.chat.shapes import (
+    Shape,
+    Value,
+    about,
+    asks_for_several,
+    first_date,
+    mentions,
+    qualifier,
+    quantities,
+    shape,
+)
 
 
 def test_born_first_compares_dates_and_the_earliest_wins() -> None:
@@ -254,3 +264,26 @@ def test_a_minus_sign_of_its_own_makes_a_number_negative_a_dash_between_two_does
     assert cold.key == -89.2 and cold.shown == "−89.2 °C"
     assert quantities("It can fall to -40 degrees.")[0].key == -40
     assert [v.key for v in quantities("The tour had 5-10 stops.")] == [5, 10]
+
+
+@pytest.mark.parametrize(
+    ("question", "several"),
+    [("What activities does Melanie partake in?", True), ("Which cities has Jon visited?", True),
+     ("What kinds of books does Caroline read?", True), ("What has Maria done to feel closer to her faith?", True),
+     ("Where has Melanie camped?", True), ("What LGBTQ+ events has Caroline participated in?", True),
+     ("What is Caroline's identity?", False), ("When did Melanie paint a sunrise?", False),
+     ("What does Melanie do to destress?", False), ("Who was born first, Ada Lovelace or Grace Hopper?", False),
+     ("What address does Tim have?", False), ("How many hearts does an octopus have?", False)],
+)
+def test_a_question_after_several_things_has_a_plural_head_or_an_accumulated_past(question: str, several: bool) -> None:
+    assert asks_for_several(question) is several
+
+
+@pytest.mark.parametrize(
+    ("question", "speaker", "rest"),
+    [("What activities has Priya done with her kids?", "Priya", "with her kids"),
+     ("Which cities has Jon visited?", "Jon", ""), ("What do Melanie's kids like?", "Melanie", "like"),
+     ("What activities has Priya done?", "Tomás", "")],
+)
+def test_the_qualifier_is_what_follows_the_speaker_and_their_verb(question: str, speaker: str, rest: str) -> None:
+    assert qualifier(question, speaker) == rest
