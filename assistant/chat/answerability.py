@@ -714,11 +714,13 @@ def opposite_word(question: str, answer: str, pool_terms: set[str],
 
 
 def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[set[str]],
-            sentences: Sequence[str] = (), wording: str | None = None) -> Evidence:
+            sentences: Sequence[str] = (), wording: str | None = None, titles: str = "") -> Evidence:
     """Run every check on the answer's sentences; ``pool`` is the analysed terms of every source
     sentence, ``sentences`` their text (for the names' word order); ``wording``: the answer as its
     sources word it, for the opposites checks, when ``answer`` adds to it (a message's resolved
-    dates: "last Saturday (the Saturday before 25 May 2023)" says no "before" of its own)."""
+    dates: "last Saturday (the Saturday before 25 May 2023)" says no "before" of its own);
+    ``titles``: the titles of the answer's sources, whose numbers the answer speaks within
+    ("Kent County Cricket Club in 2011": "... joined Kent as their overseas player in June")."""
     worded = answer if wording is None else wording
     pool_terms = set().union(*pool) if pool else set()
     q_numbers = number_tokens(question) - COUNTING_WORDS
@@ -731,7 +733,7 @@ def examine(question: str, answer: str, answer_terms: set[str], pool: Sequence[s
     return Evidence(
         negated=negated(question, answer),
         number_absent=bool(q_digits - pool_terms - pool_digits),
-        number_missing=bool(q_numbers - number_tokens(answer)),
+        number_missing=bool(q_numbers - number_tokens(f"{answer} {titles}")),
         name_absent=bool(absent),
         name_elsewhere=any(sum(t in terms for terms in pool) <= NAME_DETAIL_SENTENCES for t in missing),
         name_recombined=recombined_name(question, sentences) is not None,

@@ -206,7 +206,18 @@ def bridge_names(ranking: Ranking, question: str, first: int | None = None) -> l
     out: list[str] = []
     for sentence in sentences[:BRIDGE_SENTENCES]:
         out.extend(n for n in names_in(sentence, question) if n not in out)
-    return out
+    # A name that carries the question's word for what it looks for comes first: "a conference
+    # that was formerly known as what" bridges to "America East Conference", not to "University
+    # of Vermont" that the same source names first.
+    kind = _kind_names(out, question)
+    return kind + [n for n in out if n not in kind]
+
+
+def _kind_names(names: Sequence[str], question: str) -> list[str]:
+    """The names holding a word the question uses for a thing, not as a name of its own
+    ("Conference" for "... competes in a conference ..."; "Vermont" of "Vermont Catamounts" no)."""
+    kinds = set(analyse(question)) - name_terms(question) - STOPWORDS
+    return [n for n in names if set(analyse(n)) & kinds]
 
 
 def bridge(ranking: Ranking, passages: Sequence[Passage], question: str, first: int) -> int | None:
@@ -219,11 +230,13 @@ def bridge(ranking: Ranking, passages: Sequence[Passage], question: str, first: 
     names = bridge_names(ranking, question, first)
     if not names:
         return None
-    for i in ranking.order:
-        c = ranking.candidates[i]
-        title = passages[c.marker - 1].title
-        if c.marker != best.marker and title and title != first_title and any(about(title, n) for n in names):
-            return i
+    # The names that carry what the question looks for first (``bridge_names``), then any.
+    for wanted in (_kind_names(names, question), names):
+        for i in ranking.order:
+            c = ranking.candidates[i]
+            title = passages[c.marker - 1].title
+            if c.marker != best.marker and title and title != first_title and any(about(title, n) for n in wanted):
+                return i
     return None
 
 

@@ -197,6 +197,7 @@ class Candidate:
     # Its source's subject when the sentence refers to it by a pronoun or part of its name ("He
     # played college football at Oregon." in "Joe Walker"'s source): names the checks find in it.
     subject: frozenset[str] = frozenset()
+    title: str = ""  # its source's title (plain text only): what the sentence speaks within
 
     @property
     def names(self) -> frozenset[str]:
@@ -412,7 +413,8 @@ class ExtractiveResponder:
                     candidates.append(Candidate(marker, sentence, terms | self._sentences_terms(stated), stated,
                                                 subject=asked.get(sentence, frozenset())))
                 else:
-                    candidates.append(Candidate(marker, sentence, terms, subject=self._subject(sentence, p.title, terms)))
+                    candidates.append(Candidate(marker, sentence, terms, subject=self._subject(sentence, p.title, terms),
+                                                title=p.title or ""))
         if not candidates:
             return None
         q_vec = self.vectors.embed_query(question)
@@ -524,7 +526,8 @@ class ExtractiveResponder:
         picked = [ranking.candidates[i] for i in chosen]
         pool = ranking.candidates if pool is None else pool
         evidence = examine(_checked_question(question, ranking, chosen), " ".join(c.claim for c in picked), set().union(*(c.names for c in picked)),
-                           [set(c.names) for c in pool], [c.claim for c in pool], " ".join(c.sentence for c in picked))
+                           [set(c.names) for c in pool], [c.claim for c in pool], " ".join(c.sentence for c in picked),
+                           " ".join(dict.fromkeys(c.title for c in picked if c.title)))
         return replace(evidence, close_call=close_call(ranking, cited=chosen),
                        other_speaker=other_speaker(question, [c.claim for c in picked], speakers),
                        to_listener=to_listener(question, [c.sentence for c in picked if c.stated], speakers),

@@ -326,9 +326,13 @@ class Assistant:
         form = shape(query)
         ranking = self.extractive.rank(query, passages) if form.kind == "single" else None
         seen = {s.chunk_id for s in sources}
+        # A follow-up repeats the question's words, so its best results are often the first
+        # step's again ("The Vermont Catamounts men's soccer team ... America East Conference"
+        # finds the team's pages first): it reads past as many results as the first step holds.
+        depth = self.top_k + len(seen)
         for follow_up in follow_ups(ranking, passages, query, form):
             added = 0
-            for s in self.searcher.search(follow_up, self.top_k):
+            for s in self.searcher.search(follow_up, depth):
                 if s.chunk_id not in seen and added < FOLLOW_UP_RESULTS:
                     sources.append(s)
                     seen.add(s.chunk_id)

@@ -81,3 +81,49 @@ def test_a_remote_model_gets_the_second_source_in_its_prompt(hops_api: LiveServe
     completion = sdk(hops_api).chat.completions.create(model="mock-gpt", messages=[{"role": "user", "content": QUESTION}])
     cites = {c["title"] for c in completion.model_extra["citations"]}
     assert "Mira Penhallow" in cites, completion.model_extra["citations"]
+
+
+# A bridge whose follow-up query, the question plus the bridged name, finds the first step's
+# pages again before the bridged one: the team's pages share every word of the question.
+TEAM = ("Harrow Kestrels women's rowing", ("The Harrow Kestrels women's rowing team represents the University of Harrow "
+        "in all NCAA Division I rowing competitions. The team competes in the Saltmarsh Coast Conference."))
+TEAM_PAGES = [
+    ("2010–11 Harrow Kestrels women's rowing team", ("The 2010–11 Harrow Kestrels women's rowing team won four of "
+     "its six regattas under head coach Ada Brill, whose eight set a course record on the Wensum.")),
+    ("2012–13 Harrow Kestrels women's rowing team", ("In 2012–13 the Harrow Kestrels women's rowing team moved its "
+     "boathouse to Lowestoft and finished second at the autumn head race with a crew led by Maud Fenn.")),
+    ("2014–15 Harrow Kestrels women's rowing team", ("The Harrow Kestrels women's rowing team of 2014–15 lost its "
+     "opening race by two seats, then went unbeaten through April, captained by Ilse Varga.")),
+    ("2016–17 Harrow Kestrels women's rowing team", ("For the Harrow Kestrels women's rowing team, 2016–17 brought a "
+     "new shell named Curlew and a regional title, its first since 1994.")),
+    ("2018–19 Harrow Kestrels women's rowing team", ("The 2018–19 Harrow Kestrels women's rowing team raced at "
+     "Henley for the first time and sent three rowers to the national trials.")),
+]
+CONFERENCE = ("Saltmarsh Coast Conference", ("The Saltmarsh Coast Conference is a collegiate athletic league of nine "
+              "schools. It was called the Fenland Athletic League from 1971 to 1990."))
+TEAM_QUESTION = "The Harrow Kestrels women's rowing team competes in a conference that was formerly known as what?"
+
+
+@pytest.fixture(scope="module")
+def teams_api(embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("teams"), dev_api_key=DEV_KEY, chat_top_k=1)
+    live = start_server(settings, embedder)
+    with live.client() as c:
+        for title, text in [TEAM, *TEAM_PAGES, CONFERENCE]:
+            resp = c.post("/v1/contributions", json={"text": text, "title": title, "contributor": new_address()})
+            assert resp.status_code == 201, resp.text
+    yield live
+    live.stop()
+
+
+def test_the_second_step_reads_past_the_pages_the_first_step_found(teams_api: LiveServer) -> None:
+    assistant = teams_api.server.config.app.state.assistant  # type: ignore[union-attr]
+    found = assistant.retrieve(TEAM_QUESTION)
+    first = [s.title for s in found.sources[:found.first]]
+    assert "Saltmarsh Coast Conference" not in first, first  # else there is no second step to check
+    assert "Saltmarsh Coast Conference" in [s.title for s in found.sources[found.first:found.searched]], first
+    completion = sdk(teams_api).chat.completions.create(model="openchat-extractive",
+                                                        messages=[{"role": "user", "content": TEAM_QUESTION}])
+    text = completion.choices[0].message.content or ""
+    assert "Fenland Athletic League" in text, text
+    assert {"Harrow Kestrels women's rowing", "Saltmarsh Coast Conference"} <= {c["title"] for c in completion.model_extra["citations"]}

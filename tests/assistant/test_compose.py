@@ -185,6 +185,21 @@ def test_a_bridge_over_prose_holds_with_a_message_among_the_sources(responder: E
         f"{question} Mira Penhallow"]
 
 
+def test_a_bridge_follows_the_name_that_carries_what_the_question_looks_for(responder: ExtractiveResponder) -> None:
+    team = Passage("The Harrow Kestrels women's rowing team represents the University of Harrow in all NCAA Division I "
+                   "rowing competitions. The team competes in the Saltmarsh Coast Conference.",
+                   "Harrow Kestrels women's rowing")
+    question = "The Harrow Kestrels women's rowing team competes in a conference that was formerly known as what?"
+    # The source names the university first; the question looks for a conference.
+    queries = follow_ups(responder.rank(question, [team]), [team], question, shape(question))
+    assert queries[0] == f"{question} Saltmarsh Coast Conference", queries
+    conference = Passage("The Saltmarsh Coast Conference was known as the Fenland Athletic League from 1971 to 1990.",
+                         "Saltmarsh Coast Conference", hop=2)
+    a = responder.answer(question, [team, Passage("The University of Harrow is a public university.",
+                                                  "University of Harrow", hop=2), conference])
+    assert "Fenland Athletic League" in a.text, (a.reasons, a.text)
+
+
 def test_a_question_about_a_message_is_answered_from_messages_beside_prose(responder: ExtractiveResponder) -> None:
     a = responder.answer("When did Caroline go to the support group?", [ADA, CAROLINE, NOVEL])
     assert a.text == 'Caroline said on 8 May 2023: "I went to a support group yesterday (7 May 2023)." [2]'
@@ -542,3 +557,15 @@ def test_the_day_a_question_names_picks_the_message_said_then(responder: Extract
     assert ranked.best_own == pytest.approx(ranked.best_score - responder.config.w_when)
     unrelated = Passage("The weather was lovely for a walk by the sea.", speaker="Gina", timestamp="2023-05-21T10:00")
     assert responder.answer("What painting did Gina finish on 21 May, 2023?", [unrelated]).text == NO_ANSWER
+
+
+def test_a_number_of_the_question_may_be_in_the_title_the_answer_speaks_within(responder: ExtractiveResponder) -> None:
+    season = Passage("The club reached the cup semi-final. Welsh goalkeeper Owain Pryce joined Harrow Rovers as their "
+                     "second keeper in March.", "Harrow Rovers in 2014")
+    keeper = Passage("Owain Pryce is a Welsh goalkeeper. He started his career at Cardiff Corinthians.", "Owain Pryce")
+    question = "Where did the Welsh goalkeeper who joined Harrow Rovers in March, 2014 start his career?"
+    a = responder.answer(question, [season, keeper])
+    assert "Cardiff Corinthians" in a.text and "number_missing" not in a.reasons, (a.reasons, a.text)
+    # A year that neither the answer nor its sources' titles say is still missing.
+    other = responder.answer(question.replace("2014", "2016"), [season, keeper])
+    assert other.text == NO_ANSWER and "number_missing" in other.reasons, (other.reasons, other.text)
