@@ -606,7 +606,8 @@ class ExtractiveResponder:
         pool = first.candidates + [ranking.candidates[i] for i in extra if i >= len(first.candidates)]
         # Asked for several things of a speaker, each message holds one of them and scores lower
         # against the question's word for all of them ("activities") than one fact's message does.
-        speaker = passages[first.best.marker - 1].speaker
+        lead = passages[first.best.marker - 1]
+        speaker = lead.speaker
         # Only when the quoted messages meet what it asks beyond its head and verb ("with her
         # kids", ``_qualified``): otherwise they are things of the speaker's, not the ones asked.
         several = (said and speaker is not None and asks_for_several(question)
@@ -614,7 +615,7 @@ class ExtractiveResponder:
                    and _qualified(qualifier(question, speaker), [first.candidates[i] for i in chosen]))
         verdict = self.examine(question, ranking if extra else first, [*chosen, *extra], speakers, pool,
                                [p.speaker for p in passages], SEVERAL_EASING if several else 0.0,
-                               passages[first.best.marker - 1].text if several else "")
+                               lead.text if several else "")
         if not verdict.answerable:
             return ExtractiveAnswer(NO_ANSWER, [], best, verdict.reasons)
         if said:
